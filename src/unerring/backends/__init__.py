@@ -1,0 +1,19 @@
+"""Model backends behind one small async interface, and the wrappers that stack on it."""
+
+from unerring.backends.base import (
+    Backend,
+    FatalBackendError,
+    Oracle,
+    Sample,
+    SampleRequest,
+    TransportError,
+)
+
+__all__ = [
+    "Backend",
+    "FatalBackendError",
+    "Oracle",
+    "Sample",
+    "SampleRequest",
+    "TransportError",
+]

@@ -1,0 +1,101 @@
+"""The one interface every model backend implements, and the errors it may raise."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class Oracle(Protocol):
+    """What the simulated model may know about a step. Real backends never look at it."""
+
+    def correct(self) -> str:
+        """The correct response text for this step."""
+        ...
+
+    def wrong(self, variant: int) -> str:
+        """Wrong response number `variant` (0-based; wraps around the process's supply)."""
+        ...
+
+    def features(self) -> Mapping[str, int | str | bool]:
+        """The step's features (planted failure modes select steps by them)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRequest:
+    """Ask for `n` samples of one step; sample indices first_index .. first_index + n - 1.
+
+    Sample index 0 of a step is drawn at `first_temperature`, every other at `temperature`
+    (decorrelation: the paper's first vote at 0, later votes at 0.1).
+    """
+
+    prompt: str
+    step: int
+    first_index: int
+    n: int
+    max_tokens: int
+    first_temperature: float = 0.0
+    temperature: float = 0.1
+    system: str | None = None
+    oracle: Oracle | None = None
+
+    def temperature_of(self, index: int) -> float:
+        return self.first_temperature if index == 0 else self.temperature
+
+
+class Sample:
+    """One model response. `label` is ground truth the simulator knows; None elsewhere."""
+
+    __slots__ = ("completion_tokens", "index", "label", "latency_s", "prompt_tokens", "text")
+
+    def __init__(
+        self,
+        text: str,
+        index: int,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        latency_s: float = 0.0,
+        label: str | None = None,
+    ) -> None:
+        self.text = text
+        self.index = index
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.latency_s = latency_s
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"Sample(index={self.index}, text={self.text[:40]!r}..., label={self.label!r})"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A source of samples. Returns exactly `request.n` samples, in index order."""
+
+    @property
+    def model(self) -> str:
+        """The model's name, for prices and the journal (never a secret)."""
+        ...
+
+    async def sample(self, request: SampleRequest) -> list[Sample]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class TransportError(Exception):
+    """A sample could not be fetched. `kind` names the failure for failure analysis."""
+
+    retryable = True
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class FatalBackendError(TransportError):
+    """A failure that retrying cannot fix (bad key, unknown model, malformed request)."""
+
+    retryable = False

@@ -1,0 +1,187 @@
+"""The simulated model: seedable, with a configurable error model, real response text.
+
+Randomness comes from (seed, step, sample index) only, through a counter-based hash, so a
+run is bit-for-bit reproducible whatever the order in which samples are drawn or resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, fields
+from statistics import NormalDist
+
+from unerring.backends.base import Sample, SampleRequest
+from unerring.redflags import estimate_tokens
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+_TO_UNIT = 2.0**-53
+_FILLER = "Let me think about this step carefully once more before answering. " * 60
+_NORMAL = NormalDist()
+
+
+def mix64(x: int) -> int:
+    """splitmix64 finaliser: a fast, well-mixed 64-bit hash of an integer."""
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def unit(h: int) -> float:
+    """A uniform float in [0, 1) from a 64-bit hash."""
+    return (h >> 11) * _TO_UNIT
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Latency per sample in milliseconds: fixed, or log-normal (median, sigma)."""
+
+    median_ms: float = 0.0
+    sigma: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Latency:
+        parts = text.split(":")
+        try:
+            if len(parts) == 1:
+                return cls(float(parts[0]))
+            if parts[0] == "fixed" and len(parts) == 2:
+                return cls(float(parts[1]))
+            if parts[0] == "lognormal" and len(parts) == 3:
+                return cls(float(parts[1]), float(parts[2]))
+        except ValueError:
+            pass
+        raise ValueError(
+            f"latency {text!r} is not MS, fixed:MS or lognormal:MEDIAN_MS:SIGMA"
+        )
+
+    def draw_s(self, u: float) -> float:
+        if self.sigma == 0.0:
+            return self.median_ms / 1000.0
+        z = _NORMAL.inv_cdf(min(max(u, 1e-12), 1 - 1e-12))
+        return self.median_ms * math.exp(self.sigma * z) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Parameters of `sim:` (all optional).
+
+    error: chance a sample is wrong; hard: share of steps that are hard; hard_error: a hard
+    step's error rate; flag: chance a sample is overlong or malformed (half each);
+    wrong_answers: how many distinct wrong answers errors spread over (1 is the worst case
+    for voting); latency: MS, fixed:MS or lognormal:MEDIAN_MS:SIGMA; seed: the run's seed.
+    """
+
+    error: float = 0.01
+    seed: int = 0
+    hard: float = 0.0
+    hard_error: float = 0.5
+    flag: float = 0.0
+    wrong_answers: int = 1
+    latency: Latency = Latency()
+
+    def __post_init__(self) -> None:
+        for name in ("error", "hard", "hard_error", "flag"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"sim parameter {name}={v} must be between 0 and 1")
+        if self.wrong_answers < 1:
+            raise ValueError(f"sim parameter wrong_answers={self.wrong_answers} must be >= 1")
+        if self.latency.median_ms < 0 or self.latency.sigma < 0:
+            raise ValueError("sim parameter latency must not be negative")
+
+    @classmethod
+    def parse(cls, spec: str) -> SimConfig:
+        """Parse 'error=0.01,seed=7,...' (the part after 'sim:')."""
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, object] = {}
+        for item in filter(None, (p.strip() for p in spec.split(","))):
+            name, eq, value = item.partition("=")
+            name = name.strip()
+            if not eq:
+                raise ValueError(f"sim parameter {item!r} is not NAME=VALUE")
+            if name not in known:
+                raise ValueError(
+                    f"unknown sim parameter {name!r} (known: {', '.join(sorted(known))})"
+                )
+            try:
+                if name == "latency":
+                    kwargs[name] = Latency.parse(value)
+                elif name in ("seed", "wrong_answers"):
+                    kwargs[name] = int(value)
+                else:
+                    kwargs[name] = float(value)
+            except ValueError as e:
+                if name == "latency":
+                    raise
+                raise ValueError(f"sim parameter {name}={value!r} is not a number") from e
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        return (
+            f"sim:error={self.error},seed={self.seed},hard={self.hard},"
+            f"hard_error={self.hard_error},flag={self.flag},"
+            f"wrong_answers={self.wrong_answers},"
+            f"latency=lognormal:{self.latency.median_ms}:{self.latency.sigma}"
+        )
+
+
+class SimBackend:
+    """A simulated model that answers any process that provides an oracle."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self._seed_base = mix64(config.seed * 0x100000001B3 + 0x51ED)
+
+    @property
+    def model(self) -> str:
+        return "sim"
+
+    def step_error(self, step: int) -> float:
+        """This step's per-sample error rate (hard steps are drawn from (seed, step))."""
+        c = self.config
+        if c.hard > 0.0 and unit(mix64(self._seed_base ^ (step * 0xD6E8FEB86659FD93))) < c.hard:
+            return c.hard_error
+        return c.error
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        oracle = request.oracle
+        if oracle is None:
+            raise ValueError("the simulated model needs a process that can be simulated")
+        c = self.config
+        err = self.step_error(request.step)
+        flag = c.flag
+        prompt_tokens = estimate_tokens(request.prompt)
+        base = mix64(self._seed_base + request.step)
+        out: list[Sample] = []
+        longest = 0.0
+        for i in range(request.first_index, request.first_index + request.n):
+            h = mix64(base ^ (i * 0x9E3779B97F4A7C15 & _M64))
+            label = "correct"
+            if flag and unit(mix64(h ^ 0xF1A6)) < flag:
+                if h & 1:
+                    text = _FILLER + oracle.correct()
+                    label = "flag:overlong"
+                else:
+                    good = oracle.correct()
+                    text = good[: len(good) // 2]
+                    label = "flag:malformed"
+            elif unit(h) < err:
+                variant = int(unit(mix64(h ^ 0x3E7)) * c.wrong_answers)
+                text = oracle.wrong(variant)
+                label = f"wrong:{variant}"
+            else:
+                text = oracle.correct()
+            latency = 0.0
+            if c.latency.median_ms:
+                latency = c.latency.draw_s(unit(mix64(h ^ 0x1A7)))
+                longest = max(longest, latency)
+            out.append(Sample(text, i, prompt_tokens, estimate_tokens(text), latency, label))
+        if longest:
+            # the n samples of one request are drawn concurrently: they take the longest
+            await asyncio.sleep(longest)
+        return out
+
+    async def aclose(self) -> None:
+        return None

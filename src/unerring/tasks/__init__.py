@@ -1,0 +1,1 @@
+"""Built-in processes. Each uses only the public API (`unerring.process`)."""

@@ -1,0 +1,63 @@
+"""First-to-ahead-by-k voting (pure: no I/O, no asyncio)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+
+class Tally:
+    """Votes for one step; decided once one key leads every other key by k.
+
+    After the decision the tally is frozen: later votes are refused, so a sample drawn in
+    the same parallel round as the deciding one can never change the outcome.
+    """
+
+    __slots__ = ("counts", "k", "leader", "lead", "runner_up", "votes", "winner")
+
+    def __init__(self, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        self.k = k
+        self.counts: dict[Hashable, int] = {}
+        self.votes = 0
+        self.leader: Hashable | None = None
+        self.lead = 0  # leader's count minus the best other count
+        self.runner_up = 0
+        self.winner: Hashable | None = None
+
+    @property
+    def decided(self) -> bool:
+        return self.votes > 0 and self.lead >= self.k
+
+    def add(self, key: Hashable) -> bool:
+        """Count one valid vote; return True if this vote decided the step."""
+        if self.decided:
+            raise RuntimeError("step already decided: no vote is counted after the decision")
+        counts = self.counts
+        c = counts.get(key, 0) + 1
+        counts[key] = c
+        self.votes += 1
+        if key == self.leader:
+            self.lead = c - self.runner_up
+        elif self.leader is None or c > counts[self.leader]:
+            # a new leader: the old leader is now the best of the others
+            old = 0 if self.leader is None else counts[self.leader]
+            self.leader = key
+            self.runner_up = old
+            self.lead = c - old
+        else:
+            if c > self.runner_up:
+                self.runner_up = c
+            self.lead = counts[self.leader] - self.runner_up  # type: ignore[index]
+        if self.lead >= self.k:
+            self.winner = self.leader
+            return True
+        return False
+
+    def needed(self) -> int:
+        """Fewest further votes that could decide the step (all going to the leader)."""
+        return self.k - self.lead if self.votes else self.k
+
+    def plurality(self) -> Hashable | None:
+        """The key with most votes (first to reach that count wins ties)."""
+        return self.leader
