@@ -1,0 +1,88 @@
+"""A small real HTTP server on 127.0.0.1 that speaks just enough of the OpenAI API.
+
+Tests script its answers with `behaviour`; it records every request it receives.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Reply = tuple[int, dict[str, str], bytes]
+Behaviour = Callable[[str, dict[str, Any], dict[str, str]], Reply]
+
+
+def completion_reply(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+    """A well-formed answer with `n` choices: text 'answer I T' (choice I, temperature T)."""
+    n = int(body.get("n", 1))
+    t = body.get("temperature")
+    choices: list[dict[str, Any]] = []
+    for i in range(n):
+        text = f"answer {i} {t}"
+        if path.endswith("chat/completions"):
+            choices.append({"index": i, "message": {"role": "assistant", "content": text}})
+        else:
+            choices.append({"index": i, "text": text})
+    choices.reverse()  # servers may list choices in any order; the index says which
+    usage = {"prompt_tokens": 11, "completion_tokens": 3 * n, "total_tokens": 11 + 3 * n}
+    return (
+        200,
+        {"Content-Type": "application/json"},
+        json.dumps({"choices": choices, "usage": usage}).encode(),
+    )
+
+
+@dataclass
+class FakeServer:
+    url: str
+    behaviour: Behaviour = completion_reply
+    requests: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+
+
+@contextmanager
+def fake_openai(behaviour: Behaviour = completion_reply) -> Iterator[FakeServer]:
+    state = FakeServer(url="", behaviour=behaviour)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {}
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.requests.append((self.path, body, headers))
+            status, extra, payload = state.behaviour(self.path, body, headers)
+            try:
+                self.send_response(status)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test): nothing left to answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -1,0 +1,226 @@
+"""The OpenAI-compatible backend against a small real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from fake_openai import Reply, completion_reply, fake_openai
+from unerring.backends.base import FatalBackendError, SampleRequest, TransportError
+from unerring.backends.openai import OpenAICompatible, OpenAIConfig
+
+KEY = "sk-test-PLANTED-0000"
+
+
+def _req(first: int = 0, n: int = 1, **kw: Any) -> SampleRequest:
+    return SampleRequest(
+        prompt="2 + 2 =",
+        step=7,
+        first_index=first,
+        n=n,
+        max_tokens=5,
+        first_temperature=0.0,
+        temperature=0.7,
+        **kw,
+    )
+
+
+def _sample(url: str, request: SampleRequest, **cfg: Any) -> Any:
+    async def go() -> Any:
+        backend = OpenAICompatible(OpenAIConfig(model="m", base_url=url, **cfg), api_key=KEY)
+        try:
+            return await backend.sample(request)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def _status(code: int, body: object, headers: dict[str, str] | None = None) -> Any:
+    def reply(path: str, req: dict[str, Any], h: dict[str, str]) -> Reply:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return code, {"Content-Type": "application/json", **(headers or {})}, raw
+
+    return reply
+
+
+def test_chat_sends_system_and_prompt_and_key() -> None:
+    with fake_openai() as srv:
+        out = _sample(srv.url, _req(system="You add numbers."), api="chat")
+    assert [s.text for s in out] == ["answer 0 0.0"]
+    path, body, headers = srv.requests[0]
+    assert path == "/v1/chat/completions"
+    assert body["messages"] == [
+        {"role": "system", "content": "You add numbers."},
+        {"role": "user", "content": "2 + 2 ="},
+    ]
+    assert body["model"] == "m" and body["max_tokens"] == 5
+    assert headers["authorization"] == f"Bearer {KEY}"
+    assert out[0].prompt_tokens == 11 and out[0].completion_tokens == 3
+
+
+def test_completions_uses_prompt_and_n_in_index_order() -> None:
+    with fake_openai() as srv:
+        out = _sample(srv.url, _req(first=3, n=4), api="completions")
+    assert len(srv.requests) == 1
+    path, body, _ = srv.requests[0]
+    assert path == "/v1/completions" and body["prompt"] == "2 + 2 =" and body["n"] == 4
+    assert [s.index for s in out] == [3, 4, 5, 6]
+    assert [s.text for s in out] == [f"answer {i} 0.7" for i in range(4)]
+    # usage is for the whole request: split so that the sums stay exact
+    assert sum(s.prompt_tokens or 0 for s in out) == 11
+    assert sum(s.completion_tokens or 0 for s in out) == 12
+
+
+def test_sample_zero_goes_alone_at_its_own_temperature() -> None:
+    with fake_openai() as srv:
+        out = _sample(srv.url, _req(first=0, n=3), api="completions")
+    temps = sorted((b.get("n", 1), b["temperature"]) for _, b, _ in srv.requests)
+    assert temps == [(1, 0.0), (2, 0.7)]
+    assert [s.index for s in out] == [0, 1, 2]
+    assert out[0].text == "answer 0 0.0" and out[2].text == "answer 1 0.7"
+
+
+def test_server_ignoring_n_is_topped_up_and_then_asked_separately() -> None:
+    def one_choice(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+        return completion_reply(path, {**body, "n": 1}, h)
+
+    async def go(url: str) -> tuple[list[str], list[str]]:
+        b = OpenAICompatible(OpenAIConfig("m", url, api="completions"), api_key=KEY)
+        first = await b.sample(_req(first=1, n=3))
+        second = await b.sample(_req(first=4, n=2))
+        await b.aclose()
+        return [s.text for s in first], [s.text for s in second]
+
+    with fake_openai(one_choice) as srv:
+        first, second = asyncio.run(go(srv.url))
+        assert len(first) == 3 and len(second) == 2
+        # 1 request with n=3 answered once + 2 top-ups; then 2 separate requests without n
+        assert [b.get("n", 1) for _, b, _ in srv.requests] == [3, 1, 1, 1, 1]
+
+
+def test_separate_mode_never_sends_n() -> None:
+    with fake_openai() as srv:
+        out = _sample(srv.url, _req(first=1, n=3), api="completions", n_mode="separate")
+    assert len(out) == 3 and len(srv.requests) == 3
+    assert all("n" not in b for _, b, _ in srv.requests)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [(401, "auth"), (403, "auth"), (404, "not_found"), (400, "bad_request"), (422, "bad_request")],
+)
+def test_client_errors_are_fatal_and_name_the_cause(code: int, kind: str) -> None:
+    with (
+        fake_openai(_status(code, {"error": {"message": "nope"}})) as srv,
+        pytest.raises(FatalBackendError) as info,
+    ):
+        _sample(srv.url, _req())
+    assert info.value.kind == kind and not info.value.retryable
+    assert f"HTTP {code}" in str(info.value) and "nope" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_rate_limit_carries_retry_after() -> None:
+    with (
+        fake_openai(_status(429, {"error": "slow down"}, {"Retry-After": "3"})) as srv,
+        pytest.raises(TransportError) as info,
+    ):
+        _sample(srv.url, _req())
+    assert info.value.kind == "rate_limit" and info.value.retry_after == 3.0
+    assert info.value.retryable
+
+
+@pytest.mark.parametrize("code", [500, 502, 503])
+def test_server_errors_are_retryable(code: int) -> None:
+    with (
+        fake_openai(_status(code, {"error": "boom"})) as srv,
+        pytest.raises(TransportError) as info,
+    ):
+        _sample(srv.url, _req())
+    assert info.value.kind == "server_error" and info.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"<html>Bad Gateway</html>", "non-JSON"),
+        ({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 0}}, "empty choice"),
+        ({"choices": [{"index": 0}]}, "no text"),
+        ([1, 2], "not an object"),
+    ],
+)
+def test_malformed_answers(body: object, words: str) -> None:
+    with fake_openai(_status(200, body)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions")
+    assert info.value.kind == "malformed" and words in str(info.value)
+
+
+def test_missing_usage_stops_unless_estimates_are_allowed() -> None:
+    body = {"choices": [{"index": 0, "text": "four"}]}
+    with fake_openai(_status(200, body)) as srv:
+        with pytest.raises(FatalBackendError) as info:
+            _sample(srv.url, _req(), api="completions")
+        out = _sample(srv.url, _req(), api="completions", require_usage=False)
+    assert info.value.kind == "no_usage" and "usage" in str(info.value)
+    assert out[0].text == "four" and out[0].prompt_tokens == 2 and out[0].completion_tokens == 1
+
+
+def test_null_chat_content_is_an_empty_answer() -> None:
+    body = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 0},
+    }
+    with fake_openai(_status(200, body)) as srv:
+        out = _sample(srv.url, _req(), api="chat")
+    assert out[0].text == ""
+
+
+def test_unreachable_server_is_a_reset() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TransportError) as info:
+        _sample(f"http://127.0.0.1:{port}/v1", _req())
+    assert info.value.kind == "reset" and f"127.0.0.1:{port}" in str(info.value)
+
+
+def test_slow_server_is_a_timeout() -> None:
+    def slow(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+        time.sleep(0.5)
+        return completion_reply(path, body, h)
+
+    with fake_openai(slow) as srv:
+        started = time.perf_counter()
+        with pytest.raises(TransportError) as info:
+            _sample(srv.url, _req(), timeout_s=0.1)
+        assert time.perf_counter() - started < 0.45
+    assert info.value.kind == "timeout"
+
+
+def test_key_never_appears_in_errors_or_repr() -> None:
+    def echo_auth(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+        # a careless server that echoes the Authorization header in its error
+        return 401, {}, json.dumps({"error": {"message": f"bad {h['authorization']}"}}).encode()
+
+    with fake_openai(echo_auth) as srv, pytest.raises(FatalBackendError) as info:
+        _sample(srv.url, _req())
+    assert KEY not in str(info.value) and KEY not in repr(info.value)
+    assert "***" in str(info.value)
+    backend = OpenAICompatible(OpenAIConfig("m", "http://127.0.0.1:9/v1"), api_key=KEY)
+    assert KEY not in repr(backend) and KEY not in str(backend)
+    asyncio.run(backend.aclose())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"api": "rest"}, {"n_mode": "many"}, {"base_url": "127.0.0.1:80"}, {"timeout_s": 0}],
+)
+def test_bad_config_is_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        OpenAIConfig("m", **kwargs)
