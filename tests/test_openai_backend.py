@@ -59,7 +59,7 @@ def test_chat_sends_system_and_prompt_and_key() -> None:
         {"role": "system", "content": "You add numbers."},
         {"role": "user", "content": "2 + 2 ="},
     ]
-    assert body["model"] == "m" and body["max_tokens"] == 5
+    assert body["model"] == "m" and body["max_tokens"] == 6
     assert headers["authorization"] == f"Bearer {KEY}"
     assert out[0].prompt_tokens == 11 and out[0].completion_tokens == 3
 

@@ -144,7 +144,8 @@ class OpenAICompatible:
         c = self.config
         body: dict[str, Any] = {
             "model": c.model,
-            "max_tokens": request.max_tokens,
+            # one token over the red-flag limit, so that an overlong answer shows as one
+            "max_tokens": request.max_tokens + 1,
             "temperature": temperature,
         }
         if n != 1:
