@@ -192,15 +192,20 @@ class Hanoi(Process[State, HAnswer]):
 
     # -- simulation -----------------------------------------------------------------------
     def solve(self, state: State, step: int) -> HAnswer:
+        """The strategy's move. Total: after a wrong decision the state may break the rules
+        (disk 1 buried, a disk on a smaller one) and the simulator still needs an answer."""
         pegs, prev = state
-        if prev is None or prev[0] != 1:
-            src = next(i for i in range(3) if pegs[i] and pegs[i][-1] == 1)
-            move: Move = (1, src, (src + self.direction) % 3)
-        else:
+        if prev is not None and prev[0] == 1:
             a, b = (i for i in range(3) if not pegs[i] or pegs[i][-1] != 1)
             ta = pegs[a][-1] if pegs[a] else 0
             tb = pegs[b][-1] if pegs[b] else 0
-            move = (ta, a, b) if tb == 0 or (ta and ta < tb) else (tb, b, a)
+            if ta or tb:
+                move = (ta, a, b) if tb == 0 or (ta and ta < tb) else (tb, b, a)
+                return (move, apply_move(pegs, move))
+        src = next((i for i in range(3) if pegs[i] and pegs[i][-1] == 1), None)
+        if src is None:  # disk 1 is not on top anywhere: move the smallest top disk
+            src = min((i for i in range(3) if pegs[i]), key=lambda i: pegs[i][-1])
+        move = (pegs[src][-1], src, (src + self.direction) % 3)
         return (move, apply_move(pegs, move))
 
     def render(self, answer: HAnswer) -> str:
