@@ -59,7 +59,7 @@ class Process(Generic[S, A]):
 
     def key(self, answer: A) -> Hashable:
         """What votes are compared by. Default: the answer itself (it must be hashable)."""
-        return answer  # type: ignore[return-value]
+        return answer
 
     def validate(self, state: S, answer: A) -> bool:
         """A user-supplied red flag: False discards the sample (counted as `invalid`)."""

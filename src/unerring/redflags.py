@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Flag(str, Enum):
+class Flag(StrEnum):
     """Why a sample was discarded. Each kind is counted separately."""
 
     OVERLONG = "overlong"  # response longer than the token limit

@@ -124,3 +124,30 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     centre = (phat + z * z / (2 * trials)) / denom
     half = z * math.sqrt(phat * (1 - phat) / trials + z * z / (4 * trials * trials)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def k_min_mixture(
+    components: list[tuple[float, float]], steps: int, target: float, k_max: int = 1000
+) -> int:
+    """Smallest k reaching `target` when steps differ: components are (error rate, share).
+
+    Errors that are not i.i.d. across steps (a share of hard steps) need a larger k than the
+    mean error rate suggests; the product of per-step success rates gives the honest plan.
+    """
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target must be in (0, 1), got {target}")
+    for err, share in components:
+        if share > 0 and err >= 0.5:
+            raise ValueError(
+                f"{share:.0%} of steps have an error rate of {err:.3g}: at 0.5 or more "
+                "voting cannot converge; no k reaches the target"
+            )
+    log_t = math.log(target)
+    for k in range(1, k_max + 1):
+        log_p = 0.0
+        for err, share in components:
+            if share > 0 and err > 0:
+                log_p -= steps * share * math.log1p(_odds(1.0 - err) ** k)
+        if log_p >= log_t:
+            return k
+    raise ValueError(f"no k up to {k_max} reaches the target {target}")

@@ -12,7 +12,7 @@ class Tally:
     the same parallel round as the deciding one can never change the outcome.
     """
 
-    __slots__ = ("counts", "k", "leader", "lead", "runner_up", "votes", "winner")
+    __slots__ = ("counts", "k", "lead", "leader", "runner_up", "votes", "winner")
 
     def __init__(self, k: int) -> None:
         if k < 1:
@@ -31,25 +31,26 @@ class Tally:
 
     def add(self, key: Hashable) -> bool:
         """Count one valid vote; return True if this vote decided the step."""
-        if self.decided:
+        if self.winner is not None or (self.votes and self.lead >= self.k):
             raise RuntimeError("step already decided: no vote is counted after the decision")
         counts = self.counts
         c = counts.get(key, 0) + 1
         counts[key] = c
         self.votes += 1
-        if key == self.leader:
-            self.lead = c - self.runner_up
-        elif self.leader is None or c > counts[self.leader]:
+        leader = self.leader
+        if key == leader:  # the common case: another vote for the leader
+            lead = self.lead = c - self.runner_up
+        elif leader is None or c > counts[leader]:
             # a new leader: the old leader is now the best of the others
-            old = 0 if self.leader is None else counts[self.leader]
+            old = 0 if leader is None else counts[leader]
             self.leader = key
             self.runner_up = old
-            self.lead = c - old
+            lead = self.lead = c - old
         else:
             if c > self.runner_up:
                 self.runner_up = c
-            self.lead = counts[self.leader] - self.runner_up  # type: ignore[index]
-        if self.lead >= self.k:
+            lead = self.lead = counts[leader] - self.runner_up
+        if lead >= self.k:
             self.winner = self.leader
             return True
         return False

@@ -22,13 +22,17 @@ class Oracle(Protocol):
         """The step's features (planted failure modes select steps by them)."""
         ...
 
+    def notes(self) -> tuple[str, ...]:
+        """The mistake notes put in this step's prompt (a planted mode may heed one)."""
+        ...
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)  # not frozen: one is made per voting round, and frozen init is slow
 class SampleRequest:
     """Ask for `n` samples of one step; sample indices first_index .. first_index + n - 1.
 
     Sample index 0 of a step is drawn at `first_temperature`, every other at `temperature`
-    (decorrelation: the paper's first vote at 0, later votes at 0.1).
+    (decorrelation: the paper's first vote at 0, later votes at 0.1). Treat as immutable.
     """
 
     prompt: str

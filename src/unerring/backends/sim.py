@@ -52,9 +52,7 @@ class Latency:
                 return cls(float(parts[1]), float(parts[2]))
         except ValueError:
             pass
-        raise ValueError(
-            f"latency {text!r} is not MS, fixed:MS or lognormal:MEDIAN_MS:SIGMA"
-        )
+        raise ValueError(f"latency {text!r} is not MS, fixed:MS or lognormal:MEDIAN_MS:SIGMA")
 
     def draw_s(self, u: float) -> float:
         if self.sigma == 0.0:
@@ -154,30 +152,38 @@ class SimBackend:
         flag = c.flag
         prompt_tokens = estimate_tokens(request.prompt)
         base = mix64(self._seed_base + request.step)
+        good = oracle.correct()
+        good_tokens = estimate_tokens(good)
         out: list[Sample] = []
         longest = 0.0
         for i in range(request.first_index, request.first_index + request.n):
-            h = mix64(base ^ (i * 0x9E3779B97F4A7C15 & _M64))
-            label = "correct"
+            # mix64(base ^ (i * golden)), inlined: this loop runs for every sample
+            h = ((base ^ (i * 0x9E3779B97F4A7C15 & _M64)) + 0x9E3779B97F4A7C15) & _M64
+            h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+            h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _M64
+            h ^= h >> 31
             if flag and unit(mix64(h ^ 0xF1A6)) < flag:
                 if h & 1:
-                    text = _FILLER + oracle.correct()
+                    text = _FILLER + good
                     label = "flag:overlong"
                 else:
-                    good = oracle.correct()
                     text = good[: len(good) // 2]
                     label = "flag:malformed"
-            elif unit(h) < err:
+                tokens = estimate_tokens(text)
+            elif (h >> 11) * _TO_UNIT < err:
                 variant = int(unit(mix64(h ^ 0x3E7)) * c.wrong_answers)
                 text = oracle.wrong(variant)
+                tokens = estimate_tokens(text)
                 label = f"wrong:{variant}"
             else:
-                text = oracle.correct()
+                text = good
+                tokens = good_tokens
+                label = "correct"
             latency = 0.0
             if c.latency.median_ms:
                 latency = c.latency.draw_s(unit(mix64(h ^ 0x1A7)))
                 longest = max(longest, latency)
-            out.append(Sample(text, i, prompt_tokens, estimate_tokens(text), latency, label))
+            out.append(Sample(text, i, prompt_tokens, tokens, latency, label))
         if longest:
             # the n samples of one request are drawn concurrently: they take the longest
             await asyncio.sleep(longest)

@@ -1,0 +1,3 @@
+from unerring.cli.main import main
+
+raise SystemExit(main())

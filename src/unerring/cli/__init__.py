@@ -1,0 +1,1 @@
+"""The `unerring` command line."""

@@ -1,0 +1,567 @@
+"""`unerring`: run, resume, plan and inspect long voted LLM processes."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from unerring import __version__, reliability
+from unerring.calibrate import run_calibration
+from unerring.cli.args import (
+    Parser,
+    add_task_options,
+    number,
+    positive_int,
+    probability,
+    unit_interval,
+)
+from unerring.engine import Budget, Engine
+from unerring.journal.store import DEFAULT_STORE, MEMORY, RunRecord, Store, StoreError
+from unerring.models import make_backend, parse_model
+from unerring.progress import Progress
+from unerring.runner import RunOptions, RunResult, Session, UsageError, execute, summary
+from unerring.tasks.registry import TASKS, get_task
+
+
+def _task_options(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    try:
+        spec = get_task(task)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    own = {o.name for o in spec.options}
+    out: dict[str, Any] = {}
+    for name, value in vars(args).items():
+        if not name.startswith("task_") or name == "task_name" or value is None:
+            continue
+        opt = name[5:]
+        if opt not in own:
+            raise UsageError(f"--{opt.replace('_', '-')} is not an option of task {task!r}")
+        o = next(o for o in spec.options if o.name == opt)
+        try:
+            out[opt] = o.type(value)
+        except ValueError:
+            raise UsageError(f"{o.flag} {value!r} is not a {o.type.__name__}") from None
+    for o in spec.options:
+        out.setdefault(o.name, o.default)
+    return out
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+    return Budget(args.max_samples, args.max_cost, args.max_tokens_total)
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+
+    def make(engine: Engine, run: RunRecord) -> AbstractContextManager[Any]:
+        return Progress(engine.stats, run.steps_total)
+
+    return make
+
+
+def _print_result(result: RunResult, as_json: bool) -> int:
+    s = result.summary
+    if as_json:
+        print(json.dumps(s))
+    else:
+        total = f"/{s['steps_total']:,}" if s["steps_total"] else ""
+        errors = "no checker" if s["errors"] is None else f"{s['errors']} errors"
+        print(
+            f"run {s['run_id']} {s['status']}: {s['steps_decided']:,}{total} steps, "
+            f"{errors}, {s['samples']:,} samples ({s['samples_per_step']:.2f}/step, k={s['k']}), "
+            f"{s['red_flags']:,} red flags, {s['undecided']} undecided, "
+            f"{s['wall_s']:.2f} s ({s['us_per_step']:.1f} us/step)"
+        )
+        if s["cost"] or s["prompt_tokens"]:
+            print(
+                f"tokens {s['prompt_tokens']:,} in / {s['completion_tokens']:,} out, "
+                f"cost ${s['cost']:.4f}"
+            )
+    if s["status"] != "completed":
+        resume = f"unerring resume {s['run_id']}"
+        if s["store"] != DEFAULT_STORE:
+            resume += f" --store {s['store']}"
+        hint = "" if s["store"] == MEMORY else f"; resume with: {resume}"
+        print(f"unerring: run {s['status']}: {s['reason']}{hint}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _session(args: argparse.Namespace) -> Session:
+    return Session(
+        store=args.store,
+        durability=args.durability,
+        budget=_budget(args),
+        progress=_progress(not args.json and not args.quiet),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    options = RunOptions(
+        task=args.task_name,
+        task_options=_task_options(args, args.task_name),
+        model=args.model,
+        k=args.k,
+        target=args.target,
+        error_rate=args.error_rate,
+        first_temperature=args.first_temperature,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        max_samples_per_step=args.max_samples_per_step,
+        on_undecided=args.on_undecided,
+        parallel=args.parallel,
+        record=args.record,
+    )
+    result = execute(
+        options, _session(args), args.run_id, on_start=None if args.json else _announce(args.store)
+    )
+    return _print_result(result, args.json)
+
+
+def _announce(store: str) -> Any:
+    def announce(run: RunRecord, k: int) -> None:
+        where = "" if store == DEFAULT_STORE else f" --store {store}"
+        print(
+            f"unerring: run {run.run_id}: {run.task} on {run.config['model']}, k={k}, "
+            f"store {store}; if stopped, resume with: "
+            f"unerring resume {run.run_id}{where}",
+            file=sys.stderr,
+        )
+
+    return announce
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    store = Store(args.store, read_only=True)
+    run = store.get_run(args.run_id)
+    store.close()
+    if run is None:
+        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+    options = RunOptions.from_config(run.config)
+    given = _task_options(args, run.task)
+    explicit = {k: v for k, v in given.items() if getattr(args, f"task_{k}", None) is not None}
+    if explicit:
+        merged = dict(options.task_options)
+        merged.update(explicit)
+        options = RunOptions(**{**options.__dict__, "task_options": merged})
+    if args.model is not None and args.model != options.model:
+        options = RunOptions(**{**options.__dict__, "model": args.model})
+    result = execute(
+        options,
+        _session(args),
+        run.run_id,
+        resume=True,
+        on_start=None if args.json else _announce(args.store),
+    )
+    return _print_result(result, args.json)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    if args.calibrate:
+        return _calibrate(args)
+    if args.error_rate is None or args.steps is None:
+        raise UsageError("plan needs --error-rate E and --steps S (or --calibrate TASK)")
+    if not 0.0 < args.error_rate < 1.0:
+        raise UsageError(f"--error-rate must be strictly between 0 and 1, got {args.error_rate}")
+    try:
+        plan = reliability.plan(
+            args.error_rate,
+            args.steps,
+            args.target,
+            args.valid_rate,
+            args.cost_per_sample,
+            k=args.k,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    d = plan.as_dict()
+    if args.json:
+        print(json.dumps(d))
+        return 0
+    print(f"steps {plan.steps:,}, per-sample error {1 - plan.p:.4g}, target {plan.target}")
+    print(f"k_min        {plan.k}")
+    print(f"p_sub        {plan.p_sub:.10f}  (one step decided right)")
+    print(f"p_full       {plan.p_full:.6f}  (every step right)")
+    print(f"samples/step {plan.samples_per_step:.3f}  (valid rate {plan.valid_rate})")
+    print(f"samples      {plan.samples_total:,.0f}")
+    if plan.cost_total is not None:
+        print(f"cost         ${plan.cost_total:,.2f}  (${plan.cost_per_sample} per sample)")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    task = args.calibrate
+    options = _task_options(args, task)
+    try:
+        process = get_task(task).make(options)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    try:
+        spec = parse_model(args.model or "sim:error=0.01")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    backend = make_backend(spec)
+    cal = run_calibration(
+        process,
+        backend,
+        args.samples,
+        simulate=spec.sim is not None,
+        seed=spec.sim.seed if spec.sim else 0,
+    )
+    steps = args.steps or process.total_steps()
+    out = cal.as_dict()
+    out["task"] = task
+    out["model"] = spec.text
+    plan = None
+    if steps and 0.5 < cal.p < 1.0:
+        plan = reliability.plan(
+            1.0 - cal.p, steps, args.target, max(cal.valid_rate, 1e-9), args.cost_per_sample
+        )
+        out["plan"] = plan.as_dict()
+    elif cal.p >= 1.0:
+        out["plan"] = None
+        out["note"] = "no error in the sample: take more samples for a usable estimate"
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"calibrated {task} on {spec.text}: {cal.steps} steps, {cal.samples} samples")
+        print(f"p            {cal.p:.4f}  (95% CI {cal.p_low:.4f}-{cal.p_high:.4f})")
+        print(f"valid rate   {cal.valid_rate:.4f}")
+        print(
+            f"collisions   {cal.collisions} of {cal.steps} steps "
+            f"(first two samples wrong and equal)"
+        )
+        if plan is not None:
+            print(
+                f"plan         k={plan.k} for {steps:,} steps at target {args.target}: "
+                f"{plan.samples_per_step:.2f} samples/step, p_full {plan.p_full:.4f}"
+            )
+    for w in cal.warnings:
+        print(f"unerring: warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _open_read(path: str) -> Store:
+    return Store(path, read_only=path != MEMORY)
+
+
+def _status_line(run: RunRecord) -> dict[str, Any]:
+    total = run.steps_total
+    decided = int(run.stats.get("steps_decided", 0))
+    return {
+        "run_id": run.run_id,
+        "task": run.task,
+        "status": run.status,
+        "steps_decided": decided,
+        "steps_total": total,
+        "progress": decided / total if total else None,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
+        "last_activity": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.updated)),
+    }
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _open_read(args.store)
+    runs = [_status_line(r) for r in store.list_runs()]
+    if args.json:
+        print(json.dumps(runs))
+        return 0
+    if not runs:
+        print(f"no runs in {args.store}")
+        return 0
+    print(f"{'RUN':<36} {'TASK':<10} {'STATUS':<10} {'PROGRESS':>20}  {'STARTED':<19}  LAST")
+    for r in runs:
+        total = f"/{r['steps_total']:,}" if r["steps_total"] else ""
+        prog = f"{r['steps_decided']:,}{total}"
+        print(
+            f"{r['run_id']:<36} {r['task']:<10} {r['status']:<10} {prog:>20}  "
+            f"{r['started']:<19}  {r['last_activity']}"
+        )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _open_read(args.store)
+    run = store.get_run(args.run_id)
+    if run is None:
+        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+    attempts = store.attempts(run)
+    s = summary(run, run.stats, None, store, len(attempts))
+    s["progress"] = _status_line(run)["progress"]
+    s["last_activity"] = _status_line(run)["last_activity"]
+    s["config"] = run.config
+    if args.json:
+        print(json.dumps(s))
+        return 0
+    for key in (
+        "run_id",
+        "task",
+        "task_options",
+        "model",
+        "k",
+        "status",
+        "reason",
+        "steps_decided",
+        "steps_total",
+        "errors",
+        "undecided",
+        "samples",
+        "samples_per_step",
+        "red_flags",
+        "flags",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "transport_failures",
+        "wall_s",
+        "us_per_step",
+        "attempts",
+        "last_activity",
+    ):
+        value = s[key]
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        print(f"{key:<18} {value}")
+    return 0
+
+
+def _rows(store: Store, run: RunRecord, what: str) -> Iterator[dict[str, Any]]:
+    rows = store.decisions(run) if what == "decisions" else store.samples(run)
+    for row in rows:
+        d = dict(row)
+        d.pop("run", None)
+        yield d
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _open_read(args.store)
+    run = store.get_run(args.run_id)
+    if run is None:
+        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+    out = sys.stdout
+    rows = _rows(store, run, args.what)
+    if args.format == "jsonl":
+        for d in rows:
+            out.write(json.dumps(d) + "\n")
+    else:
+        writer: Any = None
+        for d in rows:
+            if writer is None:
+                writer = csv.DictWriter(out, fieldnames=list(d))
+                writer.writeheader()
+            writer.writerow(d)
+    out.flush()
+    return 0
+
+
+def _add_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help=f"journal file (default {DEFAULT_STORE}; ':memory:' keeps nothing)",
+    )
+
+
+def _add_run_session(p: argparse.ArgumentParser) -> None:
+    _add_store(p)
+    p.add_argument(
+        "--durability",
+        choices=("group", "sync"),
+        default="group",
+        help="group: commit in groups every 200 ms off the step loop (default); "
+        "sync: commit and fsync each decision before the next step",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON summary, no progress")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--max-samples", type=positive_int, help="stop cleanly at this many samples")
+    p.add_argument("--max-cost", type=number, help="stop cleanly at this cost in dollars")
+    p.add_argument(
+        "--max-tokens-total",
+        type=positive_int,
+        help="stop cleanly at this many tokens (prompt + completion)",
+    )
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="unerring", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"unerring {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        help="run a process, voting on every step",
+        description="Run a process, voting on every step.",
+    )
+    run.add_argument("task_name", metavar="TASK", help=f"one of: {', '.join(TASKS)}")
+    add_task_options(run)
+    run.add_argument(
+        "--model",
+        default="sim:error=0.01",
+        help="model spec, e.g. sim:error=0.01,seed=7 (default sim:error=0.01)",
+    )
+    run.add_argument("--k", type=positive_int, help="vote margin (default: planned from --target)")
+    run.add_argument(
+        "--target",
+        type=probability,
+        default=0.95,
+        help="probability that every step is right, to plan k (default 0.95)",
+    )
+    run.add_argument(
+        "--error-rate",
+        type=probability,
+        help="the model's per-sample error rate, to plan k for a real model",
+    )
+    run.add_argument("--run-id", help="name the run (default: generated and printed)")
+    run.add_argument(
+        "--first-temperature",
+        type=number,
+        default=0.0,
+        help="temperature of each step's first sample (default 0)",
+    )
+    run.add_argument(
+        "--temperature",
+        type=number,
+        default=0.1,
+        help="temperature of the other samples (default 0.1)",
+    )
+    run.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=750,
+        help="red-flag responses longer than this many tokens (default 750)",
+    )
+    run.add_argument(
+        "--max-samples-per-step", type=positive_int, help="cap on samples per step (default 50 x k)"
+    )
+    run.add_argument(
+        "--on-undecided",
+        choices=("stop", "plurality"),
+        default="stop",
+        help="when a step hits the cap: stop the run (default) or take the "
+        "plurality and mark the step",
+    )
+    run.add_argument(
+        "--parallel",
+        type=positive_int,
+        default=1,
+        help="samples drawn per round after the first (at least the fewest "
+        "that could decide; default 1)",
+    )
+    run.add_argument(
+        "--record",
+        choices=("decisions", "contested", "samples"),
+        default="contested",
+        help="samples kept in the journal: none, those of contested or flagged "
+        "steps (default), or all",
+    )
+    _add_run_session(run)
+    run.set_defaults(func=cmd_run)
+
+    resume = sub.add_parser(
+        "resume",
+        help="continue a stopped run from its last decision",
+        description="Continue a stopped run from its last committed "
+        "decision; no decided step is sampled again.",
+    )
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--model", help="must equal the journal's (checked)")
+    add_task_options(resume)
+    _add_run_session(resume)
+    resume.set_defaults(func=cmd_resume)
+
+    plan = sub.add_parser(
+        "plan",
+        help="plan k, samples and cost before spending anything",
+        description="Plan k, samples and cost; or --calibrate to measure "
+        "the model's success rate first.",
+    )
+    plan.add_argument("--error-rate", type=number, help="per-sample error rate 1 - p")
+    plan.add_argument("--steps", type=positive_int, help="number of steps")
+    plan.add_argument(
+        "--target",
+        type=probability,
+        default=0.95,
+        help="probability that every step is right (default 0.95)",
+    )
+    plan.add_argument(
+        "--valid-rate",
+        type=unit_interval,
+        default=1.0,
+        help="share of samples that pass the red flags (default 1)",
+    )
+    plan.add_argument("--cost-per-sample", type=number, help="dollars per sample")
+    plan.add_argument("--k", type=positive_int, help="evaluate this k instead of k_min")
+    plan.add_argument(
+        "--calibrate", metavar="TASK", help="measure p on sampled steps of TASK with --model"
+    )
+    plan.add_argument("--model", help="model to calibrate (with --calibrate)")
+    plan.add_argument(
+        "--samples",
+        type=positive_int,
+        default=200,
+        help="steps to sample when calibrating (default 200)",
+    )
+    add_task_options(plan)
+    plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.set_defaults(func=cmd_plan)
+
+    runs = sub.add_parser("runs", help="list the runs in a store")
+    _add_store(runs)
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=cmd_runs)
+
+    show = sub.add_parser("show", help="summary of one run (also while it runs)")
+    show.add_argument("run_id", metavar="RUN_ID")
+    _add_store(show)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    export = sub.add_parser("export", help="stream a run's records as JSON lines or CSV")
+    export.add_argument("run_id", metavar="RUN_ID")
+    _add_store(export)
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--what", choices=("decisions", "samples"), default="decisions")
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"unerring: error: {e}", file=sys.stderr)
+        return 2
+    except StoreError as e:
+        print(f"unerring: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # `unerring export ... | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("unerring: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the last line of defence: one line, no traceback
+        if os.environ.get("UNERRING_DEBUG"):
+            raise
+        print(
+            f"unerring: internal error: {type(e).__name__}: {e} "
+            "(set UNERRING_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

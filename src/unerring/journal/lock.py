@@ -1,0 +1,60 @@
+"""One writer per run: an OS file lock that the kernel releases even on kill -9."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+from pathlib import Path
+
+from unerring.journal.store import StoreError
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise ValueError(
+            f"run id {run_id!r} must be 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return run_id
+
+
+class RunLock:
+    """Held while a process writes a run; a second writer is refused with a clear message."""
+
+    def __init__(self, store_path: str, run_id: str) -> None:
+        self.path = Path(f"{store_path}.{run_id}.lock")
+        self._fd: int | None = None
+        self.run_id = run_id
+
+    def acquire(self) -> None:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise StoreError(
+                    f"run {self.run_id!r} is being written by another process; wait for "
+                    f"it to stop (see `unerring show {self.run_id}`)"
+                ) from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return
+            # the holder released and removed the file between our open and flock
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,97 @@
+"""The journal's schema, versioned; each migration moves a store up one version."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# PRAGMA application_id marks a file as ours ("UNER" in ASCII).
+APPLICATION_ID = 0x554E4552
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs, attempts, decisions, samples
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL UNIQUE,
+        task TEXT NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        steps_total INTEGER,
+        next_step INTEGER NOT NULL DEFAULT 0,
+        state TEXT,
+        stats TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE attempts (
+        run INTEGER NOT NULL REFERENCES runs(id),
+        attempt INTEGER NOT NULL,
+        started REAL NOT NULL,
+        ended REAL,
+        first_step INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        pid INTEGER NOT NULL,
+        PRIMARY KEY (run, attempt)
+    );
+    CREATE TABLE decisions (
+        run INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        winner TEXT,
+        votes TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        surplus INTEGER NOT NULL,
+        flags TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        elapsed REAL NOT NULL,
+        undecided INTEGER NOT NULL,
+        correct INTEGER,
+        features TEXT,
+        PRIMARY KEY (run, step)
+    ) WITHOUT ROWID;
+    CREATE TABLE samples (
+        run INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        vote TEXT,
+        flag TEXT,
+        counted INTEGER NOT NULL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        latency REAL NOT NULL,
+        label TEXT,
+        PRIMARY KEY (run, step, idx)
+    ) WITHOUT ROWID;
+    """,
+    # 2: transport failures (kind, attempt, step, time), for failure analysis
+    """
+    CREATE TABLE transport_failures (
+        run INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        time REAL NOT NULL,
+        retried INTEGER NOT NULL,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX transport_failures_run ON transport_failures (run, step);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, current: int, target: int = SCHEMA_VERSION) -> None:
+    """Apply migrations current+1 .. target, each in its own transaction."""
+    for version in range(current + 1, target + 1):
+        conn.executescript(
+            "BEGIN IMMEDIATE;"
+            + MIGRATIONS[version - 1]
+            + f"PRAGMA user_version = {version};"
+            + f"PRAGMA application_id = {APPLICATION_ID};"
+            + "COMMIT;"
+        )

@@ -1,0 +1,254 @@
+"""The SQLite store: opening safely, runs, attempts, and reading records back."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unerring.journal.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+
+MEMORY = ":memory:"
+DEFAULT_STORE = os.path.join(".unerring", "runs.db")
+_HEADER = b"SQLite format 3\x00"
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    run_id: str
+    task: str
+    config: dict[str, Any]
+    status: str
+    reason: str
+    steps_total: int | None
+    next_step: int
+    state: str | None
+    stats: dict[str, Any]
+    created: float
+    updated: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        return cls(
+            id=row["id"],
+            run_id=row["run_id"],
+            task=row["task"],
+            config=json.loads(row["config"]),
+            status=row["status"],
+            reason=row["reason"],
+            steps_total=row["steps_total"],
+            next_step=row["next_step"],
+            state=row["state"],
+            stats=json.loads(row["stats"]),
+            created=row["created"],
+            updated=row["updated"],
+        )
+
+
+def _check_file(path: Path) -> int:
+    """Read the header bytes (never writing) and return the schema version, 0 if empty."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(100)
+    except OSError as e:
+        raise StoreError(f"cannot read store {path}: {e.strerror}") from None
+    if not header:
+        return 0
+    if len(header) < 100 or not header.startswith(_HEADER):
+        raise StoreError(
+            f"{path} is not an unerring store (not an SQLite database); "
+            "pass --store with another path"
+        )
+    app_id = int.from_bytes(header[68:72], "big")
+    version = int.from_bytes(header[60:64], "big")
+    if app_id != APPLICATION_ID:
+        raise StoreError(
+            f"{path} is an SQLite database that unerring did not create; it was not "
+            "touched; pass --store with another path"
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer unerring (schema v{version}; this version "
+            f"reads up to v{SCHEMA_VERSION}); upgrade unerring to use it"
+        )
+    return version
+
+
+def is_read_only(path: Path) -> bool:
+    """No write permission bit set (honoured even for root), or not writable by us."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
+
+
+def _connect(uri: str, *, read_only: bool = False, sync: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0
+    )
+    conn.row_factory = sqlite3.Row
+    if not read_only:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a committed transaction survives a process crash (kill -9);
+        # FULL adds an fsync per commit, for OS crashes and power loss.
+        conn.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
+    return conn
+
+
+class Store:
+    """One journal file (or one in-memory database shared by this process's connections)."""
+
+    def __init__(self, path: str, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        self.memory = path == MEMORY
+        if self.memory:
+            self.uri = f"file:unerring-{uuid.uuid4().hex}?mode=memory&cache=shared"
+            self.conn = _connect(self.uri)
+            migrate(self.conn, 0)
+            return
+        p = Path(path)
+        exists = p.exists()
+        if exists and p.is_dir():
+            raise StoreError(f"--store {path} is a directory; give a file path")
+        version = _check_file(p) if exists else 0
+        if read_only:
+            if not exists:
+                raise StoreError(f"no store at {path} (runs are kept where --store points)")
+            self.uri = f"file:{p.resolve()}?mode=ro"
+        else:
+            if exists and is_read_only(p):
+                raise StoreError(
+                    f"store {path} is read-only; nothing was written; make it writable "
+                    "or pass --store with another path"
+                )
+            if not exists:
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StoreError(f"cannot create {p.parent}: {e.strerror}") from None
+            self.uri = f"file:{p.resolve()}"
+        try:
+            self.conn = _connect(self.uri, read_only=read_only)
+            # touch the schema and the runs table: a corrupted file fails here, unchanged
+            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if version:
+                self.conn.execute("SELECT count(*) FROM runs").fetchone()
+            if not read_only and version < SCHEMA_VERSION:
+                migrate(self.conn, version)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"{path} is corrupted or unreadable ({e}); it was not modified"
+            ) from None
+
+    def connect(self, *, sync: bool = False) -> sqlite3.Connection:
+        """A second connection to the same store (for the writer thread)."""
+        return _connect(self.uri, read_only=self.read_only, sync=sync)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- runs -----------------------------------------------------------------------------
+    def create_run(
+        self, run_id: str, task: str, config: dict[str, Any], steps_total: int | None
+    ) -> RunRecord:
+        now = time.time()
+        try:
+            self.conn.execute(
+                "INSERT INTO runs (run_id, task, config, status, steps_total, created, updated)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                (run_id, task, json.dumps(config, sort_keys=True), steps_total, now, now),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreError(f"a run named {run_id!r} already exists in {self.path}") from None
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"cannot write to store {self.path}: {e}") from None
+        run = self.get_run(run_id)
+        assert run is not None
+        return run
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else RunRecord.from_row(row)
+
+    def list_runs(self) -> list[RunRecord]:
+        rows = self.conn.execute("SELECT * FROM runs ORDER BY created").fetchall()
+        return [RunRecord.from_row(r) for r in rows]
+
+    def set_status(self, run: RunRecord, status: str, reason: str = "") -> None:
+        self.conn.execute(
+            "UPDATE runs SET status = ?, reason = ?, updated = ? WHERE id = ?",
+            (status, reason, time.time(), run.id),
+        )
+
+    def begin_attempt(self, run: RunRecord) -> int:
+        row = self.conn.execute(
+            "SELECT coalesce(max(attempt), 0) + 1 FROM attempts WHERE run = ?", (run.id,)
+        ).fetchone()
+        attempt = int(row[0])
+        self.conn.execute(
+            "INSERT INTO attempts (run, attempt, started, first_step, status, pid)"
+            " VALUES (?, ?, ?, ?, 'running', ?)",
+            (run.id, attempt, time.time(), run.next_step, os.getpid()),
+        )
+        self.conn.execute(
+            "UPDATE runs SET status = 'running', reason = '', updated = ? WHERE id = ?",
+            (time.time(), run.id),
+        )
+        return attempt
+
+    def end_attempt(self, run: RunRecord, attempt: int, status: str, reason: str) -> None:
+        now = time.time()
+        self.conn.execute(
+            "UPDATE attempts SET ended = ?, status = ?, reason = ? WHERE run = ? AND attempt = ?",
+            (now, status, reason, run.id, attempt),
+        )
+        self.set_status(run, status, reason)
+
+    def attempts(self, run: RunRecord) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT * FROM attempts WHERE run = ? ORDER BY attempt", (run.id,)
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    # -- records --------------------------------------------------------------------------
+    def decisions(self, run: RunRecord, start: int = 0) -> Iterator[sqlite3.Row]:
+        """Decisions in step order, streamed (constant memory)."""
+        cur = self.conn.execute(
+            "SELECT * FROM decisions WHERE run = ? AND step >= ? ORDER BY step",
+            (run.id, start),
+        )
+        yield from cur
+
+    def samples(self, run: RunRecord) -> Iterator[sqlite3.Row]:
+        cur = self.conn.execute("SELECT * FROM samples WHERE run = ? ORDER BY step, idx", (run.id,))
+        yield from cur
+
+    def transport_failures(self, run: RunRecord) -> Iterator[sqlite3.Row]:
+        cur = self.conn.execute(
+            "SELECT * FROM transport_failures WHERE run = ? ORDER BY time", (run.id,)
+        )
+        yield from cur
+
+    def count_decisions(self, run: RunRecord) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM decisions WHERE run = ?", (run.id,)
+        ).fetchone()
+        return int(row[0])
+
+
+def open_store(path: str, *, read_only: bool = False) -> Store:
+    return Store(path, read_only=read_only)

@@ -1,0 +1,55 @@
+"""The built-in processes the CLI can run, with their options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from unerring.process import Process
+from unerring.tasks.hanoi import Hanoi
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOption:
+    """A task option as the CLI shows it: `--disks N`."""
+
+    name: str  # python name; the flag is --name with dashes
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    name: str
+    summary: str
+    options: tuple[TaskOption, ...]
+    build: Callable[..., Process[Any, Any]]
+
+    def make(self, options: Mapping[str, Any]) -> Process[Any, Any]:
+        return self.build(**{o.name: options.get(o.name, o.default) for o in self.options})
+
+
+TASKS: Mapping[str, TaskSpec] = MappingProxyType(
+    {
+        "hanoi": TaskSpec(
+            "hanoi",
+            "Towers of Hanoi: move N disks from peg 0 to peg 2, one voted move per step",
+            (TaskOption("disks", int, 10, "number of disks (2^N - 1 steps)"),),
+            Hanoi,
+        ),
+    }
+)
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r} (known: {', '.join(sorted(TASKS))})") from None
