@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fake_openai import Reply, completion_reply, fake_openai
+from tests.fake_openai import Reply, completion_reply, fake_openai
 from unerring.backends.base import FatalBackendError, SampleRequest, TransportError
 from unerring.backends.openai import OpenAICompatible, OpenAIConfig
 

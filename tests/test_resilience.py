@@ -75,7 +75,7 @@ def test_retryable_failures_are_retried_and_recorded(kind: str) -> None:
     t = FakeTime()
     failures: list[TransportFailure] = []
     inner = Scripted(_fail_first(3, TransportError(kind, "x")))
-    policy = RetryPolicy(base_s=1.0, cap_s=3.0, breaker_after=10)
+    policy = RetryPolicy(base_s=1.0, cap_s=3.0, breaker_after=10, first_contact_attempts=9)
     r = Retrying(inner, policy, failures.append, sleep=t.sleep, clock=t.clock)
     out = asyncio.run(r.sample(_req(step=9)))
     assert [s.text for s in out] == ["ok"] and inner.calls == 4
@@ -138,7 +138,7 @@ def test_breaker_pauses_and_probes_through_an_outage() -> None:
     failures: list[TransportFailure] = []
 
     def down_until_60s(call: int, request: SampleRequest) -> str:
-        if t.now < 60.0:
+        if 1 < call and t.now < 60.0:
             raise TransportError("reset", "connection refused")
         return f"step {request.step}"
 
@@ -163,14 +163,25 @@ def test_breaker_pauses_and_probes_through_an_outage() -> None:
 def test_long_outage_stops_with_outage_error() -> None:
     t = FakeTime()
     failures: list[TransportFailure] = []
-    inner = Scripted(_fail_first(10**9, TransportError("timeout", "no answer")))
+    inner = Scripted(_fail_first(10**9, TransportError("reset", "no answer")))
     policy = RetryPolicy(breaker_after=3, probe_every_s=5.0, max_outage_s=60.0)
     r = Retrying(inner, policy, failures.append, sleep=t.sleep, clock=t.clock)
+    r.contacted = True  # the server answered earlier in the run: this is an outage
     with pytest.raises(OutageError) as info:
         asyncio.run(r.sample(_req()))
     assert info.value.kind == "outage" and "stopped" in str(info.value)
     assert 60.0 <= t.now < 80.0
     assert inner.calls <= 3 + 60 / 5 + 1
+
+
+def test_unreachable_at_first_contact_stops_after_a_few_attempts() -> None:
+    t = FakeTime()
+    inner = Scripted(_fail_first(10**9, TransportError("reset", "connection refused")))
+    r = Retrying(inner, RetryPolicy(first_contact_attempts=3), sleep=t.sleep, clock=t.clock)
+    with pytest.raises(FatalBackendError) as info:
+        asyncio.run(r.sample(_req()))
+    assert info.value.kind == "unreachable" and "connection refused" in str(info.value)
+    assert inner.calls == 3
 
 
 def test_per_attempt_timeout_applies_to_any_backend() -> None:

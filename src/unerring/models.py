@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from unerring.backends.base import Backend
+from unerring.backends.faults import FaultInjecting, FaultSpec
+from unerring.backends.openai import Api, NMode, OpenAICompatible, OpenAIConfig
+from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
 from unerring.backends.sim import SimBackend, SimConfig
+from unerring.pricing import PriceTable, load_prices
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +28,7 @@ class ModelSpec:
         return self.sim.describe() if self.sim is not None else f"{self.provider}:{self.name}"
 
 
-PROVIDERS = ("sim",)
+PROVIDERS = ("sim", "openai")
 
 
 def parse_model(text: str) -> ModelSpec:
@@ -34,15 +41,99 @@ def parse_model(text: str) -> ModelSpec:
         raise ValueError(
             f"--model {text!r} is not PROVIDER:NAME (for example sim:error=0.01,seed=7)"
         )
+    if provider == "openai":
+        return ModelSpec("openai", rest.strip())
     raise ValueError(
         f"unknown model provider {provider!r} in --model {text!r} (known: {', '.join(PROVIDERS)})"
     )
 
 
-def make_backend(spec: ModelSpec) -> Backend:
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """How samples are fetched (not what is decided): may change between attempts of a run.
+
+    The API key is not kept here, only the name of the variable that holds it.
+    """
+
+    base_url: str | None = None
+    api: Api = "completions"
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
+    concurrency: int | None = 8
+    requests_per_min: float | None = None
+    tokens_per_min: float | None = None
+    faults: str | None = None
+    fault_seed: int = 0
+    stop: tuple[str, ...] = ()
+    n_mode: NMode = "auto"
+    estimate_usage: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    prices_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.api not in ("chat", "completions"):
+            raise ValueError(f"--api must be chat or completions, got {self.api!r}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"--timeout must be positive, got {self.timeout_s}")
+        for flag, v in (
+            ("--concurrency", self.concurrency),
+            ("--rpm", self.requests_per_min),
+            ("--tpm", self.tokens_per_min),
+        ):
+            if v is not None and v <= 0:
+                raise ValueError(f"{flag} must be positive, got {v}")
+        if self.faults:
+            FaultSpec.parse(self.faults)
+        if not self.api_key_env.strip():
+            raise ValueError("--api-key-env must name an environment variable")
+
+
+def base_url(transport: Transport, env: Mapping[str, str]) -> str:
+    url = transport.base_url or env.get("UNERRING_BASE_URL") or env.get("OPENAI_BASE_URL")
+    return url or "https://api.openai.com/v1"
+
+
+def make_backend(
+    spec: ModelSpec,
+    transport: Transport | None = None,
+    on_failure: OnFailure | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Backend:
+    """The backend for a model spec, wrapped in fault injection, limits and retries."""
+    t = transport or Transport()
+    env = os.environ if env is None else env
+    inner: Backend
     if spec.sim is not None:
-        return SimBackend(spec.sim)
-    raise ValueError(f"no backend for provider {spec.provider!r}")
+        inner = SimBackend(spec.sim)
+    elif spec.provider == "openai":
+        key = env.get(t.api_key_env)
+        config = OpenAIConfig(
+            model=spec.name,
+            base_url=base_url(t, env),
+            api=t.api,
+            timeout_s=t.timeout_s,
+            n_mode=t.n_mode,
+            require_usage=not t.estimate_usage,
+            stop=t.stop,
+        )
+        inner = OpenAICompatible(config, api_key=key)
+    else:
+        raise ValueError(f"no backend for provider {spec.provider!r}")
+    if t.faults:
+        # at the transport: the injected faults take the same retry path as real ones
+        inner = FaultInjecting(inner, FaultSpec.parse(t.faults), seed=t.fault_seed)
+    if t.concurrency or t.requests_per_min or t.tokens_per_min:
+        inner = Limited(inner, t.concurrency, t.requests_per_min, t.tokens_per_min)
+    return Retrying(inner, t.retry, on_failure)
+
+
+def price_table(transport: Transport | None = None) -> PriceTable:
+    """The built-in prices, extended by the user's price file (or UNERRING_PRICES)."""
+    table = PriceTable.default()
+    path = (transport.prices_file if transport else None) or os.environ.get("UNERRING_PRICES")
+    if path:
+        table = table.extended(load_prices(Path(path)))
+    return table
 
 
 def known_error_mixture(spec: ModelSpec) -> list[tuple[float, float]] | None:

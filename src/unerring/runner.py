@@ -11,16 +11,25 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from unerring import reliability
+from unerring.backends.resilience import TransportFailure as FailureRecord
 from unerring.engine import Budget, Engine, Outcome, Prices, VotingConfig
-from unerring.events import Events, Stats
+from unerring.events import Events, Stats, TransportFailure
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.store import MEMORY, RunRecord, Store, StoreError
 from unerring.journal.writer import Durability, JournalWriter
-from unerring.models import known_error_mixture, known_valid_rate, make_backend, parse_model
+from unerring.models import (
+    ModelSpec,
+    Transport,
+    known_error_mixture,
+    known_valid_rate,
+    make_backend,
+    parse_model,
+    price_table,
+)
 from unerring.process import Process
 from unerring.tasks.registry import get_task
 
@@ -84,6 +93,7 @@ class Session:
     prices: Prices = field(default_factory=Prices)
     progress: Callable[[Engine, RunRecord], Any] | None = None  # returns a context manager
     handle_signals: bool = True
+    transport: Transport = field(default_factory=Transport)
 
 
 @dataclass
@@ -144,6 +154,24 @@ def build(options: RunOptions) -> tuple[Process[Any, Any], VotingConfig]:
     except ValueError as e:
         raise UsageError(str(e)) from None
     return process, voting
+
+
+def run_prices(spec: ModelSpec, session: Session) -> Prices:
+    """Dollars per token: the session's, else the price table's; a cost cap needs one."""
+    if session.prices != Prices():
+        return session.prices
+    try:
+        price = price_table(session.transport).lookup(spec.name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if price is None:
+        if session.budget.max_cost is not None:
+            raise UsageError(
+                f"--max-cost needs the price of model {spec.name!r}: add it to a price file "
+                '(--prices FILE, TOML: [prices."NAME"] input = $/M, output = $/M)'
+            )
+        return Prices()
+    return Prices(price.input_per_m / 1e6, price.output_per_m / 1e6)
 
 
 def _restore_state(process: Process[Any, Any], store: Store, run: RunRecord) -> Any:
@@ -268,17 +296,29 @@ def _drive(
 ) -> RunResult:
     state = _restore_state(process, store, run)
     spec = parse_model(options.model)
-    backend = make_backend(spec)
-    attempt = store.begin_attempt(run)
+    prices = run_prices(spec, session)
+    transport = session.transport
+    if not transport.stop:
+        # a completion prompt's answer ends where the process says (one line for addition)
+        transport = replace(transport, stop=tuple(getattr(process, "stop", ())))
     events = events or Events()
     stats = Stats(**{k: v for k, v in run.stats.items() if k in Stats.__dataclass_fields__})
+
+    def on_failure(f: FailureRecord) -> None:
+        stats.transport_failures += 1
+        record = TransportFailure(f.kind, f.step, f.attempt, f.time, f.retried, f.message)
+        for fn in events.transport_failure:
+            fn(record)
+
+    backend = make_backend(spec, transport, on_failure)
+    attempt = store.begin_attempt(run)
     engine = Engine(
         process,
         backend,
         voting,
         events,
         simulate=spec.sim is not None,
-        prices=session.prices,
+        prices=prices,
         budget=session.budget,
         stats=stats,
     )

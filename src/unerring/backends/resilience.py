@@ -63,13 +63,24 @@ class RetryPolicy:
     cap_s: float = 30.0
     timeout_s: float | None = None
     malformed_attempts: int = 3
+    # before any request has succeeded, a refused connection is likelier a wrong URL than an
+    # outage: stop after a few attempts instead of waiting out max_outage_s
+    first_contact_attempts: int = 3
     breaker_after: int = 5
     probe_every_s: float = 5.0
     max_outage_s: float = 300.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.malformed_attempts < 1 or self.breaker_after < 1:
+        if (
+            min(
+                self.max_attempts,
+                self.malformed_attempts,
+                self.breaker_after,
+                self.first_contact_attempts,
+            )
+            < 1
+        ):
             raise ValueError("retry attempts and breaker threshold must be at least 1")
         if min(self.base_s, self.cap_s, self.probe_every_s, self.max_outage_s) < 0:
             raise ValueError("retry delays must not be negative")
@@ -158,6 +169,7 @@ class Retrying:
         self._sleep = sleep
         self._clock = clock
         self.breaker = Breaker(self.policy, clock, sleep)
+        self.contacted = False  # has any request succeeded yet
 
     @property
     def model(self) -> str:
@@ -199,6 +211,7 @@ class Retrying:
                 err = e
             else:
                 self.breaker.success()
+                self.contacted = True
                 return out
             malformed = err.kind == "malformed"
             # a server that answers garbage is reachable: not an outage, and not worth long
@@ -207,6 +220,12 @@ class Retrying:
             if not probe:
                 counted[malformed] += 1
             limit = p.malformed_attempts if malformed else p.max_attempts
+            if err.kind == "reset" and not self.contacted and attempt >= p.first_contact_attempts:
+                self._record(err, request, attempt, retried=False)
+                raise FatalBackendError(
+                    "unreachable",
+                    f"no answer from the model on {attempt} first attempts: {err}",
+                ) from None
             if counted[malformed] >= limit and not self.breaker.is_open:
                 self._record(err, request, attempt, retried=False)
                 raise RetriesExhausted(

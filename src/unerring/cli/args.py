@@ -76,3 +76,61 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
                 metavar="N",
                 help=f"{spec.name}: {o.help} (default {o.default})",
             )
+
+
+def add_transport_options(p: argparse.ArgumentParser) -> None:
+    """How samples are fetched from a model server; none of these changes a decision."""
+    g = p.add_argument_group("model server (openai:MODEL)")
+    g.add_argument(
+        "--base-url",
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+        "(default $UNERRING_BASE_URL, $OPENAI_BASE_URL, or api.openai.com)",
+    )
+    g.add_argument(
+        "--api",
+        choices=("chat", "completions"),
+        default="chat",
+        help="chat messages or a plain completion prompt (small models follow few-shot "
+        "completion prompts better; default chat)",
+    )
+    g.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+        help="environment variable holding the API key (default OPENAI_API_KEY)",
+    )
+    g.add_argument("--timeout", type=number, default=60.0, help="seconds per request (default 60)")
+    g.add_argument(
+        "--concurrency", type=positive_int, default=8, help="requests in flight (default 8)"
+    )
+    g.add_argument("--rpm", type=number, help="at most this many requests per minute")
+    g.add_argument("--tpm", type=number, help="at most this many tokens per minute")
+    g.add_argument(
+        "--max-outage",
+        type=number,
+        default=300.0,
+        help="seconds of failed requests before the run stops cleanly (default 300)",
+    )
+    g.add_argument(
+        "--n-mode",
+        choices=("auto", "n", "separate"),
+        default="auto",
+        help="several samples per request with `n` (auto: where the server honours it)",
+    )
+    g.add_argument(
+        "--estimate-usage",
+        action="store_true",
+        help="estimate tokens when the server reports no usage (default: stop)",
+    )
+    g.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="TOML or JSON price file extending the built-in prices ($UNERRING_PRICES)",
+    )
+    g.add_argument(
+        "--inject-faults",
+        metavar="SPEC",
+        help="seeded transport faults, e.g. timeout=0.1,rate_limit=0.05,server_error=0.05,"
+        "reset=0.02,truncated=0.02,slow=0.05",
+    )
+    g.add_argument("--fault-seed", type=int, default=0, help="seed of --inject-faults")

@@ -10,13 +10,16 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 from unerring import __version__, reliability
+from unerring.backends.resilience import RetryPolicy
 from unerring.calibrate import run_calibration
 from unerring.cli.args import (
     Parser,
     add_task_options,
+    add_transport_options,
     number,
     positive_int,
     probability,
@@ -24,7 +27,7 @@ from unerring.cli.args import (
 )
 from unerring.engine import Budget, Engine
 from unerring.journal.store import DEFAULT_STORE, MEMORY, RunRecord, Store, StoreError
-from unerring.models import make_backend, parse_model
+from unerring.models import Transport, make_backend, parse_model
 from unerring.progress import Progress
 from unerring.runner import RunOptions, RunResult, Session, UsageError, execute, summary
 from unerring.tasks.registry import TASKS, get_task
@@ -95,12 +98,34 @@ def _print_result(result: RunResult, as_json: bool) -> int:
     return 0
 
 
+def _transport(args: argparse.Namespace) -> Transport:
+    try:
+        return Transport(
+            base_url=args.base_url,
+            api=args.api,
+            api_key_env=args.api_key_env,
+            timeout_s=args.timeout,
+            concurrency=args.concurrency,
+            requests_per_min=args.rpm,
+            tokens_per_min=args.tpm,
+            faults=args.inject_faults,
+            fault_seed=args.fault_seed,
+            n_mode=args.n_mode,
+            estimate_usage=args.estimate_usage,
+            retry=RetryPolicy(timeout_s=args.timeout, max_outage_s=args.max_outage),
+            prices_file=args.prices,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def _session(args: argparse.Namespace) -> Session:
     return Session(
         store=args.store,
         durability=args.durability,
         budget=_budget(args),
         progress=_progress(not args.json and not args.quiet),
+        transport=_transport(args),
     )
 
 
@@ -208,7 +233,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         spec = parse_model(args.model or "sim:error=0.01")
     except ValueError as e:
         raise UsageError(str(e)) from None
-    backend = make_backend(spec)
+    transport = _transport(args)
+    if not transport.stop:
+        transport = replace(transport, stop=tuple(getattr(process, "stop", ())))
+    backend = make_backend(spec, transport)
     cal = run_calibration(
         process,
         backend,
@@ -388,6 +416,7 @@ def _add_run_session(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="stop cleanly at this many tokens (prompt + completion)",
     )
+    add_transport_options(p)
 
 
 def build_parser() -> Parser:
@@ -406,7 +435,7 @@ def build_parser() -> Parser:
     run.add_argument(
         "--model",
         default="sim:error=0.01",
-        help="model spec, e.g. sim:error=0.01,seed=7 (default sim:error=0.01)",
+        help="model spec: sim:error=0.01,seed=7 or openai:MODEL_NAME (default sim:error=0.01)",
     )
     run.add_argument("--k", type=positive_int, help="vote margin (default: planned from --target)")
     run.add_argument(
@@ -511,6 +540,7 @@ def build_parser() -> Parser:
         help="steps to sample when calibrating (default 200)",
     )
     add_task_options(plan)
+    add_transport_options(plan)
     plan.add_argument("--json", action="store_true", help="print one JSON object")
     plan.set_defaults(func=cmd_plan)
 

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from unerring.process import Process
+from unerring.tasks.addition import Addition
 from unerring.tasks.hanoi import Hanoi
 
 
@@ -43,6 +44,16 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             "Towers of Hanoi: move N disks from peg 0 to peg 2, one voted move per step",
             (TaskOption("disks", int, 10, "number of disks (2^N - 1 steps)"),),
             Hanoi,
+        ),
+        "addition": TaskSpec(
+            "addition",
+            "long addition of two N-digit numbers, one two-number sum per step",
+            (
+                TaskOption("digits", int, 100, "digits per operand"),
+                TaskOption("max_digit", int, 9, "largest digit in the operands (1-9)"),
+                TaskOption("seed", int, 0, "seed that draws the operands"),
+            ),
+            Addition,
         ),
     }
 )
