@@ -138,7 +138,7 @@ def test_breaker_pauses_and_probes_through_an_outage() -> None:
     failures: list[TransportFailure] = []
 
     def down_until_60s(call: int, request: SampleRequest) -> str:
-        if 1 < call and t.now < 60.0:
+        if call > 1 and t.now < 60.0:
             raise TransportError("reset", "connection refused")
         return f"step {request.step}"
 
