@@ -22,7 +22,6 @@ from unerring.backends.openai import OpenAICompatible, OpenAIConfig
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
 from unerring.engine import Budget
-from unerring.journal.store import Store
 from unerring.models import Transport
 from unerring.runner import RunOptions, RunResult, Session, execute
 
@@ -192,7 +191,5 @@ def test_api_key_never_appears_anywhere(
     assert "HTTP 401" in out.err and "***" in out.err
     summary = json.loads(out.out.splitlines()[0])
     assert summary["status"] == "completed" and summary["transport_failures"] > 0
-    runs = Store(str(store), read_only=True).list_runs()
-    assert runs and all(KEY not in json.dumps(r.config) for r in runs)
     for text in texts:
         assert KEY not in text

@@ -1,0 +1,126 @@
+"""Bad input to an openai: run: one line naming the cause, a clean stop, exit 1 (2 for
+usage errors), never a traceback. The server is a small real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_openai import Reply, completion_reply, fake_openai
+from unerring.cli.main import main
+
+KEY = "sk-test-PLANTED-0000"
+
+
+def _status(code: int, body: object) -> Any:
+    def reply(path: str, req: dict[str, Any], h: dict[str, str]) -> Reply:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return code, {"Content-Type": "application/json"}, raw
+
+    return reply
+
+
+def _run(url: str, store: Path, *extra: str) -> list[str]:
+    return ["run", "addition", "--digits", "3", "--model", "openai:m", "--api", "completions",
+            "--base-url", url, "--k", "1", "--store", str(store), *extra]  # fmt: skip
+
+
+CASES = [
+    (_status(401, {"error": {"message": "Incorrect API key"}}), "HTTP 401"),
+    (_status(404, {"error": {"message": "model m does not exist"}}), "unknown model 'm'"),
+    (_status(400, {"error": {"message": "max_tokens too large"}}), "HTTP 400"),
+    (_status(200, b"<html>gateway</html>"), "non-JSON"),
+    (_status(200, {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 0}}),
+     "empty choice list"),
+    (_status(200, {"choices": [{"index": 0, "text": " 5"}]}), "no token usage"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("behaviour", "words"), CASES)
+def test_bad_server_answers_stop_cleanly(
+    behaviour: Any, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    store = tmp_path / "runs.db"
+    with fake_openai(behaviour) as srv:
+        code = main(_run(srv.url, store))
+        calls = len(srv.requests)
+    err = capsys.readouterr().err
+    assert code == 1
+    ends = ("unerring: run failed:", "unerring: run stopped:")
+    failure = [ln for ln in err.splitlines() if ln.startswith(ends)]
+    assert len(failure) == 1 and words in failure[0], err
+    assert "resume with: unerring resume addition-" in failure[0]
+    assert "Traceback" not in err and KEY not in err
+    # a refusal is not retried: a wrong key must not burn through retries
+    assert calls <= 3
+    with sqlite3.connect(store) as db:
+        (status,) = db.execute("SELECT status FROM runs").fetchone()
+    assert status in ("failed", "stopped")
+
+
+def test_unreachable_base_url_stops_quickly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = main(_run(f"http://127.0.0.1:{port}/v1", tmp_path / "runs.db"))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert f"cannot reach http://127.0.0.1:{port}/v1" in err and "unreachable" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--inject-faults", "lightning=0.1"], "is not KIND=CHANCE"),
+        (["--inject-faults", "timeout=2"], "must be between 0 and 1"),
+        (["--max-cost", "1"], "--max-cost needs the price of model 'm'"),
+        (["--rpm", "0"], "--rpm must be positive"),
+        (["--timeout", "-1"], "--timeout must be positive"),
+        (["--prices", "/nonexistent/p.toml", "--max-cost", "1"], "cannot read price file"),
+    ],
+)
+def test_usage_errors_exit_2(
+    extra: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with fake_openai() as srv:
+        code = main(_run(srv.url, tmp_path / "runs.db", *extra))
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_a_good_run_reports_tokens_cost_and_injected_faults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def add(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+        # answer the last line's sum correctly, like a perfect model
+        a, b = body["prompt"].rsplit("\n", 1)[1].rstrip("=").split("+")
+        reply = completion_reply(path, body, h)
+        data = json.loads(reply[2])
+        for c in data["choices"]:
+            c["text"] = f" {int(a) + int(b)}"
+        return 200, reply[1], json.dumps(data).encode()
+
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"m": {"input": 100, "output": 1000}}')
+    with fake_openai(add) as srv:
+        faults = "server_error=0.3,rate_limit=0.2"
+        code = main(_run(srv.url, tmp_path / "runs.db", "--json", "--prices", str(prices),
+                         "--inject-faults", faults, "--max-cost", "5"))  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    s = json.loads(out.out)
+    assert s["status"] == "completed" and s["errors"] == 0
+    assert s["prompt_tokens"] == 11 * s["samples"]
+    assert s["cost"] == pytest.approx(
+        (100 * s["prompt_tokens"] + 1000 * s["completion_tokens"]) / 1e6
+    )
+    assert s["transport_failures"] > 0
