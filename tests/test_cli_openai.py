@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,18 +102,9 @@ def test_usage_errors_exit_2(
 def test_a_good_run_reports_tokens_cost_and_injected_faults(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def add(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
-        # answer the last line's sum correctly, like a perfect model
-        a, b = body["prompt"].rsplit("\n", 1)[1].rstrip("=").split("+")
-        reply = completion_reply(path, body, h)
-        data = json.loads(reply[2])
-        for c in data["choices"]:
-            c["text"] = f" {int(a) + int(b)}"
-        return 200, reply[1], json.dumps(data).encode()
-
     prices = tmp_path / "prices.json"
     prices.write_text('{"m": {"input": 100, "output": 1000}}')
-    with fake_openai(add) as srv:
+    with fake_openai(_perfect) as srv:
         faults = "server_error=0.3,rate_limit=0.2"
         code = main(_run(srv.url, tmp_path / "runs.db", "--json", "--prices", str(prices),
                          "--inject-faults", faults, "--max-cost", "5"))  # fmt: skip
@@ -124,3 +117,34 @@ def test_a_good_run_reports_tokens_cost_and_injected_faults(
         (100 * s["prompt_tokens"] + 1000 * s["completion_tokens"]) / 1e6
     )
     assert s["transport_failures"] > 0
+
+
+def _perfect(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+    """Answer the last line's sum correctly, like a perfect model."""
+    a, b = body["prompt"].rsplit("\n", 1)[1].rstrip("=").split("+")
+    status, headers, raw = completion_reply(path, body, h)
+    data = json.loads(raw)
+    for c in data["choices"]:
+        c["text"] = f" {int(a) + int(b)}"
+    return status, headers, json.dumps(data).encode()
+
+
+def test_a_run_stopped_at_its_budget_resumes_with_its_endpoint_and_api(tmp_path: Path) -> None:
+    store = str(tmp_path / "runs.db")
+    with fake_openai(_perfect) as srv:
+        first = subprocess.run(
+            [sys.executable, "-m", "unerring", *_run(srv.url, tmp_path / "runs.db"),
+             "--max-samples", "2", "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        s = json.loads(first.stdout)
+        assert first.returncode == 1 and "sample budget reached" in s["reason"]
+        # no --base-url, no --api: the journal has both
+        again = subprocess.run(
+            [sys.executable, "-m", "unerring", "resume", s["run_id"], "--store", store, "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    done = json.loads(again.stdout)
+    assert again.returncode == 0, again.stderr
+    assert done["status"] == "completed" and done["errors"] == 0
+    assert all("prompt" in body for _, body, _ in srv.requests)  # completions throughout

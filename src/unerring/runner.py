@@ -55,6 +55,8 @@ class RunOptions:
     on_undecided: str = "stop"
     parallel: int = 1
     record: str = "contested"
+    api: str = "chat"  # chat or completions: the prompt's form, so it can change answers
+    base_url: str | None = None  # the endpoint of an openai: model (never a key)
 
     def config(self) -> dict[str, Any]:
         from unerring import __version__
@@ -70,7 +72,7 @@ class RunOptions:
 
 
 # options a resume may change: they do not change which answers win
-CHANGEABLE = frozenset({"parallel", "record", "unerring_version"})
+CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url"})
 
 
 def config_difference(journal: dict[str, Any], given: dict[str, Any]) -> list[str]:
@@ -138,6 +140,8 @@ def build(options: RunOptions) -> tuple[Process[Any, Any], VotingConfig]:
     try:
         process = get_task(options.task).make(options.task_options)
         parse_model(options.model)
+        if options.api not in ("chat", "completions"):
+            raise UsageError(f"--api must be chat or completions, got {options.api!r}")
         k, _ = plan_k(options, process.total_steps())
         voting = VotingConfig(
             k=k,
@@ -297,7 +301,11 @@ def _drive(
     state = _restore_state(process, store, run)
     spec = parse_model(options.model)
     prices = run_prices(spec, session)
-    transport = session.transport
+    transport = replace(
+        session.transport,
+        api="completions" if options.api == "completions" else "chat",
+        base_url=session.transport.base_url or options.base_url,
+    )
     if not transport.stop:
         # a completion prompt's answer ends where the process says (one line for addition)
         transport = replace(transport, stop=tuple(getattr(process, "stop", ())))

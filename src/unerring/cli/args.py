@@ -89,9 +89,8 @@ def add_transport_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--api",
         choices=("chat", "completions"),
-        default="chat",
         help="chat messages or a plain completion prompt (small models follow few-shot "
-        "completion prompts better; default chat)",
+        "completion prompts better; default chat; a resume keeps the run's)",
     )
     g.add_argument(
         "--api-key-env",

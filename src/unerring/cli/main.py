@@ -102,7 +102,7 @@ def _transport(args: argparse.Namespace) -> Transport:
     try:
         return Transport(
             base_url=args.base_url,
-            api=args.api,
+            api=args.api or "chat",
             api_key_env=args.api_key_env,
             timeout_s=args.timeout,
             concurrency=args.concurrency,
@@ -144,6 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         on_undecided=args.on_undecided,
         parallel=args.parallel,
         record=args.record,
+        api=args.api or "chat",
+        base_url=args.base_url,
     )
     result = execute(
         options, _session(args), args.run_id, on_start=None if args.json else _announce(args.store)
@@ -179,6 +181,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         options = RunOptions(**{**options.__dict__, "task_options": merged})
     if args.model is not None and args.model != options.model:
         options = RunOptions(**{**options.__dict__, "model": args.model})
+    if args.api is not None and args.api != options.api:
+        options = RunOptions(**{**options.__dict__, "api": args.api})
+    if args.base_url is not None:
+        # the endpoint may move between attempts (a new server, a new port)
+        options = RunOptions(**{**options.__dict__, "base_url": args.base_url})
     result = execute(
         options,
         _session(args),
