@@ -148,3 +148,28 @@ def test_a_run_stopped_at_its_budget_resumes_with_its_endpoint_and_api(tmp_path:
     assert again.returncode == 0, again.stderr
     assert done["status"] == "completed" and done["errors"] == 0
     assert all("prompt" in body for _, body, _ in srv.requests)  # completions throughout
+
+
+def test_an_outage_stops_cleanly_with_the_resume_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = 0
+
+    def dies_after_two(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            return 503, {"Content-Type": "application/json"}, b'{"error": "down"}'
+        return _perfect(path, body, h)
+
+    with fake_openai(dies_after_two) as srv:
+        code = main(_run(srv.url, tmp_path / "runs.db", "--max-outage", "1"))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("unerring: run stopped:")]
+    assert "outage" in line and "resume with: unerring resume addition-" in line
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        (status, next_step) = db.execute("SELECT status, next_step FROM runs").fetchone()
+        (failures,) = db.execute("SELECT count(*) FROM transport_failures").fetchone()
+    # the two answered steps are committed; every failed attempt is on record
+    assert status == "stopped" and next_step == 2 and failures >= 5

@@ -118,6 +118,7 @@ def test_gives_up_after_max_attempts_when_no_outage() -> None:
         asyncio.run(r.sample(_req()))
     assert inner.calls == 4 and "4 attempts" in str(info.value)
     assert info.value.kind == "server_error" and not info.value.retryable
+    assert not isinstance(info.value, FatalBackendError)  # a stop to resume, not a failure
     assert [f.retried for f in failures] == [True, True, True, False]
 
 
@@ -170,6 +171,7 @@ def test_long_outage_stops_with_outage_error() -> None:
     with pytest.raises(OutageError) as info:
         asyncio.run(r.sample(_req()))
     assert info.value.kind == "outage" and "stopped" in str(info.value)
+    assert not info.value.retryable and not isinstance(info.value, FatalBackendError)
     assert 60.0 <= t.now < 80.0
     assert inner.calls <= 3 + 60 / 5 + 1
 

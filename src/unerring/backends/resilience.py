@@ -40,12 +40,16 @@ class TransportFailure:
 OnFailure = Callable[[TransportFailure], None]
 
 
-class OutageError(FatalBackendError):
+class OutageError(TransportError):
     """The backend stayed unreachable longer than the run may wait: stop, resume later."""
 
+    retryable = False
 
-class RetriesExhausted(FatalBackendError):
-    """One request failed on every attempt while others did not: give up on the run."""
+
+class RetriesExhausted(TransportError):
+    """One request failed on every attempt while others did not: stop, resume later."""
+
+    retryable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,10 +208,10 @@ class Retrying:
             attempt += 1
             try:
                 out = await self._attempt(request)
-            except FatalBackendError as e:
-                self._record(e, request, attempt, retried=False)
-                raise
             except TransportError as e:
+                if not e.retryable:
+                    self._record(e, request, attempt, retried=False)
+                    raise
                 err = e
             else:
                 self.breaker.success()
