@@ -334,8 +334,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _rows(store: Store, run: RunRecord, what: str) -> Iterator[dict[str, Any]]:
-    rows = store.decisions(run) if what == "decisions" else store.samples(run)
-    for row in rows:
+    if what == "decisions":
+        yield from store.decisions(run)
+        return
+    for row in store.samples(run):
         d = dict(row)
         d.pop("run", None)
         yield d
