@@ -75,7 +75,7 @@ def main() -> None:
     from unerring.reliability import expected_samples
 
     with tempfile.TemporaryDirectory() as tmp:
-        small, rss_small = unerring_run(args.small, os.path.join(tmp, "small.db"))
+        _, rss_small = unerring_run(args.small, os.path.join(tmp, "small.db"))
         big, rss_big = unerring_run(args.disks, os.path.join(tmp, "big.db"))
         journal_mb = sum(p.stat().st_size for p in Path(tmp).glob("big.db*")) / 2**20
     k = big["k"]

@@ -32,7 +32,7 @@ def test_procedure_solves_in_minimal_moves_and_checker_agrees(disks: int) -> Non
 def test_render_parse_round_trip() -> None:
     h = Hanoi(6)
     _, steps = solve_all(h)
-    for state, answer in steps:
+    for _state, answer in steps:
         assert h.parse(h.render(answer)) == answer
 
 
@@ -84,7 +84,7 @@ def test_parser_on_near_miss_answers(move: list, pegs: list, noise: str) -> None
     text = f"{noise}move = {move}\n{noise}next_state = {pegs}{noise}"
     result = Hanoi(4).parse(text)
     if result is not Flag.PARSE:
-        (d, s, t), state = result
+        _move, state = result
         assert sorted(x for p in state for x in p) == [1, 2, 3, 4]
         assert len(state) == 3
 
