@@ -261,3 +261,58 @@ def test_notes_are_put_in_the_prompts_of_selected_steps_only() -> None:
 def test_voting_config_rejects_nonsense(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         VotingConfig(**kwargs)  # type: ignore[arg-type]
+
+
+class Scripted:
+    """Plays a fixed list of responses, in sample-index order."""
+
+    model = "scripted"
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        # past the script: empty responses, which are red-flagged
+        return [
+            Sample(self.texts[i] if i < len(self.texts) else "", i)
+            for i in range(request.first_index, request.first_index + request.n)
+        ]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _one_step(texts: list[str], k: int, cap: int) -> Decision:
+    h = Hanoi(1)
+    engine = Engine(h, Scripted(texts), VotingConfig(k=k, max_samples_per_step=cap))
+    return run_sync(engine.decide(h.initial_state(), 0))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ANSWERS = {
+    "a": "move = [1, 0, 2]\nnext_state = [[], [], [1]]",
+    "b": "move = [1, 0, 1]\nnext_state = [[], [1], []]",
+    "c": "move = [1, 1, 2]\nnext_state = [[], [], [1]]",
+}
+_FLAGGED = ["", "move = [1, 0, 2]", "x" * 4000, "move = [1, 0, 2]\nnext_state = [[1], [1], []]"]
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(1, 4),
+    st.lists(st.sampled_from("abc"), min_size=1, max_size=30),
+    st.lists(st.tuples(st.integers(0, 30), st.sampled_from(_FLAGGED)), max_size=10),
+)
+def test_flagged_samples_never_change_the_tally(
+    k: int, votes: list[str], junk: list[tuple[int, str]]
+) -> None:
+    clean = [_ANSWERS[v] for v in votes]
+    noisy = list(clean)
+    for pos, text in sorted(junk, reverse=True):
+        noisy.insert(min(pos, len(noisy)), text)
+    cap = len(noisy) + k
+    a, b = _one_step(clean, k, cap), _one_step(noisy, k, cap)
+    assert (a.winner_text, a.votes, a.undecided) == (b.winner_text, b.votes, b.undecided)
+    assert sum((b.flags or {}).values()) == b.samples - sum(b.votes.values()) - b.surplus
