@@ -39,6 +39,7 @@ def run(
         error_rate=error_rate,
         **voting,
     )
-    session = Session(store=store, durability=durability, budget=budget or Budget(),
-                      handle_signals=False)
+    session = Session(
+        store=store, durability=durability, budget=budget or Budget(), handle_signals=False
+    )
     return execute(options, session, run_id, process=process)

@@ -57,7 +57,7 @@ MIGRATIONS: tuple[str, ...] = (
         run INTEGER NOT NULL,
         first_step INTEGER NOT NULL,
         last_step INTEGER NOT NULL,
-        winners TEXT NOT NULL,
+        winners BLOB NOT NULL,
         data BLOB NOT NULL,
         PRIMARY KEY (run, first_step)
     ) WITHOUT ROWID;

@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import time
 import uuid
+import zlib
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -275,8 +276,9 @@ def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
-# A block's numbers, column after column, as native int64 (then float64 for cost): array
-# packing is C-speed, where JSON of the same numbers was the writer's largest cost.
+# A block's numbers, column after column, as int32 (then float64 for cost, only when some
+# step cost anything): array packing is C-speed, where JSON of the same numbers was the
+# writer's largest cost. Winners are zlib-compressed text joined by BLOCK_SEPARATOR.
 _INT_COLUMNS = ("samples", "surplus", "prompt_tokens", "completion_tokens", "elapsed_us", "correct")
 
 
@@ -290,22 +292,28 @@ def pack_block(
     cost: list[float],
 ) -> bytes:
     """A block's numbers; a plain step is unanimous and unflagged: votes = samples - surplus."""
-    ints = array("q", samples)
-    for column in (surplus, prompt, completion, elapsed_us):
+    ints = array("i", samples)
+    for column in (surplus, prompt, completion):
         ints.extend(column)
+    ints.extend(min(e, _INT32_MAX) for e in elapsed_us)  # a step of over 35 minutes saturates
     ints.extend(-1 if c is None else c for c in correct)
-    return ints.tobytes() + array("d", cost).tobytes()
+    blob = ints.tobytes()
+    return blob + array("d", cost).tobytes() if any(cost) else blob
+
+
+_INT32_MAX = 2**31 - 1
 
 
 def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
     """The decisions packed in one decision_blocks row, as decision rows."""
-    winners = row["winners"].split(BLOCK_SEPARATOR)
+    winners = zlib.decompress(row["winners"]).decode().split(BLOCK_SEPARATOR)
     n = len(winners)
-    ints = array("q")
+    ints = array("i")
     blob = row["data"]
-    ints.frombytes(blob[: 8 * n * len(_INT_COLUMNS)])
+    width = ints.itemsize * n * len(_INT_COLUMNS)
+    ints.frombytes(blob[:width])
     costs = array("d")
-    costs.frombytes(blob[8 * n * len(_INT_COLUMNS) :])
+    costs.frombytes(blob[width:])
     col = {name: ints[i * n : (i + 1) * n] for i, name in enumerate(_INT_COLUMNS)}
     first = row["first_step"]
     for i, winner in enumerate(winners):
@@ -319,7 +327,7 @@ def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
             "flags": None,
             "prompt_tokens": col["prompt_tokens"][i],
             "completion_tokens": col["completion_tokens"][i],
-            "cost": costs[i],
+            "cost": costs[i] if costs else 0.0,
             "elapsed": col["elapsed_us"][i] / 1e6,
             "undecided": 0,
             "correct": None if correct < 0 else correct,
