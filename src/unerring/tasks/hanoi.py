@@ -64,6 +64,10 @@ def apply_move(pegs: Pegs, move: Move) -> Pegs:
     return (lists[0], lists[1], lists[2])
 
 
+def _legal(pegs: Pegs) -> bool:
+    return all(list(p) == sorted(p, reverse=True) for p in pegs)
+
+
 class Hanoi(Process[State, HAnswer]):
     """Move a tower of `disks` disks from peg 0 to peg 2, one voted move per step."""
 
@@ -193,7 +197,10 @@ class Hanoi(Process[State, HAnswer]):
     # -- simulation -----------------------------------------------------------------------
     def solve(self, state: State, step: int) -> HAnswer:
         pegs, prev = state
-        if prev is None or prev[0] != 1:
+        # off the strategy's path (after a wrong decision) the only pegs without disk 1 can
+        # both be empty: then no move avoids disk 1, and moving disk 1 is the one way on
+        lone = sum(1 for p in pegs if p) == 1
+        if prev is None or prev[0] != 1 or lone:
             src = next(i for i in range(3) if pegs[i] and pegs[i][-1] == 1)
             move: Move = (1, src, (src + self.direction) % 3)
         else:
@@ -222,4 +229,7 @@ class Hanoi(Process[State, HAnswer]):
         (d, src, dst), _ = answer
         other = 3 - src - dst
         out.append(((d, src, dst), apply_move(pegs, (d, src, other))))
-        return [a for a in out if a != answer]
+        # legal states first: a wrong answer that wins a vote must leave a state the next
+        # step can be played (and simulated) from; a disk on a smaller one cannot
+        wrong = [a for a in out if a != answer]
+        return sorted(wrong, key=lambda a: not _legal(a[1]))
