@@ -80,6 +80,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX transport_failures_run ON transport_failures (run, step);
     """,
+    # 3: mistake notebooks, versioned; rejected versions are kept with the reason
+    """
+    CREATE TABLE notebooks (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        notes TEXT NOT NULL,
+        accepted INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
