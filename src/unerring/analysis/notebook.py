@@ -31,7 +31,7 @@ from unerring.redflags import Flag
 SUBJECT_MAX = 120
 GUIDANCE_MAX = 600
 AVOID_MAX = 300
-_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\s=]{1,40}$")
+_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[A-Za-z0-9_.-]{1,40}$")
 
 
 def clean(text: str, limit: int) -> str:
