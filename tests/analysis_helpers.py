@@ -25,6 +25,6 @@ def run(
 ) -> RunResult:
     opts = RunOptions(task="hanoi", task_options={"disks": disks}, model=model, k=k, **options)
     result = execute(opts, Session(store=str(db), handle_signals=False), run_id)
-    # closing checkpoints the WAL: a store opened later reads its header from the file
+    # tests open the store again; release this connection first
     result.store.close()
     return result

@@ -91,7 +91,7 @@ TAXONOMY: tuple[Entry, ...] = (
         "system: step_limit",
         "system execution: resource exhaustion",
         "task verification: premature termination",
-        "communication: message storm",
+        "-",
         "raise the budget, or lower the cost per step (fewer red flags, smaller k)",
     ),
     Entry(
@@ -100,7 +100,7 @@ TAXONOMY: tuple[Entry, ...] = (
         "system: environment_error",
         "system execution: timeouts",
         "-",
-        "communication: message cycle",
+        "-",
         "retry with backoff; raise the timeout; check the server's load",
     ),
     Entry(
@@ -109,7 +109,7 @@ TAXONOMY: tuple[Entry, ...] = (
         "system: environment_error",
         "system execution: rate limiting",
         "-",
-        "communication: broadcast amplification",
+        "-",
         "honour Retry-After; lower concurrency",
     ),
     Entry(
@@ -136,7 +136,7 @@ TAXONOMY: tuple[Entry, ...] = (
         "system: tool_execution_error",
         "system execution: authentication errors",
         "-",
-        "configuration: role ambiguity",
+        "-",
         "never retry: fix the credentials",
     ),
     Entry(
