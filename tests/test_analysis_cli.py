@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from analysis_helpers import sim
 
+from analysis_helpers import sim
 from unerring.cli.main import main
 
 MODEL = sim(3)
