@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from analysis_helpers import sim
+from unerring.analysis.notebook import load_notebook, save_notebook
 from unerring.cli.main import main
+from unerring.journal.store import Store
 
 MODEL = sim(3)
 
@@ -129,3 +131,23 @@ def test_failures_on_a_store_of_the_previous_version_reads_without_writing(
     finally:
         db.chmod(0o644)
     assert r.returncode == 0 and "no notebooks" in r.stdout
+
+
+def test_resume_keeps_the_pinned_notebook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    assert main(["notes", "learn", "a", "--model", MODEL, "--store", str(db), "--name", "nb"]) == 0
+    assert _run(db, "b", "--notes", "nb", "--max-samples", "50") == 1  # stopped by budget
+    capsys.readouterr()
+    assert main(["resume", "b", "--store", str(db), "--json", "--notes", "nb@1"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "completed"
+    # another version than the one the run started with is refused
+    store = Store(str(db))
+    save_notebook(store, "nb", load_notebook(store, "nb").notes, True, "copy", "test")
+    store.close()
+    assert _run(db, "c", "--notes", "nb", "--max-samples", "50") == 1
+    capsys.readouterr()
+    assert main(["resume", "c", "--store", str(db), "--notes", "nb@1"]) == 2
+    assert "notes: journal has 'nb@2', given 'nb@1'" in capsys.readouterr().err

@@ -197,17 +197,20 @@ class Hanoi(Process[State, HAnswer]):
     # -- simulation -----------------------------------------------------------------------
     def solve(self, state: State, step: int) -> HAnswer:
         pegs, prev = state
-        # off the strategy's path (after a wrong decision) the only pegs without disk 1 can
-        # both be empty: then no move avoids disk 1, and moving disk 1 is the one way on
-        lone = sum(1 for p in pegs if p) == 1
-        if prev is None or prev[0] != 1 or lone:
+        if prev is None or prev[0] != 1:
             src = next(i for i in range(3) if pegs[i] and pegs[i][-1] == 1)
             move: Move = (1, src, (src + self.direction) % 3)
         else:
             a, b = (i for i in range(3) if not pegs[i] or pegs[i][-1] != 1)
             ta = pegs[a][-1] if pegs[a] else 0
             tb = pegs[b][-1] if pegs[b] else 0
-            move = (ta, a, b) if tb == 0 or (ta and ta < tb) else (tb, b, a)
+            if ta == 0 and tb == 0:
+                # off the strategy's path (after a wrong decision) the whole tower can sit
+                # on one peg: no move avoids disk 1, so disk 1 moves on
+                src = next(i for i in range(3) if pegs[i])
+                move = (1, src, (src + self.direction) % 3)
+            else:
+                move = (ta, a, b) if tb == 0 or (ta and ta < tb) else (tb, b, a)
         return (move, apply_move(pegs, move))
 
     def render(self, answer: HAnswer) -> str:
