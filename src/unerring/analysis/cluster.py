@@ -192,7 +192,14 @@ def cluster(
     by_cat: dict[Category, list[int]] = defaultdict(list)
     for i, r in enumerate(records):
         by_cat[Category.OUTVOTED if r.category is Category.REJECTED else r.category].append(i)
-    toks = [tokens_of(r.features) for r in records]
+    # records of one step share its features dict: spell its tokens once
+    spelled: dict[int, tuple[str, ...]] = {}
+    toks = []
+    for r in records:
+        t = spelled.get(id(r.features))
+        if t is None:
+            t = spelled[id(r.features)] = tokens_of(r.features)
+        toks.append(t)
     assignment = [-1] * len(records)
     patterns: list[Pattern] = []
 

@@ -10,7 +10,6 @@ error rate on the random steps. Every version, kept or rolled back, is journaled
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -419,10 +418,6 @@ async def gate(
             ),
         )
     return GateResult(accepted, reason, wins, losses, ties, n_aff, n_rand, ea_b, ea_a, er_b, er_a)
-
-
-def gate_sync(*args: Any, **kwargs: Any) -> GateResult:
-    return asyncio.run(gate(*args, **kwargs))
 
 
 def pick(steps: Sequence[int], n: int, seed: int) -> list[int]:
