@@ -197,3 +197,13 @@ def test_a_model_writer_s_output_is_bounded_and_still_gated(tmp_path: Path) -> N
     assert not res.accepted
     tmpl = template_note(p)
     assert "disk=4" in tmpl.guidance and "move = [" not in tmpl.render()
+
+
+def test_notes_that_each_help_are_also_gated_together(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    model = sim(3, "modes=disk:2:0.3:cure+disk:4:0.3:cure")
+    run(db, "r", model, disks=9)
+    result = learn(Store(str(db)), ["r"], model, name="nb")
+    assert [c.outcome for c in result.candidates] == ["kept", "kept"]
+    assert result.notebook.accepted and len(result.notebook.notes) == 2
+    assert "the set together: won" in result.notebook.reason

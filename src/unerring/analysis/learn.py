@@ -184,6 +184,27 @@ def learn(
         )
         or "no systematic feature-bound pattern to write a note for"
     )
+    set_gate: GateResult | None = None
+    if len(new) > 1:
+        # notes that each help alone must also help together (one may undo another)
+        steps = sorted({s for c in new for s in affected[c.pattern] if s in states})
+        set_gate = asyncio.run(
+            gate(
+                process,
+                backend,
+                states,
+                steps,
+                randoms,
+                [c.note for c in new if c.note is not None],
+                samples=samples,
+                simulate=spec.sim is not None,
+                max_tokens=max_tokens,
+                temperatures=temps,
+            )
+        )
+        reason += f"; the set together: {set_gate.reason}"
+        if not set_gate.accepted:
+            accepted = False
     if not accepted:
         # rolled back: the proposal is journaled, marked not accepted, and never used
         proposal = list(base_notes) + [
