@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,19 @@ def test_resume_keeps_the_pinned_notebook(
     capsys.readouterr()
     assert main(["resume", "c", "--store", str(db), "--notes", "nb@1"]) == 2
     assert "notes: journal has 'nb@2', given 'nb@1'" in capsys.readouterr().err
+
+
+def test_failures_save_materialises_records_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    for _ in range(2):  # saving again replaces the run's rows
+        assert main(["failures", "a", "--store", str(db), "--json", "--save"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT category, pattern, nature FROM failures").fetchall()
+    assert len(rows) == report["saved"] == report["failures"]
+    by_pattern = {p for _, p, _ in rows}
+    assert {p["id"] for p in report["patterns"]} == by_pattern
+    assert {n for _, _, n in rows} <= {"systematic", "intermittent"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +40,44 @@ def pattern_dict(p: Pattern, runs: int) -> dict[str, Any]:
     }
 
 
-def failures_report(store: Store, run_ids: Sequence[str], examples: int = 3) -> dict[str, Any]:
+def save_records(store: Store, runs: Sequence[RunFailures], pattern_of: dict[int, str]) -> int:
+    """Replace the runs' rows in the `failures` table; returns the rows written."""
+    rows = []
+    for rf in runs:
+        for r in rf.records:
+            pattern = "incident" if in_incident(r, rf.incidents) else pattern_of.get(id(r))
+            rows.append(
+                (
+                    rf.run.id,
+                    r.step,
+                    r.index,
+                    r.category.value,
+                    r.nature,
+                    r.flip_rate,
+                    r.answer,
+                    r.excerpt,
+                    json.dumps(r.features, sort_keys=True),
+                    r.time,
+                    int(r.counted),
+                    pattern,
+                )
+            )
+    conn = store.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for rf in runs:
+            conn.execute("DELETE FROM failures WHERE run = ?", (rf.run.id,))
+        conn.executemany("INSERT INTO failures VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+def failures_report(
+    store: Store, run_ids: Sequence[str], examples: int = 3, *, save: bool = False
+) -> dict[str, Any]:
     runs: list[RunFailures] = [build(store, r) for r in run_ids]
     mark_across_runs(runs)
     records = []
@@ -58,7 +96,16 @@ def failures_report(store: Store, run_ids: Sequence[str], examples: int = 3) -> 
     clustering = cluster(records, baseline, steps, samples, examples=examples)
     by_cat = Counter(r.category.value for rf in runs for r in rf.records)
     nature = Counter(r.nature for r in records)
+    saved = None
+    if save:
+        pattern_of = {
+            id(records[i]): clustering.patterns[p].id
+            for i, p in enumerate(clustering.assignment)
+            if p >= 0
+        }
+        saved = save_records(store, runs, pattern_of)
     return {
+        "saved": saved,
         "runs": [
             {
                 "run_id": rf.run_id,

@@ -25,8 +25,8 @@ def _out(line: str = "") -> None:
 
 
 def cmd_failures(args: argparse.Namespace) -> int:
-    store = _open(args.store)
-    report = failures_report(store, args.run_ids, examples=args.examples)
+    store = _open(args.store, write=args.save)
+    report = failures_report(store, args.run_ids, examples=args.examples, save=args.save)
     if args.json:
         _out(json.dumps(report))
         return 0
@@ -36,6 +36,8 @@ def cmd_failures(args: argparse.Namespace) -> int:
             f"over {r['steps_decided']:,} steps, {r['samples']:,} samples "
             f"(samples kept: {r['record_level']})"
         )
+    if report["saved"] is not None:
+        _out(f"saved {report['saved']:,} failure records to the journal (table failures)")
     cats = ", ".join(f"{k} {v:,}" for k, v in report["by_category"].items()) or "none"
     _out(f"by category: {cats}")
     if report["by_nature"]:
@@ -179,6 +181,11 @@ def register(sub: Any) -> None:
     _store_arg(f)
     f.add_argument("--examples", type=positive_int, default=3, help="example responses each")
     f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.add_argument(
+        "--save",
+        action="store_true",
+        help="also write the records, with their pattern, to the journal's failures table",
+    )
     f.set_defaults(func=cmd_failures)
 
     notes = sub.add_parser("notes", help="the mistake notebook: learn, list, show, diff")
