@@ -116,7 +116,7 @@ def test_errors_are_one_line_with_exit_codes(
     assert e.value.code == 2
 
 
-def test_failures_on_a_store_of_the_previous_version_reads_without_writing(
+def test_notes_list_on_a_read_only_store_writes_nothing(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "j.db"
