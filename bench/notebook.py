@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import tempfile
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from unerring.analysis.cluster import adjusted_rand_index, cluster
 from unerring.analysis.learn import learn
-from unerring.analysis.records import build
+from unerring.analysis.records import build, step_features
 from unerring.analysis.taxonomy import CONTENT
 from unerring.journal.store import Store
 from unerring.runner import RunOptions, Session, execute
@@ -26,15 +25,15 @@ from unerring.runner import RunOptions, Session, execute
 
 def mode_rates(db: Path, run_id: str) -> dict[str, float]:
     """Per planted mode: mode-labelled samples / samples on the steps the mode targets."""
-    con = sqlite3.connect(db)
-    rows = con.execute(
-        "SELECT s.label, d.features FROM samples s JOIN decisions d ON d.run = s.run"
-        " AND d.step = s.step JOIN runs r ON r.id = s.run WHERE r.run_id = ?",
-        (run_id,),
-    ).fetchall()
+    store = Store(str(db))
+    features = step_features(store, run_id)
+    run = store.get_run(run_id)
+    assert run is not None
+    rows = store.conn.execute("SELECT step, label FROM samples WHERE run = ?", (run.id,)).fetchall()
+    store.close()
     out = {}
     for disk in (2, 4):
-        on = [label for label, f in rows if f and json.loads(f).get("disk") == disk]
+        on = [label for step, label in rows if features[step].get("disk") == disk]
         out[f"mode:disk={disk}"] = sum(1 for x in on if x == f"mode:disk={disk}") / max(1, len(on))
     return out
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis_helpers import sim
+from tests.analysis_helpers import sim
 from unerring.analysis.notebook import load_notebook, save_notebook
 from unerring.cli.main import main
 from unerring.journal.store import Store

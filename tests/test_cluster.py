@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis_helpers import run, sim
+from tests.analysis_helpers import run, sim
 from unerring.analysis.cluster import adjusted_rand_index, cluster, text_clusters
 from unerring.analysis.records import FailureRecord, RunFailures, build
 from unerring.analysis.taxonomy import CONTENT

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from analysis_helpers import run, sim
+from tests.analysis_helpers import run, sim
 from unerring.analysis.records import build, in_incident, mark_across_runs
 from unerring.analysis.taxonomy import Category
 from unerring.engine import Budget

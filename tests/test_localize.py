@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from analysis_helpers import run, sim
+from tests.analysis_helpers import run, sim
 from unerring.analysis.localize import localize
 from unerring.journal.store import Store
 from unerring.tasks.hanoi import Hanoi
@@ -15,13 +15,11 @@ def _first_wrong_by_replay(db: Path, run_id: str, disks: int) -> int | None:
     """Independent of the journal's `correct` column: replay winners through the checker."""
     h = Hanoi(disks)
     state = h.initial_state()
-    con = sqlite3.connect(db)
-    rows = con.execute(
-        "SELECT d.step, d.winner FROM decisions d JOIN runs r ON r.id = d.run"
-        " WHERE r.run_id = ? ORDER BY d.step",
-        (run_id,),
-    )
-    for step, winner in rows:
+    store = Store(str(db))
+    run = store.get_run(run_id)
+    assert run is not None
+    for row in store.decisions(run):  # rows of their own and packed blocks
+        step, winner = row["step"], row["winner"]
         answer = h.parse(winner)
         if not h.check(state, step, answer):
             return int(step)

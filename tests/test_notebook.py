@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from analysis_helpers import run, sim
+from tests.analysis_helpers import run, sim
 from unerring.analysis.cluster import Pattern
 from unerring.analysis.learn import content_patterns, learn
 from unerring.analysis.notebook import (
@@ -23,7 +22,7 @@ from unerring.analysis.notebook import (
     selector,
     template_note,
 )
-from unerring.analysis.records import build
+from unerring.analysis.records import build, step_features
 from unerring.backends.base import Sample, SampleRequest
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.journal.store import Store, StoreError
@@ -102,14 +101,20 @@ def test_gate_keeps_a_note_that_cures_and_rejects_one_that_does_not() -> None:
 
 
 def _mode_rate(db: Path, run_id: str, mode: str, disk: int) -> float:
-    con = sqlite3.connect(db)
-    rows = con.execute(
-        "SELECT s.label, d.features FROM samples s JOIN decisions d"
-        " ON d.run = s.run AND d.step = s.step JOIN runs r ON r.id = s.run WHERE r.run_id = ?",
-        (run_id,),
-    ).fetchall()
-    on = [label for label, f in rows if f and f'"disk": {disk}' in f]
-    return on.count(mode) / len(on)
+    """Samples the mode produced / samples drawn on the steps it targets."""
+    store = Store(str(db))
+    features = step_features(store, run_id)
+    run_row = store.get_run(run_id)
+    assert run_row is not None
+    labels = [
+        label
+        for step, label in store.conn.execute(
+            "SELECT step, label FROM samples WHERE run = ?", (run_row.id,)
+        )
+        if features[step]["disk"] == disk
+    ]
+    store.close()
+    return labels.count(mode) / len(labels)
 
 
 def test_the_learn_loop_halves_a_planted_mode_and_rejects_a_useless_note(

@@ -163,6 +163,24 @@ def _judge(process: Process[Any, Any], state: Any, text: str) -> tuple[Hashable,
         return Flag.INVALID
 
 
+def _count(
+    tally: Tally,
+    flags: dict[Flag, int],
+    judged: tuple[Hashable, Any] | Flag | None,
+    m: int,
+    idx: int,
+    decided_at: int,
+) -> int:
+    """Count m identical judgements from sample index idx; return the deciding index."""
+    if isinstance(judged, Flag):
+        flags[judged] = flags.get(judged, 0) + m
+    elif decided_at < 0 and judged is not None:
+        used = tally.add_many(judged[0], m)
+        if used:
+            return idx + used - 1
+    return decided_at
+
+
 class Engine:
     """Drives one process on one backend: one voted decision per step."""
 
@@ -249,10 +267,10 @@ class Engine:
         tally = Tally(k)
         memo: dict[str, tuple[Hashable, Any] | Flag] = {}
         drawn: list[Any] = []
-        flags: dict[Flag, int] | None = None
+        flags: dict[Flag, int] = {}
         ptoks = ctoks = 0
         decided_at = -1
-        idx = 0
+        idx = 0  # index of the next sample to count
         while decided_at < 0 and idx < cap:
             n = k if idx == 0 else max(v.parallel, tally.needed())
             n = min(n, cap - idx)
@@ -261,10 +279,11 @@ class Engine:
                     prompt, step, idx, n, limit, v.first_temperature, v.temperature, system, oracle
                 )
             )
-            idx += n
             drawn += samples
+            # consecutive identical responses (the usual case) are judged and counted once
+            run: tuple[Hashable, Any] | Flag | None = None
+            run_len = 0
             last_text = None
-            r: tuple[Hashable, Any] | Flag = Flag.EMPTY
             for s in samples:
                 text = s.text
                 pt = s.prompt_tokens
@@ -275,21 +294,26 @@ class Engine:
                     ct = estimate_tokens(text)
                 ctoks += ct
                 if ct > limit:
-                    r = Flag.OVERLONG
+                    r: tuple[Hashable, Any] | Flag = Flag.OVERLONG
                     last_text = None
-                elif text is not last_text:  # most samples of a step repeat the last text
-                    r = memo.get(text)  # type: ignore[assignment]
-                    if r is None:
-                        r = memo[text] = _judge(process, state, text)
+                elif text is last_text:
+                    run_len += 1
+                    continue
+                else:
+                    cached = memo.get(text)
+                    if cached is None:
+                        cached = memo[text] = _judge(process, state, text)
+                    r = cached
                     last_text = text
-                if r.__class__ is Flag:
-                    if flags is None:
-                        flags = {}
-                    flags[r] = flags.get(r, 0) + 1
-                elif decided_at < 0 and tally.add(r[0]):
-                    decided_at = s.index
+                if run_len:
+                    decided_at = _count(tally, flags, run, run_len, idx, decided_at)
+                    idx += run_len
+                run, run_len = r, 1
+            if run_len:
+                decided_at = _count(tally, flags, run, run_len, idx, decided_at)
+                idx += run_len
         return self._finish(
-            state, step, tally, memo, drawn, flags, ptoks, ctoks, decided_at, t_start
+            state, step, tally, memo, drawn, flags or None, ptoks, ctoks, decided_at, t_start
         )
 
     def _finish(
@@ -333,18 +357,18 @@ class Engine:
         if level == "samples" or (
             level == "contested" and (flags or len(tally.counts) > 1 or undecided)
         ):
-            for s in drawn:
+            for position, s in enumerate(drawn):
                 ct = s.completion_tokens
                 if ct is None:
                     ct = estimate_tokens(s.text)
-                counted = undecided or s.index <= decided_at
+                counted = undecided or position <= decided_at
                 seen = None if ct > self.voting.max_tokens else memo.get(s.text)
                 if seen is None:
-                    outcomes.append(SampleOutcome(s, None, Flag.OVERLONG, counted))
+                    outcomes.append(SampleOutcome(position, s, None, Flag.OVERLONG, counted))
                 elif isinstance(seen, Flag):
-                    outcomes.append(SampleOutcome(s, None, seen, counted))
+                    outcomes.append(SampleOutcome(position, s, None, seen, counted))
                 else:
-                    outcomes.append(SampleOutcome(s, seen[0], None, counted))
+                    outcomes.append(SampleOutcome(position, s, seen[0], None, counted))
         cost = ptoks * self.prices.prompt + ctoks * self.prices.completion
         d = Decision(
             step,

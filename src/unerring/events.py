@@ -17,11 +17,12 @@ class SampleOutcome:
     `counted` is False for a valid sample drawn in the deciding round after the decision.
     """
 
-    __slots__ = ("counted", "flag", "key", "sample")
+    __slots__ = ("counted", "flag", "index", "key", "sample")
 
     def __init__(
-        self, sample: Sample, key: Hashable | None, flag: Flag | None, counted: bool
+        self, index: int, sample: Sample, key: Hashable | None, flag: Flag | None, counted: bool
     ) -> None:
+        self.index = index  # the sample's index within its step
         self.sample = sample
         self.key = key
         self.flag = flag

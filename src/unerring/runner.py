@@ -92,10 +92,16 @@ class Session:
 
 @dataclass
 class RunResult:
+    """How a run ended, its summary, and its journal."""
+
     outcome: Outcome
     run: RunRecord
     summary: dict[str, Any]
     store: Store
+
+    def decisions(self) -> Iterator[dict[str, Any]]:
+        """The run's decisions in step order (streamed from the journal)."""
+        return self.store.decisions(self.run)
 
 
 def plan_k(options: RunOptions, steps: int | None) -> tuple[int, float | None]:
@@ -128,9 +134,13 @@ def new_run_id(task: str) -> str:
     return f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
-def build(options: RunOptions) -> tuple[Process[Any, Any], VotingConfig]:
+def build(
+    options: RunOptions, process: Process[Any, Any] | None = None
+) -> tuple[Process[Any, Any], VotingConfig]:
+    """The process (a built-in task unless one is given) and the voting settings."""
     try:
-        process = get_task(options.task).make(options.task_options)
+        if process is None:
+            process = get_task(options.task).make(options.task_options)
         parse_model(options.model)
         k, _ = plan_k(options, process.total_steps())
         voting = VotingConfig(
@@ -238,9 +248,13 @@ def execute(
     resume: bool = False,
     events: Events | None = None,
     on_start: Callable[[RunRecord, int], None] | None = None,
+    process: Process[Any, Any] | None = None,
 ) -> RunResult:
-    """Start (or resume) a run and drive it to its end; the journal holds everything."""
-    process, voting = build(options)
+    """Start (or resume) a run and drive it to its end; the journal holds everything.
+
+    `process` runs a user's own process instead of the built-in task `options.task`.
+    """
+    process, voting = build(options, process)
     store = Store(session.store)
     notes = None
     if options.notes is not None:

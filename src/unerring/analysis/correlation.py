@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -68,18 +68,15 @@ def correlation(store: Store, run_id: str, hard_at: float = 0.2) -> Correlation:
         rows[r[0]].append((r[1], r[2]))
     winners: dict[int, str] = {}
     for r in conn.execute(
-        "SELECT step, text, vote FROM samples s WHERE run = ? AND vote IS NOT NULL"
-        " AND text = (SELECT winner FROM decisions d WHERE d.run = s.run"
-        " AND d.step = s.step)",
+        "SELECT s.step, s.vote FROM samples s JOIN decisions d ON d.run = s.run"
+        " AND d.step = s.step WHERE s.run = ? AND s.vote IS NOT NULL AND s.text = d.winner",
         (run.id,),
     ):
-        winners[r[0]] = r[2]
+        winners[r[0]] = r[1]
     steps = valid = wrong = collisions = 0
     per_step: list[tuple[int, int]] = []  # (wrong, valid) of each step
-    for d in conn.execute(
-        "SELECT step, votes, correct FROM decisions WHERE run = ? ORDER BY step", (run.id,)
-    ):
-        step, votes, correct = d[0], json.loads(d[1]), d[2]
+    for d in store.decisions(run):  # rows of their own and packed blocks, in step order
+        step, votes, correct = int(d["step"]), json.loads(d["votes"]), d["correct"]
         steps += 1
         smp = rows.get(step)
         if not smp:  # unanimous: every counted sample gave the winner
@@ -88,6 +85,8 @@ def correlation(store: Store, run_id: str, hard_at: float = 0.2) -> Correlation:
             if correct == 0 and n >= 2:
                 collisions += 1
         else:
+            if step not in winners:  # a plain step: every counted sample gave the winner
+                winners[step] = Counter(v for _, v in smp).most_common(1)[0][0] or ""
             right = winners.get(step) if correct != 0 else None
             n = len(smp)
             if correct == 0:

@@ -145,6 +145,17 @@ def replay(
         state = process.advance(state, answer)
 
 
+def step_features(store: Store, run_id: str) -> dict[int, dict[str, Feature]]:
+    """Every decided step's features, replayed along the run's winners (for evaluation)."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
+    process = process_of(run)
+    if process is None:
+        return {}
+    return {s: dict(process.features(state, s)) for s, state in replay(process, store, run)}
+
+
 def _times(store: Store, run: RunRecord, wanted: set[int]) -> dict[int, float]:
     """Estimated wall time of each wanted step: its attempt's start plus elapsed so far."""
     starts = sorted((a["first_step"], a["started"]) for a in store.attempts(run))
@@ -153,14 +164,12 @@ def _times(store: Store, run: RunRecord, wanted: set[int]) -> dict[int, float]:
     out: dict[int, float] = {}
     ai = 0
     clock = starts[0][1]
-    for row in store.conn.execute(
-        "SELECT step, elapsed FROM decisions WHERE run = ? ORDER BY step", (run.id,)
-    ):
-        step = row[0]
+    for row in store.decisions(run):  # rows of their own and packed blocks, in step order
+        step = int(row["step"])
         while ai + 1 < len(starts) and step >= starts[ai + 1][0]:
             ai += 1
             clock = starts[ai][1]
-        clock += row[1]
+        clock += float(row["elapsed"])
         if step in wanted:
             out[step] = clock
     # an undecided step has no decision row: it happened right after the last one
@@ -231,6 +240,10 @@ def build(
     times = _times(store, run, wanted)
     records: list[FailureRecord] = []
     for s in sorted(wanted):
+        if s not in decision_of and s < run.next_step:
+            # a plain step (unanimous, unflagged, not rejected) whose samples were kept
+            # (--record samples): its decision lives in a packed block
+            decision_of[s] = {"winner": None, "correct": None, "undecided": 0, "features": None}
         records.extend(
             _step_records(
                 run, s, decision_of.get(s), by_step.get(s, []), features, times, right.get(s)

@@ -242,6 +242,11 @@ class SimBackend:
         good_tokens = estimate_tokens(good)
         # at most one planted mode fires on a step; features are computed once per request
         mode = self._active_mode(request.step, oracle) if c.modes else None
+        first = request.first_index
+        if mode is None and not flag and not c.latency.median_ms:
+            return self._plain(
+                oracle, base, first, request.n, err, good, good_tokens, prompt_tokens
+            )
         out: list[Sample] = []
         longest = 0.0
         for i in range(request.first_index, request.first_index + request.n):
@@ -295,6 +300,35 @@ class SimBackend:
                     continue  # a note named this mode's trigger: the model heeds it
             return m
         return None
+
+    def _plain(
+        self,
+        oracle: Oracle,
+        base: int,
+        first: int,
+        n: int,
+        err: float,
+        good: str,
+        good_tokens: int,
+        prompt_tokens: int,
+    ) -> list[Sample]:
+        """The sample loop without flags or latency: the same draws, fewer branches."""
+        out: list[Sample] = []
+        wrong_answers = self.config.wrong_answers
+        for i in range(first, first + n):
+            h = ((base ^ (i * 0x9E3779B97F4A7C15 & _M64)) + 0x9E3779B97F4A7C15) & _M64
+            h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+            h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _M64
+            h ^= h >> 31
+            if (h >> 11) * _TO_UNIT < err:
+                variant = int(unit(mix64(h ^ 0x3E7)) * wrong_answers)
+                text = oracle.wrong(variant)
+                out.append(
+                    Sample(text, i, prompt_tokens, estimate_tokens(text), 0.0, f"wrong:{variant}")
+                )
+            else:
+                out.append(Sample(good, i, prompt_tokens, good_tokens, 0.0, "correct"))
+        return out
 
     async def aclose(self) -> None:
         return None

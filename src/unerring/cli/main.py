@@ -32,7 +32,10 @@ from unerring.tasks.registry import TASKS, get_task
 
 
 def _task_options(args: argparse.Namespace, task: str) -> dict[str, Any]:
-    spec = get_task(task)
+    try:
+        spec = get_task(task)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     own = {o.name for o in spec.options}
     out: dict[str, Any] = {}
     for name, value in vars(args).items():
@@ -119,11 +122,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         record=args.record,
         notes=args.notes,
     )
-    if not args.json:
-        print(
-            f"unerring: starting {options.task} on {options.model} (store {args.store})",
-            file=sys.stderr,
-        )
     result = execute(
         options, _session(args), args.run_id, on_start=None if args.json else _announce(args.store)
     )
@@ -134,7 +132,8 @@ def _announce(store: str) -> Any:
     def announce(run: RunRecord, k: int) -> None:
         where = "" if store == DEFAULT_STORE else f" --store {store}"
         print(
-            f"unerring: run {run.run_id} (k={k}); if stopped, resume with: "
+            f"unerring: run {run.run_id}: {run.task} on {run.config['model']}, k={k}, "
+            f"store {store}; if stopped, resume with: "
             f"unerring resume {run.run_id}{where}",
             file=sys.stderr,
         )
@@ -204,7 +203,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     task = args.calibrate
-    process = get_task(task).make(_task_options(args, task))
+    options = _task_options(args, task)
+    try:
+        process = get_task(task).make(options)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     try:
         spec = parse_model(args.model or "sim:error=0.01")
     except ValueError as e:
@@ -335,8 +338,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _rows(store: Store, run: RunRecord, what: str) -> Iterator[dict[str, Any]]:
-    rows = store.decisions(run) if what == "decisions" else store.samples(run)
-    for row in rows:
+    if what == "decisions":
+        yield from store.decisions(run)
+        return
+    for row in store.samples(run):
         d = dict(row)
         d.pop("run", None)
         yield d

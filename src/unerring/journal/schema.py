@@ -8,7 +8,8 @@ import sqlite3
 APPLICATION_ID = 0x554E4552
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: runs, attempts, decisions, samples
+    # 1: runs, attempts, decisions (noteworthy steps, one row each), decision_blocks (runs
+    # of plain steps packed into one row), samples
     """
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
@@ -51,6 +52,14 @@ MIGRATIONS: tuple[str, ...] = (
         correct INTEGER,
         features TEXT,
         PRIMARY KEY (run, step)
+    ) WITHOUT ROWID;
+    CREATE TABLE decision_blocks (
+        run INTEGER NOT NULL,
+        first_step INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        winners TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (run, first_step)
     ) WITHOUT ROWID;
     CREATE TABLE samples (
         run INTEGER NOT NULL,

@@ -39,6 +39,11 @@ def _fmt_peg(peg: tuple[int, ...]) -> str:
 
 
 _INT_CHARS = re.compile(r"[0-9\s,]*", re.ASCII)
+# the answer as the response's last two lines: the usual case, read with one fullmatch
+_TAIL_RE = re.compile(
+    r"move\s*=\s*\[([^\[\]]*)\]\s*next_state\s*=\s*"
+    r"\[\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*\]\s*"
+)
 
 
 def _ints(text: str) -> tuple[int, ...] | None:
@@ -89,6 +94,7 @@ class Hanoi(Process[State, HAnswer]):
         self._system = _RULES.format(n=disks, direction=dir_text)
         # a move changes two pegs, so most pegs were formatted a step ago; bounded cache
         self._peg_text: dict[tuple[int, ...], str] = {}
+        self._peg_value: dict[str, tuple[int, ...]] = {}
         self._all_list = list(range(1, disks + 1))
         self._total: int = (1 << disks) - 1
 
@@ -126,26 +132,39 @@ class Hanoi(Process[State, HAnswer]):
         )
 
     def parse(self, text: str) -> HAnswer | Flag:
-        moves = _MOVE_RE.findall(text)
-        states = _STATE_RE.findall(text)
-        if not moves or not states:
-            return Flag.PARSE
-        move = _ints(moves[-1])
+        """The last `move = [...]` and the last `next_state = [[..],[..],[..]]`, strictly."""
+        tail = _TAIL_RE.fullmatch(text, max(text.rfind("move"), 0))
+        if tail is not None:  # nothing follows the answer: these are the last ones
+            m, a, b, c = tail.groups()
+        else:
+            moves = _MOVE_RE.findall(text)
+            states = _STATE_RE.findall(text)
+            if not moves or not states:
+                return Flag.PARSE
+            m = moves[-1]
+            a, b, c = states[-1]
+        move = _ints(m)
         if move is None or len(move) != 3:
             return Flag.PARSE
-        a, b, c = states[-1]
-        # one character check over all three pegs; int() rejects empty or spaced items
-        if _INT_CHARS.fullmatch(a + b + c) is None:
-            return Flag.PARSE
-        try:
-            p0 = tuple(map(int, a.split(","))) if a and not a.isspace() else ()
-            p1 = tuple(map(int, b.split(","))) if b and not b.isspace() else ()
-            p2 = tuple(map(int, c.split(","))) if c and not c.isspace() else ()
-        except ValueError:
+        p0, p1, p2 = self._peg(a), self._peg(b), self._peg(c)
+        if p0 is None or p1 is None or p2 is None:
             return Flag.PARSE
         if sorted(p0 + p1 + p2) != self._all_list:
             return Flag.PARSE
         return ((move[0], move[1], move[2]), (p0, p1, p2))
+
+    def _peg(self, text: str) -> tuple[int, ...] | None:
+        """A peg's disks from its text; two of three pegs repeat from the last step."""
+        cache = self._peg_value
+        peg = cache.get(text)
+        if peg is None:
+            peg = _ints(text)
+            if peg is None:
+                return None
+            if len(cache) >= 64:
+                cache.clear()
+            cache[text] = peg
+        return peg
 
     def advance(self, state: State, answer: HAnswer) -> State:
         return (answer[1], answer[0])
@@ -196,21 +215,20 @@ class Hanoi(Process[State, HAnswer]):
 
     # -- simulation -----------------------------------------------------------------------
     def solve(self, state: State, step: int) -> HAnswer:
+        """The strategy's move. Total: after a wrong decision the state may break the rules
+        (disk 1 buried, a disk on a smaller one) and the simulator still needs an answer."""
         pegs, prev = state
-        if prev is None or prev[0] != 1:
-            src = next(i for i in range(3) if pegs[i] and pegs[i][-1] == 1)
-            move: Move = (1, src, (src + self.direction) % 3)
-        else:
+        if prev is not None and prev[0] == 1:
             a, b = (i for i in range(3) if not pegs[i] or pegs[i][-1] != 1)
             ta = pegs[a][-1] if pegs[a] else 0
             tb = pegs[b][-1] if pegs[b] else 0
-            if ta == 0 and tb == 0:
-                # off the strategy's path (after a wrong decision) the whole tower can sit
-                # on one peg: no move avoids disk 1, so disk 1 moves on
-                src = next(i for i in range(3) if pegs[i])
-                move = (1, src, (src + self.direction) % 3)
-            else:
+            if ta or tb:
                 move = (ta, a, b) if tb == 0 or (ta and ta < tb) else (tb, b, a)
+                return (move, apply_move(pegs, move))
+        src = next((i for i in range(3) if pegs[i] and pegs[i][-1] == 1), None)
+        if src is None:  # disk 1 is not on top anywhere: move the smallest top disk
+            src = min((i for i in range(3) if pegs[i]), key=lambda i: pegs[i][-1])
+        move = (pegs[src][-1], src, (src + self.direction) % 3)
         return (move, apply_move(pegs, move))
 
     def render(self, answer: HAnswer) -> str:
@@ -232,7 +250,7 @@ class Hanoi(Process[State, HAnswer]):
         (d, src, dst), _ = answer
         other = 3 - src - dst
         out.append(((d, src, dst), apply_move(pegs, (d, src, other))))
-        # legal states first: a wrong answer that wins a vote must leave a state the next
-        # step can be played (and simulated) from; a disk on a smaller one cannot
+        # legal states first: a plausible slip keeps the rules, and a wrong answer that wins
+        # a vote then leaves a state the process can go on from (the checker still counts it)
         wrong = [a for a in out if a != answer]
         return sorted(wrong, key=lambda a: not _legal(a[1]))

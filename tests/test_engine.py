@@ -1,0 +1,318 @@
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_sync
+from unerring.backends.base import FatalBackendError, Sample, SampleRequest, TransportError
+from unerring.backends.sim import SimBackend, SimConfig
+from unerring.engine import Budget, Engine, VotingConfig
+from unerring.events import Decision, Events
+from unerring.models import known_error_mixture, parse_model
+from unerring.redflags import Flag
+from unerring.reliability import k_min_mixture
+from unerring.tasks.hanoi import Hanoi
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.decisions: list[Decision] = []
+
+    def on_decision(self, d: Decision) -> None:
+        self.decisions.append(d)
+
+
+def run_hanoi(disks: int, sim: str, voting: VotingConfig, **kw: Any) -> tuple[Any, Engine, Collect]:
+    h = Hanoi(disks)
+    spec = parse_model(sim)
+    events, seen = Events(), Collect()
+    events.subscribe(seen)
+    engine = Engine(h, SimBackend(spec.sim), voting, events, simulate=True, **kw)  # type: ignore[arg-type]
+    outcome = run_sync(engine.run(h.initial_state(), 0))
+    return outcome, engine, seen
+
+
+def test_small_hanoi_with_hard_steps_reaches_zero_errors() -> None:
+    sim = "sim:error=0.05,hard=0.05,hard_error=0.25,wrong_answers=2,seed=7"
+    k = k_min_mixture(known_error_mixture(parse_model(sim)), 1023, 0.99)  # type: ignore[arg-type]
+    outcome, engine, seen = run_hanoi(10, sim, VotingConfig(k=k))
+    assert outcome.status == "completed"
+    assert engine.stats.steps_decided == 1023
+    assert engine.stats.errors == 0 and engine.stats.checked == 1023
+    assert outcome.state[0] == ((), (), tuple(range(10, 0, -1)))
+    # hard steps exist and some were contested
+    assert any(len(d.votes) > 1 for d in seen.decisions)
+
+
+def test_k1_on_an_unreliable_model_makes_errors_that_the_checker_counts() -> None:
+    outcome, engine, _ = run_hanoi(6, "sim:error=0.2,seed=1", VotingConfig(k=1))
+    assert engine.stats.errors > 0
+    assert outcome.status == "completed"
+
+
+def test_same_seed_same_decisions_and_samples() -> None:
+    sim = "sim:error=0.1,flag=0.05,wrong_answers=3,seed=5"
+    _, e1, a = run_hanoi(7, sim, VotingConfig(k=3))
+    _, e2, b = run_hanoi(7, sim, VotingConfig(k=3))
+    assert [(d.winner_text, d.votes, d.samples, d.flags) for d in a.decisions] == [
+        (d.winner_text, d.votes, d.samples, d.flags) for d in b.decisions
+    ]
+    assert e1.stats.samples == e2.stats.samples
+    _, _, c = run_hanoi(7, "sim:error=0.1,flag=0.05,wrong_answers=3,seed=6", VotingConfig(k=3))
+    assert [d.samples for d in a.decisions] != [d.samples for d in c.decisions]
+
+
+def test_parallel_rounds_decide_the_same_way() -> None:
+    sim = "sim:error=0.15,wrong_answers=2,seed=9"
+    _, _, one = run_hanoi(6, sim, VotingConfig(k=3, parallel=1))
+    _, _, four = run_hanoi(6, sim, VotingConfig(k=3, parallel=4))
+    assert [d.winner_text for d in one.decisions] == [d.winner_text for d in four.decisions]
+    assert [d.votes for d in one.decisions] == [d.votes for d in four.decisions]
+    # parallel draws can only add surplus samples, never change a tally
+    assert sum(d.surplus for d in four.decisions) >= sum(d.surplus for d in one.decisions)
+    assert all(d.surplus == 0 for d in one.decisions)
+
+
+def test_first_round_draws_k_then_only_what_could_decide() -> None:
+    class Recording(SimBackend):
+        def __init__(self, cfg: SimConfig) -> None:
+            super().__init__(cfg)
+            self.rounds: list[tuple[int, int, int]] = []
+
+        async def sample(self, request: SampleRequest) -> list[Sample]:
+            self.rounds.append((request.step, request.first_index, request.n))
+            return await super().sample(request)
+
+    h = Hanoi(5)
+    backend = Recording(SimConfig(error=0.3, seed=4))
+    engine = Engine(h, backend, VotingConfig(k=3), simulate=True)
+    run_sync(engine.run(h.initial_state(), 0))
+    first = {}
+    for step, idx, n in backend.rounds:
+        if idx == 0:
+            first[step] = n
+    assert set(first.values()) == {3}
+    assert all(n >= 1 for _, _, n in backend.rounds)
+
+
+def test_red_flagged_samples_never_vote_and_are_counted_by_kind() -> None:
+    outcome, engine, seen = run_hanoi(6, "sim:error=0.0,flag=0.3,seed=3", VotingConfig(k=2))
+    assert outcome.status == "completed" and engine.stats.errors == 0
+    assert engine.stats.red_flags > 0
+    assert set(engine.stats.flags) == {"overlong", "parse"}
+    for d in seen.decisions:
+        assert sum(d.votes.values()) + sum((d.flags or {}).values()) + d.surplus == d.samples
+        for o in d.outcomes:
+            if o.flag is not None:
+                assert o.key is None
+
+
+def test_flagged_outcomes_are_recorded_on_contested_steps() -> None:
+    _, _, seen = run_hanoi(5, "sim:error=0.2,flag=0.1,seed=2", VotingConfig(k=2))
+    contested = [d for d in seen.decisions if len(d.votes) > 1 or d.flags]
+    assert contested and all(d.outcomes for d in contested)
+    assert all(not d.outcomes for d in seen.decisions if d.unanimous)
+
+
+def test_undecided_step_stops_the_run_by_default() -> None:
+    outcome, engine, _ = run_hanoi(
+        4, "sim:error=0.49,wrong_answers=1,seed=1", VotingConfig(k=8, max_samples_per_step=8)
+    )
+    assert outcome.status == "stopped"
+    assert "undecided" in outcome.reason and "--max-samples-per-step" in outcome.reason
+    assert engine.stats.undecided == 1
+
+
+def test_undecided_step_takes_the_plurality_when_asked() -> None:
+    outcome, engine, seen = run_hanoi(
+        4,
+        "sim:error=0.3,wrong_answers=1,seed=1",
+        VotingConfig(k=6, max_samples_per_step=6, on_undecided="plurality"),
+    )
+    assert outcome.status == "completed"
+    assert engine.stats.undecided > 0
+    marked = [d for d in seen.decisions if d.undecided]
+    assert marked and all(d.answer is not None for d in marked)
+
+
+class Garbage:
+    """A backend that returns everything a model should not."""
+
+    model = "garbage"
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        junk = [
+            "",
+            "   ",
+            "\x00\x01",
+            "move = [",
+            "null",
+            "{" * 5000,
+            "move = [1,0,1]\n" * 3,
+            "move = [9999999999999999999999, 0, 1]\nnext_state = [[1], [], []]",
+        ]
+        return [
+            Sample(junk[(request.first_index + i) % len(junk)], request.first_index + i)
+            for i in range(request.n)
+        ]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_nothing_the_model_returns_crashes_the_engine() -> None:
+    h = Hanoi(3)
+    engine = Engine(h, Garbage(), VotingConfig(k=2, max_samples_per_step=40))
+    outcome = run_sync(engine.run(h.initial_state(), 0))
+    assert outcome.status == "stopped" and "undecided" in outcome.reason
+    assert engine.stats.red_flags == 40
+    assert set(engine.stats.flags) <= {f.value for f in Flag}
+
+
+class Broken(Hanoi):
+    def parse(self, text: str) -> Any:
+        raise RuntimeError("a bug in user code")
+
+
+def test_a_parser_that_raises_becomes_a_red_flag() -> None:
+    h = Broken(3)
+    engine = Engine(
+        h, SimBackend(SimConfig(error=0)), VotingConfig(k=1, max_samples_per_step=5), simulate=True
+    )
+    outcome = run_sync(engine.run(h.initial_state(), 0))
+    assert outcome.status == "stopped"
+    assert engine.stats.flags == {"parse": 5}
+
+
+class Failing:
+    model = "failing"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        raise self.error
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_transport_errors_stop_or_fail_the_run_cleanly() -> None:
+    h = Hanoi(3)
+    e1 = Engine(h, Failing(FatalBackendError("auth", "401 Unauthorized")), VotingConfig(k=1))
+    o1 = run_sync(e1.run(h.initial_state(), 0))
+    assert o1.status == "failed" and "auth" in o1.reason
+    e2 = Engine(h, Failing(TransportError("timeout", "timed out")), VotingConfig(k=1))
+    o2 = run_sync(e2.run(h.initial_state(), 0))
+    assert o2.status == "stopped" and "timeout" in o2.reason and o2.step == 0
+
+
+def test_budget_stops_the_run_at_the_cap() -> None:
+    outcome, engine, _ = run_hanoi(
+        8, "sim:error=0.01,seed=1", VotingConfig(k=2), budget=Budget(max_samples=100)
+    )
+    assert outcome.status == "stopped" and "sample budget" in outcome.reason
+    assert 100 <= engine.stats.samples < 100 + 2 * 2 * 50
+    assert outcome.step == engine.stats.steps_decided
+
+
+def test_run_resumes_from_a_given_state_and_step() -> None:
+    sim = "sim:error=0.1,seed=8"
+    _, _, whole = run_hanoi(6, sim, VotingConfig(k=2))
+    h = Hanoi(6)
+    spec = parse_model(sim)
+    cut = whole.decisions[20]
+    events, rest = Events(), Collect()
+    events.subscribe(rest)
+    engine = Engine(h, SimBackend(spec.sim), VotingConfig(k=2), events, simulate=True)  # type: ignore[arg-type]
+    run_sync(engine.run(cut.state_before, 20))
+    assert [d.winner_text for d in rest.decisions] == [d.winner_text for d in whole.decisions[20:]]
+
+
+def test_notes_are_put_in_the_prompts_of_selected_steps_only() -> None:
+    prompts: dict[int, str] = {}
+
+    class Spy(SimBackend):
+        async def sample(self, request: SampleRequest) -> list[Sample]:
+            prompts[request.step] = request.prompt
+            return await super().sample(request)
+
+    h = Hanoi(3)
+    engine = Engine(
+        h,
+        Spy(SimConfig(error=0)),
+        VotingConfig(k=1),
+        simulate=True,
+        notes=lambda state, step: ("check the peg",) if step == 2 else (),
+    )
+    run_sync(engine.run(h.initial_state(), 0))
+    assert "check the peg" in prompts[2]
+    assert all("check the peg" not in p for s, p in prompts.items() if s != 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"k": 0},
+        {"k": 2, "max_tokens": 0},
+        {"k": 2, "parallel": 0},
+        {"k": 3, "max_samples_per_step": 2},
+    ],
+)
+def test_voting_config_rejects_nonsense(kwargs: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        VotingConfig(**kwargs)  # type: ignore[arg-type]
+
+
+class Scripted:
+    """Plays a fixed list of responses, in sample-index order."""
+
+    model = "scripted"
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        # past the script: empty responses, which are red-flagged
+        return [
+            Sample(self.texts[i] if i < len(self.texts) else "", i)
+            for i in range(request.first_index, request.first_index + request.n)
+        ]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _one_step(texts: list[str], k: int, cap: int) -> Decision:
+    h = Hanoi(1)
+    engine = Engine(h, Scripted(texts), VotingConfig(k=k, max_samples_per_step=cap))
+    return run_sync(engine.decide(h.initial_state(), 0))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ANSWERS = {
+    "a": "move = [1, 0, 2]\nnext_state = [[], [], [1]]",
+    "b": "move = [1, 0, 1]\nnext_state = [[], [1], []]",
+    "c": "move = [1, 1, 2]\nnext_state = [[], [], [1]]",
+}
+_FLAGGED = ["", "move = [1, 0, 2]", "x" * 4000, "move = [1, 0, 2]\nnext_state = [[1], [1], []]"]
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(1, 4),
+    st.lists(st.sampled_from("abc"), min_size=1, max_size=30),
+    st.lists(st.tuples(st.integers(0, 30), st.sampled_from(_FLAGGED)), max_size=10),
+)
+def test_flagged_samples_never_change_the_tally(
+    k: int, votes: list[str], junk: list[tuple[int, str]]
+) -> None:
+    clean = [_ANSWERS[v] for v in votes]
+    noisy = list(clean)
+    for pos, text in sorted(junk, reverse=True):
+        noisy.insert(min(pos, len(noisy)), text)
+    cap = len(noisy) + k
+    a, b = _one_step(clean, k, cap), _one_step(noisy, k, cap)
+    assert (a.winner_text, a.votes, a.undecided) == (b.winner_text, b.votes, b.undecided)
+    assert sum((b.flags or {}).values()) == b.samples - sum(b.votes.values()) - b.surplus
