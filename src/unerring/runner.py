@@ -11,8 +11,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
 from unerring import reliability
 from unerring.engine import Budget, Engine, Outcome, Prices, VotingConfig
@@ -23,6 +23,9 @@ from unerring.journal.writer import Durability, JournalWriter
 from unerring.models import known_error_mixture, known_valid_rate, make_backend, parse_model
 from unerring.process import Process
 from unerring.tasks.registry import get_task
+
+if TYPE_CHECKING:
+    from unerring.analysis.notebook import Notebook
 
 
 class UsageError(ValueError):
@@ -46,6 +49,7 @@ class RunOptions:
     on_undecided: str = "stop"
     parallel: int = 1
     record: str = "contested"
+    notes: str | None = None  # a mistake notebook in the store: NAME or NAME@VERSION
 
     def config(self) -> dict[str, Any]:
         from unerring import __version__
@@ -156,6 +160,22 @@ def build(
     return process, voting
 
 
+def _load_notes(store: Store, ref: str) -> Notebook:
+    # imported here: the analysis package is an outer layer, needed only with --notes
+    from unerring.analysis.notebook import load_notebook
+
+    try:
+        return load_notebook(store, ref)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
+    from unerring.analysis.notebook import selector
+
+    return selector(notes.notes, process)
+
+
 def _restore_state(process: Process[Any, Any], store: Store, run: RunRecord) -> Any:
     if run.state is not None:
         return process.load_state(run.state)
@@ -235,6 +255,12 @@ def execute(
     `process` runs a user's own process instead of the built-in task `options.task`.
     """
     process, voting = build(options, process)
+    store = Store(session.store)
+    notes = None
+    if options.notes is not None:
+        # pinned to a version, so that a resume puts the same notes in the same prompts
+        notes = _load_notes(store, options.notes)
+        options = replace(options, notes=f"{notes.name}@{notes.version}")
     config = options.config()
     config["k_resolved"] = voting.k
     if run_id is not None:
@@ -242,7 +268,6 @@ def execute(
             check_run_id(run_id)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    store = Store(session.store)
     run = store.get_run(run_id) if run_id else None
     if run is None:
         if resume:
@@ -265,7 +290,7 @@ def execute(
     try:
         if on_start is not None:
             on_start(run, voting.k)
-        return _drive(process, voting, options, session, store, run, events)
+        return _drive(process, voting, options, session, store, run, events, notes)
     finally:
         if lock is not None:
             lock.release()
@@ -279,6 +304,7 @@ def _drive(
     store: Store,
     run: RunRecord,
     events: Events | None,
+    notes: Notebook | None = None,
 ) -> RunResult:
     state = _restore_state(process, store, run)
     spec = parse_model(options.model)
@@ -295,6 +321,7 @@ def _drive(
         prices=session.prices,
         budget=session.budget,
         stats=stats,
+        notes=None if notes is None else _selector(notes, process),
     )
     writer = JournalWriter(
         store,

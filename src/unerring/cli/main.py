@@ -14,6 +14,7 @@ from typing import Any
 
 from unerring import __version__, reliability
 from unerring.calibrate import run_calibration
+from unerring.cli import analysis_cmds
 from unerring.cli.args import (
     Parser,
     add_task_options,
@@ -119,6 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         on_undecided=args.on_undecided,
         parallel=args.parallel,
         record=args.record,
+        notes=args.notes,
     )
     result = execute(
         options, _session(args), args.run_id, on_start=None if args.json else _announce(args.store)
@@ -154,6 +156,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         options = RunOptions(**{**options.__dict__, "task_options": merged})
     if args.model is not None and args.model != options.model:
         options = RunOptions(**{**options.__dict__, "model": args.model})
+    if args.notes is not None:
+        options = RunOptions(**{**options.__dict__, "notes": args.notes})
     result = execute(
         options,
         _session(args),
@@ -375,6 +379,12 @@ def _add_store(p: argparse.ArgumentParser) -> None:
 def _add_run_session(p: argparse.ArgumentParser) -> None:
     _add_store(p)
     p.add_argument(
+        "--notes",
+        metavar="NOTEBOOK",
+        help="put the matching notes of this mistake notebook (NAME or NAME@VERSION, "
+        "in the store) in front of matching steps' prompts",
+    )
+    p.add_argument(
         "--durability",
         choices=("group", "sync"),
         default="group",
@@ -533,6 +543,7 @@ def build_parser() -> Parser:
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--what", choices=("decisions", "samples"), default="decisions")
     export.set_defaults(func=cmd_export)
+    analysis_cmds.register(sub)
     return parser
 
 

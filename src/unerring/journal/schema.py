@@ -89,6 +89,35 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX transport_failures_run ON transport_failures (run, step);
     """,
+    # 3: mistake notebooks, versioned (rejected versions kept with the reason), and
+    # failure records materialised by `unerring failures --save`
+    """
+    CREATE TABLE failures (
+        run INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        idx INTEGER,
+        category TEXT NOT NULL,
+        nature TEXT NOT NULL,
+        flip_rate REAL,
+        answer TEXT,
+        excerpt TEXT NOT NULL,
+        features TEXT NOT NULL,
+        time REAL,
+        counted INTEGER NOT NULL,
+        pattern TEXT
+    );
+    CREATE INDEX failures_run ON failures (run, step);
+    CREATE TABLE notebooks (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        notes TEXT NOT NULL,
+        accepted INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

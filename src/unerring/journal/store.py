@@ -152,6 +152,9 @@ class Store:
                 self.conn.execute("SELECT count(*) FROM runs").fetchone()
             if not read_only and version < SCHEMA_VERSION:
                 migrate(self.conn, version)
+                # the header (application id, schema version) lives in the WAL until a
+                # checkpoint: write it to the file, where other openers check it first
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.DatabaseError as e:
             raise StoreError(
                 f"{path} is corrupted or unreadable ({e}); it was not modified"

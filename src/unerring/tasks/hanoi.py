@@ -69,6 +69,10 @@ def apply_move(pegs: Pegs, move: Move) -> Pegs:
     return (lists[0], lists[1], lists[2])
 
 
+def _legal(pegs: Pegs) -> bool:
+    return all(list(p) == sorted(p, reverse=True) for p in pegs)
+
+
 class Hanoi(Process[State, HAnswer]):
     """Move a tower of `disks` disks from peg 0 to peg 2, one voted move per step."""
 
@@ -246,4 +250,7 @@ class Hanoi(Process[State, HAnswer]):
         (d, src, dst), _ = answer
         other = 3 - src - dst
         out.append(((d, src, dst), apply_move(pegs, (d, src, other))))
-        return [a for a in out if a != answer]
+        # legal states first: a plausible slip keeps the rules, and a wrong answer that wins
+        # a vote then leaves a state the process can go on from (the checker still counts it)
+        wrong = [a for a in out if a != answer]
+        return sorted(wrong, key=lambda a: not _legal(a[1]))
