@@ -6,7 +6,7 @@ progress and failure recording subscribe to its events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Literal
@@ -84,6 +84,7 @@ class Prices:
 
     prompt: float = 0.0
     completion: float = 0.0
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,11 +353,12 @@ class Engine:
                 state_after = process.advance(state, answer)
         n = len(drawn)
         surplus = n - 1 - decided_at if not undecided else 0
-        outcomes: list[SampleOutcome] = []
+        outcomes: Sequence[SampleOutcome] = ()  # unanimous steps keep no sample
         level = self.voting.record
         if level == "samples" or (
             level == "contested" and (flags or len(tally.counts) > 1 or undecided)
         ):
+            outcomes = kept = []
             for position, s in enumerate(drawn):
                 ct = s.completion_tokens
                 if ct is None:
@@ -364,11 +366,11 @@ class Engine:
                 counted = undecided or position <= decided_at
                 seen = None if ct > self.voting.max_tokens else memo.get(s.text)
                 if seen is None:
-                    outcomes.append(SampleOutcome(position, s, None, Flag.OVERLONG, counted))
+                    kept.append(SampleOutcome(position, s, None, Flag.OVERLONG, counted))
                 elif isinstance(seen, Flag):
-                    outcomes.append(SampleOutcome(position, s, None, seen, counted))
+                    kept.append(SampleOutcome(position, s, None, seen, counted))
                 else:
-                    outcomes.append(SampleOutcome(position, s, seen[0], None, counted))
+                    kept.append(SampleOutcome(position, s, seen[0], None, counted))
         cost = ptoks * self.prices.prompt + ctoks * self.prices.completion
         d = Decision(
             step,

@@ -3,7 +3,7 @@ recording) subscribe; the engine knows none of them by name."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,7 +73,7 @@ class Decision:
         correct: bool | None,
         state_before: Any,
         state_after: Any,
-        outcomes: list[SampleOutcome],
+        outcomes: Sequence[SampleOutcome],
         winner_text: str | None = None,
     ) -> None:
         self.step = step
