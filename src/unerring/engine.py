@@ -86,7 +86,6 @@ class Prices:
     completion: float = 0.0
 
 
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How an engine run ended, and where (state and step to resume from)."""
@@ -207,6 +206,17 @@ class Engine:
         self.budget = budget
         self.stats = stats or Stats()
         self.notes = notes  # picks the mistake notes that apply to a step (or none)
+        v = voting
+        # read once: the step loop would otherwise look each up a million times
+        self._per_step = (
+            v.k,
+            v.cap,
+            v.max_tokens,
+            v.first_temperature,
+            v.temperature,
+            v.parallel,
+            process.system(),
+        )
         self.stop_requested: str | None = None  # set from a signal handler or another thread
 
     def request_stop(self, reason: str) -> None:
@@ -253,10 +263,7 @@ class Engine:
         """Vote on one step, emit the decision, and return it."""
         t_start = perf_counter()
         process = self.process
-        v = self.voting
-        k = v.k
-        cap = v.cap
-        limit = v.max_tokens
+        k, cap, limit, t_first, t_rest, parallel, system = self._per_step
         prompt = process.prompt(state, step)
         notes: tuple[str, ...] = ()
         if self.notes is not None:
@@ -264,7 +271,6 @@ class Engine:
             if notes:
                 prompt = with_notes(notes, prompt)
         oracle = ProcessOracle(process, state, step, notes) if self.simulate else None
-        system = process.system()
         tally = Tally(k)
         memo: dict[str, tuple[Hashable, Any] | Flag] = {}
         drawn: list[Any] = []
@@ -273,12 +279,10 @@ class Engine:
         decided_at = -1
         idx = 0  # index of the next sample to count
         while decided_at < 0 and idx < cap:
-            n = k if idx == 0 else max(v.parallel, tally.needed())
+            n = k if idx == 0 else max(parallel, tally.needed())
             n = min(n, cap - idx)
             samples = await self.backend.sample(
-                SampleRequest(
-                    prompt, step, idx, n, limit, v.first_temperature, v.temperature, system, oracle
-                )
+                SampleRequest(prompt, step, idx, n, limit, t_first, t_rest, system, oracle)
             )
             drawn += samples
             # consecutive identical responses (the usual case) are judged and counted once

@@ -32,6 +32,27 @@ def bounded(text: str, limit: int = MAX_TEXT) -> str:
     return text[:limit] + f"\n...[{len(text) - limit} more characters not kept]"
 
 
+_MAX_PARAMETERS = 32766  # SQLite's limit on bound values in one statement (3.32 and later)
+
+
+def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows with as few statements as SQLite allows.
+
+    executemany releases and takes back the GIL around every row; with the step loop
+    holding it, each handover can wait on the scheduler. One multi-row statement per
+    chunk hands it over a few times per commit instead of once per row.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    per = max(1, _MAX_PARAMETERS // width)
+    one = "(" + ",".join("?" * width) + ")"
+    for i in range(0, len(rows), per):
+        chunk = rows[i : i + per]
+        sql = f"{insert} VALUES {','.join([one] * len(chunk))}"
+        conn.execute(sql, [v for row in chunk for v in row])
+
+
 class Totals:
     """Committed totals of a run: the journal's view, which lags the engine's by a group."""
 
@@ -207,21 +228,11 @@ class JournalWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            if blocks.rows:
-                conn.executemany("INSERT INTO decision_blocks VALUES (?,?,?,?,?)", blocks.rows)
-            if full_rows:
-                conn.executemany(
-                    "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", full_rows
-                )
-            if sample_rows:
-                # a retried undecided step redraws the same indices: keep the first record
-                conn.executemany(
-                    "INSERT OR IGNORE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?)", sample_rows
-                )
-            if failure_rows:
-                conn.executemany(
-                    "INSERT INTO transport_failures VALUES (?,?,?,?,?,?,?)", failure_rows
-                )
+            insert_rows(conn, "INSERT INTO decision_blocks", blocks.rows)
+            insert_rows(conn, "INSERT INTO decisions", full_rows)
+            # a retried undecided step redraws the same indices: keep the first record
+            insert_rows(conn, "INSERT OR IGNORE INTO samples", sample_rows)
+            insert_rows(conn, "INSERT INTO transport_failures", failure_rows)
             conn.execute(
                 "UPDATE runs SET next_step = ?, state = coalesce(?, state), stats = ?,"
                 " updated = ? WHERE id = ?",
