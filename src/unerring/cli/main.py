@@ -81,11 +81,9 @@ def _print_result(result: RunResult, as_json: bool) -> int:
             f"{s['red_flags']:,} red flags, {s['undecided']} undecided, "
             f"{s['wall_s']:.2f} s ({s['us_per_step']:.1f} us/step)"
         )
-        if s["cost"] or s["prompt_tokens"]:
-            print(
-                f"tokens {s['prompt_tokens']:,} in / {s['completion_tokens']:,} out, "
-                f"cost ${s['cost']:.4f}"
-            )
+        if s["prompt_tokens"] or s["completion_tokens"]:
+            cost = f", cost ${s['cost']:.4f}" if s["cost"] else ""
+            print(f"tokens {s['prompt_tokens']:,} in / {s['completion_tokens']:,} out{cost}")
     if s["status"] != "completed":
         resume = f"unerring resume {s['run_id']}"
         if s["store"] != DEFAULT_STORE:
