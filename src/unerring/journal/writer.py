@@ -134,7 +134,7 @@ class JournalWriter:
         q.append(d)
         if len(q) >= self.max_group:
             self._wake.set()
-            if len(q) >= 8 * self.max_group:
+            if len(q) >= 2 * self.max_group:
                 # the writer fell far behind (a slow disk, a starved thread): wait for it,
                 # so memory stays bounded however long the run
                 self._drained.clear()
