@@ -147,6 +147,23 @@ def learn(
     max_tokens = int(cfg.get("max_tokens", 750))
     candidates: list[Candidate] = []
     kept: list[Note] = list(base_notes)
+
+    def validate(steps: list[int], trial: list[Note]) -> GateResult:
+        return asyncio.run(
+            gate(
+                process,
+                backend,
+                states,
+                steps,
+                randoms,
+                trial,
+                samples=samples,
+                simulate=spec.sim is not None,
+                max_tokens=max_tokens,
+                temperatures=temps,
+            )
+        )
+
     for p, note, who in notes:
         if note is None:
             candidates.append(Candidate(None, p.id, who, None, "rejected: no usable note"))
@@ -154,21 +171,7 @@ def learn(
         if note.when in noted:
             candidates.append(Candidate(note, p.id, who, None, "skipped: already in the notebook"))
             continue
-        steps = [s for s in affected[p.id] if s in states]
-        result = asyncio.run(
-            gate(
-                process,
-                backend,
-                states,
-                steps,
-                randoms,
-                [note],
-                samples=samples,
-                simulate=spec.sim is not None,
-                max_tokens=max_tokens,
-                temperatures=temps,
-            )
-        )
+        result = validate([s for s in affected[p.id] if s in states], [note])
         if result.accepted:
             kept.append(note)
             noted.add(note.when)
@@ -188,20 +191,7 @@ def learn(
     if len(new) > 1:
         # notes that each help alone must also help together (one may undo another)
         steps = sorted({s for c in new for s in affected[c.pattern] if s in states})
-        set_gate = asyncio.run(
-            gate(
-                process,
-                backend,
-                states,
-                steps,
-                randoms,
-                [c.note for c in new if c.note is not None],
-                samples=samples,
-                simulate=spec.sim is not None,
-                max_tokens=max_tokens,
-                temperatures=temps,
-            )
-        )
+        set_gate = validate(steps, [c.note for c in new if c.note is not None])
         reason += f"; the set together: {set_gate.reason}"
         if not set_gate.accepted:
             accepted = False
