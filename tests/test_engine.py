@@ -21,8 +21,7 @@ class Collect:
         self.decisions.append(d)
 
 
-def run_hanoi(disks: int, sim: str, voting: VotingConfig, **kw: Any) -> tuple[Any, Engine,
-                                                                                Collect]:
+def run_hanoi(disks: int, sim: str, voting: VotingConfig, **kw: Any) -> tuple[Any, Engine, Collect]:
     h = Hanoi(disks)
     spec = parse_model(sim)
     events, seen = Events(), Collect()
@@ -55,10 +54,10 @@ def test_same_seed_same_decisions_and_samples() -> None:
     _, e1, a = run_hanoi(7, sim, VotingConfig(k=3))
     _, e2, b = run_hanoi(7, sim, VotingConfig(k=3))
     assert [(d.winner_text, d.votes, d.samples, d.flags) for d in a.decisions] == [
-        (d.winner_text, d.votes, d.samples, d.flags) for d in b.decisions]
+        (d.winner_text, d.votes, d.samples, d.flags) for d in b.decisions
+    ]
     assert e1.stats.samples == e2.stats.samples
-    _, _, c = run_hanoi(7, "sim:error=0.1,flag=0.05,wrong_answers=3,seed=6",
-                        VotingConfig(k=3))
+    _, _, c = run_hanoi(7, "sim:error=0.1,flag=0.05,wrong_answers=3,seed=6", VotingConfig(k=3))
     assert [d.samples for d in a.decisions] != [d.samples for d in c.decisions]
 
 
@@ -125,7 +124,8 @@ def test_undecided_step_stops_the_run_by_default() -> None:
 
 def test_undecided_step_takes_the_plurality_when_asked() -> None:
     outcome, engine, seen = run_hanoi(
-        4, "sim:error=0.3,wrong_answers=1,seed=1",
+        4,
+        "sim:error=0.3,wrong_answers=1,seed=1",
         VotingConfig(k=6, max_samples_per_step=6, on_undecided="plurality"),
     )
     assert outcome.status == "completed"
@@ -140,10 +140,20 @@ class Garbage:
     model = "garbage"
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
-        junk = ["", "   ", "\x00\x01", "move = [", "null", "{" * 5000, "move = [1,0,1]\n" * 3,
-                "move = [9999999999999999999999, 0, 1]\nnext_state = [[1], [], []]"]
-        return [Sample(junk[(request.first_index + i) % len(junk)], request.first_index + i)
-                for i in range(request.n)]
+        junk = [
+            "",
+            "   ",
+            "\x00\x01",
+            "move = [",
+            "null",
+            "{" * 5000,
+            "move = [1,0,1]\n" * 3,
+            "move = [9999999999999999999999, 0, 1]\nnext_state = [[1], [], []]",
+        ]
+        return [
+            Sample(junk[(request.first_index + i) % len(junk)], request.first_index + i)
+            for i in range(request.n)
+        ]
 
     async def aclose(self) -> None:
         return None
@@ -165,8 +175,9 @@ class Broken(Hanoi):
 
 def test_a_parser_that_raises_becomes_a_red_flag() -> None:
     h = Broken(3)
-    engine = Engine(h, SimBackend(SimConfig(error=0)), VotingConfig(k=1,
-                    max_samples_per_step=5), simulate=True)
+    engine = Engine(
+        h, SimBackend(SimConfig(error=0)), VotingConfig(k=1, max_samples_per_step=5), simulate=True
+    )
     outcome = run_sync(engine.run(h.initial_state(), 0))
     assert outcome.status == "stopped"
     assert engine.stats.flags == {"parse": 5}
@@ -196,8 +207,9 @@ def test_transport_errors_stop_or_fail_the_run_cleanly() -> None:
 
 
 def test_budget_stops_the_run_at_the_cap() -> None:
-    outcome, engine, _ = run_hanoi(8, "sim:error=0.01,seed=1", VotingConfig(k=2),
-                                   budget=Budget(max_samples=100))
+    outcome, engine, _ = run_hanoi(
+        8, "sim:error=0.01,seed=1", VotingConfig(k=2), budget=Budget(max_samples=100)
+    )
     assert outcome.status == "stopped" and "sample budget" in outcome.reason
     assert 100 <= engine.stats.samples < 100 + 2 * 2 * 50
     assert outcome.step == engine.stats.steps_decided
@@ -213,8 +225,7 @@ def test_run_resumes_from_a_given_state_and_step() -> None:
     events.subscribe(rest)
     engine = Engine(h, SimBackend(spec.sim), VotingConfig(k=2), events, simulate=True)  # type: ignore[arg-type]
     run_sync(engine.run(cut.state_before, 20))
-    assert [d.winner_text for d in rest.decisions] == [
-        d.winner_text for d in whole.decisions[20:]]
+    assert [d.winner_text for d in rest.decisions] == [d.winner_text for d in whole.decisions[20:]]
 
 
 def test_notes_are_put_in_the_prompts_of_selected_steps_only() -> None:
@@ -226,16 +237,82 @@ def test_notes_are_put_in_the_prompts_of_selected_steps_only() -> None:
             return await super().sample(request)
 
     h = Hanoi(3)
-    engine = Engine(h, Spy(SimConfig(error=0)), VotingConfig(k=1), simulate=True,
-                    notes=lambda state, step: ("check the peg",) if step == 2 else ())
+    engine = Engine(
+        h,
+        Spy(SimConfig(error=0)),
+        VotingConfig(k=1),
+        simulate=True,
+        notes=lambda state, step: ("check the peg",) if step == 2 else (),
+    )
     run_sync(engine.run(h.initial_state(), 0))
     assert "check the peg" in prompts[2]
     assert all("check the peg" not in p for s, p in prompts.items() if s != 2)
 
 
-@pytest.mark.parametrize("kwargs", [{"k": 0}, {"k": 2, "max_tokens": 0},
-                                    {"k": 2, "parallel": 0},
-                                    {"k": 3, "max_samples_per_step": 2}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"k": 0},
+        {"k": 2, "max_tokens": 0},
+        {"k": 2, "parallel": 0},
+        {"k": 3, "max_samples_per_step": 2},
+    ],
+)
 def test_voting_config_rejects_nonsense(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         VotingConfig(**kwargs)  # type: ignore[arg-type]
+
+
+class Scripted:
+    """Plays a fixed list of responses, in sample-index order."""
+
+    model = "scripted"
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        # past the script: empty responses, which are red-flagged
+        return [
+            Sample(self.texts[i] if i < len(self.texts) else "", i)
+            for i in range(request.first_index, request.first_index + request.n)
+        ]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _one_step(texts: list[str], k: int, cap: int) -> Decision:
+    h = Hanoi(1)
+    engine = Engine(h, Scripted(texts), VotingConfig(k=k, max_samples_per_step=cap))
+    return run_sync(engine.decide(h.initial_state(), 0))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ANSWERS = {
+    "a": "move = [1, 0, 2]\nnext_state = [[], [], [1]]",
+    "b": "move = [1, 0, 1]\nnext_state = [[], [1], []]",
+    "c": "move = [1, 1, 2]\nnext_state = [[], [], [1]]",
+}
+_FLAGGED = ["", "move = [1, 0, 2]", "x" * 4000, "move = [1, 0, 2]\nnext_state = [[1], [1], []]"]
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(1, 4),
+    st.lists(st.sampled_from("abc"), min_size=1, max_size=30),
+    st.lists(st.tuples(st.integers(0, 30), st.sampled_from(_FLAGGED)), max_size=10),
+)
+def test_flagged_samples_never_change_the_tally(
+    k: int, votes: list[str], junk: list[tuple[int, str]]
+) -> None:
+    clean = [_ANSWERS[v] for v in votes]
+    noisy = list(clean)
+    for pos, text in sorted(junk, reverse=True):
+        noisy.insert(min(pos, len(noisy)), text)
+    cap = len(noisy) + k
+    a, b = _one_step(clean, k, cap), _one_step(noisy, k, cap)
+    assert (a.winner_text, a.votes, a.undecided) == (b.winner_text, b.votes, b.undecided)
+    assert sum((b.flags or {}).values()) == b.samples - sum(b.votes.values()) - b.surplus

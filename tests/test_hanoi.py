@@ -32,7 +32,7 @@ def test_procedure_solves_in_minimal_moves_and_checker_agrees(disks: int) -> Non
 def test_render_parse_round_trip() -> None:
     h = Hanoi(6)
     _, steps = solve_all(h)
-    for state, answer in steps:
+    for _state, answer in steps:
         assert h.parse(h.render(answer)) == answer
 
 
@@ -84,7 +84,7 @@ def test_parser_on_near_miss_answers(move: list, pegs: list, noise: str) -> None
     text = f"{noise}move = {move}\n{noise}next_state = {pegs}{noise}"
     result = Hanoi(4).parse(text)
     if result is not Flag.PARSE:
-        (d, s, t), state = result
+        _move, state = result
         assert sorted(x for p in state for x in p) == [1, 2, 3, 4]
         assert len(state) == 3
 
@@ -124,3 +124,27 @@ def test_prompt_is_minimal_context() -> None:
     # the rules, the previous move and the current state: never the history
     assert "Previous move: [" in prompt and "Current state: [[" in prompt
     assert len(prompt) < len(h.prompt(h.initial_state(), 0)) + 80
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=80), st.sampled_from(["", "\n", "  \n\n"]), st.integers(0, 14))
+def test_answer_at_the_end_reads_the_same_as_the_general_parser(
+    prefix: str, suffix: str, step: int
+) -> None:
+    from unerring.tasks import hanoi as module
+
+    h = Hanoi(4)
+    state = h.initial_state()
+    for i in range(step):
+        state = h.advance(state, h.solve(state, i))
+    text = prefix + h.render(h.solve(state, step)) + suffix
+    general = module._MOVE_RE.findall(text), module._STATE_RE.findall(text)
+    result = h.parse(text)
+    if result is not Flag.PARSE:
+        move, pegs = result
+        assert list(move) == [int(x) for x in general[0][-1].split(",")]
+        assert [list(p) for p in pegs] == [
+            [int(x) for x in g.split(",") if x.strip()] for g in general[1][-1]
+        ]
+    else:
+        assert prefix  # a clean answer always parses

@@ -56,9 +56,9 @@ def _run(
 ) -> RunResult:
     options = RunOptions(
         task="addition", task_options={"digits": digits, "max_digit": 9, "seed": 5},
-        model=f"openai:{ALIAS}", k=k, max_tokens=8,
+        model=f"openai:{ALIAS}", k=k, max_tokens=8, api="completions",
     )  # fmt: skip
-    transport = session.pop("transport", Transport(base_url=url, api="completions"))
+    transport = session.pop("transport", Transport(base_url=url))
     s = Session(store=store, handle_signals=False, transport=transport, **session)
     return execute(options, s, run_id, resume=run_id is not None)
 
@@ -85,7 +85,7 @@ def test_usage_cost_and_token_budget(server: str, tmp_path: Path) -> None:
     prices = tmp_path / "prices.toml"
     prices.write_text(f'[prices."{ALIAS}"]\ninput = 1.0\noutput = 2.0\n')
     store = str(tmp_path / "runs.db")
-    t = Transport(base_url=server, api="completions", prices_file=str(prices), retry=FAST_RETRY)
+    t = Transport(base_url=server, prices_file=str(prices), retry=FAST_RETRY)
     first = _run(server, store, transport=t, budget=Budget(max_tokens_total=300))
     s = first.summary
     assert first.outcome.status == "stopped" and "token budget" in first.outcome.reason
@@ -108,6 +108,7 @@ def test_overlong_real_response_is_red_flagged(server: str) -> None:
         task="hanoi",
         task_options={"disks": 2},
         model=f"openai:{ALIAS}",
+        api="chat",
         k=1,
         max_tokens=3,
         max_samples_per_step=2,
@@ -115,7 +116,7 @@ def test_overlong_real_response_is_red_flagged(server: str) -> None:
     s = Session(
         store=":memory:",
         handle_signals=False,
-        transport=Transport(base_url=server, api="chat", retry=FAST_RETRY),
+        transport=Transport(base_url=server, retry=FAST_RETRY),
     )
     result = execute(options, s)
     # the chat model rambles on past 3 tokens: discarded as overlong, never voted
@@ -131,7 +132,7 @@ def test_faults_on_the_wire_leave_the_run_correct(server: str, tmp_path: Path) -
     clean = _run(server, str(tmp_path / "clean.db"), digits=8)
     rates = {"reset": 0.12, "server_error": 0.1, "rate_limit": 0.1, "truncated": 0.1, "slow": 0.05}
     with fault_proxy(server.rsplit("/v1", 1)[0], rates, seed=2) as proxy:
-        t = Transport(base_url=proxy.url, api="completions", retry=FAST_RETRY)
+        t = Transport(base_url=proxy.url, retry=FAST_RETRY)
         faulty = _run(server, str(tmp_path / "faulty.db"), digits=8, transport=t)
     assert sum(proxy.counts.values()) >= 5, proxy.counts
     assert faulty.outcome.status == "completed"

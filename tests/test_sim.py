@@ -12,8 +12,9 @@ def draw(cfg: SimConfig, step: int = 5, n: int = 200, first: int = 0) -> list:
     state = h.initial_state()
     for i in range(step):
         state = h.advance(state, h.solve(state, i))
-    req = SampleRequest(h.prompt(state, step), step, first, n, 750,
-                        oracle=ProcessOracle(h, state, step))
+    req = SampleRequest(
+        h.prompt(state, step), step, first, n, 750, oracle=ProcessOracle(h, state, step)
+    )
     return run_sync(SimBackend(cfg).sample(req))
 
 
@@ -31,8 +32,9 @@ def test_samples_come_from_seed_step_and_index_only() -> None:
 def test_error_rate_and_wrong_answer_spread() -> None:
     texts = []
     for step in range(0, 14):
-        texts += [(step, s.label) for s in draw(SimConfig(error=0.2, seed=1,
-                                                          wrong_answers=2), step, 300)]
+        texts += [
+            (step, s.label) for s in draw(SimConfig(error=0.2, seed=1, wrong_answers=2), step, 300)
+        ]
     wrong = [lbl for _, lbl in texts if lbl != "correct"]
     assert 0.17 < len(wrong) / len(texts) < 0.23
     assert set(wrong) == {"wrong:0", "wrong:1"}
@@ -87,8 +89,16 @@ def test_bad_specs_say_what_is_wrong(spec: str, message: str) -> None:
 
 
 def test_spec_parses_every_parameter() -> None:
-    c = SimConfig.parse("error=0.02,seed=7,hard=0.1,hard_error=0.3,flag=0.01,"
-                        "wrong_answers=3,latency=lognormal:5:0.2")
+    c = SimConfig.parse(
+        "error=0.02,seed=7,hard=0.1,hard_error=0.3,flag=0.01,"
+        "wrong_answers=3,latency=lognormal:5:0.2"
+    )
     assert (c.error, c.seed, c.hard, c.hard_error, c.flag, c.wrong_answers) == (
-        0.02, 7, 0.1, 0.3, 0.01, 3)
+        0.02,
+        7,
+        0.1,
+        0.3,
+        0.01,
+        3,
+    )
     assert c.latency == Latency(5.0, 0.2)

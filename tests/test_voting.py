@@ -73,3 +73,26 @@ def test_lead_tracking_matches_recount(k: int, votes: list[str]) -> None:
 def test_k_below_one_is_refused() -> None:
     with pytest.raises(ValueError):
         Tally(0)
+
+
+@given(
+    st.integers(1, 5), st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 7)), max_size=40)
+)
+def test_add_many_equals_repeated_add(k: int, runs: list[tuple[str, int]]) -> None:
+    one, many = Tally(k), Tally(k)
+    for key, m in runs:
+        took = 0
+        for i in range(m):
+            if one.add(key):
+                took = i + 1
+                break
+        assert many.add_many(key, m) == took
+        assert (one.counts, one.lead, one.leader, one.winner, one.votes) == (
+            many.counts,
+            many.lead,
+            many.leader,
+            many.winner,
+            many.votes,
+        )
+        if took:
+            break

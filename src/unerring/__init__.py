@@ -1,9 +1,22 @@
 """unerring: long LLM processes that finish with zero errors."""
 
+from unerring.api import run
+from unerring.engine import Budget
 from unerring.process import Answer, Process, StepContext
 from unerring.redflags import Flag
+from unerring.runner import RunResult
 from unerring.voting import Tally
 
 __version__ = "0.1.0"
 
-__all__ = ["Answer", "Flag", "Process", "StepContext", "Tally", "__version__"]
+__all__ = [
+    "Answer",
+    "Budget",
+    "Flag",
+    "Process",
+    "RunResult",
+    "StepContext",
+    "Tally",
+    "__version__",
+    "run",
+]

@@ -6,7 +6,7 @@ progress and failure recording subscribe to its events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Literal
@@ -163,6 +163,24 @@ def _judge(process: Process[Any, Any], state: Any, text: str) -> tuple[Hashable,
         return Flag.INVALID
 
 
+def _count(
+    tally: Tally,
+    flags: dict[Flag, int],
+    judged: tuple[Hashable, Any] | Flag | None,
+    m: int,
+    idx: int,
+    decided_at: int,
+) -> int:
+    """Count m identical judgements from sample index idx; return the deciding index."""
+    if isinstance(judged, Flag):
+        flags[judged] = flags.get(judged, 0) + m
+    elif decided_at < 0 and judged is not None:
+        used = tally.add_many(judged[0], m)
+        if used:
+            return idx + used - 1
+    return decided_at
+
+
 class Engine:
     """Drives one process on one backend: one voted decision per step."""
 
@@ -188,6 +206,17 @@ class Engine:
         self.budget = budget
         self.stats = stats or Stats()
         self.notes = notes  # picks the mistake notes that apply to a step (or none)
+        v = voting
+        # read once: the step loop would otherwise look each up a million times
+        self._per_step = (
+            v.k,
+            v.cap,
+            v.max_tokens,
+            v.first_temperature,
+            v.temperature,
+            v.parallel,
+            process.system(),
+        )
         self.stop_requested: str | None = None  # set from a signal handler or another thread
 
     def request_stop(self, reason: str) -> None:
@@ -234,10 +263,7 @@ class Engine:
         """Vote on one step, emit the decision, and return it."""
         t_start = perf_counter()
         process = self.process
-        v = self.voting
-        k = v.k
-        cap = v.cap
-        limit = v.max_tokens
+        k, cap, limit, t_first, t_rest, parallel, system = self._per_step
         prompt = process.prompt(state, step)
         notes: tuple[str, ...] = ()
         if self.notes is not None:
@@ -245,26 +271,24 @@ class Engine:
             if notes:
                 prompt = with_notes(notes, prompt)
         oracle = ProcessOracle(process, state, step, notes) if self.simulate else None
-        system = process.system()
         tally = Tally(k)
         memo: dict[str, tuple[Hashable, Any] | Flag] = {}
         drawn: list[Any] = []
-        flags: dict[Flag, int] | None = None
+        flags: dict[Flag, int] = {}
         ptoks = ctoks = 0
         decided_at = -1
-        idx = 0
+        idx = 0  # index of the next sample to count
         while decided_at < 0 and idx < cap:
-            n = k if idx == 0 else max(v.parallel, tally.needed())
+            n = k if idx == 0 else max(parallel, tally.needed())
             n = min(n, cap - idx)
             samples = await self.backend.sample(
-                SampleRequest(
-                    prompt, step, idx, n, limit, v.first_temperature, v.temperature, system, oracle
-                )
+                SampleRequest(prompt, step, idx, n, limit, t_first, t_rest, system, oracle)
             )
-            idx += n
             drawn += samples
+            # consecutive identical responses (the usual case) are judged and counted once
+            run: tuple[Hashable, Any] | Flag | None = None
+            run_len = 0
             last_text = None
-            r: tuple[Hashable, Any] | Flag = Flag.EMPTY
             for s in samples:
                 text = s.text
                 pt = s.prompt_tokens
@@ -275,21 +299,26 @@ class Engine:
                     ct = estimate_tokens(text)
                 ctoks += ct
                 if ct > limit:
-                    r = Flag.OVERLONG
+                    r: tuple[Hashable, Any] | Flag = Flag.OVERLONG
                     last_text = None
-                elif text is not last_text:  # most samples of a step repeat the last text
-                    r = memo.get(text)  # type: ignore[assignment]
-                    if r is None:
-                        r = memo[text] = _judge(process, state, text)
+                elif text is last_text:
+                    run_len += 1
+                    continue
+                else:
+                    cached = memo.get(text)
+                    if cached is None:
+                        cached = memo[text] = _judge(process, state, text)
+                    r = cached
                     last_text = text
-                if r.__class__ is Flag:
-                    if flags is None:
-                        flags = {}
-                    flags[r] = flags.get(r, 0) + 1
-                elif decided_at < 0 and tally.add(r[0]):
-                    decided_at = s.index
+                if run_len:
+                    decided_at = _count(tally, flags, run, run_len, idx, decided_at)
+                    idx += run_len
+                run, run_len = r, 1
+            if run_len:
+                decided_at = _count(tally, flags, run, run_len, idx, decided_at)
+                idx += run_len
         return self._finish(
-            state, step, tally, memo, drawn, flags, ptoks, ctoks, decided_at, t_start
+            state, step, tally, memo, drawn, flags or None, ptoks, ctoks, decided_at, t_start
         )
 
     def _finish(
@@ -328,23 +357,24 @@ class Engine:
                 state_after = process.advance(state, answer)
         n = len(drawn)
         surplus = n - 1 - decided_at if not undecided else 0
-        outcomes: list[SampleOutcome] = []
+        outcomes: Sequence[SampleOutcome] = ()  # unanimous steps keep no sample
         level = self.voting.record
         if level == "samples" or (
             level == "contested" and (flags or len(tally.counts) > 1 or undecided)
         ):
-            for s in drawn:
+            outcomes = kept = []
+            for position, s in enumerate(drawn):
                 ct = s.completion_tokens
                 if ct is None:
                     ct = estimate_tokens(s.text)
-                counted = undecided or s.index <= decided_at
+                counted = undecided or position <= decided_at
                 seen = None if ct > self.voting.max_tokens else memo.get(s.text)
                 if seen is None:
-                    outcomes.append(SampleOutcome(s, None, Flag.OVERLONG, counted))
+                    kept.append(SampleOutcome(position, s, None, Flag.OVERLONG, counted))
                 elif isinstance(seen, Flag):
-                    outcomes.append(SampleOutcome(s, None, seen, counted))
+                    kept.append(SampleOutcome(position, s, None, seen, counted))
                 else:
-                    outcomes.append(SampleOutcome(s, seen[0], None, counted))
+                    kept.append(SampleOutcome(position, s, seen[0], None, counted))
         cost = ptoks * self.prices.prompt + ctoks * self.prices.completion
         d = Decision(
             step,

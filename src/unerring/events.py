@@ -3,7 +3,7 @@ recording) subscribe; the engine knows none of them by name."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,11 +17,12 @@ class SampleOutcome:
     `counted` is False for a valid sample drawn in the deciding round after the decision.
     """
 
-    __slots__ = ("counted", "flag", "key", "sample")
+    __slots__ = ("counted", "flag", "index", "key", "sample")
 
     def __init__(
-        self, sample: Sample, key: Hashable | None, flag: Flag | None, counted: bool
+        self, index: int, sample: Sample, key: Hashable | None, flag: Flag | None, counted: bool
     ) -> None:
+        self.index = index  # the sample's index within its step
         self.sample = sample
         self.key = key
         self.flag = flag
@@ -72,7 +73,7 @@ class Decision:
         correct: bool | None,
         state_before: Any,
         state_after: Any,
-        outcomes: list[SampleOutcome],
+        outcomes: Sequence[SampleOutcome],
         winner_text: str | None = None,
     ) -> None:
         self.step = step

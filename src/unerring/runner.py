@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unerring import reliability
 from unerring.backends.resilience import TransportFailure as FailureRecord
@@ -32,6 +32,9 @@ from unerring.models import (
 )
 from unerring.process import Process
 from unerring.tasks.registry import get_task
+
+if TYPE_CHECKING:
+    from unerring.analysis.notebook import Notebook
 
 
 class UsageError(ValueError):
@@ -57,6 +60,7 @@ class RunOptions:
     record: str = "contested"
     api: str = "chat"  # chat or completions: the prompt's form, so it can change answers
     base_url: str | None = None  # the endpoint of an openai: model (never a key)
+    notes: str | None = None  # a mistake notebook in the store: NAME or NAME@VERSION
 
     def config(self) -> dict[str, Any]:
         from unerring import __version__
@@ -100,10 +104,16 @@ class Session:
 
 @dataclass
 class RunResult:
+    """How a run ended, its summary, and its journal."""
+
     outcome: Outcome
     run: RunRecord
     summary: dict[str, Any]
     store: Store
+
+    def decisions(self) -> Iterator[dict[str, Any]]:
+        """The run's decisions in step order (streamed from the journal)."""
+        return self.store.decisions(self.run)
 
 
 def plan_k(options: RunOptions, steps: int | None) -> tuple[int, float | None]:
@@ -136,9 +146,13 @@ def new_run_id(task: str) -> str:
     return f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
-def build(options: RunOptions) -> tuple[Process[Any, Any], VotingConfig]:
+def build(
+    options: RunOptions, process: Process[Any, Any] | None = None
+) -> tuple[Process[Any, Any], VotingConfig]:
+    """The process (a built-in task unless one is given) and the voting settings."""
     try:
-        process = get_task(options.task).make(options.task_options)
+        if process is None:
+            process = get_task(options.task).make(options.task_options)
         parse_model(options.model)
         if options.api not in ("chat", "completions"):
             raise UsageError(f"--api must be chat or completions, got {options.api!r}")
@@ -176,6 +190,22 @@ def run_prices(spec: ModelSpec, session: Session) -> Prices:
             )
         return Prices()
     return Prices(price.input_per_m / 1e6, price.output_per_m / 1e6)
+
+
+def _load_notes(store: Store, ref: str) -> Notebook:
+    # imported here: the analysis package is an outer layer, needed only with --notes
+    from unerring.analysis.notebook import load_notebook
+
+    try:
+        return load_notebook(store, ref)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
+    from unerring.analysis.notebook import selector
+
+    return selector(notes.notes, process)
 
 
 def _restore_state(process: Process[Any, Any], store: Store, run: RunRecord) -> Any:
@@ -250,9 +280,19 @@ def execute(
     resume: bool = False,
     events: Events | None = None,
     on_start: Callable[[RunRecord, int], None] | None = None,
+    process: Process[Any, Any] | None = None,
 ) -> RunResult:
-    """Start (or resume) a run and drive it to its end; the journal holds everything."""
-    process, voting = build(options)
+    """Start (or resume) a run and drive it to its end; the journal holds everything.
+
+    `process` runs a user's own process instead of the built-in task `options.task`.
+    """
+    process, voting = build(options, process)
+    store = Store(session.store)
+    notes = None
+    if options.notes is not None:
+        # pinned to a version, so that a resume puts the same notes in the same prompts
+        notes = _load_notes(store, options.notes)
+        options = replace(options, notes=f"{notes.name}@{notes.version}")
     config = options.config()
     config["k_resolved"] = voting.k
     if run_id is not None:
@@ -260,7 +300,6 @@ def execute(
             check_run_id(run_id)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    store = Store(session.store)
     run = store.get_run(run_id) if run_id else None
     if run is None:
         if resume:
@@ -283,7 +322,7 @@ def execute(
     try:
         if on_start is not None:
             on_start(run, voting.k)
-        return _drive(process, voting, options, session, store, run, events)
+        return _drive(process, voting, options, session, store, run, events, notes)
     finally:
         if lock is not None:
             lock.release()
@@ -297,6 +336,7 @@ def _drive(
     store: Store,
     run: RunRecord,
     events: Events | None,
+    notes: Notebook | None = None,
 ) -> RunResult:
     state = _restore_state(process, store, run)
     spec = parse_model(options.model)
@@ -329,6 +369,7 @@ def _drive(
         prices=prices,
         budget=session.budget,
         stats=stats,
+        notes=None if notes is None else _selector(notes, process),
     )
     writer = JournalWriter(
         store,

@@ -55,6 +55,39 @@ class Tally:
             return True
         return False
 
+    def add_many(self, key: Hashable, m: int) -> int:
+        """Count up to m votes for one key; return how many it took to decide, else 0.
+
+        Equivalent to calling `add` m times and stopping at the decision, in one call.
+        """
+        if m > 0 and self.leader is None:  # the first votes of a step
+            take = min(m, self.k)
+            self.counts[key] = take
+            self.votes = take
+            self.leader = key
+            self.lead = take
+            if take == self.k:
+                self.winner = key
+                return take
+            return 0
+        if key == self.leader and m > 0 and self.winner is None:
+            need = self.k - self.lead
+            if m < need:
+                c = self.counts[key] + m
+                self.counts[key] = c
+                self.votes += m
+                self.lead = c - self.runner_up
+                return 0
+            self.counts[key] += need
+            self.votes += need
+            self.lead = self.k
+            self.winner = key
+            return need
+        for i in range(m):
+            if self.add(key):
+                return i + 1
+        return 0
+
     def needed(self) -> int:
         """Fewest further votes that could decide the step (all going to the leader)."""
         return self.k - self.lead if self.votes else self.k

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields
 from statistics import NormalDist
 
-from unerring.backends.base import Sample, SampleRequest
+from unerring.backends.base import Oracle, Sample, SampleRequest
 from unerring.redflags import estimate_tokens
 
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -61,6 +61,86 @@ class Latency:
         return self.median_ms * math.exp(self.sigma * z) / 1000.0
 
 
+def feature_text(value: object) -> str:
+    """How a feature value is spelled in mode specs, note conditions and triggers."""
+    return str(value).lower()
+
+
+def _names(note: str, trigger: str) -> bool:
+    """Does the note name the trigger as a whole token (`disk=3` but not `disk=30`)?"""
+    start = note.find(trigger)
+    while start >= 0:
+        end = start + len(trigger)
+        before = note[start - 1] if start else " "
+        after = note[end] if end < len(note) else " "
+        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+            return True
+        start = note.find(trigger, start + 1)
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """A planted systematic failure: on steps whose feature `feature` equals `value`, a
+    sample gives the same wrong answer (variant `variant`) with probability `rate`.
+
+    `curable`: the mode stops firing on a step whose prompt carries a mistake note that
+    names its trigger (`feature=value`, e.g. `disk=3`). Samples it produces are labelled
+    `mode:feature=value` (ground truth for tests; analysis never reads labels). The feature
+    `step` (the step index) is always available, for faults planted on one step.
+    """
+
+    feature: str
+    value: str
+    rate: float
+    curable: bool = False
+    variant: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"sim mode {self.trigger}: rate {self.rate} must be in [0, 1]")
+        if self.variant < 0:
+            raise ValueError(f"sim mode {self.trigger}: variant must not be negative")
+
+    @property
+    def trigger(self) -> str:
+        return f"{self.feature}={self.value}"
+
+    @property
+    def label(self) -> str:
+        return f"mode:{self.trigger}"
+
+    @classmethod
+    def parse(cls, text: str) -> Mode:
+        """`FEATURE:VALUE:RATE[:cure][:wN]`, e.g. `disk:3:0.4:cure` or `prev_disk1:true:0.3:w1`."""
+        parts = [p.strip() for p in text.strip().split(":")]
+        if len(parts) < 3 or not parts[0] or not parts[1]:
+            raise ValueError(
+                f"sim mode {text!r} is not FEATURE:VALUE:RATE[:cure][:wN] (e.g. disk:3:0.4:cure)"
+            )
+        try:
+            rate = float(parts[2])
+        except ValueError:
+            raise ValueError(f"sim mode {text!r}: rate {parts[2]!r} is not a number") from None
+        curable = False
+        variant = 0
+        for opt in parts[3:]:
+            if opt == "cure":
+                curable = True
+            elif opt.startswith("w") and opt[1:].isdigit():
+                variant = int(opt[1:])
+            else:
+                raise ValueError(f"sim mode {text!r}: unknown option {opt!r} (cure or wN)")
+        return cls(parts[0], parts[1].lower(), rate, curable, variant)
+
+    def describe(self) -> str:
+        return (
+            f"{self.feature}:{self.value}:{self.rate}"
+            + (":cure" if self.curable else "")
+            + (f":w{self.variant}" if self.variant else "")
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """Parameters of `sim:` (all optional).
@@ -68,7 +148,9 @@ class SimConfig:
     error: chance a sample is wrong; hard: share of steps that are hard; hard_error: a hard
     step's error rate; flag: chance a sample is overlong or malformed (half each);
     wrong_answers: how many distinct wrong answers errors spread over (1 is the worst case
-    for voting); latency: MS, fixed:MS or lognormal:MEDIAN_MS:SIGMA; seed: the run's seed.
+    for voting); latency: MS, fixed:MS or lognormal:MEDIAN_MS:SIGMA; seed: the run's seed;
+    modes: planted failure modes, `MODE+MODE+...` (see `Mode.parse`), e.g.
+    `modes=disk:3:0.4:cure+empty_pegs:1:0.3:w1`.
     """
 
     error: float = 0.01
@@ -78,6 +160,7 @@ class SimConfig:
     flag: float = 0.0
     wrong_answers: int = 1
     latency: Latency = Latency()
+    modes: tuple[Mode, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("error", "hard", "hard_error", "flag"):
@@ -106,12 +189,14 @@ class SimConfig:
             try:
                 if name == "latency":
                     kwargs[name] = Latency.parse(value)
+                elif name == "modes":
+                    kwargs[name] = tuple(Mode.parse(m) for m in value.split("+") if m.strip())
                 elif name in ("seed", "wrong_answers"):
                     kwargs[name] = int(value)
                 else:
                     kwargs[name] = float(value)
             except ValueError as e:
-                if name == "latency":
+                if name in ("latency", "modes"):
                     raise
                 raise ValueError(f"sim parameter {name}={value!r} is not a number") from e
         return cls(**kwargs)  # type: ignore[arg-type]
@@ -122,6 +207,7 @@ class SimConfig:
             f"hard_error={self.hard_error},flag={self.flag},"
             f"wrong_answers={self.wrong_answers},"
             f"latency=lognormal:{self.latency.median_ms}:{self.latency.sigma}"
+            + (f",modes={'+'.join(m.describe() for m in self.modes)}" if self.modes else "")
         )
 
 
@@ -154,6 +240,13 @@ class SimBackend:
         base = mix64(self._seed_base + request.step)
         good = oracle.correct()
         good_tokens = estimate_tokens(good)
+        # at most one planted mode fires on a step; features are computed once per request
+        mode = self._active_mode(request.step, oracle) if c.modes else None
+        first = request.first_index
+        if mode is None and not flag and not c.latency.median_ms:
+            return self._plain(
+                oracle, base, first, request.n, err, good, good_tokens, prompt_tokens
+            )
         out: list[Sample] = []
         longest = 0.0
         for i in range(request.first_index, request.first_index + request.n):
@@ -170,6 +263,10 @@ class SimBackend:
                     text = good[: len(good) // 2]
                     label = "flag:malformed"
                 tokens = estimate_tokens(text)
+            elif mode is not None and unit(mix64(h ^ 0x30DE)) < mode.rate:
+                text = oracle.wrong(mode.variant)
+                tokens = estimate_tokens(text)
+                label = mode.label
             elif (h >> 11) * _TO_UNIT < err:
                 variant = int(unit(mix64(h ^ 0x3E7)) * c.wrong_answers)
                 text = oracle.wrong(variant)
@@ -187,6 +284,50 @@ class SimBackend:
         if longest:
             # the n samples of one request are drawn concurrently: they take the longest
             await asyncio.sleep(longest)
+        return out
+
+    def _active_mode(self, step: int, oracle: Oracle) -> Mode | None:
+        features = oracle.features()
+        notes: tuple[str, ...] | None = None
+        for m in self.config.modes:
+            v = step if m.feature == "step" else features.get(m.feature)
+            if v is None or feature_text(v) != m.value:
+                continue
+            if m.curable:
+                if notes is None:
+                    notes = tuple(n.lower() for n in oracle.notes())
+                if any(_names(n, m.trigger.lower()) for n in notes):
+                    continue  # a note named this mode's trigger: the model heeds it
+            return m
+        return None
+
+    def _plain(
+        self,
+        oracle: Oracle,
+        base: int,
+        first: int,
+        n: int,
+        err: float,
+        good: str,
+        good_tokens: int,
+        prompt_tokens: int,
+    ) -> list[Sample]:
+        """The sample loop without flags or latency: the same draws, fewer branches."""
+        out: list[Sample] = []
+        wrong_answers = self.config.wrong_answers
+        for i in range(first, first + n):
+            h = ((base ^ (i * 0x9E3779B97F4A7C15 & _M64)) + 0x9E3779B97F4A7C15) & _M64
+            h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+            h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _M64
+            h ^= h >> 31
+            if (h >> 11) * _TO_UNIT < err:
+                variant = int(unit(mix64(h ^ 0x3E7)) * wrong_answers)
+                text = oracle.wrong(variant)
+                out.append(
+                    Sample(text, i, prompt_tokens, estimate_tokens(text), 0.0, f"wrong:{variant}")
+                )
+            else:
+                out.append(Sample(good, i, prompt_tokens, good_tokens, 0.0, "correct"))
         return out
 
     async def aclose(self) -> None:

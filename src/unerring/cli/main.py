@@ -16,6 +16,7 @@ from typing import Any
 from unerring import __version__, reliability
 from unerring.backends.resilience import RetryPolicy
 from unerring.calibrate import run_calibration
+from unerring.cli import analysis_cmds
 from unerring.cli.args import (
     Parser,
     add_task_options,
@@ -83,11 +84,9 @@ def _print_result(result: RunResult, as_json: bool) -> int:
             f"{s['red_flags']:,} red flags, {s['undecided']} undecided, "
             f"{s['wall_s']:.2f} s ({s['us_per_step']:.1f} us/step)"
         )
-        if s["cost"] or s["prompt_tokens"]:
-            print(
-                f"tokens {s['prompt_tokens']:,} in / {s['completion_tokens']:,} out, "
-                f"cost ${s['cost']:.4f}"
-            )
+        if s["prompt_tokens"] or s["completion_tokens"]:
+            cost = f", cost ${s['cost']:.4f}" if s["cost"] else ""
+            print(f"tokens {s['prompt_tokens']:,} in / {s['completion_tokens']:,} out{cost}")
     if s["status"] != "completed":
         resume = f"unerring resume {s['run_id']}"
         if s["store"] != DEFAULT_STORE:
@@ -146,6 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         record=args.record,
         api=args.api or "chat",
         base_url=args.base_url,
+        notes=args.notes,
     )
     result = execute(
         options, _session(args), args.run_id, on_start=None if args.json else _announce(args.store)
@@ -186,6 +186,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.base_url is not None:
         # the endpoint may move between attempts (a new server, a new port)
         options = RunOptions(**{**options.__dict__, "base_url": args.base_url})
+    if args.notes is not None:
+        options = RunOptions(**{**options.__dict__, "notes": args.notes})
     result = execute(
         options,
         _session(args),
@@ -369,8 +371,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _rows(store: Store, run: RunRecord, what: str) -> Iterator[dict[str, Any]]:
-    rows = store.decisions(run) if what == "decisions" else store.samples(run)
-    for row in rows:
+    if what == "decisions":
+        yield from store.decisions(run)
+        return
+    for row in store.samples(run):
         d = dict(row)
         d.pop("run", None)
         yield d
@@ -407,6 +411,12 @@ def _add_store(p: argparse.ArgumentParser) -> None:
 
 def _add_run_session(p: argparse.ArgumentParser) -> None:
     _add_store(p)
+    p.add_argument(
+        "--notes",
+        metavar="NOTEBOOK",
+        help="put the matching notes of this mistake notebook (NAME or NAME@VERSION, "
+        "in the store) in front of matching steps' prompts",
+    )
     p.add_argument(
         "--durability",
         choices=("group", "sync"),
@@ -568,6 +578,7 @@ def build_parser() -> Parser:
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--what", choices=("decisions", "samples"), default="decisions")
     export.set_defaults(func=cmd_export)
+    analysis_cmds.register(sub)
     return parser
 
 

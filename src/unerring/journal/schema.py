@@ -8,7 +8,8 @@ import sqlite3
 APPLICATION_ID = 0x554E4552
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: runs, attempts, decisions, samples
+    # 1: runs, attempts, decisions (noteworthy steps, one row each), decision_blocks (runs
+    # of plain steps packed into one row), samples
     """
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
@@ -52,6 +53,14 @@ MIGRATIONS: tuple[str, ...] = (
         features TEXT,
         PRIMARY KEY (run, step)
     ) WITHOUT ROWID;
+    CREATE TABLE decision_blocks (
+        run INTEGER NOT NULL,
+        first_step INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        winners BLOB NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (run, first_step)
+    ) WITHOUT ROWID;
     CREATE TABLE samples (
         run INTEGER NOT NULL,
         step INTEGER NOT NULL,
@@ -79,6 +88,35 @@ MIGRATIONS: tuple[str, ...] = (
         message TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX transport_failures_run ON transport_failures (run, step);
+    """,
+    # 3: mistake notebooks, versioned (rejected versions kept with the reason), and
+    # failure records materialised by `unerring failures --save`
+    """
+    CREATE TABLE failures (
+        run INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        idx INTEGER,
+        category TEXT NOT NULL,
+        nature TEXT NOT NULL,
+        flip_rate REAL,
+        answer TEXT,
+        excerpt TEXT NOT NULL,
+        features TEXT NOT NULL,
+        time REAL,
+        counted INTEGER NOT NULL,
+        pattern TEXT
+    );
+    CREATE INDEX failures_run ON failures (run, step);
+    CREATE TABLE notebooks (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        notes TEXT NOT NULL,
+        accepted INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        PRIMARY KEY (name, version)
+    );
     """,
 )
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import sqlite3
 import stat
 import time
 import uuid
+import zlib
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +152,9 @@ class Store:
                 self.conn.execute("SELECT count(*) FROM runs").fetchone()
             if not read_only and version < SCHEMA_VERSION:
                 migrate(self.conn, version)
+                # the header (application id, schema version) lives in the WAL until a
+                # checkpoint: write it to the file, where other openers check it first
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.DatabaseError as e:
             raise StoreError(
                 f"{path} is corrupted or unreadable ({e}); it was not modified"
@@ -225,13 +231,22 @@ class Store:
         return [dict(r) for r in rows]
 
     # -- records --------------------------------------------------------------------------
-    def decisions(self, run: RunRecord, start: int = 0) -> Iterator[sqlite3.Row]:
-        """Decisions in step order, streamed (constant memory)."""
-        cur = self.conn.execute(
-            "SELECT * FROM decisions WHERE run = ? AND step >= ? ORDER BY step",
+    def decisions(self, run: RunRecord, start: int = 0) -> Iterator[dict[str, Any]]:
+        """Every decision from step `start` in step order, streamed (constant memory).
+
+        Noteworthy steps have a row of their own; runs of plain steps are packed in blocks
+        (see journal.writer); both come back here in one shape.
+        """
+        full = self.conn.execute(
+            "SELECT * FROM decisions WHERE run = ? AND step >= ? ORDER BY step", (run.id, start)
+        )
+        blocks = self.conn.execute(
+            "SELECT * FROM decision_blocks WHERE run = ? AND last_step >= ? ORDER BY first_step",
             (run.id, start),
         )
-        yield from cur
+        rows = (_decision_dict(r) for r in full)
+        unpacked = (d for b in blocks for d in unpack_block(b) if d["step"] >= start)
+        yield from heapq.merge(rows, unpacked, key=lambda d: int(d["step"]))
 
     def samples(self, run: RunRecord) -> Iterator[sqlite3.Row]:
         cur = self.conn.execute("SELECT * FROM samples WHERE run = ? ORDER BY step, idx", (run.id,))
@@ -244,10 +259,83 @@ class Store:
         yield from cur
 
     def count_decisions(self, run: RunRecord) -> int:
-        row = self.conn.execute(
+        full = self.conn.execute(
             "SELECT count(*) FROM decisions WHERE run = ?", (run.id,)
-        ).fetchone()
-        return int(row[0])
+        ).fetchone()[0]
+        packed = self.conn.execute(
+            "SELECT coalesce(sum(last_step - first_step + 1), 0) FROM decision_blocks"
+            " WHERE run = ?",
+            (run.id,),
+        ).fetchone()[0]
+        return int(full) + int(packed)
+
+
+BLOCK_SEPARATOR = "\x1e"
+
+
+def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    d.pop("run", None)
+    return d
+
+
+# A block's numbers, column after column, as int32 (then float64 for cost, only when some
+# step cost anything): array packing is C-speed, where JSON of the same numbers was the
+# writer's largest cost. Winners are zlib-compressed text joined by BLOCK_SEPARATOR.
+_INT_COLUMNS = ("samples", "surplus", "prompt_tokens", "completion_tokens", "elapsed_us", "correct")
+
+
+def pack_block(
+    samples: list[int],
+    surplus: list[int],
+    prompt: list[int],
+    completion: list[int],
+    elapsed_us: list[int],
+    correct: list[int | None],
+    cost: list[float],
+) -> bytes:
+    """A block's numbers; a plain step is unanimous and unflagged: votes = samples - surplus."""
+    ints = array("i", samples)
+    for column in (surplus, prompt, completion):
+        ints.extend(column)
+    ints.extend(min(e, _INT32_MAX) for e in elapsed_us)  # a step of over 35 minutes saturates
+    ints.extend(-1 if c is None else c for c in correct)
+    blob = ints.tobytes()
+    return blob + array("d", cost).tobytes() if any(cost) else blob
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
+    """The decisions packed in one decision_blocks row, as decision rows."""
+    winners = zlib.decompress(row["winners"]).decode().split(BLOCK_SEPARATOR)
+    n = len(winners)
+    ints = array("i")
+    blob = row["data"]
+    width = ints.itemsize * n * len(_INT_COLUMNS)
+    ints.frombytes(blob[:width])
+    costs = array("d")
+    costs.frombytes(blob[width:])
+    col = {name: ints[i * n : (i + 1) * n] for i, name in enumerate(_INT_COLUMNS)}
+    first = row["first_step"]
+    for i, winner in enumerate(winners):
+        correct = col["correct"][i]
+        yield {
+            "step": first + i,
+            "winner": winner,
+            "votes": f"[{col['samples'][i] - col['surplus'][i]}]",
+            "samples": col["samples"][i],
+            "surplus": col["surplus"][i],
+            "flags": None,
+            "prompt_tokens": col["prompt_tokens"][i],
+            "completion_tokens": col["completion_tokens"][i],
+            "cost": costs[i] if costs else 0.0,
+            "elapsed": col["elapsed_us"][i] / 1e6,
+            "undecided": 0,
+            "correct": None if correct < 0 else correct,
+            "features": None,
+        }
 
 
 def open_store(path: str, *, read_only: bool = False) -> Store:

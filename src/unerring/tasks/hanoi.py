@@ -39,6 +39,11 @@ def _fmt_peg(peg: tuple[int, ...]) -> str:
 
 
 _INT_CHARS = re.compile(r"[0-9\s,]*", re.ASCII)
+# the answer as the response's last two lines: the usual case, read with one fullmatch
+_TAIL_RE = re.compile(
+    r"move\s*=\s*\[([^\[\]]*)\]\s*next_state\s*=\s*"
+    r"\[\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*\]\s*"
+)
 
 
 def _ints(text: str) -> tuple[int, ...] | None:
@@ -64,6 +69,10 @@ def apply_move(pegs: Pegs, move: Move) -> Pegs:
     return (lists[0], lists[1], lists[2])
 
 
+def _legal(pegs: Pegs) -> bool:
+    return all(list(p) == sorted(p, reverse=True) for p in pegs)
+
+
 class Hanoi(Process[State, HAnswer]):
     """Move a tower of `disks` disks from peg 0 to peg 2, one voted move per step."""
 
@@ -85,6 +94,7 @@ class Hanoi(Process[State, HAnswer]):
         self._system = _RULES.format(n=disks, direction=dir_text)
         # a move changes two pegs, so most pegs were formatted a step ago; bounded cache
         self._peg_text: dict[tuple[int, ...], str] = {}
+        self._peg_value: dict[str, tuple[int, ...]] = {}
         self._all_list = list(range(1, disks + 1))
         self._total: int = (1 << disks) - 1
 
@@ -122,26 +132,39 @@ class Hanoi(Process[State, HAnswer]):
         )
 
     def parse(self, text: str) -> HAnswer | Flag:
-        moves = _MOVE_RE.findall(text)
-        states = _STATE_RE.findall(text)
-        if not moves or not states:
-            return Flag.PARSE
-        move = _ints(moves[-1])
+        """The last `move = [...]` and the last `next_state = [[..],[..],[..]]`, strictly."""
+        tail = _TAIL_RE.fullmatch(text, max(text.rfind("move"), 0))
+        if tail is not None:  # nothing follows the answer: these are the last ones
+            m, a, b, c = tail.groups()
+        else:
+            moves = _MOVE_RE.findall(text)
+            states = _STATE_RE.findall(text)
+            if not moves or not states:
+                return Flag.PARSE
+            m = moves[-1]
+            a, b, c = states[-1]
+        move = _ints(m)
         if move is None or len(move) != 3:
             return Flag.PARSE
-        a, b, c = states[-1]
-        # one character check over all three pegs; int() rejects empty or spaced items
-        if _INT_CHARS.fullmatch(a + b + c) is None:
-            return Flag.PARSE
-        try:
-            p0 = tuple(map(int, a.split(","))) if a and not a.isspace() else ()
-            p1 = tuple(map(int, b.split(","))) if b and not b.isspace() else ()
-            p2 = tuple(map(int, c.split(","))) if c and not c.isspace() else ()
-        except ValueError:
+        p0, p1, p2 = self._peg(a), self._peg(b), self._peg(c)
+        if p0 is None or p1 is None or p2 is None:
             return Flag.PARSE
         if sorted(p0 + p1 + p2) != self._all_list:
             return Flag.PARSE
         return ((move[0], move[1], move[2]), (p0, p1, p2))
+
+    def _peg(self, text: str) -> tuple[int, ...] | None:
+        """A peg's disks from its text; two of three pegs repeat from the last step."""
+        cache = self._peg_value
+        peg = cache.get(text)
+        if peg is None:
+            peg = _ints(text)
+            if peg is None:
+                return None
+            if len(cache) >= 64:
+                cache.clear()
+            cache[text] = peg
+        return peg
 
     def advance(self, state: State, answer: HAnswer) -> State:
         return (answer[1], answer[0])
@@ -227,4 +250,7 @@ class Hanoi(Process[State, HAnswer]):
         (d, src, dst), _ = answer
         other = 3 - src - dst
         out.append(((d, src, dst), apply_move(pegs, (d, src, other))))
-        return [a for a in out if a != answer]
+        # legal states first: a plausible slip keeps the rules, and a wrong answer that wins
+        # a vote then leaves a state the process can go on from (the checker still counts it)
+        wrong = [a for a in out if a != answer]
+        return sorted(wrong, key=lambda a: not _legal(a[1]))

@@ -1,0 +1,112 @@
+"""The failure-analysis loop on a simulated run with planted modes; prints one JSON line.
+
+Run A (no notes) -> failure records -> clusters (ARI against the planted labels, which the
+clusterer never sees) -> `notes learn` (template writer, paired gate) -> run B with the
+accepted notes, same seed -> each planted mode's per-sample error rate before and after.
+Mode disk=2 is curable by a note that names it; mode disk=4 is not (its note must be rejected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from unerring.analysis.cluster import adjusted_rand_index, cluster
+from unerring.analysis.learn import learn
+from unerring.analysis.records import build, step_features
+from unerring.analysis.taxonomy import CONTENT
+from unerring.journal.store import Store
+from unerring.runner import RunOptions, Session, execute
+
+
+def mode_rates(db: Path, run_id: str) -> dict[str, float]:
+    """Per planted mode: mode-labelled samples / samples on the steps the mode targets."""
+    store = Store(str(db))
+    features = step_features(store, run_id)
+    run = store.get_run(run_id)
+    assert run is not None
+    rows = store.conn.execute("SELECT step, label FROM samples WHERE run = ?", (run.id,)).fetchall()
+    store.close()
+    out = {}
+    for disk in (2, 4):
+        on = [label for step, label in rows if features[step].get("disk") == disk]
+        out[f"mode:disk={disk}"] = sum(1 for x in on if x == f"mode:disk={disk}") / max(1, len(on))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--disks", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--k", type=int, default=4)
+    args = ap.parse_args()
+    model = f"sim:error=0.01,seed={args.seed},modes=disk:2:0.3:cure+disk:4:0.3:w1"
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+
+        def run(run_id: str, notes: str | None) -> dict[str, object]:
+            opts = RunOptions(
+                task="hanoi",
+                task_options={"disks": args.disks},
+                model=model,
+                k=args.k,
+                record="samples",
+                notes=notes,
+            )
+            res = execute(opts, Session(store=str(db), handle_signals=False), run_id)
+            res.store.close()
+            return res.summary
+
+        before = run("before", None)
+        store = Store(str(db))
+        t0 = time.perf_counter()
+        rf = build(store, "before")
+        recs = [r for r in rf.records if r.category in CONTENT and r.index is not None]
+        c = cluster(recs, rf.baseline, rf.baseline_steps, rf.samples)
+        cluster_s = time.perf_counter() - t0
+        truth = [r.label if r.label and r.label.startswith("mode:") else "background" for r in recs]
+        ari = adjusted_rand_index(truth, list(c.assignment))
+        t0 = time.perf_counter()
+        learned = learn(store, ["before"], model, name="bench")
+        learn_s = time.perf_counter() - t0
+        store.close()
+        after = run("after", "bench")
+        rb = mode_rates(db, "before")
+        ra = mode_rates(db, "after")
+    print(
+        json.dumps(
+            {
+                "bench": "notebook",
+                "disks": args.disks,
+                "k": args.k,
+                "model": model,
+                "failure_records": len(recs),
+                "labels": dict(Counter(truth)),
+                "patterns": [p.id for p in c.patterns],
+                "ari": round(ari, 4),
+                "cluster_s": round(cluster_s, 3),
+                "gate": {x.pattern: x.outcome for x in learned.candidates},
+                "gate_detail": {
+                    x.pattern: x.gate.reason for x in learned.candidates if x.gate is not None
+                },
+                "learn_s": round(learn_s, 3),
+                "mode_error_before": {k: round(v, 4) for k, v in rb.items()},
+                "mode_error_after": {k: round(v, 4) for k, v in ra.items()},
+                "curable_ratio": round(ra["mode:disk=2"] / rb["mode:disk=2"], 4)
+                if rb["mode:disk=2"]
+                else None,
+                "errors_before": before["errors"],
+                "errors_after": after["errors"],
+                "samples_before": before["samples"],
+                "samples_after": after["samples"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

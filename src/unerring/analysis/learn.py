@@ -1,0 +1,206 @@
+"""`unerring notes learn`: failures -> patterns -> candidate notes -> gate -> a notebook version."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from unerring.analysis.cluster import Pattern, cluster
+from unerring.analysis.notebook import (
+    GateResult,
+    Note,
+    Notebook,
+    gate,
+    load_notebook,
+    model_note,
+    pick,
+    save_notebook,
+    template_note,
+    writable,
+)
+from unerring.analysis.records import RunFailures, build, in_incident, process_of, replay
+from unerring.analysis.taxonomy import CONTENT
+from unerring.backends.sim import mix64
+from unerring.journal.store import Store, StoreError
+from unerring.models import make_backend, parse_model
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    note: Note | None
+    pattern: str
+    writer: str
+    gate: GateResult | None
+    outcome: str  # kept, rejected, skipped
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pattern": self.pattern,
+            "writer": self.writer,
+            "note": None if self.note is None else self.note.as_dict(),
+            "gate": None if self.gate is None else self.gate.as_dict(),
+            "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LearnResult:
+    notebook: Notebook
+    candidates: tuple[Candidate, ...]
+    patterns: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook.as_dict(),
+            "candidates": [c.as_dict() for c in self.candidates],
+            "patterns": self.patterns,
+        }
+
+
+def content_patterns(runs: Sequence[RunFailures]) -> list[Pattern]:
+    records = [
+        r
+        for rf in runs
+        for r in rf.records
+        if r.category in CONTENT and not in_incident(r, rf.incidents)
+    ]
+    baseline = sum((rf.baseline for rf in runs), start=runs[0].baseline.__class__())
+    steps = sum(rf.baseline_steps for rf in runs)
+    samples = sum(rf.samples for rf in runs)
+    return list(cluster(records, baseline, steps, samples).patterns)
+
+
+def _random_steps(total: int, exclude: set[int], n: int, seed: int) -> list[int]:
+    out: set[int] = set()
+    i = 0
+    while len(out) < n and i < 50 * n and total > 0:
+        s = mix64((seed << 20) + i) % total
+        if s not in exclude:
+            out.add(s)
+        i += 1
+    return sorted(out)
+
+
+def learn(
+    store: Store,
+    run_ids: Sequence[str],
+    model: str,
+    *,
+    writer: str = "template",
+    name: str | None = None,
+    validation: int = 20,
+    samples: int = 5,
+    seed: int = 0,
+    max_notes: int = 5,
+) -> LearnResult:
+    """Distil a run's failure patterns into notes, gate each, journal a notebook version."""
+    runs = [build(store, r) for r in run_ids]
+    first = runs[0].run
+    if any(rf.run.task != first.task for rf in runs):
+        raise ValueError("notes learn: every run must be of the same task")
+    process = process_of(first)
+    if process is None:
+        raise ValueError(f"task {first.task!r} cannot be rebuilt to validate notes")
+    spec = parse_model(model)
+    backend = make_backend(spec)
+    writer_backend = None
+    if writer != "template":
+        wspec = parse_model(writer)
+        # the simulated model writes no prose: its notes come from the template writer
+        writer_backend = None if wspec.sim is not None else make_backend(wspec)
+    name = name or first.task
+    try:
+        base = load_notebook(store, name)
+        base_notes: tuple[Note, ...] = base.notes
+    except StoreError:
+        base_notes = ()
+    noted = {n.when for n in base_notes}
+
+    patterns = content_patterns(runs)
+    chosen = [p for p in patterns if writable(p)][:max_notes]
+    notes: list[tuple[Pattern, Note | None, str]] = []
+    for p in chosen:
+        if writer_backend is None:
+            notes.append((p, template_note(p), "template"))
+        else:
+            notes.append((p, asyncio.run(model_note(writer_backend, p)), writer))
+
+    # states for validation: replay the first run along its winners
+    affected: dict[str, list[int]] = {
+        p.id: pick(list(p.steps), validation, seed) for p, _, _ in notes
+    }
+    all_affected = {s for p in chosen for s in p.steps}
+    total = runs[0].steps or int(first.steps_total or 0)
+    randoms = _random_steps(total, all_affected, validation, seed)
+    wanted = set(randoms).union(*affected.values())
+    states: dict[int, Any] = {}
+    last = max(wanted, default=-1)
+    for s, state in replay(process, store, first, last + 1):
+        if s in wanted:
+            states[s] = state
+    randoms = [s for s in randoms if s in states]
+
+    cfg = first.config
+    temps = (float(cfg.get("first_temperature", 0.0)), float(cfg.get("temperature", 0.1)))
+    max_tokens = int(cfg.get("max_tokens", 750))
+    candidates: list[Candidate] = []
+    kept: list[Note] = list(base_notes)
+
+    def validate(steps: list[int], trial: list[Note]) -> GateResult:
+        return asyncio.run(
+            gate(
+                process,
+                backend,
+                states,
+                steps,
+                randoms,
+                trial,
+                samples=samples,
+                simulate=spec.sim is not None,
+                max_tokens=max_tokens,
+                temperatures=temps,
+            )
+        )
+
+    for p, note, who in notes:
+        if note is None:
+            candidates.append(Candidate(None, p.id, who, None, "rejected: no usable note"))
+            continue
+        if note.when in noted:
+            candidates.append(Candidate(note, p.id, who, None, "skipped: already in the notebook"))
+            continue
+        result = validate([s for s in affected[p.id] if s in states], [note])
+        if result.accepted:
+            kept.append(note)
+            noted.add(note.when)
+        candidates.append(
+            Candidate(note, p.id, who, result, "kept" if result.accepted else "rejected")
+        )
+    new = [c for c in candidates if c.outcome == "kept"]
+    accepted = bool(new)
+    reason = (
+        "; ".join(
+            f"{c.pattern}: {c.outcome}" + (f" ({c.gate.reason})" if c.gate else "")
+            for c in candidates
+        )
+        or "no systematic feature-bound pattern to write a note for"
+    )
+    set_gate: GateResult | None = None
+    if len(new) > 1:
+        # notes that each help alone must also help together (one may undo another)
+        steps = sorted({s for c in new for s in affected[c.pattern] if s in states})
+        set_gate = validate(steps, [c.note for c in new if c.note is not None])
+        reason += f"; the set together: {set_gate.reason}"
+        if not set_gate.accepted:
+            accepted = False
+    if not accepted:
+        # rolled back: the proposal is journaled, marked not accepted, and never used
+        proposal = list(base_notes) + [
+            c.note for c in candidates if c.note is not None and not c.outcome.startswith("skipped")
+        ]
+        nb = save_notebook(store, name, proposal, False, reason, ",".join(run_ids))
+    else:
+        nb = save_notebook(store, name, kept, True, reason, ",".join(run_ids))
+    return LearnResult(nb, tuple(candidates), len(patterns))

@@ -1,0 +1,142 @@
+"""The `unerring failures` report: records, patterns, incidents, localisation, correlation."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from unerring.analysis.cluster import Pattern, cluster
+from unerring.analysis.correlation import correlation
+from unerring.analysis.localize import localize
+from unerring.analysis.records import RunFailures, build, in_incident, mark_across_runs
+from unerring.analysis.taxonomy import BY_CATEGORY
+from unerring.journal.store import Store
+
+
+def pattern_dict(p: Pattern, runs: int) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "category": p.category.value,
+        "categories": dict(p.categories),
+        "selector": list(p.selector),
+        "size": p.size,
+        "share_of_samples": p.share,
+        "steps_affected": len(p.steps),
+        "first_steps": list(p.steps[:10]),
+        "over_represented": [x.as_dict() for x in p.over],
+        "examples": list(p.examples),
+        "top_answers": [{"answer": a, "count": c} for a, c in p.answers],
+        "nature": p.nature,
+        "systematic_share": p.systematic,
+        "advice": p.advice,
+        "taxonomy": {
+            "AgentErrorTaxonomy": BY_CATEGORY[p.category].aet,
+            "TRAIL": BY_CATEGORY[p.category].trail,
+            "MAST": BY_CATEGORY[p.category].mast,
+        },
+        "runs": runs,
+    }
+
+
+def save_records(store: Store, runs: Sequence[RunFailures], pattern_of: dict[int, str]) -> int:
+    """Replace the runs' rows in the `failures` table; returns the rows written."""
+    rows = []
+    for rf in runs:
+        for r in rf.records:
+            pattern = "incident" if in_incident(r, rf.incidents) else pattern_of.get(id(r))
+            rows.append(
+                (
+                    rf.run.id,
+                    r.step,
+                    r.index,
+                    r.category.value,
+                    r.nature,
+                    r.flip_rate,
+                    r.answer,
+                    r.excerpt,
+                    json.dumps(r.features, sort_keys=True),
+                    r.time,
+                    int(r.counted),
+                    pattern,
+                )
+            )
+    conn = store.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for rf in runs:
+            conn.execute("DELETE FROM failures WHERE run = ?", (rf.run.id,))
+        conn.executemany("INSERT INTO failures VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+def failures_report(
+    store: Store, run_ids: Sequence[str], examples: int = 3, *, save: bool = False
+) -> dict[str, Any]:
+    runs: list[RunFailures] = [build(store, r) for r in run_ids]
+    mark_across_runs(runs)
+    records = []
+    incident_records = 0
+    for rf in runs:
+        for r in rf.records:
+            if in_incident(r, rf.incidents):
+                incident_records += 1
+            else:
+                records.append(r)
+    baseline: Counter[str] = Counter()
+    for rf in runs:
+        baseline.update(rf.baseline)
+    steps = sum(rf.baseline_steps for rf in runs)
+    samples = sum(rf.samples for rf in runs)
+    clustering = cluster(records, baseline, steps, samples, examples=examples)
+    by_cat = Counter(r.category.value for rf in runs for r in rf.records)
+    nature = Counter(r.nature for r in records)
+    saved = None
+    if save:
+        pattern_of = {
+            id(records[i]): clustering.patterns[p].id
+            for i, p in enumerate(clustering.assignment)
+            if p >= 0
+        }
+        saved = save_records(store, runs, pattern_of)
+    return {
+        "saved": saved,
+        "runs": [
+            {
+                "run_id": rf.run_id,
+                "task": rf.run.task,
+                "status": rf.run.status,
+                "steps_decided": rf.steps,
+                "samples": rf.samples,
+                "failures": len(rf.records),
+                "record_level": rf.run.config.get("record", "contested"),
+            }
+            for rf in runs
+        ],
+        "failures": sum(len(rf.records) for rf in runs),
+        "by_category": dict(by_cat.most_common()),
+        "by_nature": dict(nature),
+        "incidents": [
+            {
+                "run_id": rf.run_id,
+                "start": i.start,
+                "end": i.end,
+                "failures": i.failures,
+                "steps": i.steps,
+                "categories": i.categories,
+            }
+            for rf in runs
+            for i in rf.incidents
+        ],
+        "failures_in_incidents": incident_records,
+        "patterns": [pattern_dict(p, len(runs)) for p in clustering.patterns],
+        "localisation": [localize(store, rf.run_id).as_dict() for rf in runs],
+        "correlation": [
+            {"run_id": rf.run_id, **correlation(store, rf.run_id).as_dict()} for rf in runs
+        ],
+    }

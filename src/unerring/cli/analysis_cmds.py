@@ -1,0 +1,227 @@
+"""`unerring failures` and `unerring notes learn|list|show|diff`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from unerring.analysis.learn import learn
+from unerring.analysis.notebook import Notebook, diff, list_notebooks, load_notebook
+from unerring.analysis.records import safe
+from unerring.analysis.report import failures_report
+from unerring.cli.args import Parser, positive_int
+from unerring.journal.store import DEFAULT_STORE, MEMORY, Store
+from unerring.runner import UsageError
+
+
+def _open(path: str, *, write: bool = False) -> Store:
+    return Store(path, read_only=not write and path != MEMORY)
+
+
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    store = _open(args.store, write=args.save)
+    report = failures_report(store, args.run_ids, examples=args.examples, save=args.save)
+    if args.json:
+        _out(json.dumps(report))
+        return 0
+    for r in report["runs"]:
+        _out(
+            f"run {safe(r['run_id'])} ({r['task']}, {r['status']}): {r['failures']:,} failures "
+            f"over {r['steps_decided']:,} steps, {r['samples']:,} samples "
+            f"(samples kept: {r['record_level']})"
+        )
+    if report["saved"] is not None:
+        _out(f"saved {report['saved']:,} failure records to the journal (table failures)")
+    cats = ", ".join(f"{k} {v:,}" for k, v in report["by_category"].items()) or "none"
+    _out(f"by category: {cats}")
+    if report["by_nature"]:
+        _out("by nature: " + ", ".join(f"{k} {v:,}" for k, v in report["by_nature"].items()))
+    for i in report["incidents"]:
+        _out(
+            f"INCIDENT in {safe(i['run_id'])}: {i['failures']} transport failures over "
+            f"{i['steps']} steps in {i['end'] - i['start']:.1f} s ({i['categories']}): "
+            "infrastructure, not content"
+        )
+    for p in report["patterns"]:
+        _out()
+        over = ", ".join(f"{x['feature']} x{x['lift']:.1f}" for x in p["over_represented"][:3])
+        _out(
+            f"pattern {p['id']}: {p['size']:,} failures ({p['share_of_samples']:.2%} of samples), "
+            f"{p['steps_affected']:,} steps, {p['nature']}"
+        )
+        if over:
+            _out(f"  over-represented: {over}")
+        for ex in p["examples"]:
+            _out(f"  e.g. {safe(ex, 120)}")
+        _out(f"  do: {p['advice']}")
+    for loc in report["localisation"]:
+        _out()
+        if not loc["checked"]:
+            _out(f"localisation {safe(loc['run_id'])}: no checker; cannot name a wrong step")
+        elif loc["first_wrong_step"] is None:
+            _out(f"localisation {safe(loc['run_id'])}: the checker found no wrong decision")
+        else:
+            _out(
+                f"localisation {safe(loc['run_id'])}: first wrong step {loc['first_wrong_step']} "
+                f"(tally {loc['tally']}; {loc['wrong_steps']} wrong steps in all)"
+            )
+            _out(f"  winner: {safe(loc['winner'] or '', 120)}")
+            if not loc["samples_journaled"]:
+                _out("  its samples were not journaled (unanimous); use --record samples")
+            for s in loc["outvoters"][:5]:
+                _out(f"  out-voted by sample {s['index']}: {safe(s['response'], 100)}")
+    for c in report["correlation"]:
+        _out()
+        ratio = "-" if c["collision_ratio"] is None else f"{c['collision_ratio']:.1f}x"
+        _out(
+            f"correlation {safe(c['run_id'])}: error {c['error_rate']:.4f}, collisions "
+            f"{c['collisions']} ({ratio} the independent bound), hard steps "
+            f"{c['hard_share']:.1%} at error {c['hard_error']:.2f}"
+        )
+        for w in c["warnings"]:
+            print(f"unerring: warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _print_notebook(nb: Notebook) -> None:
+    state = "accepted" if nb.accepted else "rejected (rolled back)"
+    _out(f"notebook {nb.name}@{nb.version}: {state}, {len(nb.notes)} notes, from {safe(nb.source)}")
+    _out(f"  reason: {safe(nb.reason, 600)}")
+    for n in nb.notes:
+        _out(f"- when {' and '.join(n.when) or 'always'}: {safe(n.render(), 800)}")
+
+
+def cmd_notes_learn(args: argparse.Namespace) -> int:
+    store = _open(args.store, write=True)
+    try:
+        result = learn(
+            store,
+            args.run_ids,
+            args.model,
+            writer=args.writer,
+            name=args.name,
+            validation=args.validation,
+            samples=args.samples,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        _out(json.dumps(result.as_dict()))
+        return 0
+    _out(f"{result.patterns} patterns, {len(result.candidates)} candidate notes")
+    for c in result.candidates:
+        _out(f"- {c.pattern} ({c.writer}): {c.outcome}")
+        if c.gate is not None:
+            _out(f"  {c.gate.reason}")
+    _print_notebook(result.notebook)
+    return 0
+
+
+def cmd_notes_list(args: argparse.Namespace) -> int:
+    books = list_notebooks(_open(args.store))
+    if args.json:
+        _out(json.dumps([b.as_dict() for b in books]))
+        return 0
+    if not books:
+        _out(f"no notebooks in {args.store}")
+    for b in books:
+        state = "accepted" if b.accepted else "rejected"
+        _out(f"{b.name}@{b.version}  {state:<8}  {len(b.notes)} notes  {safe(b.reason, 100)}")
+    return 0
+
+
+def _load(store: Store, ref: str) -> Notebook:
+    try:
+        return load_notebook(store, ref, accepted_only=False)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_notes_show(args: argparse.Namespace) -> int:
+    nb = _load(_open(args.store), args.notebook)
+    if args.json:
+        _out(json.dumps(nb.as_dict()))
+    else:
+        _print_notebook(nb)
+    return 0
+
+
+def cmd_notes_diff(args: argparse.Namespace) -> int:
+    store = _open(args.store)
+    d = diff(_load(store, args.a), _load(store, args.b))
+    if args.json:
+        _out(json.dumps(d))
+        return 0
+    for kind, sign in (("added", "+"), ("removed", "-"), ("kept", " ")):
+        for n in d[kind]:
+            _out(f"{sign} when {' and '.join(n['when']) or 'always'}: {safe(n['subject'])}")
+    return 0
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"journal file (default {DEFAULT_STORE})")
+
+
+def register(sub: Any) -> None:
+    """Add the analysis commands to the CLI's subparsers."""
+    f = sub.add_parser(
+        "failures",
+        help="classify, cluster and localise the failures of runs",
+        description="Failure records of one or more runs, grouped into patterns, with "
+        "the first wrong step and a correlation check.",
+    )
+    f.add_argument("run_ids", metavar="RUN_ID", nargs="+")
+    _store_arg(f)
+    f.add_argument("--examples", type=positive_int, default=3, help="example responses each")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.add_argument(
+        "--save",
+        action="store_true",
+        help="also write the records, with their pattern, to the journal's failures table",
+    )
+    f.set_defaults(func=cmd_failures)
+
+    notes = sub.add_parser("notes", help="the mistake notebook: learn, list, show, diff")
+    nsub = notes.add_subparsers(dest="notes_command", metavar="ACTION", parser_class=Parser)
+    nsub.required = True
+
+    lp = nsub.add_parser("learn", help="distil failure patterns into notes, gated by validation")
+    lp.add_argument("run_ids", metavar="RUN_ID", nargs="+")
+    lp.add_argument("--model", required=True, help="model to validate the notes on")
+    lp.add_argument(
+        "--writer",
+        default="template",
+        help="who writes notes: template (default; deterministic) or a model spec",
+    )
+    lp.add_argument("--name", help="notebook name (default: the task's name)")
+    lp.add_argument("--validation", type=positive_int, default=20, help="steps per group")
+    lp.add_argument("--samples", type=positive_int, default=5, help="paired samples per step")
+    lp.add_argument("--seed", type=int, default=0, help="picks the validation steps")
+    _store_arg(lp)
+    lp.add_argument("--json", action="store_true")
+    lp.set_defaults(func=cmd_notes_learn)
+
+    ls = nsub.add_parser("list", help="notebook versions in a store")
+    _store_arg(ls)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_notes_list)
+
+    sh = nsub.add_parser("show", help="one notebook version (NAME: latest accepted; NAME@V)")
+    sh.add_argument("notebook", metavar="NOTEBOOK")
+    _store_arg(sh)
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=cmd_notes_show)
+
+    df = nsub.add_parser("diff", help="notes added and removed between two versions")
+    df.add_argument("a", metavar="NOTEBOOK_A")
+    df.add_argument("b", metavar="NOTEBOOK_B")
+    _store_arg(df)
+    df.add_argument("--json", action="store_true")
+    df.set_defaults(func=cmd_notes_diff)

@@ -1,0 +1,170 @@
+"""`unerring failures`, `unerring notes ...` and `run --notes`, through the CLI's main()."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.analysis_helpers import sim
+from unerring.analysis.notebook import load_notebook, save_notebook
+from unerring.cli.main import main
+from unerring.journal.store import Store
+
+MODEL = sim(3)
+
+
+def _run(db: Path, run_id: str, *extra: str) -> int:
+    return main(
+        [
+            "run",
+            "hanoi",
+            "--disks",
+            "8",
+            "--k",
+            "4",
+            "--model",
+            MODEL,
+            "--store",
+            str(db),
+            "--run-id",
+            run_id,
+            "--json",
+            *extra,
+        ]
+    )
+
+
+def test_failures_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    capsys.readouterr()
+    assert main(["failures", "a", "--store", str(db), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["runs"][0]["run_id"] == "a"
+    assert report["failures"] == sum(report["by_category"].values()) > 0
+    sel = {tuple(p["selector"]) for p in report["patterns"]}
+    assert ("disk=2",) in sel and ("disk=4",) in sel
+    p = next(p for p in report["patterns"] if p["selector"] == ["disk=2"])
+    assert p["nature"] == "systematic" and p["over_represented"][0]["feature"] == "disk=2"
+    assert 0 < p["share_of_samples"] < 1 and p["steps_affected"] > 0 and p["examples"]
+    assert report["localisation"][0]["checked"]
+    assert report["correlation"][0]["k"] == 4
+    assert main(["failures", "a", "--store", str(db)]) == 0
+    out = capsys.readouterr()
+    assert "pattern outvoted_wrong/disk=2" in out.out and "do: " in out.out
+
+
+def test_failures_over_several_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0 and _run(db, "b") == 0
+    capsys.readouterr()
+    assert main(["failures", "a", "b", "--store", str(db), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in report["runs"]] == ["a", "b"]
+    one = [r["failures"] for r in report["runs"]]
+    assert report["failures"] == sum(one)
+
+
+def test_notes_learn_list_show_diff_and_run_with_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    capsys.readouterr()
+    args = ["notes", "learn", "a", "--model", MODEL, "--store", str(db), "--name", "nb"]
+    assert main([*args, "--json"]) == 0
+    learned = json.loads(capsys.readouterr().out)
+    assert learned["notebook"]["version"] == 1 and learned["notebook"]["accepted"]
+    assert main(["notes", "list", "--store", str(db)]) == 0
+    assert "nb@1  accepted" in capsys.readouterr().out
+    assert main(["notes", "show", "nb", "--store", str(db), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["notes"] == learned["notebook"]["notes"]
+    assert _run(db, "b", "--notes", "nb") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "completed"
+    # learning again from the run with notes: nothing new helps; the version is rolled back
+    assert main(["notes", "learn", "b", "--model", MODEL, "--store", str(db), "--name", "nb"]) == 0
+    out = capsys.readouterr().out
+    assert "nb@2: rejected (rolled back)" in out
+    assert main(["notes", "diff", "nb@1", "nb@2", "--store", str(db), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert not d["removed"] and d["kept"]
+
+
+def test_errors_are_one_line_with_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    capsys.readouterr()
+    assert main(["failures", "nope", "--store", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no run 'nope'" in err
+    assert main(["notes", "show", "nb@x", "--store", str(db)]) == 2
+    assert main(["notes", "show", "missing", "--store", str(db)]) == 1
+    assert _run(db, "c", "--notes", "missing") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "no notebook" in err
+    with pytest.raises(SystemExit) as e:
+        main(["notes"])
+    assert e.value.code == 2
+
+
+def test_notes_list_on_a_read_only_store_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    db.chmod(0o444)
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "unerring", "notes", "list", "--store", str(db)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        db.chmod(0o644)
+    assert r.returncode == 0 and "no notebooks" in r.stdout
+
+
+def test_resume_keeps_the_pinned_notebook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    assert main(["notes", "learn", "a", "--model", MODEL, "--store", str(db), "--name", "nb"]) == 0
+    assert _run(db, "b", "--notes", "nb", "--max-samples", "50") == 1  # stopped by budget
+    capsys.readouterr()
+    assert main(["resume", "b", "--store", str(db), "--json", "--notes", "nb@1"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "completed"
+    # another version than the one the run started with is refused
+    store = Store(str(db))
+    save_notebook(store, "nb", load_notebook(store, "nb").notes, True, "copy", "test")
+    store.close()
+    assert _run(db, "c", "--notes", "nb", "--max-samples", "50") == 1
+    capsys.readouterr()
+    assert main(["resume", "c", "--store", str(db), "--notes", "nb@1"]) == 2
+    assert "notes: journal has 'nb@2', given 'nb@1'" in capsys.readouterr().err
+
+
+def test_failures_save_materialises_records_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    for _ in range(2):  # saving again replaces the run's rows
+        assert main(["failures", "a", "--store", str(db), "--json", "--save"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT category, pattern, nature FROM failures").fetchall()
+    assert len(rows) == report["saved"] == report["failures"]
+    by_pattern = {p for _, p, _ in rows}
+    assert {p["id"] for p in report["patterns"]} == by_pattern
+    assert {n for _, _, n in rows} <= {"systematic", "intermittent"}

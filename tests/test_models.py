@@ -1,0 +1,90 @@
+"""`--model` specs for real models, and the resilience stack every backend is wrapped in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+
+from unerring.backends.base import SampleRequest
+from unerring.backends.faults import FaultInjecting
+from unerring.backends.openai import OpenAICompatible
+from unerring.backends.resilience import Limited, Retrying, RetryPolicy, TransportFailure
+from unerring.backends.sim import SimBackend
+from unerring.models import Transport, base_url, make_backend, parse_model
+
+
+def test_openai_spec() -> None:
+    spec = parse_model("openai:gpt-4.1-mini")
+    assert (spec.provider, spec.name, spec.text) == (
+        "openai",
+        "gpt-4.1-mini",
+        "openai:gpt-4.1-mini",
+    )
+    with pytest.raises(ValueError, match="PROVIDER:NAME"):
+        parse_model("openai:")
+
+
+def test_stack_order_faults_innermost_retries_outermost() -> None:
+    b = make_backend(parse_model("sim:error=0"), Transport(faults="reset=0.1", concurrency=2))
+    assert isinstance(b, Retrying) and isinstance(b.inner, Limited)
+    assert isinstance(b.inner.inner, FaultInjecting) and isinstance(b.inner.inner.inner, SimBackend)
+
+
+def test_openai_backend_reads_the_key_from_the_named_variable() -> None:
+    env = {"MY_KEY": "sk-test-PLANTED-0000", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    b = make_backend(parse_model("openai:m"), Transport(api_key_env="MY_KEY"), env=env)
+    inner = b.inner.inner  # type: ignore[attr-defined]
+    assert isinstance(inner, OpenAICompatible)
+    assert inner.config.base_url == "http://127.0.0.1:9/v1"
+    assert inner._client.headers["authorization"] == "Bearer sk-test-PLANTED-0000"
+    assert "PLANTED" not in repr(b.inner.inner)  # type: ignore[attr-defined]
+    asyncio.run(b.aclose())
+
+
+def test_base_url_precedence() -> None:
+    env: Mapping[str, str] = {"UNERRING_BASE_URL": "http://a/v1", "OPENAI_BASE_URL": "http://b/v1"}
+    assert base_url(Transport(base_url="http://c/v1"), env) == "http://c/v1"
+    assert base_url(Transport(), env) == "http://a/v1"
+    assert base_url(Transport(), {"OPENAI_BASE_URL": "http://b/v1"}) == "http://b/v1"
+    assert base_url(Transport(), {}) == "https://api.openai.com/v1"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"api": "rest"}, {"timeout_s": 0}, {"concurrency": 0}, {"requests_per_min": -1},
+     {"faults": "timeout=7"}, {"api_key_env": " "}],
+)  # fmt: skip
+def test_bad_transport_is_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        Transport(**kwargs)  # type: ignore[arg-type]
+
+
+def test_simulated_model_runs_through_injected_faults() -> None:
+    failures: list[TransportFailure] = []
+    b = make_backend(
+        parse_model("sim:error=0"),
+        Transport(faults="server_error=0.5", fault_seed=3, retry=RetryPolicy(base_s=0.0)),
+        on_failure=failures.append,
+    )  # fmt: skip
+
+    class Oracle:
+        def correct(self) -> str:
+            return "right"
+
+        def wrong(self, variant: int) -> str:
+            return "wrong"
+
+        def features(self) -> Mapping[str, int | str | bool]:
+            return {}
+
+    async def go() -> list[str]:
+        out = []
+        for step in range(10):
+            req = SampleRequest("p", step, 0, 2, 10, oracle=Oracle())
+            out += [s.text for s in await b.sample(req)]
+        return out
+
+    assert asyncio.run(go()) == ["right"] * 20
+    assert failures and all(f.kind == "server_error" for f in failures)
