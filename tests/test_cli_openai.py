@@ -173,3 +173,17 @@ def test_an_outage_stops_cleanly_with_the_resume_command(
         (failures,) = db.execute("SELECT count(*) FROM transport_failures").fetchone()
     # the two answered steps are committed; every failed attempt is on record
     assert status == "stopped" and next_step == 2 and failures >= 5
+
+
+def test_human_summary_shows_tokens_cost_and_transport_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"m": {"input": 100, "output": 1000}}')
+    with fake_openai(_perfect) as srv:
+        code = main(_run(srv.url, tmp_path / "runs.db", "--prices", str(prices),
+                         "--inject-faults", "server_error=0.4"))  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "tokens " in out.out and "cost $" in out.out
+    assert "transport failures " in out.out and "transport failures " in out.err

@@ -57,6 +57,7 @@ class Progress:
         extra = f"  cost ${s.cost:.4f}" if s.cost else ""
         tokens = s.prompt_tokens + s.completion_tokens
         extra += f"  tokens {tokens:,}" if tokens else ""
+        extra += f"  transport failures {s.transport_failures:,}" if s.transport_failures else ""
         return (
             f"decided {s.steps_decided:,}{total}  {rate:,.0f} steps/s  "
             f"samples {s.samples:,}  flags {s.red_flags:,}  errors {s.errors:,}"

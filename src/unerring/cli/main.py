@@ -87,6 +87,8 @@ def _print_result(result: RunResult, as_json: bool) -> int:
         if s["prompt_tokens"] or s["completion_tokens"]:
             cost = f", cost ${s['cost']:.4f}" if s["cost"] else ""
             print(f"tokens {s['prompt_tokens']:,} in / {s['completion_tokens']:,} out{cost}")
+        if s["transport_failures"]:
+            print(f"transport failures {s['transport_failures']:,} (each journaled)")
     if s["status"] != "completed":
         resume = f"unerring resume {s['run_id']}"
         if s["store"] != DEFAULT_STORE:
