@@ -298,7 +298,6 @@ class Limited:
         self._requests = _Bucket(requests_per_min, clock) if requests_per_min else None
         self._tokens = _Bucket(tokens_per_min, clock) if tokens_per_min else None
         self._sleep = sleep
-        self.in_flight = 0
 
     @property
     def model(self) -> str:
@@ -322,11 +321,7 @@ class Limited:
         )
         if self._tokens is not None:
             await self._tokens.take(estimate, self._sleep)
-        self.in_flight += 1
-        try:
-            out = await self.inner.sample(request)
-        finally:
-            self.in_flight -= 1
+        out = await self.inner.sample(request)
         if self._tokens is not None:
             used = sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in out)
             self._tokens.adjust(used - estimate)
