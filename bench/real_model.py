@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from tests.llama_server import ALIAS, llama_server  # noqa: E402
 
 from unerring.backends.base import SampleRequest  # noqa: E402
 from unerring.backends.openai import NMode, OpenAICompatible, OpenAIConfig  # noqa: E402
+from unerring.journal.store import Store  # noqa: E402
 from unerring.tasks.addition import Addition  # noqa: E402
 
 
@@ -78,12 +78,14 @@ def digits_for(min_steps: int, max_digit: int, seed: int) -> int:
     return digits
 
 
-def single_sample_score(db: Path, process: Addition) -> tuple[int, int, list[int]]:
+def single_sample_score(db: Path, run_id: str, process: Addition) -> tuple[int, int, list[int]]:
     """Replay the run's decided path; count the steps whose first sample was right."""
-    with sqlite3.connect(db) as conn:
-        winners = [json.loads(w) if w is not None else None for (w,) in conn.execute(
-            "SELECT winner FROM decisions ORDER BY step")]  # fmt: skip
-        first = dict(conn.execute("SELECT step, text FROM samples WHERE idx = 0"))
+    store = Store(str(db), read_only=True)
+    run = store.get_run(run_id)
+    assert run is not None
+    winners = [d["winner"] for d in store.decisions(run)]
+    first = {row["step"]: row["text"] for row in store.samples(run) if row["idx"] == 0}
+    store.close()
     state = process.initial_state()
     right = total = 0
     wrong_steps = []
@@ -93,12 +95,12 @@ def single_sample_score(db: Path, process: Addition) -> tuple[int, int, list[int
         if text is not None:
             total += 1
             right += process.parse(text) == truth
-        if winner is None:
+        answer = process.parse(winner) if winner is not None else None
+        if not isinstance(answer, int):
             break
-        answer = process.parse(winner) if isinstance(winner, str) else int(winner)
         if answer != truth:
             wrong_steps.append(step)
-        state = process.advance(state, answer)  # type: ignore[arg-type]
+        state = process.advance(state, answer)
     return right, total, wrong_steps
 
 
@@ -153,7 +155,7 @@ def main() -> None:
         if not so.strip():
             raise SystemExit(f"run failed: {se.strip()}")
         s = json.loads(so)
-        right, total, wrong_steps = single_sample_score(db, process)
+        right, total, wrong_steps = single_sample_score(db, s["run_id"], process)
         decided = max(1, s["steps_decided"])
         out["run"] = {
             "status": s["status"], "steps_decided": s["steps_decided"], "errors": s["errors"],
