@@ -2,7 +2,7 @@
 
 from unerring.api import run
 from unerring.engine import Budget
-from unerring.process import Answer, Process, StepContext
+from unerring.process import Answer, Process
 from unerring.redflags import Flag
 from unerring.runner import RunResult
 from unerring.voting import Tally
@@ -15,7 +15,6 @@ __all__ = [
     "Flag",
     "Process",
     "RunResult",
-    "StepContext",
     "Tally",
     "__version__",
     "run",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from unerring.backends.base import Sample
 from unerring.redflags import Flag
@@ -127,12 +127,6 @@ class Stats:
     cost: float = 0.0
     transport_failures: int = 0
     wall_s: float = 0.0
-
-
-class Observer(Protocol):
-    """Receives engine events. Every method is optional for a subscriber (see Events)."""
-
-    def on_decision(self, decision: Decision) -> None: ...
 
 
 @dataclass

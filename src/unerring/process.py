@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from unerring.redflags import Flag
@@ -13,14 +12,6 @@ A = TypeVar("A")  # parsed answer
 
 Answer = Any
 Feature = int | str | bool
-
-
-@dataclass(frozen=True, slots=True)
-class StepContext:
-    """What the engine knows about the step being decided."""
-
-    index: int
-    notes: tuple[str, ...] = ()
 
 
 class Process(Generic[S, A]):

@@ -32,25 +32,24 @@ def bounded(text: str, limit: int = MAX_TEXT) -> str:
     return text[:limit] + f"\n...[{len(text) - limit} more characters not kept]"
 
 
-_MAX_PARAMETERS = 32766  # SQLite's limit on bound values in one statement (3.32 and later)
-
-
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:
-    """Insert rows with as few statements as SQLite allows.
+    """Insert rows with a few multi-row statements.
 
     executemany releases and takes back the GIL around every row; with the step loop
-    holding it, each handover can wait on the scheduler. One multi-row statement per
-    chunk hands it over a few times per commit instead of once per row.
+    holding it, each handover can wait on the scheduler. Multi-row statements hand it
+    over a few times per commit instead. Chunks are powers of two up to 256 rows, so
+    that sqlite3's statement cache holds a handful of distinct statements, not one per
+    commit size (a cached statement of thousands of parameters is large).
     """
     if not rows:
         return
-    width = len(rows[0])
-    per = max(1, _MAX_PARAMETERS // width)
-    one = "(" + ",".join("?" * width) + ")"
-    for i in range(0, len(rows), per):
-        chunk = rows[i : i + per]
-        sql = f"{insert} VALUES {','.join([one] * len(chunk))}"
-        conn.execute(sql, [v for row in chunk for v in row])
+    one = "(" + ",".join("?" * len(rows[0])) + ")"
+    i, n = 0, len(rows)
+    while i < n:
+        size = min(256, 1 << ((n - i).bit_length() - 1))
+        chunk = rows[i : i + size]
+        conn.execute(f"{insert} VALUES {','.join([one] * size)}", [v for row in chunk for v in row])
+        i += size
 
 
 class Totals:
