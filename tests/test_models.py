@@ -27,7 +27,7 @@ def test_openai_spec() -> None:
 
 
 def test_stack_order_faults_innermost_retries_outermost() -> None:
-    b = make_backend(parse_model("sim:error=0"), Transport(faults="reset=0.1", concurrency=2))
+    b = make_backend(parse_model("sim:error=0"), Transport(faults="reset=0.1", requests_per_min=60))
     assert isinstance(b, Retrying) and isinstance(b.inner, Limited)
     assert isinstance(b.inner.inner, FaultInjecting) and isinstance(b.inner.inner.inner, SimBackend)
 

@@ -122,8 +122,10 @@ def make_backend(
     if t.faults:
         # at the transport: the injected faults take the same retry path as real ones
         inner = FaultInjecting(inner, FaultSpec.parse(t.faults), seed=t.fault_seed)
-    if t.concurrency or t.requests_per_min or t.tokens_per_min:
-        inner = Limited(inner, t.concurrency, t.requests_per_min, t.tokens_per_min)
+    # the simulated model has no server to protect: only rate limits apply to it
+    concurrency = t.concurrency if spec.sim is None else None
+    if concurrency or t.requests_per_min or t.tokens_per_min:
+        inner = Limited(inner, concurrency, t.requests_per_min, t.tokens_per_min)
     return Retrying(inner, t.retry, on_failure)
 
 

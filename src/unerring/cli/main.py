@@ -113,7 +113,12 @@ def _transport(args: argparse.Namespace) -> Transport:
             fault_seed=args.fault_seed,
             n_mode=args.n_mode,
             estimate_usage=args.estimate_usage,
-            retry=RetryPolicy(timeout_s=args.timeout, max_outage_s=args.max_outage),
+            # the HTTP client enforces --timeout; the retry layer's own deadline (a task
+            # timer per request) is only needed where injected stalls must hit it too
+            retry=RetryPolicy(
+                timeout_s=args.timeout if args.inject_faults else None,
+                max_outage_s=args.max_outage,
+            ),
             prices_file=args.prices,
         )
     except ValueError as e:
