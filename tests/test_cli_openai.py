@@ -87,6 +87,7 @@ def test_unreachable_base_url_stops_quickly(
         (["--max-cost", "1"], "--max-cost needs the price of model 'm'"),
         (["--rpm", "0"], "--rpm must be positive"),
         (["--timeout", "-1"], "--timeout must be positive"),
+        (["--base-url", "http://u:sk-x@127.0.0.1/v1"], "must not carry credentials"),
         (["--prices", "/nonexistent/p.toml", "--max-cost", "1"], "cannot read price file"),
     ],
 )

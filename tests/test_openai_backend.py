@@ -219,7 +219,14 @@ def test_key_never_appears_in_errors_or_repr() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"api": "rest"}, {"n_mode": "many"}, {"base_url": "127.0.0.1:80"}, {"timeout_s": 0}],
+    [
+        {"api": "rest"},
+        {"n_mode": "many"},
+        {"base_url": "127.0.0.1:80"},
+        {"timeout_s": 0},
+        {"base_url": "https://user:sk-secret@example.com/v1"},
+        {"base_url": "https://example.com/v1?api-key=sk-secret"},
+    ],
 )
 def test_bad_config_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):

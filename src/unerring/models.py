@@ -71,6 +71,8 @@ class Transport:
     prices_file: str | None = None
 
     def __post_init__(self) -> None:
+        if self.base_url is not None:
+            OpenAIConfig("check", self.base_url)  # refuse a bad or credential-bearing URL early
         if self.api not in ("chat", "completions"):
             raise ValueError(f"--api must be chat or completions, got {self.api!r}")
         if self.timeout_s <= 0:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -42,6 +43,13 @@ class OpenAIConfig:
             raise ValueError(f"n mode must be auto, n or separate, got {self.n_mode!r}")
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base URL {self.base_url!r} must start with http:// or https://")
+        parts = urlsplit(self.base_url)
+        if "@" in parts.netloc or parts.query:
+            # the URL is journaled with the run: a credential in it would be journaled too
+            raise ValueError(
+                "the base URL must not carry credentials or a query; pass the key through "
+                "--api-key-env"
+            )
         if self.timeout_s <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout_s}")
 
