@@ -84,6 +84,7 @@ class Session:
     prices: Prices = field(default_factory=Prices)
     progress: Callable[[Engine, RunRecord], Any] | None = None  # returns a context manager
     handle_signals: bool = True
+    max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
 
 
 @dataclass
@@ -228,7 +229,7 @@ def execute(
             check_run_id(run_id)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    store = Store(session.store)
+    store = Store(session.store, max_pages=session.max_pages)
     run = store.get_run(run_id) if run_id else None
     if run is None:
         if resume:
