@@ -158,7 +158,13 @@ class Store:
             if version:
                 self.conn.execute("SELECT count(*) FROM runs").fetchone()
             if not read_only and version < SCHEMA_VERSION:
+                # migrate with a rollback journal, so that the header (application_id,
+                # user_version) lands in the main file at once: in WAL mode it would wait in
+                # the -wal file for a checkpoint, and a kill -9 before that would leave a
+                # main file whose header says "not ours" (and "schema v0") to the next open
+                self.conn.execute("PRAGMA journal_mode=DELETE")
                 migrate(self.conn, version)
+                self.conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as e:
             raise StoreError(
                 f"{path} is corrupted or unreadable ({e}); it was not modified"
