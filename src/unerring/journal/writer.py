@@ -156,6 +156,8 @@ class JournalWriter:
         sample_rows: list[tuple[Any, ...]] = []
         failure_rows: list[tuple[Any, ...]] = []
         t = self.totals
+        # restored if the transaction fails: the totals must say what the journal holds
+        saved = t.as_dict()
         last: Decision | None = None
         for d in items:
             if d.__class__ is TransportFailure:
@@ -231,8 +233,9 @@ class JournalWriter:
             last = dd
         t.wall_s = self._wall_base + (time.perf_counter() - self._t0)
         state_text = None
+        next_step = self.next_step
         if last is not None:
-            self.next_step = last.step + 1
+            next_step = last.step + 1
             try:
                 state_text = process.dump_state(last.state_after)
             except NotImplementedError:
@@ -256,12 +259,14 @@ class JournalWriter:
             conn.execute(
                 "UPDATE runs SET next_step = ?, state = coalesce(?, state), stats = ?,"
                 " updated = ? WHERE id = ?",
-                (self.next_step, state_text, json.dumps(t.as_dict()), time.time(), run_id),
+                (next_step, state_text, json.dumps(t.as_dict()), time.time(), run_id),
             )
             conn.execute("COMMIT")
+            self.next_step = next_step
         except sqlite3.Error as e:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            self.totals = Totals(saved)
             self.error = f"journal write failed ({e}); the run stops, what was committed is safe"
             if self.on_error is not None:
                 self.on_error(self.error)
