@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import child_env, decisions, run_row
+from helpers import child_env, cli, decisions, run_row
 from unerring.journal.writer import JournalWriter
 from unerring.runner import RunOptions, Session, execute
 
@@ -136,6 +136,13 @@ def crash_and_resume(
             proc.communicate()
         attempt.committed_after = run_row(db, RUN_ID)["next_step"]
         attempt.read()
+        if i == 0:
+            # the killed writer could not mark the run: `runs` and `show` see it is gone
+            assert run_row(db, RUN_ID)["status"] == "running"
+            shown = cli("show", RUN_ID, "--store", str(db), "--json")
+            assert json.loads(shown.stdout)["status"] == "interrupted", shown.stderr
+            listed = cli("runs", "--store", str(db), "--json")
+            assert json.loads(listed.stdout)[0]["status"] == "interrupted", listed.stderr
     return attempts
 
 
