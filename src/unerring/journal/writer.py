@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 from unerring.events import Decision, TransportFailure
@@ -178,15 +178,25 @@ class JournalWriter:
                     t.flags[fl.value] = t.flags.get(fl.value, 0) + c
             outcomes = d.outcomes  # type: ignore[union-attr]
             if outcomes:
+                # a sample's vote is its answer's number within the step (0: the first
+                # answer drawn), not the answer's repr: the text holds the answer, and the
+                # repr nearly doubled the samples table; equal answers get equal numbers
+                answers: dict[Hashable, str] = {}
                 for o in outcomes:
                     s = o.sample
+                    key = o.key
+                    vote = None
+                    if key is not None:
+                        vote = answers.get(key)
+                        if vote is None:
+                            vote = answers[key] = str(len(answers))
                     sample_rows.append(
                         (
                             run_id,
                             d.step,
                             s.index,
                             bounded(s.text),
-                            None if o.key is None else bounded(repr(o.key), 512),
+                            vote,
                             None if o.flag is None else o.flag.value,
                             int(o.counted),
                             s.prompt_tokens,
