@@ -302,3 +302,48 @@ def test_summary_adds_up_samples_tokens_and_wall_time_across_attempts(tmp_path: 
     assert len(spans) == 3
     assert deciding <= shown["wall_s"] <= sum(s for (s,) in spans)
     assert shown["wall_s"] > s2["wall_s"] > s1["wall_s"] > 0
+
+
+def test_recorded_samples_agree_with_their_decisions(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    journal(
+        db,
+        6,
+        "noisy",
+        record="samples",
+        model="sim:error=0.15,wrong_answers=3,flag=0.1,seed=2",
+        k=4,
+    )
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute("SELECT * FROM samples ORDER BY step, idx").fetchall()
+    finally:
+        conn.close()
+    by_step: dict[int, list[sqlite3.Row]] = {}
+    for r in rows:
+        by_step.setdefault(r["step"], []).append(r)
+    flagged = contested = 0
+    for d in decisions(db, "noisy"):
+        samples = by_step[d["step"]]
+        assert [s["idx"] for s in samples] == list(range(d["samples"]))
+        # a vote numbers the step's distinct answers in the order they were first drawn
+        first_seen: dict[str, str] = {}
+        for s in samples:
+            if s["flag"] is not None:
+                assert s["vote"] is None
+                flagged += 1
+                continue
+            answer = s["text"]
+            expected = first_seen.setdefault(answer, str(len(first_seen)))
+            assert s["vote"] == expected, (d["step"], s["idx"])
+        # the counted votes are the decision's tally, and the winner holds the lead
+        counted: dict[str, int] = {}
+        for s in samples:
+            if s["vote"] is not None and s["counted"]:
+                counted[s["vote"]] = counted.get(s["vote"], 0) + 1
+        assert sorted(counted.values(), reverse=True) == json.loads(d["votes"])
+        winner_vote = first_seen[d["winner"]]
+        assert counted[winner_vote] == max(counted.values())
+        contested += len(counted) > 1
+    assert flagged > 0 and contested > 0
