@@ -18,6 +18,7 @@ quick look.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sqlite3
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from unerring.engine import Budget  # noqa: E402
+from unerring.journal.store import Store  # noqa: E402
 from unerring.runner import RunOptions, Session, execute  # noqa: E402
 
 MODEL = "sim:error=0.01,wrong_answers=1"
@@ -106,10 +108,10 @@ def overhead(disks: int, reps: int, work: Path) -> dict[str, object]:
 
 
 def resume(decisions: int, disks: int, reps: int, work: Path) -> dict[str, object]:
-    complete = sqlite3.connect(work / "complete.db")
-    (budget,) = complete.execute(
-        "SELECT sum(samples) FROM decisions WHERE step < ?", (decisions,)
-    ).fetchone()
+    complete = Store(str(work / "complete.db"), read_only=True)
+    run = complete.get_run("bench")
+    assert run is not None
+    budget = sum(d["samples"] for d in itertools.islice(complete.decisions(run), decisions))
     complete.close()
     db = work / "resume.db"
     db.unlink(missing_ok=True)
@@ -149,9 +151,11 @@ def resume(decisions: int, disks: int, reps: int, work: Path) -> dict[str, objec
         line = lines[0]
         first_step.append(float(line.split()[1]) - t0)
         whole.append(t_end - t0)
-    conn = sqlite3.connect(db)
-    (held,) = conn.execute("SELECT count(*) FROM decisions").fetchone()
-    conn.close()
+    after = Store(str(db), read_only=True)
+    held_run = after.get_run("bench")
+    assert held_run is not None
+    held = after.count_decisions(held_run)
+    after.close()
     return {
         "resume_decisions": decisions,
         "resume_decisions_after": held,
