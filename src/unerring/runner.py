@@ -100,6 +100,7 @@ class Session:
     progress: Callable[[Engine, RunRecord], Any] | None = None  # returns a context manager
     handle_signals: bool = True
     transport: Transport = field(default_factory=Transport)
+    max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
 
 
 @dataclass
@@ -287,7 +288,7 @@ def execute(
     `process` runs a user's own process instead of the built-in task `options.task`.
     """
     process, voting = build(options, process)
-    store = Store(session.store)
+    store = Store(session.store, max_pages=session.max_pages)
     notes = None
     if options.notes is not None:
         # pinned to a version, so that a resume puts the same notes in the same prompts

@@ -27,6 +27,7 @@ from unerring.cli.args import (
     unit_interval,
 )
 from unerring.engine import Budget, Engine
+from unerring.journal.lock import live_status
 from unerring.journal.store import DEFAULT_STORE, MEMORY, RunRecord, Store, StoreError
 from unerring.models import Transport, make_backend, parse_model
 from unerring.progress import Progress
@@ -297,13 +298,13 @@ def _open_read(path: str) -> Store:
     return Store(path, read_only=path != MEMORY)
 
 
-def _status_line(run: RunRecord) -> dict[str, Any]:
+def _status_line(run: RunRecord, store: str = MEMORY) -> dict[str, Any]:
     total = run.steps_total
     decided = int(run.stats.get("steps_decided", 0))
     return {
         "run_id": run.run_id,
         "task": run.task,
-        "status": run.status,
+        "status": run.status if store == MEMORY else live_status(store, run.status, run.run_id),
         "steps_decided": decided,
         "steps_total": total,
         "progress": decided / total if total else None,
@@ -314,7 +315,7 @@ def _status_line(run: RunRecord) -> dict[str, Any]:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     store = _open_read(args.store)
-    runs = [_status_line(r) for r in store.list_runs()]
+    runs = [_status_line(r, args.store) for r in store.list_runs()]
     if args.json:
         print(json.dumps(runs))
         return 0
@@ -339,8 +340,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     attempts = store.attempts(run)
     s = summary(run, run.stats, None, store, len(attempts))
-    s["progress"] = _status_line(run)["progress"]
-    s["last_activity"] = _status_line(run)["last_activity"]
+    line = _status_line(run, args.store)
+    s["progress"] = line["progress"]
+    s["last_activity"] = line["last_activity"]
+    s["status"] = line["status"]
     s["config"] = run.config
     if args.json:
         print(json.dumps(s))

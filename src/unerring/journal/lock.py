@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import re
+import time
 from pathlib import Path
 
 from unerring.journal.store import StoreError
@@ -31,12 +32,17 @@ class RunLock:
         self.run_id = run_id
 
     def acquire(self) -> None:
+        # a reader probing the lock (see is_held) holds it for microseconds: wait that out
+        patience = time.monotonic() + 0.25
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
+                if time.monotonic() < patience:
+                    time.sleep(0.01)
+                    continue
                 raise StoreError(
                     f"run {self.run_id!r} is being written by another process; wait for "
                     f"it to stop (see `unerring show {self.run_id}`)"
@@ -58,3 +64,29 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def is_held(store_path: str, run_id: str) -> bool:
+    """Whether a live process holds the run's lock (its lock file alone proves nothing:
+    a process killed with SIGKILL leaves the file, and the kernel drops the lock)."""
+    try:
+        fd = os.open(f"{store_path}.{run_id}.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def live_status(store_path: str, status: str, run_id: str) -> str:
+    """A run's status as the journal has it, except that a run marked running whose writer
+    is gone (killed before it could say so) is `interrupted`."""
+    if status == "running" and not is_held(store_path, run_id):
+        return "interrupted"
+    return status

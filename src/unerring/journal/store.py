@@ -98,11 +98,16 @@ def is_read_only(path: Path) -> bool:
     return not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
 
 
-def _connect(uri: str, *, read_only: bool = False, sync: bool = False) -> sqlite3.Connection:
+def _connect(
+    uri: str, *, read_only: bool = False, sync: bool = False, max_pages: int | None = None
+) -> sqlite3.Connection:
     conn = sqlite3.connect(
         uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0
     )
     conn.row_factory = sqlite3.Row
+    if max_pages is not None:
+        # a size cap per connection: writes past it fail with SQLITE_FULL, as on a full disk
+        conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
     if not read_only:
         conn.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a committed transaction survives a process crash (kill -9);
@@ -112,15 +117,20 @@ def _connect(uri: str, *, read_only: bool = False, sync: bool = False) -> sqlite
 
 
 class Store:
-    """One journal file (or one in-memory database shared by this process's connections)."""
+    """One journal file (or one in-memory database shared by this process's connections).
 
-    def __init__(self, path: str, *, read_only: bool = False) -> None:
+    `max_pages` caps the database at that many pages on every connection this store opens
+    (SQLite's max_page_count): a write past it fails as a full disk would.
+    """
+
+    def __init__(self, path: str, *, read_only: bool = False, max_pages: int | None = None) -> None:
         self.path = path
         self.read_only = read_only
+        self.max_pages = max_pages
         self.memory = path == MEMORY
         if self.memory:
             self.uri = f"file:unerring-{uuid.uuid4().hex}?mode=memory&cache=shared"
-            self.conn = _connect(self.uri)
+            self.conn = _connect(self.uri, max_pages=max_pages)
             migrate(self.conn, 0)
             return
         p = Path(path)
@@ -145,16 +155,19 @@ class Store:
                     raise StoreError(f"cannot create {p.parent}: {e.strerror}") from None
             self.uri = f"file:{p.resolve()}"
         try:
-            self.conn = _connect(self.uri, read_only=read_only)
+            self.conn = _connect(self.uri, read_only=read_only, max_pages=max_pages)
             # touch the schema and the runs table: a corrupted file fails here, unchanged
             self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             if version:
                 self.conn.execute("SELECT count(*) FROM runs").fetchone()
             if not read_only and version < SCHEMA_VERSION:
+                # migrate with a rollback journal, so that the header (application_id,
+                # user_version) lands in the main file at once: in WAL mode it would wait in
+                # the -wal file for a checkpoint, and a kill -9 before that would leave a
+                # main file whose header says "not ours" (and "schema v0") to the next open
+                self.conn.execute("PRAGMA journal_mode=DELETE")
                 migrate(self.conn, version)
-                # the header (application id, schema version) lives in the WAL until a
-                # checkpoint: write it to the file, where other openers check it first
-                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as e:
             raise StoreError(
                 f"{path} is corrupted or unreadable ({e}); it was not modified"
@@ -162,7 +175,7 @@ class Store:
 
     def connect(self, *, sync: bool = False) -> sqlite3.Connection:
         """A second connection to the same store (for the writer thread)."""
-        return _connect(self.uri, read_only=self.read_only, sync=sync)
+        return _connect(self.uri, read_only=self.read_only, sync=sync, max_pages=self.max_pages)
 
     def close(self) -> None:
         self.conn.close()

@@ -15,7 +15,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 from unerring.events import Decision, TransportFailure
@@ -183,6 +183,8 @@ class JournalWriter:
         full_rows: list[tuple[Any, ...]] = []
         sample_rows: list[tuple[Any, ...]] = []
         failure_rows: list[tuple[Any, ...]] = []
+        # restored if the transaction fails: the totals must say what the journal holds
+        saved = self.totals.as_dict()
         blocks = _Blocks(run_id, self.totals)
         plain = blocks.decisions.append
         last: Decision | None = None
@@ -218,8 +220,9 @@ class JournalWriter:
         t = self.totals
         t.wall_s = self._wall_base + (time.perf_counter() - self._t0)
         state_text = None
+        next_step = self.next_step
         if last is not None:
-            self.next_step = last.step + 1
+            next_step = last.step + 1
             try:
                 state_text = self.process.dump_state(last.state_after)
             except NotImplementedError:
@@ -235,12 +238,14 @@ class JournalWriter:
             conn.execute(
                 "UPDATE runs SET next_step = ?, state = coalesce(?, state), stats = ?,"
                 " updated = ? WHERE id = ?",
-                (self.next_step, state_text, json.dumps(t.as_dict()), time.time(), run_id),
+                (next_step, state_text, json.dumps(t.as_dict()), time.time(), run_id),
             )
             conn.execute("COMMIT")
+            self.next_step = next_step
         except sqlite3.Error as e:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            self.totals = Totals(saved)
             self.error = f"journal write failed ({e}); the run stops, what was committed is safe"
             if self.on_error is not None:
                 self.on_error(self.error)
@@ -267,15 +272,20 @@ class JournalWriter:
 
     def _sample_rows(self, d: Decision) -> list[tuple[Any, ...]]:
         run_id = self.run.id
-        # a step's samples vote for few distinct answers: spell each answer once
-        spelled = {key: bounded(repr(key), 512) for key in d.votes}
+        # a sample's vote is its answer's number within the step (0: the first answer
+        # drawn), not the answer's repr: the text holds the answer and the repr nearly
+        # doubled the samples table; equal answers get equal numbers
+        numbers: dict[Hashable, str] = {}
+        for o in d.outcomes:
+            if o.key is not None and o.key not in numbers:
+                numbers[o.key] = str(len(numbers))
         return [
             (
                 run_id,
                 d.step,
                 o.index,
                 bounded(o.sample.text),
-                None if o.key is None else spelled.get(o.key) or bounded(repr(o.key), 512),
+                None if o.key is None else numbers[o.key],
                 None if o.flag is None else o.flag.value,
                 int(o.counted),
                 o.sample.prompt_tokens,

@@ -1,0 +1,33 @@
+"""`python tests/logged_cli.py LOG ARGS...`: the CLI, logging every sample request first.
+
+Test instrumentation for the crash tests: before the simulated model draws samples, one
+line `step first_index n monotonic_time` is appended to LOG with a single write(2), so a
+process killed with SIGKILL leaves an exact record of every sample it paid for.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from unerring.backends import sim
+from unerring.cli.main import main
+
+
+def install(log_path: str) -> None:
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    draw = sim.SimBackend.sample
+
+    async def logged(self: sim.SimBackend, request: Any) -> Any:
+        line = f"{request.step} {request.first_index} {request.n} {time.monotonic():.6f}\n"
+        os.write(fd, line.encode())
+        return await draw(self, request)
+
+    sim.SimBackend.sample = logged  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    install(sys.argv[1])
+    raise SystemExit(main(sys.argv[2:]))

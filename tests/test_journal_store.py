@@ -1,0 +1,454 @@
+"""The SQLite store: opening, listing, refusing what is not ours, migrations, locks, full disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import child_env, cli, decisions, one_line_error, run_row, sha256
+from unerring.engine import Budget
+from unerring.journal.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, migrate
+from unerring.journal.store import Store, StoreError
+from unerring.runner import RunOptions, Session, execute
+
+MODEL = "sim:error=0.05,seed=3"
+SMALL = RunOptions(task="hanoi", task_options={"disks": 5}, model=MODEL, k=3)
+
+
+def make_store(path: Path, run_id: str = "r1", disks: int = 5) -> None:
+    res = cli(
+        "run",
+        "hanoi",
+        "--disks",
+        str(disks),
+        "--model",
+        MODEL,
+        "--k",
+        "3",
+        "--run-id",
+        run_id,
+        "--store",
+        str(path),
+        "--quiet",
+    )
+    assert res.returncode == 0, res.stderr
+
+
+# -- open / create / list ------------------------------------------------------------------
+def test_create_list_and_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "nested" / "runs.db"
+    store = Store(str(db))
+    assert db.exists()
+    header = db.read_bytes()[:100]
+    assert int.from_bytes(header[68:72], "big") == APPLICATION_ID
+    assert int.from_bytes(header[60:64], "big") == SCHEMA_VERSION
+    a = store.create_run("a", "hanoi", {"x": 1}, 31)
+    b = store.create_run("b", "hanoi", {"x": 2}, None)
+    assert [r.run_id for r in store.list_runs()] == ["a", "b"]
+    assert (a.status, a.next_step, a.steps_total, a.config) == ("running", 0, 31, {"x": 1})
+    assert b.steps_total is None
+    with pytest.raises(StoreError, match="already exists"):
+        store.create_run("a", "hanoi", {}, None)
+    store.close()
+    again = Store(str(db), read_only=True)
+    assert [r.run_id for r in again.list_runs()] == ["a", "b"]
+    assert again.get_run("missing") is None
+    again.close()
+
+
+def test_cli_runs_lists_runs(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    make_store(db, "first", disks=3)
+    make_store(db, "second", disks=4)
+    res = cli("runs", "--store", str(db))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:4] == ["RUN", "TASK", "STATUS", "PROGRESS"]
+    assert lines[1].split()[:4] == ["first", "hanoi", "completed", "7/7"]
+    assert lines[2].split()[:4] == ["second", "hanoi", "completed", "15/15"]
+
+
+def test_memory_store_keeps_nothing(tmp_path: Path) -> None:
+    res = cli(
+        "run", "hanoi", "--disks", "3", "--model", MODEL, "--store", ":memory:", "--quiet", "--json"
+    )
+    assert res.returncode == 0, res.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert "resume" not in res.stderr
+
+
+# -- files that are not ours, or not usable -------------------------------------------------
+def foreign(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('my data')")
+    conn.commit()
+    conn.close()
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(os.urandom(64 * 1024))
+
+
+def truncated(path: Path) -> None:
+    make_store(path, disks=8)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def bad_schema_page(path: Path) -> None:
+    make_store(path)
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    # page 1 holds the schema (sqlite_master) after the 100-byte file header
+    data[100:page] = bytes([0xA5]) * (page - 100)
+    path.write_bytes(bytes(data))
+
+
+def newer(path: Path) -> None:
+    make_store(path)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+
+
+def empty_header_only(path: Path) -> None:
+    path.write_bytes(b"SQLite format 3\x00" + b"\x00" * 40)
+
+
+CASES = {
+    "foreign": (foreign, "did not create"),
+    "garbage": (garbage, "not an unerring store"),
+    "truncated": (truncated, "corrupted"),
+    "schema-page": (bad_schema_page, "corrupted"),
+    "newer": (newer, "newer unerring"),
+    "short-header": (empty_header_only, "not an unerring store"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_refused_files_are_left_byte_identical(tmp_path: Path, case: str) -> None:
+    make, message = CASES[case]
+    db = tmp_path / "store.db"
+    make(db)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    before = sha256(db)
+    commands = [
+        ("run", "hanoi", "--disks", "3", "--model", MODEL, "--store", str(db), "--quiet"),
+        ("runs", "--store", str(db)),
+        ("show", "r1", "--store", str(db)),
+        ("export", "r1", "--store", str(db)),
+        ("resume", "r1", "--store", str(db), "--quiet"),
+    ]
+    for args in commands:
+        res = cli(*args)
+        assert res.returncode != 0, (args, res.stdout)
+        line = one_line_error(res.stderr)
+        assert message in line, (args, line)
+        assert str(db) in line or db.name in line, line
+        assert sha256(db) == before, f"{args[0]} modified the file"
+
+
+def test_read_only_store_refuses_to_run_and_is_unchanged(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    make_store(db, "done")
+    res = cli(
+        "run",
+        "hanoi",
+        "--disks",
+        "4",
+        "--model",
+        MODEL,
+        "--k",
+        "3",
+        "--run-id",
+        "part",
+        "--store",
+        str(db),
+        "--quiet",
+        "--max-samples",
+        "20",
+    )
+    assert res.returncode == 1
+    before = sha256(db)
+    db.chmod(0o444)
+    try:
+        for args in (
+            ("run", "hanoi", "--disks", "3", "--model", MODEL, "--store", str(db), "--quiet"),
+            ("resume", "part", "--store", str(db), "--quiet"),
+        ):
+            res = cli(*args)
+            assert res.returncode == 1, res.stdout
+            assert "read-only" in one_line_error(res.stderr)
+            assert sha256(db) == before
+        # reading a read-only store is fine, and still writes nothing
+        res = cli("runs", "--store", str(db))
+        assert res.returncode == 0, res.stderr
+        assert "done" in res.stdout and "part" in res.stdout
+        res = cli("show", "part", "--store", str(db), "--json")
+        assert res.returncode == 0, res.stderr
+        assert sha256(db) == before
+    finally:
+        db.chmod(0o644)
+    # and once writable again, the stopped run resumes
+    res = cli("resume", "part", "--store", str(db), "--quiet")
+    assert res.returncode == 0, res.stderr
+
+
+def test_directory_as_store_is_refused(tmp_path: Path) -> None:
+    res = cli("runs", "--store", str(tmp_path))
+    assert res.returncode == 1
+    assert "directory" in one_line_error(res.stderr)
+
+
+# -- migrations ----------------------------------------------------------------------------
+def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> None:
+    # a stopped run in a current store, copied row by row into a store made at schema v1
+    src = tmp_path / "src.db"
+    first = execute(
+        SMALL, Session(store=str(src), budget=Budget(max_samples=40), handle_signals=False), "old"
+    )
+    assert first.outcome.status == "stopped"
+    first.store.close()
+    v1 = tmp_path / "v1.db"
+    conn = sqlite3.connect(v1, isolation_level=None)
+    migrate(conn, 0, target=1)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert len(MIGRATIONS[:1]) == 1
+    conn.execute("ATTACH ? AS src", (str(src),))
+    for table in ("runs", "attempts", "decisions", "decision_blocks", "samples"):
+        conn.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
+    conn.execute("DETACH src")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "transport_failures" not in tables
+    conn.close()
+    before_rows = decisions(v1, "old")
+    before_run = run_row(v1, "old")
+    assert len(before_rows) == before_run["next_step"] > 0
+
+    store = Store(str(v1))
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.conn.execute("SELECT count(*) FROM transport_failures").fetchone()[0] == 0
+    store.close()
+    assert decisions(v1, "old") == before_rows
+    assert run_row(v1, "old") == before_run
+
+    # the migrated run resumes to the same decisions as an uninterrupted run
+    done = execute(SMALL, Session(store=str(v1), handle_signals=False), "old", resume=True)
+    assert done.outcome.status == "completed"
+    done.store.close()
+    ref = execute(SMALL, Session(store=str(tmp_path / "ref.db"), handle_signals=False), "ref")
+    ref.store.close()
+    assert decisions(v1, "old") == decisions(tmp_path / "ref.db", "ref")
+
+
+def test_migrate_applies_each_version_once(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    for version in range(1, SCHEMA_VERSION + 1):
+        migrate(conn, version - 1, target=version)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == version
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    conn.close()
+    Store(str(tmp_path / "m.db")).close()  # already current: opens without migrating
+
+
+# -- refusing to mix configurations --------------------------------------------------------
+def test_resume_with_other_task_options_is_refused_naming_the_difference(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "runs.db"
+    res = cli(
+        "run",
+        "hanoi",
+        "--disks",
+        "8",
+        "--model",
+        MODEL,
+        "--k",
+        "3",
+        "--run-id",
+        "x",
+        "--store",
+        str(db),
+        "--quiet",
+        "--max-samples",
+        "30",
+    )
+    assert res.returncode == 1
+    before = decisions(db, "x")
+    res = cli("resume", "x", "--disks", "9", "--store", str(db), "--quiet")
+    assert res.returncode == 2
+    line = one_line_error(res.stderr)
+    assert "task_options" in line and "'disks': 8" in line and "'disks': 9" in line, line
+    res = cli("resume", "x", "--model", "sim:error=0.2,seed=3", "--store", str(db), "--quiet")
+    assert res.returncode == 2
+    line = one_line_error(res.stderr)
+    assert "model" in line and "error=0.2" in line, line
+    assert decisions(db, "x") == before
+    assert run_row(db, "x")["status"] == "stopped"
+
+
+def test_run_id_reused_with_other_options_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    make_store(db, "named", disks=4)
+    res = cli(
+        "run",
+        "hanoi",
+        "--disks",
+        "4",
+        "--model",
+        MODEL,
+        "--k",
+        "4",
+        "--run-id",
+        "named",
+        "--store",
+        str(db),
+        "--quiet",
+    )
+    assert res.returncode == 2
+    line = one_line_error(res.stderr)
+    assert "'named'" in line and "k: journal has 3, given 4" in line, line
+    # the same options name the same run: it is already completed, so nothing to do
+    res = cli(
+        "run",
+        "hanoi",
+        "--disks",
+        "4",
+        "--model",
+        MODEL,
+        "--k",
+        "3",
+        "--run-id",
+        "named",
+        "--store",
+        str(db),
+        "--quiet",
+    )
+    assert res.returncode == 1
+    assert "already completed" in one_line_error(res.stderr)
+    res = cli("resume", "nobody", "--store", str(db))
+    assert res.returncode == 1
+    assert "no run 'nobody'" in one_line_error(res.stderr)
+
+
+# -- one writer per run --------------------------------------------------------------------
+def test_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "unerring",
+            "run",
+            "hanoi",
+            "--disks",
+            "10",
+            "--k",
+            "3",
+            "--model",
+            "sim:error=0.05,seed=3,latency=5",
+            "--run-id",
+            "w",
+            "--store",
+            str(db),
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=child_env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if db.exists() and Path(f"{db}.w.lock").exists():
+                try:
+                    if run_row(db, "w")["next_step"] > 0:
+                        break
+                except (AssertionError, sqlite3.Error):
+                    pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("the first writer did not start")
+        res = cli("resume", "w", "--store", str(db), "--quiet")
+        assert res.returncode == 1
+        assert "being written by another process" in one_line_error(res.stderr)
+        assert first.poll() is None, "the first writer should still be running"
+        res = cli(
+            "run",
+            "hanoi",
+            "--disks",
+            "10",
+            "--k",
+            "3",
+            "--model",
+            "sim:error=0.05,seed=3,latency=5",
+            "--run-id",
+            "w",
+            "--store",
+            str(db),
+        )
+        assert res.returncode == 1
+        assert "being written by another process" in one_line_error(res.stderr)
+    finally:
+        first.kill()
+        first.wait()
+    # the kernel released the lock with the process: the run resumes, never interleaved
+    res = cli(
+        "resume",
+        "w",
+        "--store",
+        str(db),
+        "--quiet",
+        "--model",
+        "sim:error=0.05,seed=3,latency=5",
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    steps = [d["step"] for d in decisions(db, "w")]
+    assert steps == list(range(1023))
+
+
+# -- a full disk ---------------------------------------------------------------------------
+def test_full_disk_fails_the_run_cleanly_and_keeps_what_was_committed(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    opts = RunOptions(task="hanoi", task_options={"disks": 10}, model=MODEL, k=3, record="samples")
+    Store(str(db)).close()
+    pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
+    # room for the run's row and a few groups of decisions, not for 1,023 decisions with
+    # every sample
+    session = Session(store=str(db), durability="sync", max_pages=pages + 12, handle_signals=False)
+    res = execute(opts, session, "full")
+    assert res.outcome.status == "failed"
+    assert "journal write failed" in res.outcome.reason and "full" in res.outcome.reason
+    res.store.close()
+    row = run_row(db, "full")
+    assert row["status"] == "failed"
+    assert "full" in row["reason"]
+    committed = decisions(db, "full")
+    assert 0 < len(committed) < 1023
+    assert [d["step"] for d in committed] == list(range(len(committed)))
+    assert row["next_step"] == len(committed)
+    # the summary reports what the journal holds, not what the failed group held
+    assert res.summary["steps_decided"] == len(committed)
+    assert res.summary["status"] == "failed"
+
+    # with room again, the run resumes and ends exactly as an uninterrupted run
+    done = execute(opts, Session(store=str(db), handle_signals=False), "full", resume=True)
+    assert done.outcome.status == "completed"
+    done.store.close()
+    ref = execute(opts, Session(store=str(tmp_path / "ref.db"), handle_signals=False), "ref")
+    ref.store.close()
+    assert decisions(db, "full") == decisions(tmp_path / "ref.db", "ref")
+    got = json.loads(run_row(db, "full")["stats"])
+    want = json.loads(run_row(tmp_path / "ref.db", "ref")["stats"])
+    for key in ("steps_decided", "samples", "prompt_tokens", "completion_tokens", "errors"):
+        assert got[key] == want[key], key
