@@ -22,6 +22,8 @@ class Process(Generic[S, A]):
     """
 
     name: str = "process"
+    # where a completion-API answer ends (e.g. ("\n",) for one-line answers); () = no stop
+    stop: tuple[str, ...] = ()
 
     # -- required -------------------------------------------------------------------------
     def initial_state(self) -> S:

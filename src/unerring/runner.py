@@ -349,7 +349,7 @@ def _drive(
     )
     if not transport.stop:
         # a completion prompt's answer ends where the process says (one line for addition)
-        transport = replace(transport, stop=tuple(getattr(process, "stop", ())))
+        transport = replace(transport, stop=process.stop)
     events = events or Events()
     stats = Stats(**{k: v for k, v in run.stats.items() if k in Stats.__dataclass_fields__})
 

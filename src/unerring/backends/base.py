@@ -45,9 +45,6 @@ class SampleRequest:
     system: str | None = None
     oracle: Oracle | None = None
 
-    def temperature_of(self, index: int) -> float:
-        return self.first_temperature if index == 0 else self.temperature
-
 
 class Sample:
     """One model response. `label` is ground truth the simulator knows; None elsewhere."""

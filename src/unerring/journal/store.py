@@ -349,7 +349,3 @@ def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
             "correct": None if correct < 0 else correct,
             "features": None,
         }
-
-
-def open_store(path: str, *, read_only: bool = False) -> Store:
-    return Store(path, read_only=read_only)
