@@ -188,3 +188,41 @@ def test_human_summary_shows_tokens_cost_and_transport_failures(
     assert code == 0, out.err
     assert "tokens " in out.out and "cost $" in out.out
     assert "transport failures " in out.out and "transport failures " in out.err
+
+
+def _off_by_one_on_sixes(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+    """A model with a systematic slip: every sum with a 6 in it comes out one too high."""
+    if path.endswith("chat/completions"):  # asked to write a note: prose, not JSON
+        return completion_reply(path, body, h)
+    a, b = body["prompt"].rsplit("\n", 1)[1].rstrip("=").split("+")
+    status, headers, raw = completion_reply(path, body, h)
+    data = json.loads(raw)
+    slip = 1 if "6" in (a.strip(), b.strip()) else 0
+    for c in data["choices"]:
+        c["text"] = f" {int(a) + int(b) + slip}"
+    return status, headers, json.dumps(data).encode()
+
+
+def test_notes_learn_validates_on_the_runs_endpoint_in_the_runs_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # regression: each gate ran in a new event loop with one HTTP client made in the first
+    store = tmp_path / "runs.db"
+    with fake_openai(_off_by_one_on_sixes) as srv:
+        run = ["run", "addition", "--digits", "40", "--model", "openai:m", "--api",
+               "completions", "--base-url", srv.url, "--k", "2", "--store", str(store),
+               "--run-id", "slips", "--quiet"]  # fmt: skip
+        assert main(run) == 0
+        capsys.readouterr()
+        before = len(srv.requests)
+        for writer in ("template", "openai:m"):
+            code = main(["notes", "learn", "slips", "--model", "openai:m", "--writer", writer,
+                         "--name", f"nb-{writer[:4]}", "--store", str(store),
+                         "--validation", "4", "--samples", "2"])  # fmt: skip
+            out = capsys.readouterr()
+            assert code == 0, out.err
+            assert "Traceback" not in out.err and "notebook nb-" in out.out
+        gate_paths = {p for p, _, _ in srv.requests[before:]}
+    # the gate asked in the run's form (completions), the model writer in chat form
+    assert any(p.endswith("/v1/completions") for p in gate_paths)
+    assert any(p.endswith("/v1/chat/completions") for p in gate_paths)

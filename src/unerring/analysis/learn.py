@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, TypeVar
 
 from unerring.analysis.cluster import Pattern, cluster
 from unerring.analysis.notebook import (
@@ -22,9 +23,12 @@ from unerring.analysis.notebook import (
 )
 from unerring.analysis.records import RunFailures, build, in_incident, process_of, replay
 from unerring.analysis.taxonomy import CONTENT
+from unerring.backends.base import Backend
 from unerring.backends.sim import mix64
 from unerring.journal.store import Store, StoreError
-from unerring.models import make_backend, parse_model
+from unerring.models import ModelSpec, Transport, make_backend, parse_model
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +108,34 @@ def learn(
     if process is None:
         raise ValueError(f"task {first.task!r} cannot be rebuilt to validate notes")
     spec = parse_model(model)
-    backend = make_backend(spec)
-    writer_backend = None
+    # validate the way the run asked: its API form and endpoint are journaled with it
+    cfg = first.config
+    transport = Transport(
+        base_url=cfg.get("base_url"),
+        api="completions" if cfg.get("api") == "completions" else "chat",
+        stop=process.stop,
+    )
+    writer_spec = None
     if writer != "template":
         wspec = parse_model(writer)
         # the simulated model writes no prose: its notes come from the template writer
-        writer_backend = None if wspec.sim is not None else make_backend(wspec)
+        writer_spec = None if wspec.sim is not None else wspec
+    # a model writes prose in chat form, at the run's endpoint
+    writer_transport = replace(transport, api="chat", stop=())
+
+    def in_loop(make: Callable[[Backend], Awaitable[T]], on: ModelSpec, how: Transport) -> T:
+        """Run one job in its own event loop with its own backend, closed in that loop:
+        an HTTP client's connections belong to the loop that opened them."""
+
+        async def go() -> T:
+            b = make_backend(on, how)
+            try:
+                return await make(b)
+            finally:
+                await b.aclose()
+
+        return asyncio.run(go())
+
     name = name or first.task
     try:
         base = load_notebook(store, name)
@@ -122,10 +148,11 @@ def learn(
     chosen = [p for p in patterns if writable(p)][:max_notes]
     notes: list[tuple[Pattern, Note | None, str]] = []
     for p in chosen:
-        if writer_backend is None:
+        if writer_spec is None:
             notes.append((p, template_note(p), "template"))
         else:
-            notes.append((p, asyncio.run(model_note(writer_backend, p)), writer))
+            note = in_loop(partial(model_note, p=p), writer_spec, writer_transport)
+            notes.append((p, note, writer))
 
     # states for validation: replay the first run along its winners
     affected: dict[str, list[int]] = {
@@ -149,10 +176,10 @@ def learn(
     kept: list[Note] = list(base_notes)
 
     def validate(steps: list[int], trial: list[Note]) -> GateResult:
-        return asyncio.run(
-            gate(
+        return in_loop(
+            lambda b: gate(
                 process,
-                backend,
+                b,
                 states,
                 steps,
                 randoms,
@@ -161,7 +188,9 @@ def learn(
                 simulate=spec.sim is not None,
                 max_tokens=max_tokens,
                 temperatures=temps,
-            )
+            ),
+            spec,
+            transport,
         )
 
     for p, note, who in notes:
