@@ -7,8 +7,10 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from unerring.backends.base import Sample
+from unerring.backends.base import Sample, TransportFailure
 from unerring.redflags import Flag
+
+__all__ = ["Decision", "Events", "SampleOutcome", "Stats", "TransportFailure"]
 
 
 class SampleOutcome:
@@ -97,18 +99,6 @@ class Decision:
     @property
     def unanimous(self) -> bool:
         return len(self.votes) == 1 and not self.flags
-
-
-@dataclass(frozen=True, slots=True)
-class TransportFailure:
-    """A failed attempt to fetch samples (recorded by the resilience wrappers)."""
-
-    kind: str
-    step: int
-    attempt: int
-    time: float
-    retried: bool
-    message: str = ""
 
 
 @dataclass

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from unerring import reliability
-from unerring.backends.resilience import TransportFailure as FailureRecord
 from unerring.engine import Budget, Engine, Outcome, Prices, VotingConfig
 from unerring.events import Events, Stats, TransportFailure
 from unerring.journal.lock import RunLock, check_run_id
@@ -353,11 +352,10 @@ def _drive(
     events = events or Events()
     stats = Stats(**{k: v for k, v in run.stats.items() if k in Stats.__dataclass_fields__})
 
-    def on_failure(f: FailureRecord) -> None:
+    def on_failure(f: TransportFailure) -> None:
         stats.transport_failures += 1
-        record = TransportFailure(f.kind, f.step, f.attempt, f.time, f.retried, f.message)
         for fn in events.transport_failure:
-            fn(record)
+            fn(f)
 
     backend = make_backend(spec, transport, on_failure)
     attempt = store.begin_attempt(run)

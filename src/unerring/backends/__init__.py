@@ -7,6 +7,7 @@ from unerring.backends.base import (
     Sample,
     SampleRequest,
     TransportError,
+    TransportFailure,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "Sample",
     "SampleRequest",
     "TransportError",
+    "TransportFailure",
 ]

@@ -100,3 +100,15 @@ class FatalBackendError(TransportError):
     """A failure that retrying cannot fix (bad key, unknown model, malformed request)."""
 
     retryable = False
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFailure:
+    """One failed attempt to fetch samples. `retried`: whether another attempt followed."""
+
+    kind: str
+    step: int
+    attempt: int
+    time: float
+    retried: bool
+    message: str = ""

@@ -17,24 +17,13 @@ from unerring.backends.base import (
     Sample,
     SampleRequest,
     TransportError,
+    TransportFailure,
 )
 from unerring.backends.sim import mix64, unit
 from unerring.redflags import estimate_tokens
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class TransportFailure:
-    """One failed attempt to fetch samples. `retried`: whether another attempt followed."""
-
-    kind: str
-    step: int
-    attempt: int
-    time: float
-    retried: bool
-    message: str = ""
 
 
 OnFailure = Callable[[TransportFailure], None]
