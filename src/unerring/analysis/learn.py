@@ -169,7 +169,6 @@ def learn(
             states[s] = state
     randoms = [s for s in randoms if s in states]
 
-    cfg = first.config
     temps = (float(cfg.get("first_temperature", 0.0)), float(cfg.get("temperature", 0.1)))
     max_tokens = int(cfg.get("max_tokens", 750))
     candidates: list[Candidate] = []
