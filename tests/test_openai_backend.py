@@ -77,6 +77,29 @@ def test_completions_uses_prompt_and_n_in_index_order() -> None:
     assert sum(s.completion_tokens or 0 for s in out) == 12
 
 
+def test_completions_put_the_shared_instructions_ahead_of_the_prompt() -> None:
+    with fake_openai() as srv:
+        _sample(srv.url, _req(system="You add numbers."), api="completions")
+    _, body, _ = srv.requests[0]
+    assert body["prompt"] == "You add numbers.\n\n2 + 2 ="
+
+
+def test_hanoi_rules_travel_once_per_request() -> None:
+    from unerring.tasks.hanoi import Hanoi
+
+    h = Hanoi(4)
+    state = h.initial_state()
+    req = SampleRequest(h.prompt(state, 0), 0, 0, 1, 750, system=h.system())
+    with fake_openai() as srv:
+        _sample(srv.url, req, api="chat")
+        _sample(srv.url, req, api="completions")
+    (_, chat, _), (_, completion, _) = srv.requests
+    sent_chat = json.dumps(chat["messages"])
+    assert sent_chat.count("Strategy (follow it exactly") == 1
+    assert completion["prompt"].count("Strategy (follow it exactly") == 1
+    assert completion["prompt"].endswith("Current state: [[4, 3, 2, 1], [], []]\nYour answer:")
+
+
 def test_sample_zero_goes_alone_at_its_own_temperature() -> None:
     with fake_openai() as srv:
         out = _sample(srv.url, _req(first=0, n=3), api="completions")

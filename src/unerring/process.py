@@ -34,7 +34,11 @@ class Process(Generic[S, A]):
         raise NotImplementedError
 
     def prompt(self, state: S, step: int) -> str:
-        """The prompt for the next step, built from the current state only."""
+        """The step's part of the prompt, built from the current state only.
+
+        Instructions shared by every step belong in `system`: a chat model gets them as
+        the system message, a completion model gets them ahead of this prompt.
+        """
         raise NotImplementedError
 
     def parse(self, text: str) -> A | Flag:
@@ -47,7 +51,8 @@ class Process(Generic[S, A]):
 
     # -- optional -------------------------------------------------------------------------
     def system(self) -> str | None:
-        """Instructions shared by every step (sent as the system message for chat models)."""
+        """Instructions shared by every step, sent once ahead of each step's prompt (the
+        system message for chat models); servers with prefix caching reuse them."""
         return None
 
     def key(self, answer: A) -> Hashable:

@@ -168,7 +168,10 @@ class OpenAICompatible:
             messages.append({"role": "user", "content": request.prompt})
             body["messages"] = messages
         else:
-            body["prompt"] = request.prompt
+            # a completion has no system slot: the shared instructions lead the prompt
+            body["prompt"] = (
+                f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+            )
         return body
 
     async def _call(

@@ -236,7 +236,10 @@ class SimBackend:
         c = self.config
         err = self.step_error(request.step)
         flag = c.flag
-        prompt_tokens = estimate_tokens(request.prompt)
+        # what a server would count: the shared instructions and the step's prompt
+        prompt_tokens = estimate_tokens(request.prompt) + (
+            estimate_tokens(request.system) if request.system else 0
+        )
         base = mix64(self._seed_base + request.step)
         good = oracle.correct()
         good_tokens = estimate_tokens(good)

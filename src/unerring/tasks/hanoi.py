@@ -126,10 +126,8 @@ class Hanoi(Process[State, HAnswer]):
     def prompt(self, state: State, step: int) -> str:
         pegs, prev = state
         prev_text = "none (this is the first move)" if prev is None else f"{list(prev)}"
-        return (
-            f"{self._system}\n\nPrevious move: {prev_text}\n"
-            f"Current state: {self._fmt_pegs(pegs)}\nYour answer:"
-        )
+        # the rules and the strategy are the shared system part
+        return f"Previous move: {prev_text}\nCurrent state: {self._fmt_pegs(pegs)}\nYour answer:"
 
     def parse(self, text: str) -> HAnswer | Flag:
         """The last `move = [...]` and the last `next_state = [[..],[..],[..]]`, strictly."""
