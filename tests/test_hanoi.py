@@ -121,8 +121,10 @@ def test_prompt_is_minimal_context() -> None:
     for i in range(100):
         state = h.advance(state, h.solve(state, i))
     prompt = h.prompt(state, 100)
-    # the rules, the previous move and the current state: never the history
+    # the previous move and the current state (the rules travel once, as the system
+    # part): never the history
     assert "Previous move: [" in prompt and "Current state: [[" in prompt
+    assert "Strategy" in h.system() and "Strategy" not in prompt
     assert len(prompt) < len(h.prompt(h.initial_state(), 0)) + 80
 
 

@@ -131,14 +131,15 @@ class JournalWriter:
             return
         q = self._queue
         q.append(d)
-        if len(q) >= self.max_group:
+        n = len(q)
+        if n == self.max_group:  # the queue grows one by one: wake the writer once
             self._wake.set()
-            if len(q) >= 2 * self.max_group:
-                # the writer fell far behind (a slow disk, a starved thread): wait for it,
-                # so memory stays bounded however long the run
-                self._drained.clear()
-                self._wake.set()
-                self._drained.wait(5.0)
+        elif n >= 2 * self.max_group:
+            # the writer fell far behind (a slow disk, a starved thread): wait for it,
+            # so memory stays bounded however long the run
+            self._drained.clear()
+            self._wake.set()
+            self._drained.wait(5.0)
 
     def on_transport_failure(self, f: TransportFailure) -> None:
         if self._thread is None:
