@@ -150,3 +150,21 @@ def test_answer_at_the_end_reads_the_same_as_the_general_parser(
         ]
     else:
         assert prefix  # a clean answer always parses
+
+
+_LIST_TEXT = st.one_of(
+    st.lists(st.integers(0, 6), max_size=5).map(lambda xs: ", ".join(map(str, xs))),
+    st.text(alphabet="0123456789 ,[]\nmove=_x", max_size=12),
+)
+
+
+@settings(max_examples=500)
+@given(_LIST_TEXT, _LIST_TEXT, _LIST_TEXT, _LIST_TEXT, st.sampled_from(["", "\n", " x"]))
+def test_canonical_fast_path_reads_the_same_as_the_general_parser(
+    m: str, a: str, b: str, c: str, suffix: str
+) -> None:
+    # render's exact spelling is read by splitting, without the regexes: it must give the
+    # same answer or flag as the general parser, whatever sits inside the brackets
+    h = Hanoi(4)
+    text = f"move = [{m}]\nnext_state = [[{a}], [{b}], [{c}]]{suffix}"
+    assert h.parse(text) == Hanoi(4)._parse_general(text)

@@ -34,10 +34,8 @@ move = [disk, from_peg, to_peg]
 next_state = [[...], [...], [...]]"""
 
 
-def _fmt_peg(peg: tuple[int, ...]) -> str:
-    return "[" + ", ".join(map(str, peg)) + "]"
-
-
+_CANON_HEAD = "move = ["
+_CANON_MID = "]\nnext_state = [["
 _INT_CHARS = re.compile(r"[0-9\s,]*", re.ASCII)
 # the answer as the response's last two lines: the usual case, read with one fullmatch
 _TAIL_RE = re.compile(
@@ -57,6 +55,46 @@ def _ints(text: str) -> tuple[int, ...] | None:
         return tuple(map(int, text.split(",")))
     except ValueError:  # an empty item: "1,,2" or "1 2"
         return None
+
+
+class _PegCodec:
+    """A peg's disks <-> its text ("3, 2, 1", inside the brackets), memoised both ways.
+
+    A step changes two pegs. The text the simulator renders for a new peg is the text the
+    parser reads back and the next prompt shows, so formatting fills the parser's table:
+    each new peg is formatted once and parsed almost never. A model's own spelling
+    ("3,2,1") is parsed once and remembered. Both tables are bounded.
+    """
+
+    __slots__ = ("text", "value")
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.text: dict[tuple[int, ...], str] = {}
+        self.value: dict[str, tuple[int, ...]] = {}
+
+    def _room(self) -> None:
+        if len(self.text) >= self.LIMIT or len(self.value) >= self.LIMIT:
+            self.text.clear()
+            self.value.clear()
+
+    def fmt(self, peg: tuple[int, ...]) -> str:
+        t = self.text.get(peg)
+        if t is None:
+            self._room()
+            t = self.text[peg] = ", ".join(map(str, peg))
+            self.value[t] = peg
+        return t
+
+    def read(self, text: str) -> tuple[int, ...] | None:
+        """The integers of a peg's (or a move's) text; None if it is not such a list."""
+        peg = self.value.get(text)
+        if peg is None:
+            peg = _ints(text)
+            if peg is not None:
+                self._room()
+                self.value[text] = peg
+        return peg
 
 
 def apply_move(pegs: Pegs, move: Move) -> Pegs:
@@ -92,23 +130,17 @@ class Hanoi(Process[State, HAnswer]):
             else ("counter-clockwise (0 -> 2 -> 1 -> 0)")
         )
         self._system = _RULES.format(n=disks, direction=dir_text)
-        # a move changes two pegs, so most pegs were formatted a step ago; bounded cache
-        self._peg_text: dict[tuple[int, ...], str] = {}
-        self._peg_value: dict[str, tuple[int, ...]] = {}
+        self._pegs = _PegCodec()
         self._all_list = list(range(1, disks + 1))
         self._total: int = (1 << disks) - 1
 
     def _fmt_pegs(self, pegs: Pegs) -> str:
-        cache = self._peg_text
-        out = []
-        for peg in pegs:
-            t = cache.get(peg)
-            if t is None:
-                if len(cache) >= 64:
-                    cache.clear()
-                t = cache[peg] = _fmt_peg(peg)
-            out.append(t)
-        return f"[{out[0]}, {out[1]}, {out[2]}]"
+        text = self._pegs.text
+        try:  # the usual case: all three pegs were formatted before
+            return f"[[{text[pegs[0]]}], [{text[pegs[1]]}], [{text[pegs[2]]}]]"
+        except KeyError:
+            fmt = self._pegs.fmt
+            return f"[[{fmt(pegs[0])}], [{fmt(pegs[1])}], [{fmt(pegs[2])}]]"
 
     # -- the process ----------------------------------------------------------------------
     def initial_state(self) -> State:
@@ -125,12 +157,32 @@ class Hanoi(Process[State, HAnswer]):
 
     def prompt(self, state: State, step: int) -> str:
         pegs, prev = state
-        prev_text = "none (this is the first move)" if prev is None else f"{list(prev)}"
+        prev_text = (
+            "none (this is the first move)"
+            if prev is None
+            else f"[{prev[0]}, {prev[1]}, {prev[2]}]"
+        )
         # the rules and the strategy are the shared system part
         return f"Previous move: {prev_text}\nCurrent state: {self._fmt_pegs(pegs)}\nYour answer:"
 
     def parse(self, text: str) -> HAnswer | Flag:
         """The last `move = [...]` and the last `next_state = [[..],[..],[..]]`, strictly."""
+        read = self._pegs.read
+        # the answer exactly as `render` spells it (the usual case): split, no regex. When
+        # all four lists read as integers, the regexes below would find the same groups.
+        head, sep, rest = text.partition(_CANON_MID)
+        if sep and head.startswith(_CANON_HEAD) and rest.endswith("]]"):
+            parts = rest[:-2].split("], [")
+            if len(parts) == 3:
+                move = read(head[len(_CANON_HEAD) :])
+                p0, p1, p2 = read(parts[0]), read(parts[1]), read(parts[2])
+                if move is not None and p0 is not None and p1 is not None and p2 is not None:
+                    return self._answer(move, p0, p1, p2)
+        return self._parse_general(text)
+
+    def _parse_general(self, text: str) -> HAnswer | Flag:
+        """Any spelling: the regexes, the answer at the end read with one fullmatch."""
+        read = self._pegs.read
         tail = _TAIL_RE.fullmatch(text, max(text.rfind("move"), 0))
         if tail is not None:  # nothing follows the answer: these are the last ones
             m, a, b, c = tail.groups()
@@ -141,28 +193,21 @@ class Hanoi(Process[State, HAnswer]):
                 return Flag.PARSE
             m = moves[-1]
             a, b, c = states[-1]
-        move = _ints(m)
-        if move is None or len(move) != 3:
+        move = read(m)
+        p0, p1, p2 = read(a), read(b), read(c)
+        if move is None or p0 is None or p1 is None or p2 is None:
             return Flag.PARSE
-        p0, p1, p2 = self._peg(a), self._peg(b), self._peg(c)
-        if p0 is None or p1 is None or p2 is None:
+        return self._answer(move, p0, p1, p2)
+
+    def _answer(
+        self, move: tuple[int, ...], p0: tuple[int, ...], p1: tuple[int, ...], p2: tuple[int, ...]
+    ) -> HAnswer | Flag:
+        """A move of three integers and pegs holding each disk exactly once, or a flag."""
+        if len(move) != 3:
             return Flag.PARSE
         if sorted(p0 + p1 + p2) != self._all_list:
             return Flag.PARSE
         return ((move[0], move[1], move[2]), (p0, p1, p2))
-
-    def _peg(self, text: str) -> tuple[int, ...] | None:
-        """A peg's disks from its text; two of three pegs repeat from the last step."""
-        cache = self._peg_value
-        peg = cache.get(text)
-        if peg is None:
-            peg = _ints(text)
-            if peg is None:
-                return None
-            if len(cache) >= 64:
-                cache.clear()
-            cache[text] = peg
-        return peg
 
     def advance(self, state: State, answer: HAnswer) -> State:
         return (answer[1], answer[0])
@@ -216,17 +261,20 @@ class Hanoi(Process[State, HAnswer]):
         """The strategy's move. Total: after a wrong decision the state may break the rules
         (disk 1 buried, a disk on a smaller one) and the simulator still needs an answer."""
         pegs, prev = state
-        if prev is not None and prev[0] == 1:
-            a, b = (i for i in range(3) if not pegs[i] or pegs[i][-1] != 1)
-            ta = pegs[a][-1] if pegs[a] else 0
-            tb = pegs[b][-1] if pegs[b] else 0
+        p0, p1, p2 = pegs
+        tops = (p0[-1] if p0 else 0, p1[-1] if p1 else 0, p2[-1] if p2 else 0)
+        one = tops.index(1) if 1 in tops else -1
+        if one >= 0 and prev is not None and prev[0] == 1:
+            # the only legal move between the two other pegs (in peg order)
+            a, b = (1, 2) if one == 0 else (0, 2) if one == 1 else (0, 1)
+            ta, tb = tops[a], tops[b]
             if ta or tb:
                 move = (ta, a, b) if tb == 0 or (ta and ta < tb) else (tb, b, a)
                 return (move, apply_move(pegs, move))
-        src = next((i for i in range(3) if pegs[i] and pegs[i][-1] == 1), None)
-        if src is None:  # disk 1 is not on top anywhere: move the smallest top disk
-            src = min((i for i in range(3) if pegs[i]), key=lambda i: pegs[i][-1])
-        move = (pegs[src][-1], src, (src + self.direction) % 3)
+        src = one
+        if src < 0:  # disk 1 is not on top anywhere: move the smallest top disk
+            src = min((i for i in range(3) if tops[i]), key=tops.__getitem__)
+        move = (tops[src], src, (src + self.direction) % 3)
         return (move, apply_move(pegs, move))
 
     def render(self, answer: HAnswer) -> str:
