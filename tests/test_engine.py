@@ -150,10 +150,7 @@ class Garbage:
             "move = [1,0,1]\n" * 3,
             "move = [9999999999999999999999, 0, 1]\nnext_state = [[1], [], []]",
         ]
-        return [
-            Sample(junk[(request.first_index + i) % len(junk)], request.first_index + i)
-            for i in range(request.n)
-        ]
+        return [Sample(junk[(request.first_index + i) % len(junk)]) for i in range(request.n)]
 
     async def aclose(self) -> None:
         return None
@@ -274,7 +271,7 @@ class Scripted:
     async def sample(self, request: SampleRequest) -> list[Sample]:
         # past the script: empty responses, which are red-flagged
         return [
-            Sample(self.texts[i] if i < len(self.texts) else "", i)
+            Sample(self.texts[i] if i < len(self.texts) else "")
             for i in range(request.first_index, request.first_index + request.n)
         ]
 

@@ -43,11 +43,15 @@ class HostileModel:
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         out = await self.inner.sample(request)
-        for s in out:
-            if request.step % 4 == 1 and s.index < len(HOSTILE):
-                s.text = HOSTILE[s.index]
-                s.completion_tokens = None
-        return out
+        if request.step % 4 != 1:
+            return out
+        # samples never change (the simulator shares one object between equal responses)
+        return [
+            Sample(HOSTILE[index], s.prompt_tokens, None, s.latency_s, s.label)
+            if index < len(HOSTILE)
+            else s
+            for index, s in enumerate(out, request.first_index)
+        ]
 
     async def aclose(self) -> None:
         return None

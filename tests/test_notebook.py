@@ -156,7 +156,7 @@ class ScriptedWriter:
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         self.prompts.append(request.prompt)
-        return [Sample(self.reply, request.first_index)]
+        return [Sample(self.reply)]
 
     async def aclose(self) -> None:
         return None

@@ -111,7 +111,16 @@ def with_notes(notes: tuple[str, ...], prompt: str) -> str:
 class ProcessOracle:
     """Lets the simulated model answer a process's step; computes only what is asked."""
 
-    __slots__ = ("_correct", "_notes", "_step", "_wrong", "process", "state")
+    __slots__ = (
+        "_correct",
+        "_notes",
+        "_right",
+        "_step",
+        "_wrong",
+        "_wrong_text",
+        "process",
+        "state",
+    )
 
     def __init__(
         self, process: Process[Any, Any], state: Any, step: int, notes: tuple[str, ...] = ()
@@ -121,7 +130,9 @@ class ProcessOracle:
         self._step = step
         self._notes = notes
         self._correct: str | None = None
-        self._wrong: list[str] | None = None
+        self._right: Any = None  # the correct answer, once solved
+        self._wrong: list[Any] | None = None  # the process's wrong answers, unrendered
+        self._wrong_text: dict[int, str] = {}
 
     def notes(self) -> tuple[str, ...]:
         return self._notes
@@ -129,17 +140,24 @@ class ProcessOracle:
     def correct(self) -> str:
         if self._correct is None:
             p = self.process
-            self._correct = p.render(p.solve(self.state, self._step))
+            self._right = p.solve(self.state, self._step)
+            self._correct = p.render(self._right)
         return self._correct
 
     def wrong(self, variant: int) -> str:
-        if self._wrong is None:
-            p = self.process
-            right = p.solve(self.state, self._step)
-            self._wrong = [p.render(a) for a in p.wrong_answers(self.state, self._step, right)]
-            if not self._wrong:
+        p = self.process
+        wrong = self._wrong
+        if wrong is None:
+            if self._right is None:
+                self._right = p.solve(self.state, self._step)
+            wrong = self._wrong = p.wrong_answers(self.state, self._step, self._right)
+            if not wrong:
                 raise ValueError(f"process {p.name!r} offers no wrong answer to simulate")
-        return self._wrong[variant % len(self._wrong)]
+        i = variant % len(wrong)
+        text = self._wrong_text.get(i)
+        if text is None:  # render only the wrong answers a sample actually gives
+            text = self._wrong_text[i] = p.render(wrong[i])
+        return text
 
     def features(self) -> Mapping[str, int | str | bool]:
         return self.process.features(self.state, self._step)
@@ -285,36 +303,36 @@ class Engine:
                 SampleRequest(prompt, step, idx, n, limit, t_first, t_rest, system, oracle)
             )
             drawn += samples
-            # consecutive identical responses (the usual case) are judged and counted once
-            run: tuple[Hashable, Any] | Flag | None = None
+            # a run of one shared sample object (the simulator's identical responses) is
+            # judged, costed and counted once; equal texts in other objects hit the memo
+            last = None
             run_len = 0
-            last_text = None
+            run: tuple[Hashable, Any] | Flag | None = None
+            pt = ct = 0
             for s in samples:
-                text = s.text
-                pt = s.prompt_tokens
-                ct = s.completion_tokens
-                if pt:
-                    ptoks += pt
-                if ct is None:
-                    ct = estimate_tokens(text)
-                ctoks += ct
-                if ct > limit:
-                    r: tuple[Hashable, Any] | Flag = Flag.OVERLONG
-                    last_text = None
-                elif text is last_text:
+                if s is last:
                     run_len += 1
                     continue
-                else:
-                    cached = memo.get(text)
-                    if cached is None:
-                        cached = memo[text] = _judge(process, state, text)
-                    r = cached
-                    last_text = text
                 if run_len:
+                    ptoks += pt * run_len
+                    ctoks += ct * run_len
                     decided_at = _count(tally, flags, run, run_len, idx, decided_at)
                     idx += run_len
-                run, run_len = r, 1
+                last = s
+                run_len = 1
+                text = s.text
+                pt = s.prompt_tokens or 0
+                counted = s.completion_tokens
+                ct = estimate_tokens(text) if counted is None else counted
+                if ct > limit:
+                    run = Flag.OVERLONG
+                else:
+                    run = memo.get(text)
+                    if run is None:
+                        run = memo[text] = _judge(process, state, text)
             if run_len:
+                ptoks += pt * run_len
+                ctoks += ct * run_len
                 decided_at = _count(tally, flags, run, run_len, idx, decided_at)
                 idx += run_len
         return self._finish(

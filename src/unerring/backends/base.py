@@ -47,33 +47,38 @@ class SampleRequest:
 
 
 class Sample:
-    """One model response. `label` is ground truth the simulator knows; None elsewhere."""
+    """One model response. `label` is ground truth the simulator knows; None elsewhere.
 
-    __slots__ = ("completion_tokens", "index", "label", "latency_s", "prompt_tokens", "text")
+    A sample's index within its step is its position in the list a backend returns (they
+    come in index order), not a field: so a backend may hand back one object for several
+    identical responses (the simulator does), and the engine counts such a run at once.
+    Never changed after it is made.
+    """
+
+    __slots__ = ("completion_tokens", "label", "latency_s", "prompt_tokens", "text")
 
     def __init__(
         self,
         text: str,
-        index: int,
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
         latency_s: float = 0.0,
         label: str | None = None,
     ) -> None:
         self.text = text
-        self.index = index
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.latency_s = latency_s
         self.label = label
 
     def __repr__(self) -> str:
-        return f"Sample(index={self.index}, text={self.text[:40]!r}..., label={self.label!r})"
+        return f"Sample(text={self.text[:40]!r}..., label={self.label!r})"
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """A source of samples. Returns exactly `request.n` samples, in index order."""
+    """A source of samples. Returns exactly `request.n` samples, in index order (the
+    sample at position i has index `request.first_index + i`)."""
 
     @property
     def model(self) -> str:

@@ -115,7 +115,16 @@ class FaultInjecting:
         self._attempts.pop(key, None)
         if kind == "truncated":
             # the connection dropped mid-answer: a cut-off text that the red flags discard
+            # (new samples: a sample never changes, and one may stand for several)
+            cut: dict[int, Sample] = {}
             for s in out:
-                s.text = s.text[: len(s.text) // 2]
-                s.label = "flag:truncated" if s.label is not None else None
+                if id(s) not in cut:
+                    cut[id(s)] = Sample(
+                        s.text[: len(s.text) // 2],
+                        s.prompt_tokens,
+                        s.completion_tokens,
+                        s.latency_s,
+                        "flag:truncated" if s.label is not None else None,
+                    )
+            out = [cut[id(s)] for s in out]
         return out

@@ -269,10 +269,7 @@ class OpenAICompatible:
         # usage covers the whole request: spread it so that per-sample sums stay exact
         p_parts = _split(prompt_tokens, [1] * len(texts))
         c_parts = _split(completion_tokens, [max(1, estimate_tokens(t)) for _, t in texts])
-        return [
-            Sample(text, first + i, p_parts[i], c_parts[i], latency)
-            for i, (_, text) in enumerate(texts)
-        ]
+        return [Sample(text, p_parts[i], c_parts[i], latency) for i, (_, text) in enumerate(texts)]
 
     def _clean(self, text: str) -> str:
         """Remove the key from text a server or library produced (some echo headers)."""

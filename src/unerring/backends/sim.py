@@ -283,7 +283,7 @@ class SimBackend:
             if c.latency.median_ms:
                 latency = c.latency.draw_s(unit(mix64(h ^ 0x1A7)))
                 longest = max(longest, latency)
-            out.append(Sample(text, i, prompt_tokens, tokens, latency, label))
+            out.append(Sample(text, prompt_tokens, tokens, latency, label))
         if longest:
             # the n samples of one request are drawn concurrently: they take the longest
             await asyncio.sleep(longest)
@@ -315,22 +315,25 @@ class SimBackend:
         good_tokens: int,
         prompt_tokens: int,
     ) -> list[Sample]:
-        """The sample loop without flags or latency: the same draws, fewer branches."""
-        out: list[Sample] = []
-        wrong_answers = self.config.wrong_answers
+        """The sample loop without flags or latency: the same draws, fewer branches.
+
+        Every correct sample of the request is one shared object (samples never change),
+        and the error draw compares the hash's top 53 bits with err * 2**53: the same test
+        as unit(h) < err, without a float per sample."""
+        good_sample = Sample(good, prompt_tokens, good_tokens, 0.0, "correct")
+        limit = err * 9007199254740992.0  # 2**53
+        out = [good_sample] * n
         for i in range(first, first + n):
             h = ((base ^ (i * 0x9E3779B97F4A7C15 & _M64)) + 0x9E3779B97F4A7C15) & _M64
             h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _M64
             h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _M64
-            h ^= h >> 31
-            if (h >> 11) * _TO_UNIT < err:
-                variant = int(unit(mix64(h ^ 0x3E7)) * wrong_answers)
+            if (h ^ (h >> 31)) >> 11 < limit:
+                h ^= h >> 31
+                variant = int(unit(mix64(h ^ 0x3E7)) * self.config.wrong_answers)
                 text = oracle.wrong(variant)
-                out.append(
-                    Sample(text, i, prompt_tokens, estimate_tokens(text), 0.0, f"wrong:{variant}")
+                out[i - first] = Sample(
+                    text, prompt_tokens, estimate_tokens(text), 0.0, f"wrong:{variant}"
                 )
-            else:
-                out.append(Sample(good, i, prompt_tokens, good_tokens, 0.0, "correct"))
         return out
 
     async def aclose(self) -> None:
