@@ -88,3 +88,14 @@ def test_simulated_model_runs_through_injected_faults() -> None:
 
     assert asyncio.run(go()) == ["right"] * 20
     assert failures and all(f.kind == "server_error" for f in failures)
+
+
+def test_a_fault_free_simulated_model_has_no_retry_layer() -> None:
+    # it cannot fail, so the step loop skips the retry frames; faults or a timeout bring
+    # the layer back
+    assert isinstance(make_backend(parse_model("sim:error=0")), SimBackend)
+    assert isinstance(
+        make_backend(parse_model("sim:error=0"), Transport(faults="reset=0.1")), Retrying
+    )
+    timed = Transport(retry=RetryPolicy(timeout_s=5.0))
+    assert isinstance(make_backend(parse_model("sim:error=0"), timed), Retrying)

@@ -128,6 +128,8 @@ def make_backend(
     concurrency = t.concurrency if spec.sim is None else None
     if concurrency or t.requests_per_min or t.tokens_per_min:
         inner = Limited(inner, concurrency, t.requests_per_min, t.tokens_per_min)
+    if spec.sim is not None and not t.faults and t.retry.timeout_s is None:
+        return inner  # nothing to retry: the simulated model fails only when told to
     return Retrying(inner, t.retry, on_failure)
 
 
