@@ -213,9 +213,11 @@ def test_directory_as_store_is_refused(tmp_path: Path) -> None:
 def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> None:
     # a stopped run in a current store, copied row by row into a store made at schema v1
     src = tmp_path / "src.db"
-    first = execute(
-        SMALL, Session(store=str(src), budget=Budget(max_samples=40), handle_signals=False), "old"
+    # committed one by one, so that no block holds a hole (v1 blocks have none)
+    session = Session(
+        store=str(src), budget=Budget(max_samples=40), handle_signals=False, durability="sync"
     )
+    first = execute(SMALL, session, "old")
     assert first.outcome.status == "stopped"
     first.store.close()
     v1 = tmp_path / "v1.db"
@@ -224,8 +226,19 @@ def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> No
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert len(MIGRATIONS[:1]) == 1
     conn.execute("ATTACH ? AS src", (str(src),))
-    for table in ("runs", "attempts", "decisions", "decision_blocks", "samples"):
+    for table in ("runs", "attempts", "decisions", "samples"):
         conn.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
+    # v1 blocks have no holes
+    assert (
+        conn.execute("SELECT count(*) FROM src.decision_blocks WHERE holes IS NOT NULL").fetchone()[
+            0
+        ]
+        == 0
+    )
+    conn.execute(
+        "INSERT INTO main.decision_blocks"
+        " SELECT run, first_step, last_step, winners, data FROM src.decision_blocks"
+    )
     conn.execute("DETACH src")
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "transport_failures" not in tables
@@ -452,3 +465,28 @@ def test_full_disk_fails_the_run_cleanly_and_keeps_what_was_committed(tmp_path: 
     want = json.loads(run_row(tmp_path / "ref.db", "ref")["stats"])
     for key in ("steps_decided", "samples", "prompt_tokens", "completion_tokens", "errors"):
         assert got[key] == want[key], key
+
+
+def test_contested_steps_are_holes_in_one_block_and_read_back_in_place(tmp_path: Path) -> None:
+    # grouped commits pack a whole group into one block, the contested steps being holes
+    # with rows of their own; one-by-one commits make no holes: both read back the same
+    options = RunOptions(task="hanoi", task_options={"disks": 7}, model=MODEL, k=3)
+    for name, durability in (("group", "group"), ("sync", "sync")):
+        session = Session(
+            store=str(tmp_path / f"{name}.db"), durability=durability, handle_signals=False
+        )
+        result = execute(options, session, "r")
+        assert result.outcome.status == "completed"
+        result.store.close()
+    conn = sqlite3.connect(tmp_path / "group.db")
+    blocks = conn.execute("SELECT first_step, last_step, holes FROM decision_blocks").fetchall()
+    contested = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    conn.close()
+    assert len(blocks) == 1 and blocks[0][2] is not None and contested > 5
+    grouped = decisions(tmp_path / "group.db", "r")
+    assert [d["step"] for d in grouped] == list(range(127))
+    assert grouped == decisions(tmp_path / "sync.db", "r")
+    store = Store(str(tmp_path / "group.db"), read_only=True)
+    run = store.get_run("r")
+    assert run is not None and store.count_decisions(run) == 127
+    store.close()

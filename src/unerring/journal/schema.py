@@ -118,6 +118,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, version)
     );
     """,
+    # 4: a block may span steps that have their own row in `decisions` (holes, int32
+    # offsets from first_step), so a contested step no longer cuts a block in two
+    """
+    ALTER TABLE decision_blocks ADD COLUMN holes BLOB;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -276,8 +276,8 @@ class Store:
             "SELECT count(*) FROM decisions WHERE run = ?", (run.id,)
         ).fetchone()[0]
         packed = self.conn.execute(
-            "SELECT coalesce(sum(last_step - first_step + 1), 0) FROM decision_blocks"
-            " WHERE run = ?",
+            "SELECT coalesce(sum(last_step - first_step + 1 - coalesce(length(holes), 0) / 4),"
+            " 0) FROM decision_blocks WHERE run = ?",
             (run.id,),
         ).fetchone()[0]
         return int(full) + int(packed)
@@ -298,21 +298,31 @@ def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:
 _INT_COLUMNS = ("samples", "surplus", "prompt_tokens", "completion_tokens", "elapsed_us", "correct")
 
 
+def pack_holes(first: int, holes: list[int]) -> bytes | None:
+    """The steps inside a block that are not in it, as int32 offsets (None if none)."""
+    return array("i", [h - first for h in holes]).tobytes() if holes else None
+
+
 def pack_block(
     samples: list[int],
     surplus: list[int],
     prompt: list[int],
     completion: list[int],
     elapsed_us: list[int],
-    correct: list[int | None],
+    correct: list[int],
     cost: list[float],
 ) -> bytes:
-    """A block's numbers; a plain step is unanimous and unflagged: votes = samples - surplus."""
+    """A block's numbers; a plain step is unanimous and unflagged: votes = samples - surplus.
+
+    `correct`: 1 right, 0 wrong, -1 not checked. A step of over 35 minutes saturates.
+    """
     ints = array("i", samples)
     for column in (surplus, prompt, completion):
         ints.extend(column)
-    ints.extend(min(e, _INT32_MAX) for e in elapsed_us)  # a step of over 35 minutes saturates
-    ints.extend(-1 if c is None else c for c in correct)
+    if elapsed_us and max(elapsed_us) > _INT32_MAX:
+        elapsed_us = [min(e, _INT32_MAX) for e in elapsed_us]
+    ints.extend(elapsed_us)
+    ints.extend(correct)
     blob = ints.tobytes()
     return blob + array("d", cost).tobytes() if any(cost) else blob
 
@@ -332,10 +342,17 @@ def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
     costs.frombytes(blob[width:])
     col = {name: ints[i * n : (i + 1) * n] for i, name in enumerate(_INT_COLUMNS)}
     first = row["first_step"]
+    holes = array("i")
+    # steps in the range that have their own row in `decisions` (a v1-3 store has none;
+    # `in row` would look at a Row's values, not its column names)
+    if "holes" in row.keys() and row["holes"]:  # noqa: SIM118
+        holes.frombytes(row["holes"])
+    skip = set(holes)
+    steps = [first + o for o in range(row["last_step"] - first + 1) if o not in skip]
     for i, winner in enumerate(winners):
         correct = col["correct"][i]
         yield {
-            "step": first + i,
+            "step": steps[i],
             "winner": winner,
             "votes": f"[{col['samples'][i] - col['surplus'][i]}]",
             "samples": col["samples"][i],

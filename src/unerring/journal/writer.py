@@ -1,9 +1,11 @@
 """The journal writer: commits decisions in groups off the step loop, or one by one.
 
-A decided record never changes after the engine emits it, so the writer keeps a reference
-instead of a copy (DataStates-style) and turns it into rows in its own thread. Each group
-is one transaction that also moves the run's resume point (next step, state, totals), so
-the resume point never gets ahead of, or behind, the committed decisions.
+A plain decision (the vast majority) is reduced in the step loop to a few column values,
+so its Decision object dies at once; a noteworthy one never changes after the engine emits
+it, so the writer keeps a reference instead of a copy (DataStates-style) and turns it into
+rows in its own thread. Each group is one transaction that also moves the run's resume
+point (next step, state, totals), so the resume point never gets ahead of, or behind, the
+committed decisions.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 from unerring.events import Decision, TransportFailure
-from unerring.journal.store import BLOCK_SEPARATOR, RunRecord, Store, pack_block
+from unerring.journal.store import BLOCK_SEPARATOR, RunRecord, Store, pack_block, pack_holes
 from unerring.process import Process
 
 Durability = Literal["group", "sync"]
@@ -114,7 +115,8 @@ class JournalWriter:
         self.next_step = run.next_step
         self._wall_base = self.totals.wall_s
         self._t0 = time.perf_counter()
-        self._queue: deque[Decision | TransportFailure] = deque()
+        self._group = _Group()  # filled by the step loop, taken whole by the writer
+        self._lock = threading.Lock()  # held for a few appends, or to take the group
         self._wake = threading.Event()
         self._drained = threading.Event()
         self._closing = False
@@ -126,15 +128,13 @@ class JournalWriter:
 
     # -- engine events (hot path) ---------------------------------------------------------
     def on_decision(self, d: Decision) -> None:
+        with self._lock:
+            size = self._group.add(d)
         if self._thread is None:
-            self._commit([d])
-            return
-        q = self._queue
-        q.append(d)
-        n = len(q)
-        if n == self.max_group:  # the queue grows one by one: wake the writer once
+            self._drain()
+        elif size == self.max_group:  # the group grows one by one: wake the writer once
             self._wake.set()
-        elif n >= 2 * self.max_group:
+        elif size >= 2 * self.max_group:
             # the writer fell far behind (a slow disk, a starved thread): wait for it,
             # so memory stays bounded however long the run
             self._drained.clear()
@@ -142,10 +142,10 @@ class JournalWriter:
             self._drained.wait(5.0)
 
     def on_transport_failure(self, f: TransportFailure) -> None:
+        with self._lock:
+            self._group.items.append(f)
         if self._thread is None:
-            self._commit([f])
-        else:
-            self._queue.append(f)
+            self._drain()
 
     # -- writer ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -158,10 +158,12 @@ class JournalWriter:
                 return
 
     def _drain(self) -> None:
-        q = self._queue
-        n = len(q)
-        if n and self.error is None:
-            self._commit([q.popleft() for _ in range(n)])
+        with self._lock:
+            group = self._group
+            if group.size or group.items:
+                self._group = _Group()
+        if (group.size or group.items) and self.error is None:
+            self._commit(group)
         self._drained.set()
 
     def flush(self) -> None:
@@ -177,51 +179,37 @@ class JournalWriter:
         self.flush()
         self._conn.close()
 
-    def _commit(self, items: list[Decision | TransportFailure]) -> None:
+    def _commit(self, group: _Group) -> None:
         if self.error is not None:
             return
         run_id = self.run.id
+        t = self.totals
         full_rows: list[tuple[Any, ...]] = []
         sample_rows: list[tuple[Any, ...]] = []
         failure_rows: list[tuple[Any, ...]] = []
         # restored if the transaction fails: the totals must say what the journal holds
-        saved = self.totals.as_dict()
-        blocks = _Blocks(run_id, self.totals)
-        plain = blocks.decisions.append
-        last: Decision | None = None
-        for item in items:
+        saved = t.as_dict()
+        for item in group.items:
             if item.__class__ is TransportFailure:
                 f: TransportFailure = item
                 failure_rows.append(
                     (run_id, f.step, f.attempt, f.kind, f.time, int(f.retried), f.message[:500])
                 )
-                self.totals.transport_failures += 1
+                t.transport_failures += 1
                 continue
             d: Decision = item  # type: ignore[assignment]
             if d.outcomes:
                 sample_rows += self._sample_rows(d)
-            winner = d.winner_text
-            if (
-                d.flags is None
-                and not d.undecided
-                and d.correct is not False
-                and len(d.votes) == 1
-                and winner is not None
-                and _SEP not in winner
-            ):
-                plain(d)  # the common case: counted when its block closes
-                last = d
-                continue
-            blocks.close()
             self._count(d)
             if d.state_after is not None:
                 full_rows.append(self._full_row(d))
-                last = d
-        blocks.close()
-        t = self.totals
+        for d in group.sampled:
+            sample_rows += self._sample_rows(d)
+        block = group.block(run_id, t)
         t.wall_s = self._wall_base + (time.perf_counter() - self._t0)
         state_text = None
         next_step = self.next_step
+        last = group.last
         if last is not None:
             next_step = last.step + 1
             try:
@@ -231,7 +219,12 @@ class JournalWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            insert_rows(conn, "INSERT INTO decision_blocks", blocks.rows)
+            if block is not None:
+                conn.execute(
+                    "INSERT INTO decision_blocks (run, first_step, last_step, winners, data,"
+                    " holes) VALUES (?, ?, ?, ?, ?, ?)",
+                    block,
+                )
             insert_rows(conn, "INSERT INTO decisions", full_rows)
             # a retried undecided step redraws the same indices: keep the first record
             insert_rows(conn, "INSERT OR IGNORE INTO samples", sample_rows)
@@ -327,49 +320,108 @@ class JournalWriter:
 _SEP = BLOCK_SEPARATOR  # ASCII record separator: joins the winner texts of a block
 
 
-class _Blocks:
-    """Packs runs of consecutive plain decisions (unanimous, unflagged, not rejected by
-    the checker) into one row each: one bound row per ~25 steps instead of one per step,
-    with columns built by comprehensions and totals by C-level sums, which together cost
-    a fraction of a row per decision."""
+class _Group:
+    """The decisions of one commit. A plain decision (unanimous, unflagged, not rejected
+    by the checker) is added as a few column values, built in the step loop, and the
+    Decision can go at once; the writer then packs whole columns at C speed into one
+    `decision_blocks` row. Noteworthy decisions (and transport failures) stay objects, in
+    order, and get rows of their own; inside the block's range they are holes."""
 
-    __slots__ = ("decisions", "rows", "run_id", "totals")
+    __slots__ = (
+        "completion",
+        "correct",
+        "cost",
+        "elapsed_us",
+        "first",
+        "holes",
+        "items",
+        "last",
+        "last_plain",
+        "prompt",
+        "sampled",
+        "samples",
+        "size",
+        "surplus",
+        "winners",
+    )
 
-    def __init__(self, run_id: int, totals: Totals) -> None:
-        self.run_id = run_id
-        self.totals = totals
-        self.rows: list[tuple[Any, ...]] = []
-        self.decisions: list[Decision] = []
+    def __init__(self) -> None:
+        self.winners: list[str] = []
+        self.samples: list[int] = []
+        self.surplus: list[int] = []
+        self.prompt: list[int] = []
+        self.completion: list[int] = []
+        self.elapsed_us: list[int] = []
+        self.correct: list[int] = []  # 1 right, -1 unchecked (a plain step is never wrong)
+        self.cost: list[float] = []
+        self.first = 0  # the first plain step
+        self.last_plain = 0
+        self.holes: list[int] = []
+        self.items: list[Decision | TransportFailure] = []
+        self.sampled: list[Decision] = []  # plain decisions whose samples are recorded
+        self.last: Decision | None = None  # the last decision that moved the state
+        self.size = 0
 
-    def close(self) -> None:
-        ds = self.decisions
-        if not ds:
-            return
-        samples = [d.samples for d in ds]
-        prompt = [d.prompt_tokens for d in ds]
-        completion = [d.completion_tokens for d in ds]
-        cost = [d.cost for d in ds]
-        correct = [d.correct for d in ds]
-        data = pack_block(
-            samples,
-            [d.surplus for d in ds],  # unanimous, unflagged: votes = samples - surplus
-            prompt,
-            completion,
+    def add(self, d: Decision) -> int:
+        """Take one decision; return how many the group holds."""
+        winner = d.winner_text
+        correct = d.correct
+        if (
+            d.flags is None
+            and correct is not False
+            and not d.undecided
+            and len(d.votes) == 1
+            and winner is not None
+            and _SEP not in winner
+        ):
+            if not self.winners:
+                self.first = d.step
+            self.last_plain = d.step
+            self.winners.append(winner)
+            self.samples.append(d.samples)
+            self.surplus.append(d.surplus)  # unanimous, unflagged: votes = samples - surplus
+            self.prompt.append(d.prompt_tokens)
+            self.completion.append(d.completion_tokens)
             # integer microseconds: exact enough, and packs as an integer column
-            [int(d.elapsed_s * 1e6) for d in ds],
-            [None if c is None else int(c) for c in correct],
-            cost,
+            self.elapsed_us.append(int(d.elapsed_s * 1e6))
+            self.correct.append(-1 if correct is None else 1)
+            self.cost.append(d.cost)
+            self.last = d
+            if d.outcomes:  # `--record samples` keeps a plain step's samples too
+                self.sampled.append(d)
+        else:
+            if d.state_after is not None:
+                if self.winners:  # a step before the block's first needs no hole
+                    self.holes.append(d.step)
+                self.last = d
+            # else undecided and stopped: nothing follows it (a resume decides it again)
+            self.items.append(d)
+        self.size += 1
+        return self.size
+
+    def block(self, run_id: int, totals: Totals) -> tuple[Any, ...] | None:
+        """The block row of the plain decisions (None if none), counted into `totals`."""
+        n = len(self.winners)
+        if not n:
+            return None
+        first, last = self.first, self.last_plain
+        holes = [h for h in self.holes if h < last]  # noteworthy steps after it: no holes
+        data = pack_block(
+            self.samples,
+            self.surplus,
+            self.prompt,
+            self.completion,
+            self.elapsed_us,
+            self.correct,
+            self.cost,
         )
-        first = ds[0].step
         # consecutive winners share most of their text (Hanoi: all but two pegs), so a
         # fast zlib pass shrinks the journal several times over
-        winners = zlib.compress(_SEP.join([d.winner_text for d in ds]).encode(), 1)  # type: ignore[misc]
-        self.rows.append((self.run_id, first, first + len(ds) - 1, winners, data))
-        t = self.totals
-        t.steps_decided += len(ds)
-        t.samples += sum(samples)
-        t.prompt_tokens += sum(prompt)
-        t.completion_tokens += sum(completion)
-        t.cost += sum(cost)
-        t.checked += len(ds) - correct.count(None)
-        ds.clear()  # in place: _commit holds its append
+        winners = zlib.compress(_SEP.join(self.winners).encode(), 1)
+        totals.steps_decided += n
+        totals.samples += sum(self.samples)
+        totals.prompt_tokens += sum(self.prompt)
+        totals.completion_tokens += sum(self.completion)
+        totals.cost += sum(self.cost)
+        totals.checked += n - self.correct.count(-1)
+        return (run_id, first, last, winners, data, pack_holes(first, holes))
