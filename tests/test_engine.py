@@ -61,6 +61,60 @@ def test_same_seed_same_decisions_and_samples() -> None:
     assert [d.samples for d in a.decisions] != [d.samples for d in c.decisions]
 
 
+class OwnObjects:
+    """The simulator, with every sample its own object (as a real backend returns them)."""
+
+    def __init__(self, inner: SimBackend) -> None:
+        self.inner = inner
+
+    @property
+    def model(self) -> str:
+        return "sim"
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        out = await self.inner.sample(request)
+        return [Sample(s.text, s.prompt_tokens, s.completion_tokens, s.latency_s) for s in out]
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("record", ["contested", "samples"])
+def test_shared_sample_objects_decide_exactly_as_distinct_ones(record: str) -> None:
+    # a first round of one shared object takes the engine's short path, a vote of
+    # distinct objects the general one: every decision must come out the same
+    sim = SimConfig(error=0.1, hard=0.2, hard_error=0.4, wrong_answers=2, seed=11)
+    runs = []
+    for backend in (SimBackend(sim), OwnObjects(SimBackend(sim))):
+        h = Hanoi(7)
+        events, seen = Events(), Collect()
+        events.subscribe(seen)
+        engine = Engine(h, backend, VotingConfig(k=3, record=record), events, simulate=True)  # type: ignore[arg-type]
+        assert run_sync(engine.run(h.initial_state(), 0)).status == "completed"
+        runs.append(
+            [
+                (
+                    d.step,
+                    d.winner_text,
+                    d.key,
+                    d.votes,
+                    d.samples,
+                    d.surplus,
+                    d.flags,
+                    d.prompt_tokens,
+                    d.completion_tokens,
+                    d.correct,
+                    d.state_after,
+                    [(o.index, o.key, o.flag, o.counted, o.sample.text) for o in d.outcomes],
+                )
+                for d in seen.decisions
+            ]
+        )
+    shared, distinct = runs
+    assert shared == distinct
+    assert any(len(d[3]) > 1 for d in shared)  # contested steps took the general path
+
+
 def test_parallel_rounds_decide_the_same_way() -> None:
     sim = "sim:error=0.15,wrong_answers=2,seed=9"
     _, _, one = run_hanoi(6, sim, VotingConfig(k=3, parallel=1))

@@ -289,6 +289,35 @@ class Engine:
             if notes:
                 prompt = with_notes(notes, prompt)
         oracle = ProcessOracle(process, state, step, notes) if self.simulate else None
+        samples = await self.backend.sample(
+            SampleRequest(prompt, step, 0, k, limit, t_first, t_rest, system, oracle)
+        )
+        one = samples[0] if samples else None
+        if one is not None and len(samples) == k and samples.count(one) == k:
+            # the usual step: one response object for the whole first round (the simulator
+            # shares equal responses); a valid answer then has its k votes, and wins. The
+            # same outcome as the vote below, without its bookkeeping.
+            counted = one.completion_tokens
+            ct = estimate_tokens(one.text) if counted is None else counted
+            if ct <= limit:
+                judged = _judge(process, state, one.text)
+                if not isinstance(judged, Flag):
+                    key, answer = judged
+                    return self._finish(
+                        state,
+                        step,
+                        key,
+                        answer,
+                        one.text,
+                        {key: k},
+                        {one.text: judged},
+                        samples,
+                        None,
+                        (one.prompt_tokens or 0) * k,
+                        ct * k,
+                        k - 1,
+                        t_start,
+                    )
         tally = Tally(k)
         memo: dict[str, tuple[Hashable, Any] | Flag] = {}
         drawn: list[Any] = []
@@ -296,12 +325,7 @@ class Engine:
         ptoks = ctoks = 0
         decided_at = -1
         idx = 0  # index of the next sample to count
-        while decided_at < 0 and idx < cap:
-            n = k if idx == 0 else max(parallel, tally.needed())
-            n = min(n, cap - idx)
-            samples = await self.backend.sample(
-                SampleRequest(prompt, step, idx, n, limit, t_first, t_rest, system, oracle)
-            )
+        while True:
             drawn += samples
             # a run of one shared sample object (the simulator's identical responses) is
             # judged, costed and counted once; equal texts in other objects hit the memo
@@ -335,15 +359,44 @@ class Engine:
                 ctoks += ct * run_len
                 decided_at = _count(tally, flags, run, run_len, idx, decided_at)
                 idx += run_len
+            if decided_at >= 0 or idx >= cap:
+                break
+            n = min(max(parallel, tally.needed()), cap - idx)
+            samples = await self.backend.sample(
+                SampleRequest(prompt, step, idx, n, limit, t_first, t_rest, system, oracle)
+            )
+        key = tally.winner if decided_at >= 0 else tally.plurality()
+        answer = winner_text = None
+        if key is not None:
+            for text, r in memo.items():
+                if r.__class__ is not Flag and r[0] == key:
+                    answer = r[1]
+                    winner_text = text
+                    break
         return self._finish(
-            state, step, tally, memo, drawn, flags or None, ptoks, ctoks, decided_at, t_start
+            state,
+            step,
+            key,
+            answer,
+            winner_text,
+            tally.counts,
+            memo,
+            drawn,
+            flags or None,
+            ptoks,
+            ctoks,
+            decided_at,
+            t_start,
         )
 
     def _finish(
         self,
         state: Any,
         step: int,
-        tally: Tally,
+        key: Hashable | None,
+        answer: Any,
+        winner_text: str | None,
+        counts: dict[Hashable, int],
         memo: dict[str, tuple[Hashable, Any] | Flag],
         drawn: list[Any],
         flags: dict[Flag, int] | None,
@@ -355,15 +408,6 @@ class Engine:
         process = self.process
         stats = self.stats
         undecided = decided_at < 0
-        key = tally.winner if not undecided else tally.plurality()
-        answer = None
-        winner_text = None
-        if key is not None:
-            for text, r in memo.items():
-                if r.__class__ is not Flag and r[0] == key:
-                    answer = r[1]
-                    winner_text = text
-                    break
         correct: bool | None = None
         state_after = None
         if answer is not None:
@@ -377,9 +421,7 @@ class Engine:
         surplus = n - 1 - decided_at if not undecided else 0
         outcomes: Sequence[SampleOutcome] = ()  # unanimous steps keep no sample
         level = self.voting.record
-        if level == "samples" or (
-            level == "contested" and (flags or len(tally.counts) > 1 or undecided)
-        ):
+        if level == "samples" or (level == "contested" and (flags or len(counts) > 1 or undecided)):
             outcomes = kept = []
             for position, s in enumerate(drawn):
                 ct = s.completion_tokens
@@ -398,7 +440,7 @@ class Engine:
             step,
             answer,
             key,
-            tally.counts,
+            counts,
             n,
             surplus,
             flags,

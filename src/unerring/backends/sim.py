@@ -217,6 +217,8 @@ class SimBackend:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self._seed_base = mix64(config.seed * 0x100000001B3 + 0x51ED)
+        self._system: str | None = None
+        self._system_tokens = 0
 
     @property
     def model(self) -> str:
@@ -237,9 +239,11 @@ class SimBackend:
         err = self.step_error(request.step)
         flag = c.flag
         # what a server would count: the shared instructions and the step's prompt
-        prompt_tokens = estimate_tokens(request.prompt) + (
-            estimate_tokens(request.system) if request.system else 0
-        )
+        system = request.system
+        if system is not self._system:  # the same text every step: counted once
+            self._system = system
+            self._system_tokens = estimate_tokens(system) if system else 0
+        prompt_tokens = estimate_tokens(request.prompt) + self._system_tokens
         base = mix64(self._seed_base + request.step)
         good = oracle.correct()
         good_tokens = estimate_tokens(good)
