@@ -168,3 +168,23 @@ def test_canonical_fast_path_reads_the_same_as_the_general_parser(
     h = Hanoi(4)
     text = f"move = [{m}]\nnext_state = [[{a}], [{b}], [{c}]]{suffix}"
     assert h.parse(text) == Hanoi(4)._parse_general(text)
+
+
+def test_wrong_answers_put_legal_states_first_also_from_broken_states() -> None:
+    from random import Random
+
+    from unerring.tasks.hanoi import _legal
+
+    rnd = Random(3)
+    for disks in (2, 3, 6):
+        h = Hanoi(disks)
+        state = h.initial_state()
+        for step in range(400):
+            right = h.solve(state, step)
+            wrong = h.wrong_answers(state, step, right)
+            assert wrong and right not in wrong
+            legal = [_legal(a[1]) for a in wrong]
+            assert legal == sorted(legal, reverse=True)  # legal ones first, order kept
+            assert all(len({*a[1][0], *a[1][1], *a[1][2]}) == disks for a in wrong)
+            # now and then a wrong answer wins, so broken states are walked too
+            state = h.advance(state, rnd.choice(wrong) if rnd.random() < 0.15 else right)

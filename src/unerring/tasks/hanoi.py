@@ -135,12 +135,12 @@ class Hanoi(Process[State, HAnswer]):
         self._total: int = (1 << disks) - 1
 
     def _fmt_pegs(self, pegs: Pegs) -> str:
-        text = self._pegs.text
-        try:  # the usual case: all three pegs were formatted before
-            return f"[[{text[pegs[0]]}], [{text[pegs[1]]}], [{text[pegs[2]]}]]"
-        except KeyError:
+        known = self._pegs.text.get  # a prompt's pegs were all formatted a step ago
+        a, b, c = known(pegs[0]), known(pegs[1]), known(pegs[2])
+        if a is None or b is None or c is None:  # a new next state: two pegs changed
             fmt = self._pegs.fmt
-            return f"[[{fmt(pegs[0])}], [{fmt(pegs[1])}], [{fmt(pegs[2])}]]"
+            a, b, c = fmt(pegs[0]), fmt(pegs[1]), fmt(pegs[2])
+        return f"[[{a}], [{b}], [{c}]]"
 
     # -- the process ----------------------------------------------------------------------
     def initial_state(self) -> State:
@@ -283,7 +283,17 @@ class Hanoi(Process[State, HAnswer]):
 
     def wrong_answers(self, state: State, step: int, answer: HAnswer) -> list[HAnswer]:
         pegs = state[0]
-        out: list[HAnswer] = []
+        legal_now = _legal(pegs)
+        out: list[tuple[bool, HAnswer]] = []  # (breaks the rules, the wrong answer)
+
+        def slip(move: Move, lands: int) -> None:
+            after = apply_move(pegs, (move[0], move[1], lands))
+            if (move, after) != answer:
+                # from a legal state, only the peg the disk lands on can break the rules
+                peg = after[lands]
+                bad = len(peg) > 1 and peg[-2] < peg[-1] if legal_now else not _legal(after)
+                out.append((bad, (move, after)))
+
         # a wrong move, with the state it would give
         for src in range(3):
             if not pegs[src]:
@@ -291,12 +301,11 @@ class Hanoi(Process[State, HAnswer]):
             for dst in range(3):
                 mv = (pegs[src][-1], src, dst)
                 if dst != src and mv != answer[0]:
-                    out.append((mv, apply_move(pegs, mv)))
+                    slip(mv, dst)
         # the right move with the disk written onto the wrong peg
-        (d, src, dst), _ = answer
-        other = 3 - src - dst
-        out.append(((d, src, dst), apply_move(pegs, (d, src, other))))
+        d, src, dst = answer[0]
+        slip((d, src, dst), 3 - src - dst)
         # legal states first: a plausible slip keeps the rules, and a wrong answer that wins
         # a vote then leaves a state the process can go on from (the checker still counts it)
-        wrong = [a for a in out if a != answer]
-        return sorted(wrong, key=lambda a: not _legal(a[1]))
+        out.sort(key=lambda t: t[0])
+        return [a for _, a in out]
