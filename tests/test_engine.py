@@ -164,7 +164,18 @@ def test_flagged_outcomes_are_recorded_on_contested_steps() -> None:
     _, _, seen = run_hanoi(5, "sim:error=0.2,flag=0.1,seed=2", VotingConfig(k=2))
     contested = [d for d in seen.decisions if len(d.votes) > 1 or d.flags]
     assert contested and all(d.outcomes for d in contested)
-    assert all(not d.outcomes for d in seen.decisions if d.unanimous)
+    assert all(not d.outcomes for d in seen.decisions if d.unanimous and d.correct)
+
+
+def test_a_unanimous_wrong_decision_keeps_its_samples() -> None:
+    # k=1 at a 30% error rate: the checker rejects unanimous decisions; their samples are
+    # what failure analysis reads
+    _, engine, seen = run_hanoi(6, "sim:error=0.3,seed=1", VotingConfig(k=1))
+    wrong = [d for d in seen.decisions if d.correct is False]
+    assert wrong and engine.stats.errors == len(wrong)
+    for d in wrong:
+        assert d.unanimous and [o.key for o in d.outcomes] == [d.key]
+        assert d.outcomes[0].sample.text == d.winner_text
 
 
 def test_undecided_step_stops_the_run_by_default() -> None:

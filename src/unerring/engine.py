@@ -419,9 +419,12 @@ class Engine:
                 state_after = process.advance(state, answer)
         n = len(drawn)
         surplus = n - 1 - decided_at if not undecided else 0
-        outcomes: Sequence[SampleOutcome] = ()  # unanimous steps keep no sample
+        # a unanimous, unflagged step keeps no sample, unless the checker rejected it
+        outcomes: Sequence[SampleOutcome] = ()
         level = self.voting.record
-        if level == "samples" or (level == "contested" and (flags or len(counts) > 1 or undecided)):
+        if level == "samples" or (
+            level == "contested" and (flags or len(counts) > 1 or undecided or correct is False)
+        ):
             outcomes = kept = []
             for position, s in enumerate(drawn):
                 ct = s.completion_tokens

@@ -360,7 +360,8 @@ def _step_records(
             )
         )
     if decision is not None and correct == 0 and not rows:
-        # a unanimous wrong decision: its samples were not journaled, all k agreed
+        # a unanimous wrong decision whose samples were not journaled (`--record
+        # decisions`, or an older journal): all k agreed
         out.append(
             FailureRecord(
                 run.run_id,
