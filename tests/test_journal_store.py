@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -489,4 +490,74 @@ def test_contested_steps_are_holes_in_one_block_and_read_back_in_place(tmp_path:
     store = Store(str(tmp_path / "group.db"), read_only=True)
     run = store.get_run("r")
     assert run is not None and store.count_decisions(run) == 127
+    store.close()
+
+
+# -- the writer's groups -------------------------------------------------------------------
+def _writer_run(tmp_path: Path, name: str, **writer_options: Any) -> tuple[Any, Any, Any]:
+    """A store, a run in it, and a writer for a 6-disk Hanoi with contested steps."""
+    from unerring.journal.writer import JournalWriter
+    from unerring.tasks.hanoi import Hanoi
+
+    store = Store(str(tmp_path / f"{name}.db"))
+    run = store.create_run(name, "hanoi", {}, 63)
+    store.begin_attempt(run)
+    writer = JournalWriter(store, run, Hanoi(6), **writer_options)
+    return store, run, writer
+
+
+def _engine(writer: Any) -> Any:
+    from unerring.backends.sim import SimBackend, SimConfig
+    from unerring.engine import Engine, VotingConfig
+    from unerring.events import Events
+    from unerring.tasks.hanoi import Hanoi
+
+    events = Events()
+    events.subscribe(writer)
+    sim = SimBackend(SimConfig(error=0.1, seed=2))
+    return Engine(Hanoi(6), sim, VotingConfig(k=2), events, simulate=True)
+
+
+def test_groups_cut_by_size_commit_every_decision_once(tmp_path: Path) -> None:
+    import asyncio
+
+    store, run, writer = _writer_run(tmp_path, "sized", max_group=8, interval_s=60.0)
+    engine = _engine(writer)
+    outcome = asyncio.run(engine.run(engine.process.initial_state()))
+    writer.close()
+    assert outcome.status == "completed"
+    blocks = store.conn.execute("SELECT count(*) FROM decision_blocks").fetchone()[0]
+    assert blocks >= 63 // 16  # groups of about 8 were cut while the run went on
+    got = [d["step"] for d in store.decisions(run)]
+    assert got == list(range(63))
+    fresh = store.get_run("sized")
+    assert fresh is not None and fresh.next_step == 63
+    assert writer.totals.samples == engine.stats.samples
+    assert writer.totals.errors == engine.stats.errors
+    store.close()
+
+
+def test_the_writer_commits_a_waiting_group_without_a_next_decision(tmp_path: Path) -> None:
+    # a slow model: decisions stop coming for a while; the writer cuts the group itself
+    # on its interval, so what was decided is durable before the next step arrives
+    import asyncio
+
+    from unerring.events import Decision
+
+    store, _, writer = _writer_run(tmp_path, "slow", max_group=4096, interval_s=0.05)
+    engine = _engine(writer)
+    state = engine.process.initial_state()
+    for step in range(5):
+        d: Decision = asyncio.run(engine.decide(state, step))
+        state = d.state_after
+    deadline = time.monotonic() + 10.0
+    committed = 0
+    while time.monotonic() < deadline and committed < 5:
+        time.sleep(0.05)
+        reader = Store(str(tmp_path / "slow.db"), read_only=True)
+        row = reader.get_run("slow")
+        committed = 0 if row is None else row.next_step
+        reader.close()
+    assert committed == 5
+    writer.close()
     store.close()
