@@ -252,21 +252,8 @@ def test_summary_adds_up_samples_tokens_and_wall_time_across_attempts(tmp_path: 
     db = tmp_path / "runs.db"
     model = f"{MODEL},latency=1"
     base = ["--store", str(db), "--json"]
-    first = cli(
-        "run",
-        "hanoi",
-        "--disks",
-        "9",
-        "--k",
-        "3",
-        "--model",
-        model,
-        "--run-id",
-        "r",
-        "--max-samples",
-        "400",
-        *base,
-    )
+    hanoi = ["run", "hanoi", "--disks", "9", "--k", "3", "--model", model, "--run-id", "r"]
+    first = cli(*hanoi, "--max-samples", "400", *base)
     assert first.returncode == 1, first.stderr
     second = cli("resume", "r", "--max-samples", "1000", *base)
     assert second.returncode == 1, second.stderr
@@ -279,21 +266,7 @@ def test_summary_adds_up_samples_tokens_and_wall_time_across_attempts(tmp_path: 
     assert s3["attempts"] == 3
 
     ref_db = tmp_path / "ref.db"
-    ref = cli(
-        "run",
-        "hanoi",
-        "--disks",
-        "9",
-        "--k",
-        "3",
-        "--model",
-        model,
-        "--run-id",
-        "r",
-        "--store",
-        str(ref_db),
-        "--json",
-    )
+    ref = cli(*hanoi, "--store", str(ref_db), "--json")
     ref_s = json.loads(ref.stdout)
     for key in ("samples", "prompt_tokens", "completion_tokens", "steps_decided", "cost"):
         assert s3[key] == ref_s[key], key

@@ -23,22 +23,14 @@ MODEL = "sim:error=0.05,seed=3"
 SMALL = RunOptions(task="hanoi", task_options={"disks": 5}, model=MODEL, k=3)
 
 
+def hanoi_args(path: Path, run_id: str, disks: int = 5, k: int = 3) -> list[str]:
+    """`unerring run hanoi` on MODEL into the store at `path`."""
+    task = ["run", "hanoi", "--disks", str(disks), "--model", MODEL, "--k", str(k)]
+    return [*task, "--run-id", run_id, "--store", str(path)]
+
+
 def make_store(path: Path, run_id: str = "r1", disks: int = 5) -> None:
-    res = cli(
-        "run",
-        "hanoi",
-        "--disks",
-        str(disks),
-        "--model",
-        MODEL,
-        "--k",
-        "3",
-        "--run-id",
-        run_id,
-        "--store",
-        str(path),
-        "--quiet",
-    )
+    res = cli(*hanoi_args(path, run_id, disks), "--quiet")
     assert res.returncode == 0, res.stderr
 
 
@@ -161,23 +153,7 @@ def test_refused_files_are_left_byte_identical(tmp_path: Path, case: str) -> Non
 def test_read_only_store_refuses_to_run_and_is_unchanged(tmp_path: Path) -> None:
     db = tmp_path / "store.db"
     make_store(db, "done")
-    res = cli(
-        "run",
-        "hanoi",
-        "--disks",
-        "4",
-        "--model",
-        MODEL,
-        "--k",
-        "3",
-        "--run-id",
-        "part",
-        "--store",
-        str(db),
-        "--quiet",
-        "--max-samples",
-        "20",
-    )
+    res = cli(*hanoi_args(db, "part", 4), "--quiet", "--max-samples", "20")
     assert res.returncode == 1
     before = sha256(db)
     db.chmod(0o444)
@@ -279,23 +255,7 @@ def test_resume_with_other_task_options_is_refused_naming_the_difference(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "runs.db"
-    res = cli(
-        "run",
-        "hanoi",
-        "--disks",
-        "8",
-        "--model",
-        MODEL,
-        "--k",
-        "3",
-        "--run-id",
-        "x",
-        "--store",
-        str(db),
-        "--quiet",
-        "--max-samples",
-        "30",
-    )
+    res = cli(*hanoi_args(db, "x", 8), "--quiet", "--max-samples", "30")
     assert res.returncode == 1
     before = decisions(db, "x")
     res = cli("resume", "x", "--disks", "9", "--store", str(db), "--quiet")
@@ -313,40 +273,12 @@ def test_resume_with_other_task_options_is_refused_naming_the_difference(
 def test_run_id_reused_with_other_options_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     make_store(db, "named", disks=4)
-    res = cli(
-        "run",
-        "hanoi",
-        "--disks",
-        "4",
-        "--model",
-        MODEL,
-        "--k",
-        "4",
-        "--run-id",
-        "named",
-        "--store",
-        str(db),
-        "--quiet",
-    )
+    res = cli(*hanoi_args(db, "named", 4, 4), "--quiet")
     assert res.returncode == 2
     line = one_line_error(res.stderr)
     assert "'named'" in line and "k: journal has 3, given 4" in line, line
     # the same options name the same run: it is already completed, so nothing to do
-    res = cli(
-        "run",
-        "hanoi",
-        "--disks",
-        "4",
-        "--model",
-        MODEL,
-        "--k",
-        "3",
-        "--run-id",
-        "named",
-        "--store",
-        str(db),
-        "--quiet",
-    )
+    res = cli(*hanoi_args(db, "named", 4, 3), "--quiet")
     assert res.returncode == 1
     assert "already completed" in one_line_error(res.stderr)
     res = cli("resume", "nobody", "--store", str(db))
@@ -357,25 +289,11 @@ def test_run_id_reused_with_other_options_is_refused(tmp_path: Path) -> None:
 # -- one writer per run --------------------------------------------------------------------
 def test_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
+    model = "sim:error=0.05,seed=3,latency=5"
+    args = ["run", "hanoi", "--disks", "10", "--k", "3", "--model", model, "--run-id", "w"]
+    args += ["--store", str(db)]
     first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "unerring",
-            "run",
-            "hanoi",
-            "--disks",
-            "10",
-            "--k",
-            "3",
-            "--model",
-            "sim:error=0.05,seed=3,latency=5",
-            "--run-id",
-            "w",
-            "--store",
-            str(db),
-            "--quiet",
-        ],
+        [sys.executable, "-m", "unerring", *args, "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=child_env(),
@@ -396,20 +314,7 @@ def test_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path: Path)
         assert res.returncode == 1
         assert "being written by another process" in one_line_error(res.stderr)
         assert first.poll() is None, "the first writer should still be running"
-        res = cli(
-            "run",
-            "hanoi",
-            "--disks",
-            "10",
-            "--k",
-            "3",
-            "--model",
-            "sim:error=0.05,seed=3,latency=5",
-            "--run-id",
-            "w",
-            "--store",
-            str(db),
-        )
+        res = cli(*args)
         assert res.returncode == 1
         assert "being written by another process" in one_line_error(res.stderr)
     finally:

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Literal
 
-from unerring.backends.base import Backend, FatalBackendError, SampleRequest, TransportError
+from unerring.backends.base import (
+    Backend,
+    FatalBackendError,
+    Sample,
+    SampleRequest,
+    TransportError,
+)
 from unerring.events import Decision, Events, SampleOutcome, Stats
 from unerring.process import Process
 from unerring.redflags import Flag, estimate_tokens
@@ -163,6 +169,12 @@ class ProcessOracle:
         return self.process.features(self.state, self._step)
 
 
+def _completion_tokens(s: Sample) -> int:
+    """The backend's count of a response's tokens, or the documented estimate."""
+    counted = s.completion_tokens
+    return estimate_tokens(s.text) if counted is None else counted
+
+
 def _judge(process: Process[Any, Any], state: Any, text: str) -> tuple[Hashable, Any] | Flag:
     """Parse and validate one response; nothing the model returns may raise out of here."""
     if not text or text.isspace():
@@ -297,8 +309,7 @@ class Engine:
             # the usual step: one response object for the whole first round (the simulator
             # shares equal responses); a valid answer then has its k votes, and wins. The
             # same outcome as the vote below, without its bookkeeping.
-            counted = one.completion_tokens
-            ct = estimate_tokens(one.text) if counted is None else counted
+            ct = _completion_tokens(one)
             if ct <= limit:
                 judged = _judge(process, state, one.text)
                 if not isinstance(judged, Flag):
@@ -346,8 +357,7 @@ class Engine:
                 run_len = 1
                 text = s.text
                 pt = s.prompt_tokens or 0
-                counted = s.completion_tokens
-                ct = estimate_tokens(text) if counted is None else counted
+                ct = _completion_tokens(s)
                 if ct > limit:
                     run = Flag.OVERLONG
                 else:
@@ -427,9 +437,7 @@ class Engine:
         ):
             outcomes = kept = []
             for position, s in enumerate(drawn):
-                ct = s.completion_tokens
-                if ct is None:
-                    ct = estimate_tokens(s.text)
+                ct = _completion_tokens(s)
                 counted = undecided or position <= decided_at
                 seen = None if ct > self.voting.max_tokens else memo.get(s.text)
                 if seen is None:

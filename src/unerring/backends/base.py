@@ -90,6 +90,20 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Wrapping:
+    """A backend around another (faults, limits, retries): the model and the closing are
+    the inner one's. Subclasses set `inner` and implement `sample`."""
+
+    inner: Backend
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class TransportError(Exception):
     """A sample could not be fetched. `kind` names the failure for failure analysis."""
 

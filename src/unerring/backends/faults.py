@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, fields
 
-from unerring.backends.base import Backend, Sample, SampleRequest, TransportError
+from unerring.backends.base import Backend, Sample, SampleRequest, TransportError, Wrapping
 from unerring.backends.resilience import Sleep
 from unerring.backends.sim import mix64, unit
 
@@ -73,7 +73,7 @@ class FaultSpec:
         return None
 
 
-class FaultInjecting:
+class FaultInjecting(Wrapping):
     """Injects seeded faults into the requests to `inner`, at the transport."""
 
     def __init__(
@@ -86,13 +86,6 @@ class FaultInjecting:
         # attempts so far per request still failing; an entry goes once its request succeeds
         self._attempts: dict[tuple[int, int], int] = {}
         self.injected: dict[str, int] = {}
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         key = (request.step, request.first_index)

@@ -18,6 +18,7 @@ from unerring.backends.base import (
     SampleRequest,
     TransportError,
     TransportFailure,
+    Wrapping,
 )
 from unerring.backends.sim import mix64, unit
 from unerring.redflags import estimate_tokens
@@ -142,7 +143,7 @@ class Breaker:
             self._next_probe = now + self._policy.probe_every_s
 
 
-class Retrying:
+class Retrying(Wrapping):
     """Retries retryable transport failures with backoff; a circuit breaker spots outages.
 
     Fatal failures (bad key, unknown model, bad request) pass through at once, untried.
@@ -163,13 +164,6 @@ class Retrying:
         self._clock = clock
         self.breaker = Breaker(self.policy, clock, sleep)
         self.contacted = False  # has any request succeeded yet
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     def _record(
         self, err: TransportError, request: SampleRequest, attempt: int, retried: bool
@@ -266,7 +260,7 @@ class _Bucket:
         self.level = min(self.capacity, self.level - delta)
 
 
-class Limited:
+class Limited(Wrapping):
     """At most `concurrency` requests in flight, and requests/tokens per minute."""
 
     def __init__(
@@ -290,13 +284,6 @@ class Limited:
         self._requests = _Bucket(requests_per_min, clock) if requests_per_min else None
         self._tokens = _Bucket(tokens_per_min, clock) if tokens_per_min else None
         self._sleep = sleep
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         if self._slots is None:

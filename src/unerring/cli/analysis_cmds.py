@@ -11,8 +11,8 @@ from unerring.analysis.learn import learn
 from unerring.analysis.notebook import Notebook, diff, list_notebooks, load_notebook
 from unerring.analysis.records import safe
 from unerring.analysis.report import failures_report
-from unerring.cli.args import Parser, positive_int
-from unerring.journal.store import DEFAULT_STORE, MEMORY, Store
+from unerring.cli.args import Parser, add_store, positive_int
+from unerring.journal.store import MEMORY, Store
 from unerring.runner import UsageError
 
 
@@ -165,10 +165,6 @@ def cmd_notes_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", default=DEFAULT_STORE, help=f"journal file (default {DEFAULT_STORE})")
-
-
 def register(sub: Any) -> None:
     """Add the analysis commands to the CLI's subparsers."""
     f = sub.add_parser(
@@ -178,7 +174,7 @@ def register(sub: Any) -> None:
         "the first wrong step and a correlation check.",
     )
     f.add_argument("run_ids", metavar="RUN_ID", nargs="+")
-    _store_arg(f)
+    add_store(f)
     f.add_argument("--examples", type=positive_int, default=3, help="example responses each")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     f.add_argument(
@@ -204,24 +200,24 @@ def register(sub: Any) -> None:
     lp.add_argument("--validation", type=positive_int, default=20, help="steps per group")
     lp.add_argument("--samples", type=positive_int, default=5, help="paired samples per step")
     lp.add_argument("--seed", type=int, default=0, help="picks the validation steps")
-    _store_arg(lp)
+    add_store(lp)
     lp.add_argument("--json", action="store_true")
     lp.set_defaults(func=cmd_notes_learn)
 
     ls = nsub.add_parser("list", help="notebook versions in a store")
-    _store_arg(ls)
+    add_store(ls)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_notes_list)
 
     sh = nsub.add_parser("show", help="one notebook version (NAME: latest accepted; NAME@V)")
     sh.add_argument("notebook", metavar="NOTEBOOK")
-    _store_arg(sh)
+    add_store(sh)
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(func=cmd_notes_show)
 
     df = nsub.add_parser("diff", help="notes added and removed between two versions")
     df.add_argument("a", metavar="NOTEBOOK_A")
     df.add_argument("b", metavar="NOTEBOOK_B")
-    _store_arg(df)
+    add_store(df)
     df.add_argument("--json", action="store_true")
     df.set_defaults(func=cmd_notes_diff)

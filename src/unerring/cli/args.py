@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import NoReturn
 
+from unerring.journal.store import DEFAULT_STORE
 from unerring.tasks.registry import TASKS
 
 
@@ -13,6 +14,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
+
+
+def add_store(p: argparse.ArgumentParser, *, memory: bool = False) -> None:
+    """`--store`; `memory`: the command can run on ':memory:' (nothing kept)."""
+    extra = "; ':memory:' keeps nothing" if memory else ""
+    p.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"journal file (default {DEFAULT_STORE}{extra})"
+    )
 
 
 def positive_int(text: str) -> int:

@@ -19,6 +19,7 @@ from unerring.calibrate import run_calibration
 from unerring.cli import analysis_cmds
 from unerring.cli.args import (
     Parser,
+    add_store,
     add_task_options,
     add_transport_options,
     number,
@@ -411,16 +412,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_store(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--store",
-        default=DEFAULT_STORE,
-        help=f"journal file (default {DEFAULT_STORE}; ':memory:' keeps nothing)",
-    )
-
-
 def _add_run_session(p: argparse.ArgumentParser) -> None:
-    _add_store(p)
+    add_store(p, memory=True)
     p.add_argument(
         "--notes",
         metavar="NOTEBOOK",
@@ -516,8 +509,8 @@ def build_parser() -> Parser:
         "--record",
         choices=("decisions", "contested", "samples"),
         default="contested",
-        help="samples kept in the journal: none, those of contested or flagged "
-        "steps (default), or all",
+        help="samples kept in the journal: none, those of contested, flagged or "
+        "checker-rejected steps (default), or all",
     )
     _add_run_session(run)
     run.set_defaults(func=cmd_run)
@@ -572,19 +565,19 @@ def build_parser() -> Parser:
     plan.set_defaults(func=cmd_plan)
 
     runs = sub.add_parser("runs", help="list the runs in a store")
-    _add_store(runs)
+    add_store(runs)
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(func=cmd_runs)
 
     show = sub.add_parser("show", help="summary of one run (also while it runs)")
     show.add_argument("run_id", metavar="RUN_ID")
-    _add_store(show)
+    add_store(show)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="stream a run's records as JSON lines or CSV")
     export.add_argument("run_id", metavar="RUN_ID")
-    _add_store(export)
+    add_store(export)
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--what", choices=("decisions", "samples"), default="decisions")
     export.set_defaults(func=cmd_export)
