@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from unerring.engine import Budget  # noqa: E402
+from unerring.settings import Budget  # noqa: E402
 from unerring.journal.store import Store  # noqa: E402
 from unerring.runner import RunOptions, Session, execute  # noqa: E402
 

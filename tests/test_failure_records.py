@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.analysis_helpers import run, sim
 from unerring.analysis.records import build, in_incident, mark_across_runs
 from unerring.analysis.taxonomy import Category
-from unerring.engine import Budget
+from unerring.settings import Budget
 from unerring.journal.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from unerring.journal.store import Store
 from unerring.runner import RunOptions, Session, execute

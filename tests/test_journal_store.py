@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import child_env, cli, decisions, one_line_error, run_row, sha256
-from unerring.engine import Budget
+from unerring.settings import Budget
 from unerring.journal.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, migrate
 from unerring.journal.store import Store, StoreError
 from unerring.runner import RunOptions, Session, execute
@@ -407,28 +407,33 @@ def _writer_run(tmp_path: Path, name: str, **writer_options: Any) -> tuple[Any, 
     store = Store(str(tmp_path / f"{name}.db"))
     run = store.create_run(name, "hanoi", {}, 63)
     store.begin_attempt(run)
-    writer = JournalWriter(store, run, Hanoi(6), **writer_options)
+    process = Hanoi(6)
+    writer = JournalWriter(store, run, lambda item: process, **writer_options)
     return store, run, writer
 
 
-def _engine(writer: Any) -> Any:
+def _scheduler(writer: Any) -> Any:
     from unerring.backends.sim import SimBackend, SimConfig
-    from unerring.engine import Engine, VotingConfig
     from unerring.events import Events
-    from unerring.tasks.hanoi import Hanoi
+    from unerring.scheduler import Scheduler
+    from unerring.settings import VotingConfig
 
     events = Events()
     events.subscribe(writer)
     sim = SimBackend(SimConfig(error=0.1, seed=2))
-    return Engine(Hanoi(6), sim, VotingConfig(k=2), events, simulate=True)
+    return Scheduler(sim, VotingConfig(k=2), events, simulate=True)
 
 
 def test_groups_cut_by_size_commit_every_decision_once(tmp_path: Path) -> None:
     import asyncio
 
+    from unerring.scheduler import Item
+    from unerring.tasks.hanoi import Hanoi
+
     store, run, writer = _writer_run(tmp_path, "sized", max_group=8, interval_s=60.0)
-    engine = _engine(writer)
-    outcome = asyncio.run(engine.run(engine.process.initial_state()))
+    engine = _scheduler(writer)
+    h = Hanoi(6)
+    outcome = asyncio.run(engine.run([Item(0, h, h.initial_state())]))
     writer.close()
     assert outcome.status == "completed"
     blocks = store.conn.execute("SELECT count(*) FROM decision_blocks").fetchone()[0]
@@ -437,8 +442,8 @@ def test_groups_cut_by_size_commit_every_decision_once(tmp_path: Path) -> None:
     assert got == list(range(63))
     fresh = store.get_run("sized")
     assert fresh is not None and fresh.next_step == 63
-    assert writer.totals.samples == engine.stats.samples
-    assert writer.totals.errors == engine.stats.errors
+    assert writer.totals.samples == engine.totals.samples
+    assert writer.totals.errors == engine.totals.errors
     store.close()
 
 
@@ -447,14 +452,17 @@ def test_the_writer_commits_a_waiting_group_without_a_next_decision(tmp_path: Pa
     # on its interval, so what was decided is durable before the next step arrives
     import asyncio
 
-    from unerring.events import Decision
+    from unerring.scheduler import Item
+    from unerring.tasks.hanoi import Hanoi
+
+    class FiveSteps(Hanoi):
+        def done(self, state: Any, step: int) -> bool:
+            return step == 5
 
     store, _, writer = _writer_run(tmp_path, "slow", max_group=4096, interval_s=0.05)
-    engine = _engine(writer)
-    state = engine.process.initial_state()
-    for step in range(5):
-        d: Decision = asyncio.run(engine.decide(state, step))
-        state = d.state_after
+    engine = _scheduler(writer)
+    h = FiveSteps(6)
+    asyncio.run(engine.run([Item(0, h, h.initial_state())]))
     deadline = time.monotonic() + 10.0
     committed = 0
     while time.monotonic() < deadline and committed < 5:

@@ -21,7 +21,7 @@ from unerring.backends.base import SampleRequest
 from unerring.backends.openai import OpenAICompatible, OpenAIConfig
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
-from unerring.engine import Budget
+from unerring.settings import Budget
 from unerring.models import Transport
 from unerring.runner import RunOptions, RunResult, Session, execute
 

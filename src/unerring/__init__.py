@@ -1,10 +1,10 @@
 """unerring: long LLM processes that finish with zero errors."""
 
-from unerring.api import run
-from unerring.engine import Budget
+from unerring.api import run, run_batch
 from unerring.process import Answer, Process
 from unerring.redflags import Flag
 from unerring.runner import RunResult
+from unerring.settings import Budget
 from unerring.voting import Tally
 
 __version__ = "0.1.0"
@@ -18,4 +18,5 @@ __all__ = [
     "Tally",
     "__version__",
     "run",
+    "run_batch",
 ]

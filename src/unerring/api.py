@@ -1,14 +1,21 @@
-"""The library entry point: run your own process with voting, planning and a journal."""
+"""The library entry points: run your own process (or a batch of them) with voting,
+planning and a journal."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from unerring.engine import Budget
 from unerring.journal.store import MEMORY
 from unerring.journal.writer import Durability
+from unerring.models import Transport
 from unerring.process import Process
-from unerring.runner import RunOptions, RunResult, Session, execute
+from unerring.runner import BatchItem, RunOptions, RunResult, Session, execute
+from unerring.settings import Budget
+
+
+def _options(name: str, task_options: dict[str, Any], **given: Any) -> RunOptions:
+    return RunOptions(task=name, task_options=task_options, **given)
 
 
 def run(
@@ -22,6 +29,7 @@ def run(
     run_id: str | None = None,
     durability: Durability = "group",
     budget: Budget | None = None,
+    speculate: int = 0,
     **voting: Any,
 ) -> RunResult:
     """Decide every step of `process` by voting; k comes from `target` unless given.
@@ -30,9 +38,9 @@ def run(
     max_samples_per_step, on_undecided, parallel, record). With a file `store` and a
     `run_id` that is already there, the run resumes where it stopped.
     """
-    options = RunOptions(
-        task=process.name,
-        task_options=dict(process.options()),
+    options = _options(
+        process.name,
+        dict(process.options()),
         model=model,
         k=k,
         target=target,
@@ -40,6 +48,53 @@ def run(
         **voting,
     )
     session = Session(
-        store=store, durability=durability, budget=budget or Budget(), handle_signals=False
+        store=store,
+        durability=durability,
+        budget=budget or Budget(),
+        handle_signals=False,
+        speculate=speculate,
     )
     return execute(options, session, run_id, process=process)
+
+
+def run_batch(
+    processes: Sequence[Process[Any, Any]] | Mapping[str, Process[Any, Any]],
+    *,
+    model: str = "sim:error=0.01",
+    k: int | None = None,
+    target: float = 0.95,
+    error_rate: float | None = None,
+    store: str = MEMORY,
+    run_id: str | None = None,
+    durability: Durability = "group",
+    budget: Budget | None = None,
+    concurrency: int = 8,
+    **voting: Any,
+) -> RunResult:
+    """Decide every step of every process, as one run: one budget, one rate limit, one
+    journal; many steps in flight (up to `concurrency` requests).
+
+    Items are named by the mapping's keys, else "1".."N" in order. k is planned over the
+    steps of all items. With a file `store` and an existing `run_id`, the batch resumes:
+    completed items stay as they are, the others go on from their last decision.
+    """
+    named = (
+        list(processes.items())
+        if isinstance(processes, Mapping)
+        else [(str(i + 1), p) for i, p in enumerate(processes)]
+    )
+    if not named:
+        raise ValueError("run_batch needs at least one process")
+    first = named[0][1]
+    batch = [BatchItem(item_id, dict(p.options()), p) for item_id, p in named]
+    options = _options(
+        first.name, {}, model=model, k=k, target=target, error_rate=error_rate, **voting
+    )
+    session = Session(
+        store=store,
+        durability=durability,
+        budget=budget or Budget(),
+        handle_signals=False,
+        transport=Transport(concurrency=concurrency),
+    )
+    return execute(options, session, run_id, batch=batch)

@@ -9,10 +9,10 @@ from typing import Any
 
 from unerring import reliability
 from unerring.backends.base import Backend, SampleRequest
-from unerring.backends.sim import mix64, unit
-from unerring.engine import ProcessOracle, _judge
+from unerring.backends.sim import ProcessOracle, mix64, unit
 from unerring.process import Process
 from unerring.redflags import Flag, estimate_tokens
+from unerring.vote import judge
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,7 @@ async def calibrate(
             for s in got:
                 n_samples += 1
                 ct = s.completion_tokens or estimate_tokens(s.text)
-                r = Flag.OVERLONG if ct > max_tokens else _judge(process, state, s.text)
+                r = Flag.OVERLONG if ct > max_tokens else judge(process, state, s.text)
                 if isinstance(r, Flag):
                     continue
                 valid += 1

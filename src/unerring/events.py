@@ -1,16 +1,27 @@
-"""What the engine tells the outside world. Consumers (journal, progress, failure
-recording) subscribe; the engine knows none of them by name."""
+"""What the scheduler tells the outside world, and the one type of a run's totals.
+
+Consumers (journal, progress, failure recording, telemetry) subscribe; the scheduler knows
+none of them by name.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from unerring.backends.base import Sample, TransportFailure
 from unerring.redflags import Flag
 
-__all__ = ["Decision", "Events", "SampleOutcome", "Stats", "TransportFailure"]
+__all__ = [
+    "Decision",
+    "Discarded",
+    "Events",
+    "ItemEnd",
+    "SampleOutcome",
+    "Totals",
+    "TransportFailure",
+]
 
 
 class SampleOutcome:
@@ -32,10 +43,12 @@ class SampleOutcome:
 
 
 class Decision:
-    """One decided (or undecided) step. Never changes after the engine emits it.
+    """One decided (or undecided) step of one item. Never changes after it is emitted.
 
     `outcomes` holds every sample of the step only when the step is worth recording
-    (not unanimous, flagged, or the record level asks for all); otherwise it is empty.
+    (not unanimous, flagged, rejected by the checker, or the record level asks for all);
+    otherwise it is empty. `state_after` is None when the step moved no state (undecided
+    and not taken by plurality).
     """
 
     __slots__ = (
@@ -45,6 +58,7 @@ class Decision:
         "cost",
         "elapsed_s",
         "flags",
+        "item",
         "key",
         "outcomes",
         "prompt_tokens",
@@ -60,6 +74,8 @@ class Decision:
 
     def __init__(
         self,
+        *,
+        item: int,
         step: int,
         answer: Any,
         key: Hashable | None,
@@ -76,8 +92,9 @@ class Decision:
         state_before: Any,
         state_after: Any,
         outcomes: Sequence[SampleOutcome],
-        winner_text: str | None = None,
+        winner_text: str | None,
     ) -> None:
+        self.item = item  # the item's index within its run (0 for a single chain)
         self.step = step
         self.answer = answer
         self.key = key
@@ -100,34 +117,137 @@ class Decision:
     def unanimous(self) -> bool:
         return len(self.votes) == 1 and not self.flags
 
-
-@dataclass
-class Stats:
-    """Running totals of a run. Mutated only by the engine; read by any thread."""
-
-    steps_decided: int = 0
-    samples: int = 0
-    red_flags: int = 0
-    flags: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
-    checked: int = 0
-    undecided: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    transport_failures: int = 0
-    wall_s: float = 0.0
+    @property
+    def plain(self) -> bool:
+        """Unanimous, unflagged, decided and not rejected by the checker: the vast majority,
+        which the journal packs into blocks and failure analysis passes over."""
+        return (
+            self.flags is None
+            and len(self.votes) == 1
+            and not self.undecided
+            and self.correct is not False
+            and self.winner_text is not None
+        )
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """Speculative work thrown away: a step opened on an answer that lost its vote.
+
+    Its samples were paid for (tokens, cost) but never voted for anything.
+    """
+
+    item: int
+    step: int
+    samples: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemEnd:
+    """An item stopped deciding: completed, stopped (resumable) or failed."""
+
+    item: int
+    status: str
+    next_step: int
+    state: Any
+    reason: str = ""
+    item_id: str = ""
+
+
+class Totals:
+    """A run's (or an item's) running totals: the one shape the scheduler, the journal,
+    the summary and the progress display share."""
+
+    __slots__ = (
+        "checked",
+        "completion_tokens",
+        "cost",
+        "errors",
+        "flags",
+        "prompt_tokens",
+        "red_flags",
+        "samples",
+        "speculative_samples",
+        "steps_decided",
+        "transport_failures",
+        "undecided",
+        "wall_s",
+    )
+
+    def __init__(self, d: dict[str, Any] | None = None) -> None:
+        d = d or {}
+        self.steps_decided = int(d.get("steps_decided", 0))
+        self.samples = int(d.get("samples", 0))
+        self.red_flags = int(d.get("red_flags", 0))
+        self.flags: dict[str, int] = dict(d.get("flags", {}))
+        self.errors = int(d.get("errors", 0))
+        self.checked = int(d.get("checked", 0))
+        self.undecided = int(d.get("undecided", 0))
+        self.prompt_tokens = int(d.get("prompt_tokens", 0))
+        self.completion_tokens = int(d.get("completion_tokens", 0))
+        self.cost = float(d.get("cost", 0.0))
+        self.transport_failures = int(d.get("transport_failures", 0))
+        self.speculative_samples = int(d.get("speculative_samples", 0))
+        self.wall_s = float(d.get("wall_s", 0.0))
+
+    def add(self, d: Decision) -> None:
+        """Count one decision (or one undecided step)."""
+        self.samples += d.samples
+        self.prompt_tokens += d.prompt_tokens
+        self.completion_tokens += d.completion_tokens
+        self.cost += d.cost
+        if d.flags:
+            for f, c in d.flags.items():
+                self.red_flags += c
+                self.flags[f.value] = self.flags.get(f.value, 0) + c
+        if d.undecided:
+            self.undecided += 1
+        if d.state_after is not None:
+            self.steps_decided += 1
+            if d.correct is not None:
+                self.checked += 1
+                if not d.correct:
+                    self.errors += 1
+
+    def add_discarded(self, x: Discarded) -> None:
+        """Speculative samples are paid for, never voted: tokens and cost, not samples."""
+        self.speculative_samples += x.samples
+        self.prompt_tokens += x.prompt_tokens
+        self.completion_tokens += x.completion_tokens
+        self.cost += x.cost
+
+    def merge(self, other: Totals) -> None:
+        """Add another set of totals (an item's into a run's)."""
+        for name in self.__slots__:
+            if name == "flags":
+                for f, c in other.flags.items():
+                    self.flags[f] = self.flags.get(f, 0) + c
+            elif name != "wall_s":
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def copy(self) -> Totals:
+        return Totals(self.as_dict())
+
+
 class Events:
     """Subscribers by event. Callables are kept in tuples: the hot path just iterates."""
 
-    decision: tuple[Any, ...] = ()
-    transport_failure: tuple[Any, ...] = ()
+    NAMES = ("decision", "transport_failure", "discarded", "item_end")
+
+    def __init__(self) -> None:
+        self.decision: tuple[Any, ...] = ()
+        self.transport_failure: tuple[Any, ...] = ()
+        self.discarded: tuple[Any, ...] = ()
+        self.item_end: tuple[Any, ...] = ()
 
     def subscribe(self, observer: object) -> None:
-        for name in ("decision", "transport_failure"):
+        for name in self.NAMES:
             fn = getattr(observer, f"on_{name}", None)
             if fn is not None:
                 setattr(self, name, (*getattr(self, name), fn))

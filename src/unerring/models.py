@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from unerring.backends.base import Backend
@@ -124,13 +124,21 @@ def make_backend(
     if t.faults:
         # at the transport: the injected faults take the same retry path as real ones
         inner = FaultInjecting(inner, FaultSpec.parse(t.faults), seed=t.fault_seed)
-    # the simulated model has no server to protect: only rate limits apply to it
-    concurrency = t.concurrency if spec.sim is None else None
+    # the one limiter of a run: requests in flight (inside the retries, so that a request
+    # waiting out its backoff holds no slot), requests and tokens per minute. A simulated
+    # model that answers at once has nothing in flight to bound.
+    instant = spec.sim is not None and not spec.sim.latency.median_ms
+    concurrency = None if instant else t.concurrency
     if concurrency or t.requests_per_min or t.tokens_per_min:
         inner = Limited(inner, concurrency, t.requests_per_min, t.tokens_per_min)
     if spec.sim is not None and not t.faults and t.retry.timeout_s is None:
         return inner  # nothing to retry: the simulated model fails only when told to
-    return Retrying(inner, t.retry, on_failure)
+    retry = t.retry
+    if concurrency and retry.breaker_after < concurrency:
+        # with many requests in flight, a few failures in a row are ordinary (a 20% fault
+        # rate gives 5 in a row every ~3,000 requests); an outage fails them all
+        retry = replace(retry, breaker_after=concurrency)
+    return Retrying(inner, retry, on_failure)
 
 
 def price_table(transport: Transport | None = None) -> PriceTable:

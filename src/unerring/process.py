@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 from unerring.redflags import Flag
@@ -105,3 +105,15 @@ class Process(Generic[S, A]):
     def wrong_answers(self, state: S, step: int, answer: A) -> list[A]:
         """Plausible wrong answers for a step, deterministic, all different from `answer`."""
         raise NotImplementedError(f"process {self.name!r} cannot be simulated")
+
+
+NoteSelector = Callable[[Any, int], tuple[str, ...]]
+
+
+def with_notes(notes: tuple[str, ...], prompt: str) -> str:
+    """Put the notes that apply to a step in front of its prompt."""
+    lines = "\n".join(f"- {n}" for n in notes)
+    return (
+        "Notes from earlier mistakes on steps like this one (apply a note only if it "
+        f"fits this step):\n{lines}\n\n{prompt}"
+    )

@@ -1,4 +1,4 @@
-"""A live progress line on stderr, drawn by its own thread from the engine's counters.
+"""A live progress line on stderr, drawn by its own thread from the scheduler's counters.
 
 It reads a few integers a few times a second, so it costs the step loop nothing.
 """
@@ -9,9 +9,10 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from unerring.events import Stats
+if TYPE_CHECKING:
+    from unerring.scheduler import Scheduler
 
 
 def _eta(seconds: float) -> str:
@@ -26,19 +27,23 @@ def _eta(seconds: float) -> str:
 
 
 class Progress:
-    """Context manager: shows `decided/total, steps/s, samples, flags, ETA` until exit."""
+    """Context manager: shows `decided/total, steps/s, samples, flags, ETA` until exit;
+    for a batch also items done of total, samples in flight and the items that stopped."""
 
     def __init__(
         self,
-        stats: Stats,
+        scheduler: Scheduler,
         total: int | None,
-        start_step: int = 0,
+        items: int | None = None,
+        items_done: int = 0,
         stream: TextIO | None = None,
         interval_s: float | None = None,
     ) -> None:
-        self.stats = stats
+        self.scheduler = scheduler
         self.total = total
-        self.start = stats.steps_decided
+        self.items = items  # None for a single chain
+        self.items_done = items_done  # completed before this attempt
+        self.start = scheduler.totals.steps_decided
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         # on a terminal redraw in place; in a log file write a line every 10 s
@@ -48,21 +53,35 @@ class Progress:
         self._t0 = time.perf_counter()
 
     def line(self) -> str:
-        s = self.stats
+        sched = self.scheduler
+        s = sched.totals
         elapsed = time.perf_counter() - self._t0
         done_now = s.steps_decided - self.start
         rate = done_now / elapsed if elapsed > 0 else 0.0
         total = f"/{self.total:,}" if self.total else ""
         eta = _eta((self.total - s.steps_decided) / rate) if self.total and rate else "--"
+        head = ""
+        if self.items is not None:
+            ended = sched.ended
+            done = self.items_done + ended["completed"]
+            head = f"items {done:,}/{self.items:,}  "
+            if sched.in_flight:
+                head += f"in flight {sched.in_flight}  "
         extra = f"  cost ${s.cost:.4f}" if s.cost else ""
         tokens = s.prompt_tokens + s.completion_tokens
         extra += f"  tokens {tokens:,}" if tokens else ""
         extra += f"  transport failures {s.transport_failures:,}" if s.transport_failures else ""
-        return (
-            f"decided {s.steps_decided:,}{total}  {rate:,.0f} steps/s  "
+        line = (
+            f"{head}decided {s.steps_decided:,}{total}  {rate:,.0f} steps/s  "
             f"samples {s.samples:,}  flags {s.red_flags:,}  errors {s.errors:,}"
             f"{extra}  ETA {eta}"
         )
+        if self.items is not None:
+            n = sched.ended["stopped"] + sched.ended["failed"]
+            if n:
+                names = ", ".join(e.item_id for e in sched.not_completed()[:5])
+                line += f"  stopped: {names}" + (f" and {n - 5} more" if n > 5 else "")
+        return line
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -1,5 +1,10 @@
-"""Starting and resuming journaled runs: the composition of process, model, plan, engine
-and journal that the CLI and the library API share."""
+"""Starting and resuming journaled runs: the composition of process, model, plan,
+scheduler and journal that the CLI and the library API share.
+
+A run is a set of items (a single chain is a run of one item). This module decides
+nothing itself: it builds the parts, hands the items to the scheduler, and reads the
+outcome back from the journal.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,17 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from unerring import reliability
-from unerring.engine import Budget, Engine, Outcome, Prices, VotingConfig
-from unerring.events import Events, Stats, TransportFailure
+from unerring.errors import UsageError
+from unerring.events import Events, ItemEnd, Totals, TransportFailure
 from unerring.journal.lock import RunLock, check_run_id
-from unerring.journal.store import MEMORY, RunRecord, Store, StoreError
+from unerring.journal.replay import restore_state
+from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreError
 from unerring.journal.writer import Durability, JournalWriter
 from unerring.models import (
     ModelSpec,
@@ -30,14 +36,23 @@ from unerring.models import (
     price_table,
 )
 from unerring.process import Process
+from unerring.scheduler import Item, RunEnd, Scheduler
+from unerring.settings import Budget, Prices, VotingConfig
 from unerring.tasks.registry import get_task
 
 if TYPE_CHECKING:
     from unerring.analysis.notebook import Notebook
 
-
-class UsageError(ValueError):
-    """Bad input from the user: exit code 2, one line."""
+__all__ = [
+    "BatchItem",
+    "RunOptions",
+    "RunResult",
+    "Session",
+    "UsageError",
+    "execute",
+    "item_summary",
+    "summary",
+]
 
 
 @dataclass(frozen=True)
@@ -90,30 +105,51 @@ def config_difference(journal: dict[str, Any], given: dict[str, Any]) -> list[st
 
 @dataclass(frozen=True)
 class Session:
-    """How this attempt runs; may differ between attempts of one run."""
+    """How this attempt runs; may differ between attempts of one run (no decision
+    depends on any of it)."""
 
     store: str = MEMORY
     durability: Durability = "group"
     budget: Budget = field(default_factory=Budget)
     prices: Prices = field(default_factory=Prices)
-    progress: Callable[[Engine, RunRecord], Any] | None = None  # returns a context manager
+    # (scheduler, run, (items, items completed before) for a batch, else None) -> a context
+    # manager that shows progress while the run goes on
+    progress: Callable[[Scheduler, RunRecord, tuple[int, int] | None], Any] | None = None
     handle_signals: bool = True
     transport: Transport = field(default_factory=Transport)
     max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
+    speculate: int = 0  # steps a chain may open ahead of its vote (0: none)
+    window: int | None = None  # items deciding at once (default: from the concurrency)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One item of a batch: its id, its task options, or a process of the user's own."""
+
+    item_id: str
+    options: dict[str, Any] = field(default_factory=dict)
+    process: Process[Any, Any] | None = None
 
 
 @dataclass
 class RunResult:
     """How a run ended, its summary, and its journal."""
 
-    outcome: Outcome
+    outcome: RunEnd
     run: RunRecord
     summary: dict[str, Any]
     store: Store
 
-    def decisions(self) -> Iterator[dict[str, Any]]:
-        """The run's decisions in step order (streamed from the journal)."""
-        return self.store.decisions(self.run)
+    def decisions(self, item_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """An item's decisions in step order (the only item of a chain by default),
+        streamed from the journal."""
+        index = 0
+        if item_id is not None:
+            found = self.store.item(self.run, item_id)
+            if found is None:
+                raise StoreError(f"run {self.run.run_id!r} has no item {item_id!r}")
+            index = found.item
+        return self.store.decisions(self.run, item=index)
 
 
 def plan_k(options: RunOptions, steps: int | None) -> tuple[int, float | None]:
@@ -146,18 +182,27 @@ def new_run_id(task: str) -> str:
     return f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
-def build(
-    options: RunOptions, process: Process[Any, Any] | None = None
-) -> tuple[Process[Any, Any], VotingConfig]:
-    """The process (a built-in task unless one is given) and the voting settings."""
+def make_process(options: RunOptions, item_options: dict[str, Any] | None = None) -> Any:
+    """A built-in task's process for the run's options (an item's own options on top)."""
+    opts = dict(options.task_options)
+    if item_options:
+        opts.update(item_options)
     try:
-        if process is None:
-            process = get_task(options.task).make(options.task_options)
+        return get_task(options.task).make(opts)
+    except UsageError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+
+
+def voting_config(options: RunOptions, steps: int | None) -> VotingConfig:
+    """The voting settings, with k planned for `steps` steps when not given."""
+    try:
         parse_model(options.model)
         if options.api not in ("chat", "completions"):
             raise UsageError(f"--api must be chat or completions, got {options.api!r}")
-        k, _ = plan_k(options, process.total_steps())
-        voting = VotingConfig(
+        k, _ = plan_k(options, steps)
+        return VotingConfig(
             k=k,
             first_temperature=options.first_temperature,
             temperature=options.temperature,
@@ -171,7 +216,6 @@ def build(
         raise
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return process, voting
 
 
 def run_prices(spec: ModelSpec, session: Session) -> Prices:
@@ -208,25 +252,14 @@ def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
     return selector(notes.notes, process)
 
 
-def _restore_state(process: Process[Any, Any], store: Store, run: RunRecord) -> Any:
-    if run.state is not None:
-        return process.load_state(run.state)
-    # no snapshot: replay the committed winners from the initial state
-    state = process.initial_state()
-    for row in store.decisions(run):
-        answer = process.parse(row["winner"])
-        state = process.advance(state, answer)
-    return state
-
-
 @contextmanager
-def _signals(engine: Engine, enabled: bool) -> Iterator[None]:
+def _signals(scheduler: Scheduler, enabled: bool) -> Iterator[None]:
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: object) -> None:
-        engine.request_stop(f"interrupted by {signal.Signals(signum).name}")
+        scheduler.request_stop(f"interrupted by {signal.Signals(signum).name}")
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -237,15 +270,20 @@ def _signals(engine: Engine, enabled: bool) -> Iterator[None]:
 
 
 def summary(
-    run: RunRecord, totals: dict[str, Any], outcome: Outcome | None, store: Store, attempts: int
+    run: RunRecord,
+    totals: dict[str, Any],
+    outcome: RunEnd | None,
+    store: Store,
+    attempts: int,
 ) -> dict[str, Any]:
+    """The run's summary (the `--json` line): totals over all its items."""
     cfg = run.config
     decided = int(totals.get("steps_decided", 0))
     samples = int(totals.get("samples", 0))
     wall = float(totals.get("wall_s", 0.0))
     k = cfg.get("k_resolved")
     has_checker = int(totals.get("checked", 0)) > 0 or decided == 0
-    return {
+    out = {
         "run_id": run.run_id,
         "task": run.task,
         "task_options": cfg.get("task_options", {}),
@@ -265,11 +303,65 @@ def summary(
         "completion_tokens": int(totals.get("completion_tokens", 0)),
         "cost": float(totals.get("cost", 0.0)),
         "transport_failures": int(totals.get("transport_failures", 0)),
+        "speculative_samples": int(totals.get("speculative_samples", 0)),
         "wall_s": wall,
         "us_per_step": wall * 1e6 / decided if decided else 0.0,
         "attempts": attempts,
         "store": store.path,
     }
+    if run.kind == "batch":
+        counts = store.item_counts(run)
+        out["items"] = sum(counts.values())
+        out["items_completed"] = counts.get("completed", 0)
+        out["items_stopped"] = counts.get("stopped", 0)
+        out["items_failed"] = counts.get("failed", 0)
+        out["items_pending"] = counts.get("pending", 0)
+        out["items_not_completed"] = [
+            {"id": it.item_id, "status": it.status, "reason": it.reason}
+            for it in _first_unfinished(store, run, 20)
+        ]
+    return out
+
+
+def item_summary(run: RunRecord, item: ItemRecord, store: Store) -> dict[str, Any]:
+    """One item of a batch in the single-run form of `summary`."""
+    s = summary(replace(run, kind="chain"), item.stats, None, store, len(store.attempts(run)))
+    s["task_options"] = {**run.config.get("task_options", {}), **item.options}
+    s["item"] = item.item_id
+    s["status"] = item.status
+    s["reason"] = item.reason
+    s["steps_total"] = item.steps_total
+    return s
+
+
+def _first_unfinished(store: Store, run: RunRecord, n: int) -> list[ItemRecord]:
+    out = []
+    for it in store.items(run, unfinished=True):
+        out.append(it)
+        if len(out) == n:
+            break
+    return out
+
+
+def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | None]:
+    """Each item's number of steps (building each item's process once, to check it)."""
+    steps: list[int | None] = []
+    for b in batch:
+        p = b.process if b.process is not None else make_process(options, b.options)
+        steps.append(p.total_steps())
+    return steps
+
+
+def check_batch(batch: Sequence[BatchItem]) -> None:
+    if not batch:
+        raise UsageError("a batch needs at least one item")
+    seen: set[str] = set()
+    for b in batch:
+        if not isinstance(b.item_id, str) or not b.item_id:
+            raise UsageError(f"item id {b.item_id!r} must be a non-empty string")
+        if b.item_id in seen:
+            raise UsageError(f"item id {b.item_id!r} appears twice; ids must be unique")
+        seen.add(b.item_id)
 
 
 def execute(
@@ -281,13 +373,50 @@ def execute(
     events: Events | None = None,
     on_start: Callable[[RunRecord, int], None] | None = None,
     process: Process[Any, Any] | None = None,
+    batch: Sequence[BatchItem] | None = None,
 ) -> RunResult:
     """Start (or resume) a run and drive it to its end; the journal holds everything.
 
-    `process` runs a user's own process instead of the built-in task `options.task`.
+    `process` runs a user's own process instead of the built-in task `options.task`;
+    `batch` makes the run a batch of items (each a built-in task with its own options, or
+    a process of the user's own). Resuming a batch of own processes needs the same batch.
     """
-    process, voting = build(options, process)
+    if session.speculate < 0:
+        raise UsageError(f"--speculate must not be negative, got {session.speculate}")
+    if run_id is not None:
+        try:
+            check_run_id(run_id)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    # everything a new run needs is checked before the store is touched
+    rows: list[tuple[str, dict[str, Any], int | None]] = []
+    steps: int | None = None
+    if batch is not None:
+        check_batch(batch)
+        if not resume:
+            item_steps = _batch_steps(options, batch)
+            if None not in item_steps:
+                steps = sum(s for s in item_steps if s is not None)
+            rows = [(b.item_id, b.options, s) for b, s in zip(batch, item_steps, strict=True)]
+    elif not resume:
+        if process is None:
+            process = make_process(options)
+        steps = process.total_steps()
+        rows = [("1", {}, steps)]
+    if not resume:
+        voting_config(options, steps)
     store = Store(session.store, max_pages=session.max_pages)
+    run = store.get_run(run_id) if run_id else None
+    if run is None and resume:
+        raise StoreError(f"no run {run_id!r} in {session.store} (see `unerring runs`)")
+    if run is not None:
+        if (run.kind == "batch") != (batch is not None) and not (run.kind == "batch" and resume):
+            raise UsageError(
+                f"run {run.run_id!r} is a {run.kind} in the journal; resume it as one "
+                f"(`unerring resume {run.run_id}`)"
+            )
+        steps = run.steps_total  # planned when the run started: the same k again
+    voting = voting_config(options, steps)
     notes = None
     if options.notes is not None:
         # pinned to a version, so that a resume puts the same notes in the same prompts
@@ -295,17 +424,10 @@ def execute(
         options = replace(options, notes=f"{notes.name}@{notes.version}")
     config = options.config()
     config["k_resolved"] = voting.k
-    if run_id is not None:
-        try:
-            check_run_id(run_id)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    run = store.get_run(run_id) if run_id else None
     if run is None:
-        if resume:
-            raise StoreError(f"no run {run_id!r} in {session.store} (see `unerring runs`)")
+        kind = "chain" if batch is None else "batch"
         run = store.create_run(
-            run_id or new_run_id(options.task), options.task, config, process.total_steps()
+            run_id or new_run_id(options.task), options.task, config, steps, rows, kind
         )
     else:
         diff = config_difference(run.config, config)
@@ -322,25 +444,29 @@ def execute(
     try:
         if on_start is not None:
             on_start(run, voting.k)
-        return _drive(process, voting, options, session, store, run, events, notes)
+        own = {b.item_id: b.process for b in batch or () if b.process is not None}
+        if batch is None and process is not None:
+            own["1"] = process
+        return _drive(voting, options, session, store, run, events, own, notes)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _drive(
-    process: Process[Any, Any],
     voting: VotingConfig,
     options: RunOptions,
     session: Session,
     store: Store,
     run: RunRecord,
     events: Events | None,
+    own: dict[str, Process[Any, Any]],
     notes: Notebook | None = None,
 ) -> RunResult:
-    state = _restore_state(process, store, run)
     spec = parse_model(options.model)
     prices = run_prices(spec, session)
+    first_own = next(iter(own.values()), None)
+    stop = first_own.stop if first_own is not None else make_process(options).stop
     transport = replace(
         session.transport,
         api="completions" if options.api == "completions" else "chat",
@@ -348,45 +474,74 @@ def _drive(
     )
     if not transport.stop:
         # a completion prompt's answer ends where the process says (one line for addition)
-        transport = replace(transport, stop=process.stop)
+        transport = replace(transport, stop=stop)
     events = events or Events()
-    stats = Stats(**{k: v for k, v in run.stats.items() if k in Stats.__dataclass_fields__})
+    totals = Totals(run.stats)
+    store.reset_items(run)
+    pending = list(store.items(run, unfinished=True))
+    done = store.item_counts(run).get("completed", 0)
+    live: dict[int, Process[Any, Any]] = {}  # the processes of items not yet ended
 
     def on_failure(f: TransportFailure) -> None:
-        stats.transport_failures += 1
+        totals.transport_failures += 1
         for fn in events.transport_failure:
             fn(f)
 
     backend = make_backend(spec, transport, on_failure)
     attempt = store.begin_attempt(run)
-    engine = Engine(
-        process,
+    concurrency = transport.concurrency or 8
+    scheduler = Scheduler(
         backend,
         voting,
         events,
         simulate=spec.sim is not None,
         prices=prices,
         budget=session.budget,
-        stats=stats,
-        notes=None if notes is None else _selector(notes, process),
+        totals=totals,
+        speculate=session.speculate,
+        window=session.window or max(16, 2 * concurrency),
     )
     writer = JournalWriter(
         store,
         run,
-        process,
+        live.__getitem__,
         durability=session.durability,
-        on_error=lambda msg: engine.request_stop(msg),
+        on_error=scheduler.request_stop,
     )
     events.subscribe(writer)
-    outcome: Outcome | None = None
+
+    class Forget:
+        # after the writer has taken an item's end: its process is no longer needed
+        def on_item_end(self, e: ItemEnd) -> None:
+            live.pop(e.item, None)
+
+    events.subscribe(Forget())
+
+    def items() -> Iterator[Item]:
+        for rec in pending:
+            p = own.get(rec.item_id) or make_process(options, rec.options)
+            state = (
+                p.initial_state()
+                if rec.next_step == 0 and rec.state is None
+                else restore_state(p, store, run, rec.item, rec.state)
+            )
+            live[rec.item] = p
+            yield Item(
+                rec.item,
+                p,
+                state,
+                rec.next_step,
+                None if notes is None else _selector(notes, p),
+                rec.item_id,
+            )
+
+    outcome: RunEnd | None = None
     try:
-        with _signals(engine, session.handle_signals):
-            progress = session.progress(engine, run) if session.progress else None
-            if progress is not None:
-                with progress:
-                    outcome = asyncio.run(_run_engine(engine, state, run.next_step))
-            else:
-                outcome = asyncio.run(_run_engine(engine, state, run.next_step))
+        with _signals(scheduler, session.handle_signals):
+            counts = (len(pending) + done, done) if run.kind == "batch" else None
+            progress = session.progress(scheduler, run, counts) if session.progress else None
+            with progress if progress is not None else contextlib.nullcontext():
+                outcome = asyncio.run(_run(scheduler, items()))
     finally:
         writer.close()
         if outcome is None:
@@ -396,7 +551,7 @@ def _drive(
         if writer.error is not None:
             status, reason = "failed", writer.error
             if outcome is not None:
-                outcome = Outcome("failed", outcome.step, outcome.state, writer.error)
+                outcome = replace(outcome, status="failed", reason=writer.error)
         # if the store itself failed (disk full), the committed records still stand
         with contextlib.suppress(Exception):
             store.end_attempt(run, attempt, status, reason)
@@ -407,8 +562,8 @@ def _drive(
     )
 
 
-async def _run_engine(engine: Engine, state: Any, step: int) -> Outcome:
+async def _run(scheduler: Scheduler, items: Iterator[Item]) -> RunEnd:
     try:
-        return await engine.run(state, step)
+        return await scheduler.run(items)
     finally:
-        await engine.backend.aclose()
+        await scheduler.backend.aclose()

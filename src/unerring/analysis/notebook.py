@@ -21,10 +21,9 @@ from unerring.analysis.cluster import Pattern
 from unerring.analysis.records import tokens_of
 from unerring.analysis.taxonomy import Category
 from unerring.backends.base import Backend, SampleRequest
-from unerring.backends.sim import mix64
-from unerring.engine import NoteSelector, ProcessOracle, with_notes
+from unerring.backends.sim import ProcessOracle, mix64
 from unerring.journal.store import Store, StoreError
-from unerring.process import Process
+from unerring.process import NoteSelector, Process, with_notes
 from unerring.redflags import Flag
 
 SUBJECT_MAX = 120

@@ -44,6 +44,7 @@ class SampleRequest:
     temperature: float = 0.1
     system: str | None = None
     oracle: Oracle | None = None
+    item: int = 0  # the item of a batch the step belongs to (0 for a single chain)
 
 
 class Sample:
@@ -90,6 +91,16 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def whole_rounds(backend: Backend) -> bool:
+    """Should a voting round go out as one request of n samples?
+
+    A backend says so (`batch_rounds = True`) when it answers a round at once (the
+    simulator without latency) or answers n samples in one call (a server honouring `n`);
+    otherwise each sample is its own request and is counted as it arrives.
+    """
+    return bool(getattr(backend, "batch_rounds", False))
+
+
 class Wrapping:
     """A backend around another (faults, limits, retries): the model and the closing are
     the inner one's. Subclasses set `inner` and implement `sample`."""
@@ -99,6 +110,10 @@ class Wrapping:
     @property
     def model(self) -> str:
         return self.inner.model
+
+    @property
+    def batch_rounds(self) -> bool:
+        return whole_rounds(self.inner)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -131,3 +146,4 @@ class TransportFailure:
     time: float
     retried: bool
     message: str = ""
+    item: int = 0

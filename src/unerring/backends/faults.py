@@ -84,18 +84,22 @@ class FaultInjecting(Wrapping):
         self._base = mix64(seed * 0x2545F4914F6CDD1D + 0xFA17)
         self._sleep = sleep
         # attempts so far per request still failing; an entry goes once its request succeeds
-        self._attempts: dict[tuple[int, int], int] = {}
+        self._attempts: dict[tuple[int, int, int], int] = {}
         self.injected: dict[str, int] = {}
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
-        key = (request.step, request.first_index)
+        key = (request.item, request.step, request.first_index)
         attempt = self._attempts.get(key, 0)
         self._attempts[key] = attempt + 1
         h = mix64(self._base ^ mix64(request.step * 0x9E3779B1 + request.first_index))
+        if request.item:  # items of a batch draw their own faults (item 0 as before)
+            h = mix64(h ^ request.item)
         kind = self.spec.pick(unit(mix64(h + attempt)))
         if kind is not None:
             self.injected[kind] = self.injected.get(kind, 0) + 1
         where = f"step {request.step}, attempt {attempt + 1}"
+        if request.item:
+            where = f"item {request.item}, " + where
         if kind == "rate_limit":
             raise TransportError(
                 "rate_limit", f"injected fault: rate limited ({where})", self.spec.retry_after_s

@@ -81,10 +81,12 @@ class RetryPolicy:
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError(f"--timeout must be positive, got {self.timeout_s}")
 
-    def backoff_s(self, step: int, first_index: int, attempt: int) -> float:
+    def backoff_s(self, step: int, first_index: int, attempt: int, item: int = 0) -> float:
         """Full-jitter delay before retry number `attempt` (1-based), seeded, no global RNG."""
         ceiling = min(self.cap_s, self.base_s * 2.0 ** (attempt - 1))
-        h = mix64(mix64(self.seed * 0x9E37 + step) ^ (first_index * 0x85EB + attempt))
+        h = mix64(
+            mix64(self.seed * 0x9E37 + step + item * 0x1000193) ^ (first_index * 0x85EB + attempt)
+        )
         return ceiling * unit(h)
 
 
@@ -170,7 +172,9 @@ class Retrying(Wrapping):
     ) -> None:
         if self.on_failure is not None:
             self.on_failure(
-                TransportFailure(err.kind, request.step, attempt, time.time(), retried, str(err))
+                TransportFailure(
+                    err.kind, request.step, attempt, time.time(), retried, str(err), request.item
+                )
             )
 
     async def _attempt(self, request: SampleRequest) -> list[Sample]:
@@ -224,7 +228,7 @@ class Retrying(Wrapping):
             self._record(err, request, attempt, retried=True)
             if self.breaker.is_open:
                 continue  # admit() paces the probes
-            delay = p.backoff_s(request.step, request.first_index, attempt)
+            delay = p.backoff_s(request.step, request.first_index, attempt, request.item)
             if err.retry_after is not None:
                 delay = max(delay, err.retry_after)
             await self._sleep(delay)

@@ -1,6 +1,6 @@
 """The simulated model: seedable, with a configurable error model, real response text.
 
-Randomness comes from (seed, step, sample index) only, through a counter-based hash, so a
+Randomness comes from (seed, item, step, sample index) only, through a counter-based hash, so a
 run is bit-for-bit reproducible whatever the order in which samples are drawn or resumed.
 """
 
@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from statistics import NormalDist
+from typing import Any
 
 from unerring.backends.base import Oracle, Sample, SampleRequest
+from unerring.process import Process
 from unerring.redflags import estimate_tokens
 
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -224,11 +227,28 @@ class SimBackend:
     def model(self) -> str:
         return "sim"
 
-    def step_error(self, step: int) -> float:
-        """This step's per-sample error rate (hard steps are drawn from (seed, step))."""
+    @property
+    def batch_rounds(self) -> bool:
+        # without latency a round is answered at once; with it, each sample takes its own
+        # time and goes out as its own request
+        return not self.config.latency.median_ms
+
+    def _step_base(self, item: int, step: int) -> int:
+        """The seed of one step of one item (item 0, a single chain, keeps the formula
+        that predates batches, so its runs are unchanged)."""
+        if item:
+            return self._seed_base + step + mix64(item * 0xA24BAED4963EE407)
+        return self._seed_base + step
+
+    def step_error(self, step: int, item: int = 0) -> float:
+        """This step's per-sample error rate (hard steps are drawn from (seed, item, step))."""
         c = self.config
-        if c.hard > 0.0 and unit(mix64(self._seed_base ^ (step * 0xD6E8FEB86659FD93))) < c.hard:
-            return c.hard_error
+        if c.hard > 0.0:
+            h = self._seed_base ^ (step * 0xD6E8FEB86659FD93)
+            if item:
+                h ^= mix64(item * 0x9FB21C651E98DF25)
+            if unit(mix64(h)) < c.hard:
+                return c.hard_error
         return c.error
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
@@ -236,7 +256,7 @@ class SimBackend:
         if oracle is None:
             raise ValueError("the simulated model needs a process that can be simulated")
         c = self.config
-        err = self.step_error(request.step)
+        err = self.step_error(request.step, request.item)
         flag = c.flag
         # what a server would count: the shared instructions and the step's prompt
         system = request.system
@@ -244,7 +264,7 @@ class SimBackend:
             self._system = system
             self._system_tokens = estimate_tokens(system) if system else 0
         prompt_tokens = estimate_tokens(request.prompt) + self._system_tokens
-        base = mix64(self._seed_base + request.step)
+        base = mix64(self._step_base(request.item, request.step))
         good = oracle.correct()
         good_tokens = estimate_tokens(good)
         # at most one planted mode fires on a step; features are computed once per request
@@ -290,6 +310,7 @@ class SimBackend:
             out.append(Sample(text, prompt_tokens, tokens, latency, label))
         if longest:
             # the n samples of one request are drawn concurrently: they take the longest
+            # (the scheduler asks for each sample alone, so each takes its own time)
             await asyncio.sleep(longest)
         return out
 
@@ -342,3 +363,58 @@ class SimBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+class ProcessOracle:
+    """Lets the simulated model answer a process's step; computes only what is asked."""
+
+    __slots__ = (
+        "_correct",
+        "_notes",
+        "_right",
+        "_step",
+        "_wrong",
+        "_wrong_text",
+        "process",
+        "state",
+    )
+
+    def __init__(
+        self, process: Process[Any, Any], state: Any, step: int, notes: tuple[str, ...] = ()
+    ) -> None:
+        self.process = process
+        self.state = state
+        self._step = step
+        self._notes = notes
+        self._correct: str | None = None
+        self._right: Any = None  # the correct answer, once solved
+        self._wrong: list[Any] | None = None  # the process's wrong answers, unrendered
+        self._wrong_text: dict[int, str] = {}
+
+    def notes(self) -> tuple[str, ...]:
+        return self._notes
+
+    def correct(self) -> str:
+        if self._correct is None:
+            p = self.process
+            self._right = p.solve(self.state, self._step)
+            self._correct = p.render(self._right)
+        return self._correct
+
+    def wrong(self, variant: int) -> str:
+        p = self.process
+        wrong = self._wrong
+        if wrong is None:
+            if self._right is None:
+                self._right = p.solve(self.state, self._step)
+            wrong = self._wrong = p.wrong_answers(self.state, self._step, self._right)
+            if not wrong:
+                raise ValueError(f"process {p.name!r} offers no wrong answer to simulate")
+        i = variant % len(wrong)
+        text = self._wrong_text.get(i)
+        if text is None:  # render only the wrong answers a sample actually gives
+            text = self._wrong_text[i] = p.render(wrong[i])
+        return text
+
+    def features(self) -> Mapping[str, int | str | bool]:
+        return self.process.features(self.state, self._step)

@@ -22,17 +22,36 @@ from unerring.cli.args import (
     add_store,
     add_task_options,
     add_transport_options,
+    non_negative_int,
     number,
     positive_int,
     probability,
     unit_interval,
 )
-from unerring.engine import Budget, Engine
+from unerring.cli.items import items_from_file, numbered_items
 from unerring.journal.lock import live_status
-from unerring.journal.store import DEFAULT_STORE, MEMORY, RunRecord, Store, StoreError
+from unerring.journal.store import (
+    DEFAULT_STORE,
+    MEMORY,
+    ItemRecord,
+    RunRecord,
+    Store,
+    StoreError,
+)
 from unerring.models import Transport, make_backend, parse_model
 from unerring.progress import Progress
-from unerring.runner import RunOptions, RunResult, Session, UsageError, execute, summary
+from unerring.runner import (
+    BatchItem,
+    RunOptions,
+    RunResult,
+    Session,
+    UsageError,
+    execute,
+    item_summary,
+    summary,
+)
+from unerring.scheduler import Scheduler
+from unerring.settings import Budget
 from unerring.tasks.registry import TASKS, get_task
 
 
@@ -67,8 +86,12 @@ def _progress(enabled: bool) -> Any:
     if not enabled:
         return None
 
-    def make(engine: Engine, run: RunRecord) -> AbstractContextManager[Any]:
-        return Progress(engine.stats, run.steps_total)
+    def make(
+        scheduler: Scheduler, run: RunRecord, items: tuple[int, int] | None
+    ) -> AbstractContextManager[Any]:
+        if items is None:
+            return Progress(scheduler, run.steps_total)
+        return Progress(scheduler, run.steps_total, items[0], items[1])
 
     return make
 
@@ -80,6 +103,13 @@ def _print_result(result: RunResult, as_json: bool) -> int:
     else:
         total = f"/{s['steps_total']:,}" if s["steps_total"] else ""
         errors = "no checker" if s["errors"] is None else f"{s['errors']} errors"
+        if "items" in s:
+            print(
+                f"batch {s['run_id']}: {s['items_completed']:,} of {s['items']:,} items "
+                f"completed, {s['items_stopped']:,} stopped, {s['items_failed']:,} failed"
+            )
+            for it in s["items_not_completed"][:10]:
+                print(f"  item {it['id']} {it['status']}: {it['reason']}")
         print(
             f"run {s['run_id']} {s['status']}: {s['steps_decided']:,}{total} steps, "
             f"{errors}, {s['samples']:,} samples ({s['samples_per_step']:.2f}/step, k={s['k']}), "
@@ -134,7 +164,19 @@ def _session(args: argparse.Namespace) -> Session:
         budget=_budget(args),
         progress=_progress(not args.json and not args.quiet),
         transport=_transport(args),
+        speculate=args.speculate,
     )
+
+
+def _batch(args: argparse.Namespace, base: dict[str, Any]) -> list[BatchItem] | None:
+    if args.items is not None and args.batch is not None:
+        raise UsageError("give --items FILE or --batch N, not both")
+    spec = get_task(args.task_name)
+    if args.items is not None:
+        return items_from_file(args.items, spec, base)
+    if args.batch is not None:
+        return numbered_items(args.batch, spec, base)
+    return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -156,8 +198,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         notes=args.notes,
     )
+    batch = _batch(args, options.task_options)
     result = execute(
-        options, _session(args), args.run_id, on_start=None if args.json else _announce(args.store)
+        options,
+        _session(args),
+        args.run_id,
+        on_start=None if args.json else _announce(args.store),
+        batch=batch,
     )
     return _print_result(result, args.json)
 
@@ -305,6 +352,7 @@ def _status_line(run: RunRecord, store: str = MEMORY) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
         "task": run.task,
+        "kind": run.kind,
         "status": run.status if store == MEMORY else live_status(store, run.status, run.run_id),
         "steps_decided": decided,
         "steps_total": total,
@@ -316,7 +364,14 @@ def _status_line(run: RunRecord, store: str = MEMORY) -> dict[str, Any]:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     store = _open_read(args.store)
-    runs = [_status_line(r, args.store) for r in store.list_runs()]
+    runs = []
+    for record in store.list_runs():
+        line = _status_line(record, args.store)
+        if record.kind == "batch":
+            counts = store.item_counts(record)
+            line["items"] = sum(counts.values())
+            line["items_completed"] = counts.get("completed", 0)
+        runs.append(line)
     if args.json:
         print(json.dumps(runs))
         return 0
@@ -327,11 +382,42 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in runs:
         total = f"/{r['steps_total']:,}" if r["steps_total"] else ""
         prog = f"{r['steps_decided']:,}{total}"
+        task = r["task"]
+        if "items" in r:  # a batch: one line, its items' progress with its steps'
+            prog = f"{r['items_completed']:,}/{r['items']:,} items {prog}"
+            task = f"{task}[{r['items']}]"
         print(
-            f"{r['run_id']:<36} {r['task']:<10} {r['status']:<10} {prog:>20}  "
+            f"{r['run_id']:<36} {task:<10} {r['status']:<10} {prog:>20}  "
             f"{r['started']:<19}  {r['last_activity']}"
         )
     return 0
+
+
+def _item_of(store: Store, run: RunRecord, item_id: str | None) -> ItemRecord | None:
+    """The item `--item ID` names (None without --item)."""
+    if item_id is None:
+        return None
+    if run.kind != "batch":
+        raise UsageError(f"run {run.run_id!r} is a single chain; --item applies to batches")
+    found = store.item(run, item_id)
+    if found is None:
+        raise UsageError(f"run {run.run_id!r} has no item {item_id!r} (see `unerring show`)")
+    return found
+
+
+def _item_table(store: Store, run: RunRecord) -> None:
+    print(f"\n{'ITEM':<16} {'STATUS':<10} {'STEPS':>17} {'ERRORS':>7} {'SAMPLES':>10} {'COST':>10}")
+    for it in store.items(run):
+        st = it.stats
+        total = f"/{it.steps_total:,}" if it.steps_total else ""
+        steps = f"{int(st.get('steps_decided', 0)):,}{total}"
+        errors = int(st.get("errors", 0))
+        cost = float(st.get("cost", 0.0))
+        line = (
+            f"{it.item_id:<16} {it.status:<10} {steps:>17} {errors:>7} "
+            f"{int(st.get('samples', 0)):>10,} {cost:>10.4g}"
+        )
+        print(line + (f"  {it.reason}" if it.reason else ""))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -340,11 +426,21 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run is None:
         raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     attempts = store.attempts(run)
-    s = summary(run, run.stats, None, store, len(attempts))
+    item = _item_of(store, run, args.item)
     line = _status_line(run, args.store)
-    s["progress"] = line["progress"]
+    if item is not None:
+        s = item_summary(run, item, store)
+    else:
+        s = summary(run, run.stats, None, store, len(attempts))
+        s["status"] = line["status"]
+    s["progress"] = (
+        line["progress"]
+        if item is None
+        else (
+            int(item.stats.get("steps_decided", 0)) / item.steps_total if item.steps_total else None
+        )
+    )
     s["last_activity"] = line["last_activity"]
-    s["status"] = line["status"]
     s["config"] = run.config
     if args.json:
         print(json.dumps(s))
@@ -378,16 +474,39 @@ def cmd_show(args: argparse.Namespace) -> int:
         if isinstance(value, float):
             value = f"{value:.4g}"
         print(f"{key:<18} {value}")
+    if "items" in s:
+        for key in ("items", "items_completed", "items_stopped", "items_failed", "items_pending"):
+            print(f"{key:<18} {s[key]}")
+        _item_table(store, run)
     return 0
 
 
-def _rows(store: Store, run: RunRecord, what: str) -> Iterator[dict[str, Any]]:
-    if what == "decisions":
-        yield from store.decisions(run)
+def _rows(
+    store: Store, run: RunRecord, what: str, item: ItemRecord | None
+) -> Iterator[dict[str, Any]]:
+    """A run's records; of a batch, every item's (each row naming its item) unless one
+    item is asked for, which comes in the single-run form."""
+    if run.kind == "batch" and item is None:
+        ids = {it.item: it.item_id for it in store.items(run)}
+        if what == "decisions":
+            for index, item_id in ids.items():
+                for d in store.decisions(run, item=index):
+                    yield {"item": item_id, **d}
+            return
+        for row in store.samples(run):
+            d = dict(row)
+            d.pop("run", None)
+            d["item"] = ids.get(d["item"], d["item"])
+            yield d
         return
-    for row in store.samples(run):
+    index = 0 if item is None else item.item
+    if what == "decisions":
+        yield from store.decisions(run, item=index)
+        return
+    for row in store.samples(run, item=index):
         d = dict(row)
         d.pop("run", None)
+        d.pop("item", None)
         yield d
 
 
@@ -397,7 +516,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if run is None:
         raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     out = sys.stdout
-    rows = _rows(store, run, args.what)
+    rows = _rows(store, run, args.what, _item_of(store, run, args.item))
     if args.format == "jsonl":
         for d in rows:
             out.write(json.dumps(d) + "\n")
@@ -426,6 +545,14 @@ def _add_run_session(p: argparse.ArgumentParser) -> None:
         default="group",
         help="group: commit in groups every 200 ms off the step loop (default); "
         "sync: commit and fsync each decision before the next step",
+    )
+    p.add_argument(
+        "--speculate",
+        type=non_negative_int,
+        default=0,
+        metavar="D",
+        help="open up to D steps of a chain ahead, each on the first valid answer of the "
+        "step before it; work on an answer that loses is discarded (default 0: off)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON summary, no progress")
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -470,6 +597,18 @@ def build_parser() -> Parser:
         help="the model's per-sample error rate, to plan k for a real model",
     )
     run.add_argument("--run-id", help="name the run (default: generated and printed)")
+    run.add_argument(
+        "--items",
+        metavar="FILE",
+        help="run a batch: one item per line of FILE, a JSON object of task options "
+        '(optionally with an "id"), e.g. {"digits": 30, "seed": 4}',
+    )
+    run.add_argument(
+        "--batch",
+        type=positive_int,
+        metavar="N",
+        help="run a batch of N items with ids 1..N (a task with --seed gets seed = id - 1)",
+    )
     run.add_argument(
         "--first-temperature",
         type=number,
@@ -573,6 +712,7 @@ def build_parser() -> Parser:
     show.add_argument("run_id", metavar="RUN_ID")
     add_store(show)
     show.add_argument("--json", action="store_true")
+    show.add_argument("--item", metavar="ID", help="one item of a batch, in the single-run form")
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="stream a run's records as JSON lines or CSV")
@@ -580,6 +720,7 @@ def build_parser() -> Parser:
     add_store(export)
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--what", choices=("decisions", "samples"), default="decisions")
+    export.add_argument("--item", metavar="ID", help="one item of a batch, in the single-run form")
     export.set_defaults(func=cmd_export)
     analysis_cmds.register(sub)
     return parser

@@ -123,6 +123,98 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE decision_blocks ADD COLUMN holes BLOB;
     """,
+    # 5: a run holds items (a single chain is a run of one item, index 0): every record
+    # names its item; `items` holds each item's options, status and resume point (next step,
+    # state, totals); `discarded` holds speculative work thrown away (paid, never voted)
+    """
+    ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'chain';
+    CREATE TABLE items (
+        run INTEGER NOT NULL,
+        item INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        options TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'pending',
+        reason TEXT NOT NULL DEFAULT '',
+        steps_total INTEGER,
+        next_step INTEGER NOT NULL DEFAULT 0,
+        state TEXT,
+        stats TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (run, item)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX items_by_id ON items (run, item_id);
+    INSERT INTO items (run, item, item_id, status, reason, steps_total, next_step, state, stats)
+        SELECT id, 0, '1', status, reason, steps_total, next_step, state, stats FROM runs;
+    CREATE TABLE decisions_v5 (
+        run INTEGER NOT NULL,
+        item INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        winner TEXT,
+        votes TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        surplus INTEGER NOT NULL,
+        flags TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        elapsed REAL NOT NULL,
+        undecided INTEGER NOT NULL,
+        correct INTEGER,
+        features TEXT,
+        PRIMARY KEY (run, item, step)
+    ) WITHOUT ROWID;
+    INSERT INTO decisions_v5
+        SELECT run, 0, step, winner, votes, samples, surplus, flags, prompt_tokens,
+               completion_tokens, cost, elapsed, undecided, correct, features FROM decisions;
+    DROP TABLE decisions;
+    ALTER TABLE decisions_v5 RENAME TO decisions;
+    CREATE TABLE decision_blocks_v5 (
+        run INTEGER NOT NULL,
+        item INTEGER NOT NULL,
+        first_step INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        winners BLOB NOT NULL,
+        data BLOB NOT NULL,
+        holes BLOB,
+        PRIMARY KEY (run, item, first_step)
+    ) WITHOUT ROWID;
+    INSERT INTO decision_blocks_v5
+        SELECT run, 0, first_step, last_step, winners, data, holes FROM decision_blocks;
+    DROP TABLE decision_blocks;
+    ALTER TABLE decision_blocks_v5 RENAME TO decision_blocks;
+    CREATE TABLE samples_v5 (
+        run INTEGER NOT NULL,
+        item INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        vote TEXT,
+        flag TEXT,
+        counted INTEGER NOT NULL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        latency REAL NOT NULL,
+        label TEXT,
+        PRIMARY KEY (run, item, step, idx)
+    ) WITHOUT ROWID;
+    INSERT INTO samples_v5
+        SELECT run, 0, step, idx, text, vote, flag, counted, prompt_tokens, completion_tokens,
+               latency, label FROM samples;
+    DROP TABLE samples;
+    ALTER TABLE samples_v5 RENAME TO samples;
+    ALTER TABLE transport_failures ADD COLUMN item INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE failures ADD COLUMN item INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE discarded (
+        run INTEGER NOT NULL,
+        item INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        time REAL NOT NULL
+    );
+    CREATE INDEX discarded_run ON discarded (run, item, step);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,13 +9,12 @@ import sqlite3
 import stat
 import time
 import uuid
-import zlib
-from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unerring.journal.codec import unpack_block
 from unerring.journal.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 
 MEMORY = ":memory:"
@@ -41,6 +40,7 @@ class RunRecord:
     stats: dict[str, Any]
     created: float
     updated: float
+    kind: str = "chain"  # chain: one item; batch: many
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRecord:
@@ -57,6 +57,36 @@ class RunRecord:
             stats=json.loads(row["stats"]),
             created=row["created"],
             updated=row["updated"],
+            kind=row["kind"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """One item of a run: a chain with its own options, status and resume point."""
+
+    item: int  # its index in the run (0 for a single chain)
+    item_id: str  # its name (a batch line's "id", else its line number from 1)
+    options: dict[str, Any]
+    status: str  # pending, completed, stopped or failed
+    reason: str
+    steps_total: int | None
+    next_step: int
+    state: str | None
+    stats: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ItemRecord:
+        return cls(
+            item=row["item"],
+            item_id=row["item_id"],
+            options=json.loads(row["options"]),
+            status=row["status"],
+            reason=row["reason"],
+            steps_total=row["steps_total"],
+            next_step=row["next_step"],
+            state=row["state"],
+            stats=json.loads(row["stats"]),
         )
 
 
@@ -141,6 +171,15 @@ class Store:
         if read_only:
             if not exists:
                 raise StoreError(f"no store at {path} (runs are kept where --store points)")
+            if 0 < version < SCHEMA_VERSION:
+                # written by an older unerring: its records are read through today's schema,
+                # so bring the file up to date once (a migration adds, it never drops data)
+                if is_read_only(p):
+                    raise StoreError(
+                        f"{path} was written by an older unerring (schema v{version}) and is "
+                        "read-only; make it writable once so that it can be upgraded"
+                    )
+                Store(path).close()
             self.uri = f"file:{p.resolve()}?mode=ro"
         else:
             if exists and is_read_only(p):
@@ -182,22 +221,79 @@ class Store:
 
     # -- runs -----------------------------------------------------------------------------
     def create_run(
-        self, run_id: str, task: str, config: dict[str, Any], steps_total: int | None
+        self,
+        run_id: str,
+        task: str,
+        config: dict[str, Any],
+        steps_total: int | None,
+        items: Sequence[tuple[str, dict[str, Any], int | None]] = (("1", {}, None),),
+        kind: str = "chain",
     ) -> RunRecord:
+        """A new run and its items (id, options, steps), in one transaction.
+
+        A single chain is a run of one item; its steps are the run's.
+        """
         now = time.time()
+        conn = self.conn
         try:
-            self.conn.execute(
-                "INSERT INTO runs (run_id, task, config, status, steps_total, created, updated)"
-                " VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                (run_id, task, json.dumps(config, sort_keys=True), steps_total, now, now),
+            conn.execute("BEGIN IMMEDIATE")
+            cur = conn.execute(
+                "INSERT INTO runs (run_id, task, config, status, steps_total, created, updated,"
+                " kind) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                (run_id, task, json.dumps(config, sort_keys=True), steps_total, now, now, kind),
             )
+            rid = cur.lastrowid
+            rows = (
+                (rid, i, item_id, json.dumps(options, sort_keys=True),
+                 steps if kind == "batch" else steps_total)
+                for i, (item_id, options, steps) in enumerate(items)
+            )  # fmt: skip
+            conn.executemany(
+                "INSERT INTO items (run, item, item_id, options, steps_total)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.execute("COMMIT")
         except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
             raise StoreError(f"a run named {run_id!r} already exists in {self.path}") from None
         except sqlite3.OperationalError as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(f"cannot write to store {self.path}: {e}") from None
         run = self.get_run(run_id)
         assert run is not None
         return run
+
+    # -- items ----------------------------------------------------------------------------
+    def items(self, run: RunRecord, *, unfinished: bool = False) -> Iterator[ItemRecord]:
+        """A run's items in order (streamed); `unfinished`: those not completed."""
+        q = "SELECT * FROM items WHERE run = ?"
+        if unfinished:
+            q += " AND status != 'completed'"
+        for row in self.conn.execute(q + " ORDER BY item", (run.id,)):
+            yield ItemRecord.from_row(row)
+
+    def item(self, run: RunRecord, item_id: str) -> ItemRecord | None:
+        row = self.conn.execute(
+            "SELECT * FROM items WHERE run = ? AND item_id = ?", (run.id, item_id)
+        ).fetchone()
+        return None if row is None else ItemRecord.from_row(row)
+
+    def item_counts(self, run: RunRecord) -> dict[str, int]:
+        """How many of a run's items are in each status."""
+        rows = self.conn.execute(
+            "SELECT status, count(*) FROM items WHERE run = ? GROUP BY status", (run.id,)
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def reset_items(self, run: RunRecord) -> None:
+        """An attempt starts: every item not completed is pending again."""
+        self.conn.execute(
+            "UPDATE items SET status = 'pending', reason = ''"
+            " WHERE run = ? AND status != 'completed'",
+            (run.id,),
+        )
 
     def get_run(self, run_id: str) -> RunRecord | None:
         row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -244,25 +340,36 @@ class Store:
         return [dict(r) for r in rows]
 
     # -- records --------------------------------------------------------------------------
-    def decisions(self, run: RunRecord, start: int = 0) -> Iterator[dict[str, Any]]:
-        """Every decision from step `start` in step order, streamed (constant memory).
+    def decisions(self, run: RunRecord, start: int = 0, item: int = 0) -> Iterator[dict[str, Any]]:
+        """One item's decisions from step `start` in step order, streamed (constant memory).
 
         Noteworthy steps have a row of their own; runs of plain steps are packed in blocks
-        (see journal.writer); both come back here in one shape.
+        (see journal.codec); both come back here in one shape.
         """
         full = self.conn.execute(
-            "SELECT * FROM decisions WHERE run = ? AND step >= ? ORDER BY step", (run.id, start)
+            "SELECT * FROM decisions WHERE run = ? AND item = ? AND step >= ? ORDER BY step",
+            (run.id, item, start),
         )
         blocks = self.conn.execute(
-            "SELECT * FROM decision_blocks WHERE run = ? AND last_step >= ? ORDER BY first_step",
-            (run.id, start),
+            "SELECT * FROM decision_blocks WHERE run = ? AND item = ? AND last_step >= ?"
+            " ORDER BY first_step",
+            (run.id, item, start),
         )
         rows = (_decision_dict(r) for r in full)
         unpacked = (d for b in blocks for d in unpack_block(b) if d["step"] >= start)
         yield from heapq.merge(rows, unpacked, key=lambda d: int(d["step"]))
 
-    def samples(self, run: RunRecord) -> Iterator[sqlite3.Row]:
-        cur = self.conn.execute("SELECT * FROM samples WHERE run = ? ORDER BY step, idx", (run.id,))
+    def samples(self, run: RunRecord, item: int | None = None) -> Iterator[sqlite3.Row]:
+        """A run's recorded samples (of one item, or all) in item, step, index order."""
+        if item is None:
+            cur = self.conn.execute(
+                "SELECT * FROM samples WHERE run = ? ORDER BY item, step, idx", (run.id,)
+            )
+        else:
+            cur = self.conn.execute(
+                "SELECT * FROM samples WHERE run = ? AND item = ? ORDER BY step, idx",
+                (run.id, item),
+            )
         yield from cur
 
     def transport_failures(self, run: RunRecord) -> Iterator[sqlite3.Row]:
@@ -271,98 +378,24 @@ class Store:
         )
         yield from cur
 
-    def count_decisions(self, run: RunRecord) -> int:
-        full = self.conn.execute(
-            "SELECT count(*) FROM decisions WHERE run = ?", (run.id,)
-        ).fetchone()[0]
+    def count_decisions(self, run: RunRecord, item: int | None = None) -> int:
+        """Decisions journaled for a run (or one of its items)."""
+        where, args = "run = ?", [run.id]
+        if item is not None:
+            where, args = "run = ? AND item = ?", [run.id, item]
+        full = self.conn.execute(f"SELECT count(*) FROM decisions WHERE {where}", args).fetchone()[
+            0
+        ]
         packed = self.conn.execute(
             "SELECT coalesce(sum(last_step - first_step + 1 - coalesce(length(holes), 0) / 4),"
-            " 0) FROM decision_blocks WHERE run = ?",
-            (run.id,),
+            f" 0) FROM decision_blocks WHERE {where}",
+            args,
         ).fetchone()[0]
         return int(full) + int(packed)
-
-
-BLOCK_SEPARATOR = "\x1e"
 
 
 def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
     d.pop("run", None)
+    d.pop("item", None)
     return d
-
-
-# A block's numbers, column after column, as int32 (then float64 for cost, only when some
-# step cost anything): array packing is C-speed, where JSON of the same numbers was the
-# writer's largest cost. Winners are zlib-compressed text joined by BLOCK_SEPARATOR.
-_INT_COLUMNS = ("samples", "surplus", "prompt_tokens", "completion_tokens", "elapsed_us", "correct")
-
-
-def pack_holes(first: int, holes: list[int]) -> bytes | None:
-    """The steps inside a block that are not in it, as int32 offsets (None if none)."""
-    return array("i", [h - first for h in holes]).tobytes() if holes else None
-
-
-def pack_block(
-    samples: list[int],
-    surplus: list[int],
-    prompt: list[int],
-    completion: list[int],
-    elapsed_us: list[int],
-    correct: list[int],
-    cost: list[float],
-) -> bytes:
-    """A block's numbers; a plain step is unanimous and unflagged: votes = samples - surplus.
-
-    `correct`: 1 right, 0 wrong, -1 not checked. A step of over 35 minutes saturates.
-    """
-    ints = array("i", samples)
-    for column in (surplus, prompt, completion):
-        ints.extend(column)
-    if elapsed_us and max(elapsed_us) > _INT32_MAX:
-        elapsed_us = [min(e, _INT32_MAX) for e in elapsed_us]
-    ints.extend(elapsed_us)
-    ints.extend(correct)
-    blob = ints.tobytes()
-    return blob + array("d", cost).tobytes() if any(cost) else blob
-
-
-_INT32_MAX = 2**31 - 1
-
-
-def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
-    """The decisions packed in one decision_blocks row, as decision rows."""
-    winners = zlib.decompress(row["winners"]).decode().split(BLOCK_SEPARATOR)
-    n = len(winners)
-    ints = array("i")
-    blob = row["data"]
-    width = ints.itemsize * n * len(_INT_COLUMNS)
-    ints.frombytes(blob[:width])
-    costs = array("d")
-    costs.frombytes(blob[width:])
-    col = {name: ints[i * n : (i + 1) * n] for i, name in enumerate(_INT_COLUMNS)}
-    first = row["first_step"]
-    holes = array("i")
-    # steps in the range that have their own row in `decisions` (a v1-3 store has none;
-    # `in row` would look at a Row's values, not its column names)
-    if "holes" in row.keys() and row["holes"]:  # noqa: SIM118
-        holes.frombytes(row["holes"])
-    skip = set(holes)
-    steps = [first + o for o in range(row["last_step"] - first + 1) if o not in skip]
-    for i, winner in enumerate(winners):
-        correct = col["correct"][i]
-        yield {
-            "step": steps[i],
-            "winner": winner,
-            "votes": f"[{col['samples'][i] - col['surplus'][i]}]",
-            "samples": col["samples"][i],
-            "surplus": col["surplus"][i],
-            "flags": None,
-            "prompt_tokens": col["prompt_tokens"][i],
-            "completion_tokens": col["completion_tokens"][i],
-            "cost": costs[i] if costs else 0.0,
-            "elapsed": col["elapsed_us"][i] / 1e6,
-            "undecided": 0,
-            "correct": None if correct < 0 else correct,
-            "features": None,
-        }

@@ -1,11 +1,15 @@
 """The journal writer: commits decisions in groups off the step loop, or one by one.
 
-A plain decision (the vast majority) is reduced in the step loop to a few column values,
-so its Decision object dies at once; a noteworthy one never changes after the engine emits
-it, so the writer keeps a reference instead of a copy (DataStates-style) and turns it into
-rows in its own thread. Each group is one transaction that also moves the run's resume
-point (next step, state, totals), so the resume point never gets ahead of, or behind, the
-committed decisions.
+A plain decision (the vast majority) is reduced in the step loop to a few column values of
+its item's block, so its Decision object dies at once; a noteworthy one never changes after
+it is emitted, so the writer keeps a reference instead of a copy (DataStates-style) and
+turns it into rows in its own thread. Each group is one transaction that also moves every
+touched item's resume point (next step, state, totals) and the run's totals, so a resume
+point never gets ahead of, or behind, the committed decisions.
+
+Anything that raises while a group is turned into rows (the process's own `dump_state` or
+`features`, SQLite) stops the run cleanly: the group is not committed, what was committed
+before stands, and `error` says why in one line.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ import json
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
-from unerring.events import Decision, TransportFailure
-from unerring.journal.store import BLOCK_SEPARATOR, RunRecord, Store, pack_block, pack_holes
+from unerring.events import Decision, Discarded, ItemEnd, Totals, TransportFailure
+from unerring.journal.codec import BLOCK_SEPARATOR, pack_block, pack_holes, pack_winners
+from unerring.journal.store import RunRecord, Store
 from unerring.process import Process
 
 Durability = Literal["group", "sync"]
@@ -53,50 +57,23 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...
         i += size
 
 
-class Totals:
-    """Committed totals of a run: the journal's view, which lags the engine's by a group."""
-
-    __slots__ = (
-        "checked",
-        "completion_tokens",
-        "cost",
-        "errors",
-        "flags",
-        "prompt_tokens",
-        "red_flags",
-        "samples",
-        "steps_decided",
-        "transport_failures",
-        "undecided",
-        "wall_s",
-    )
-
-    def __init__(self, d: dict[str, Any]) -> None:
-        self.steps_decided = int(d.get("steps_decided", 0))
-        self.samples = int(d.get("samples", 0))
-        self.red_flags = int(d.get("red_flags", 0))
-        self.flags: dict[str, int] = dict(d.get("flags", {}))
-        self.errors = int(d.get("errors", 0))
-        self.checked = int(d.get("checked", 0))
-        self.undecided = int(d.get("undecided", 0))
-        self.prompt_tokens = int(d.get("prompt_tokens", 0))
-        self.completion_tokens = int(d.get("completion_tokens", 0))
-        self.cost = float(d.get("cost", 0.0))
-        self.transport_failures = int(d.get("transport_failures", 0))
-        self.wall_s = float(d.get("wall_s", 0.0))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+class UserCodeError(Exception):
+    """The process's own code raised while the journal turned a decision into rows."""
 
 
 class JournalWriter:
-    """Subscribes to engine events and writes them to the store."""
+    """Subscribes to scheduler events and writes them to the store.
+
+    `process_of(item)` gives the process of an item that has not ended yet (for its
+    `dump_state` and `features`); the writer asks once per item and keeps the answer
+    until the item's end is committed.
+    """
 
     def __init__(
         self,
         store: Store,
         run: RunRecord,
-        process: Process[Any, Any],
+        process_of: Callable[[int], Process[Any, Any]],
         *,
         durability: Durability = "group",
         interval_s: float = 0.2,
@@ -105,14 +82,15 @@ class JournalWriter:
     ) -> None:
         self.store = store
         self.run = run
-        self.process = process
+        self.process_of = process_of
         self.durability = durability
         self.interval_s = interval_s
         self.max_group = max_group
         self.on_error = on_error
-        self.totals = Totals(run.stats)
+        self.chain = run.kind == "chain"
+        self.totals = Totals(run.stats)  # the run's committed totals
         self.error: str | None = None
-        self.next_step = run.next_step
+        self._items: dict[int, _ItemLog] = {}  # items with work not yet committed
         self._wall_base = self.totals.wall_s
         self._t0 = time.perf_counter()
         self._group = _Group()  # filled by the step loop, taken whole by the writer
@@ -126,9 +104,11 @@ class JournalWriter:
             self._thread = threading.Thread(target=self._loop, name="unerring-journal", daemon=True)
             self._thread.start()
 
-    # -- engine events (hot path) ---------------------------------------------------------
+    # -- scheduler events (hot path) -------------------------------------------------------
     def on_decision(self, d: Decision) -> None:
         with self._lock:
+            if d.item not in self._items:  # the process is known only while its item runs
+                self._items[d.item] = _ItemLog(self.process_of(d.item))
             size = self._group.add(d)
         if self._thread is None:
             self._drain()
@@ -141,11 +121,17 @@ class JournalWriter:
             self._wake.set()
             self._drained.wait(5.0)
 
-    def on_transport_failure(self, f: TransportFailure) -> None:
+    def _other(self, x: TransportFailure | Discarded | ItemEnd) -> None:
         with self._lock:
-            self._group.items.append(f)
+            if x.item not in self._items:
+                self._items[x.item] = _ItemLog(self.process_of(x.item))
+            self._group.items.append(x)
         if self._thread is None:
             self._drain()
+
+    on_transport_failure = _other
+    on_discarded = _other
+    on_item_end = _other
 
     # -- writer ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -163,7 +149,10 @@ class JournalWriter:
             if group.size or group.items:
                 self._group = _Group()
         if (group.size or group.items) and self.error is None:
-            self._commit(group)
+            try:
+                self._commit(group)
+            except Exception as e:  # never let the thread die: the run must hear of it
+                self._fail(f"journal writer failed ({type(e).__name__}: {e})")
         self._drained.set()
 
     def flush(self) -> None:
@@ -179,90 +168,168 @@ class JournalWriter:
         self.flush()
         self._conn.close()
 
+    def _fail(self, message: str) -> None:
+        self.error = message
+        if self.on_error is not None:
+            self.on_error(message)
+
+    def _log(self, item: int) -> tuple[Process[Any, Any], Totals]:
+        """An item's process and committed totals (read from the journal when first needed)."""
+        with self._lock:
+            log = self._items[item]
+        totals = log.totals
+        if totals is None:
+            totals = log.totals = self._item_totals(item)
+        return log.process, totals
+
+    def _item_totals(self, item: int) -> Totals:
+        row = self._conn.execute(
+            "SELECT stats FROM items WHERE run = ? AND item = ?", (self.run.id, item)
+        ).fetchone()
+        return Totals(json.loads(row[0]) if row is not None else None)
+
     def _commit(self, group: _Group) -> None:
-        if self.error is not None:
-            return
         run_id = self.run.id
         t = self.totals
         full_rows: list[tuple[Any, ...]] = []
         sample_rows: list[tuple[Any, ...]] = []
         failure_rows: list[tuple[Any, ...]] = []
-        # restored if the transaction fails: the totals must say what the journal holds
+        discard_rows: list[tuple[Any, ...]] = []
+        block_rows: list[tuple[Any, ...]] = []
+        ends: dict[int, ItemEnd] = {}
+        # restored if the group fails: the totals must say what the journal holds
         saved = t.as_dict()
-        for item in group.items:
-            if item.__class__ is TransportFailure:
-                f: TransportFailure = item
-                failure_rows.append(
-                    (run_id, f.step, f.attempt, f.kind, f.time, int(f.retried), f.message[:500])
-                )
-                t.transport_failures += 1
-                continue
-            d: Decision = item  # type: ignore[assignment]
-            if d.outcomes:
+        with self._lock:
+            saved_items = {
+                i: log.totals.as_dict() for i, log in self._items.items() if log.totals is not None
+            }
+        try:
+            for x in group.items:
+                cls = x.__class__
+                if cls is TransportFailure:
+                    f: TransportFailure = x  # type: ignore[assignment]
+                    failure_rows.append(
+                        (run_id, f.step, f.attempt, f.kind, f.time, int(f.retried),
+                         f.message[:500], f.item)
+                    )  # fmt: skip
+                    t.transport_failures += 1
+                    self._log(f.item)[1].transport_failures += 1
+                elif cls is Discarded:
+                    y: Discarded = x  # type: ignore[assignment]
+                    discard_rows.append(
+                        (run_id, y.item, y.step, y.samples, y.prompt_tokens,
+                         y.completion_tokens, y.cost, time.time())
+                    )  # fmt: skip
+                    t.add_discarded(y)
+                    self._log(y.item)[1].add_discarded(y)
+                elif cls is ItemEnd:
+                    e: ItemEnd = x  # type: ignore[assignment]
+                    ends[e.item] = e
+                else:
+                    d: Decision = x  # type: ignore[assignment]
+                    process, item_totals = self._log(d.item)
+                    if d.outcomes:
+                        sample_rows += self._sample_rows(d)
+                    t.add(d)
+                    item_totals.add(d)
+                    if d.state_after is not None:
+                        full_rows.append(self._full_row(d, process))
+            for d in group.sampled:
                 sample_rows += self._sample_rows(d)
-            self._count(d)
-            if d.state_after is not None:
-                full_rows.append(self._full_row(d))
-        for d in group.sampled:
-            sample_rows += self._sample_rows(d)
-        block = group.block(run_id, t)
+            touched: dict[int, tuple[int | None, str | None]] = {}
+            for item, b in group.blocks.items():
+                process, item_totals = self._log(item)
+                row = b.block(run_id, item, t, item_totals)
+                if row is not None:
+                    block_rows.append(row)
+                last = b.last
+                if last is not None:
+                    touched[item] = (last.step + 1, _dump(process, last.state_after))
+            for item in ends:
+                touched.setdefault(item, (None, None))
+        except UserCodeError as e:
+            self._restore(saved, saved_items)
+            self._fail(str(e))
+            return
         t.wall_s = self._wall_base + (time.perf_counter() - self._t0)
-        state_text = None
-        next_step = self.next_step
-        last = group.last
-        if last is not None:
-            next_step = last.step + 1
-            try:
-                state_text = self.process.dump_state(last.state_after)
-            except NotImplementedError:
-                state_text = None
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            if block is not None:
-                conn.execute(
-                    "INSERT INTO decision_blocks (run, first_step, last_step, winners, data,"
-                    " holes) VALUES (?, ?, ?, ?, ?, ?)",
-                    block,
-                )
-            insert_rows(conn, "INSERT INTO decisions", full_rows)
+            insert_rows(
+                conn,
+                "INSERT INTO decision_blocks (run, first_step, last_step, winners, data, holes,"
+                " item)",
+                block_rows,
+            )
+            insert_rows(
+                conn,
+                "INSERT INTO decisions (run, item, step, winner, votes, samples, surplus, flags,"
+                " prompt_tokens, completion_tokens, cost, elapsed, undecided, correct, features)",
+                full_rows,
+            )
             # a retried undecided step redraws the same indices: keep the first record
-            insert_rows(conn, "INSERT OR IGNORE INTO samples", sample_rows)
-            insert_rows(conn, "INSERT INTO transport_failures", failure_rows)
+            insert_rows(
+                conn,
+                "INSERT OR IGNORE INTO samples (run, item, step, idx, text, vote, flag, counted,"
+                " prompt_tokens, completion_tokens, latency, label)",
+                sample_rows,
+            )
+            insert_rows(
+                conn,
+                "INSERT INTO transport_failures (run, step, attempt, kind, time, retried, message,"
+                " item)",
+                failure_rows,
+            )
+            insert_rows(
+                conn,
+                "INSERT INTO discarded (run, item, step, samples, prompt_tokens,"
+                " completion_tokens, cost, time)",
+                discard_rows,
+            )
+            for item, (next_step, state_text) in touched.items():
+                end = ends.get(item)
+                conn.execute(
+                    "UPDATE items SET next_step = coalesce(?, next_step),"
+                    " state = coalesce(?, state), stats = ?, status = coalesce(?, status),"
+                    " reason = coalesce(?, reason) WHERE run = ? AND item = ?",
+                    (
+                        next_step,
+                        state_text,
+                        json.dumps(self._log(item)[1].as_dict()),
+                        None if end is None else end.status,
+                        None if end is None else end.reason,
+                        run_id,
+                        item,
+                    ),
+                )
+            chain = touched.get(0) if self.chain else None
             conn.execute(
-                "UPDATE runs SET next_step = ?, state = coalesce(?, state), stats = ?,"
-                " updated = ? WHERE id = ?",
-                (next_step, state_text, json.dumps(t.as_dict()), time.time(), run_id),
+                "UPDATE runs SET next_step = coalesce(?, next_step), state = coalesce(?, state),"
+                " stats = ?, updated = ? WHERE id = ?",
+                (
+                    None if chain is None else chain[0],
+                    None if chain is None else chain[1],
+                    json.dumps(t.as_dict()),
+                    time.time(),
+                    run_id,
+                ),
             )
             conn.execute("COMMIT")
-            self.next_step = next_step
         except sqlite3.Error as e:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            self.totals = Totals(saved)
-            self.error = f"journal write failed ({e}); the run stops, what was committed is safe"
-            if self.on_error is not None:
-                self.on_error(self.error)
+            self._restore(saved, saved_items)
+            self._fail(f"journal write failed ({e}); the run stops, what was committed is safe")
+            return
+        with self._lock:
+            for item in ends:  # ended and committed: nothing more will come for it
+                self._items.pop(item, None)
 
-    def _count(self, d: Decision) -> None:
-        """Add a noteworthy decision (or an undecided step) to the committed totals."""
-        t = self.totals
-        t.samples += d.samples
-        t.prompt_tokens += d.prompt_tokens
-        t.completion_tokens += d.completion_tokens
-        t.cost += d.cost
-        if d.flags:
-            for fl, c in d.flags.items():
-                t.red_flags += c
-                t.flags[fl.value] = t.flags.get(fl.value, 0) + c
-        if d.undecided:
-            t.undecided += 1
-        if d.state_after is not None:
-            t.steps_decided += 1
-            if d.correct is not None:
-                t.checked += 1
-                if not d.correct:
-                    t.errors += 1
+    def _restore(self, saved: dict[str, Any], saved_items: dict[int, dict[str, Any]]) -> None:
+        self.totals = Totals(saved)
+        with self._lock:
+            for i, log in self._items.items():
+                log.totals = Totals(saved_items[i]) if i in saved_items else None
 
     def _sample_rows(self, d: Decision) -> list[tuple[Any, ...]]:
         run_id = self.run.id
@@ -276,6 +343,7 @@ class JournalWriter:
         return [
             (
                 run_id,
+                d.item,
                 d.step,
                 o.index,
                 bounded(o.sample.text),
@@ -290,17 +358,18 @@ class JournalWriter:
             for o in d.outcomes
         ]
 
-    def _full_row(self, d: Decision) -> tuple[Any, ...]:
+    def _full_row(self, d: Decision, process: Process[Any, Any]) -> tuple[Any, ...]:
         features = None
         if d.outcomes or d.correct is False:
             try:
-                features = json.dumps(dict(self.process.features(d.state_before, d.step)))
+                features = json.dumps(dict(process.features(d.state_before, d.step)))
             except Exception:
-                features = None
+                features = None  # features only help analysis: never stop a run for them
         counts = sorted(d.votes.values(), reverse=True)
         flags = d.flags
         return (
             self.run.id,
+            d.item,
             d.step,
             d.winner_text,
             json.dumps(counts),
@@ -317,15 +386,33 @@ class JournalWriter:
         )
 
 
+def _dump(process: Process[Any, Any], state: Any) -> str | None:
+    """The state as the process serialises it (None: it cannot; resume replays winners)."""
+    try:
+        return process.dump_state(state)
+    except NotImplementedError:
+        return None
+    except Exception as e:
+        raise UserCodeError(
+            f"process {process.name!r} could not save its state ({type(e).__name__}: {e}); "
+            "the run stops, what was committed is safe"
+        ) from None
+
+
+class _ItemLog:
+    __slots__ = ("process", "totals")
+
+    def __init__(self, process: Process[Any, Any]) -> None:
+        self.process = process
+        self.totals: Totals | None = None  # the item's committed totals, read when needed
+
+
 _SEP = BLOCK_SEPARATOR  # ASCII record separator: joins the winner texts of a block
 
 
-class _Group:
-    """The decisions of one commit. A plain decision (unanimous, unflagged, not rejected
-    by the checker) is added as a few column values, built in the step loop, and the
-    Decision can go at once; the writer then packs whole columns at C speed into one
-    `decision_blocks` row. Noteworthy decisions (and transport failures) stay objects, in
-    order, and get rows of their own; inside the block's range they are holes."""
+class _Block:
+    """One item's plain decisions in a group, as columns (the writer packs them whole at
+    C speed into one `decision_blocks` row); inside its range, noteworthy steps are holes."""
 
     __slots__ = (
         "completion",
@@ -334,13 +421,10 @@ class _Group:
         "elapsed_us",
         "first",
         "holes",
-        "items",
         "last",
         "last_plain",
         "prompt",
-        "sampled",
         "samples",
-        "size",
         "surplus",
         "winners",
     )
@@ -357,50 +441,12 @@ class _Group:
         self.first = 0  # the first plain step
         self.last_plain = 0
         self.holes: list[int] = []
-        self.items: list[Decision | TransportFailure] = []
-        self.sampled: list[Decision] = []  # plain decisions whose samples are recorded
         self.last: Decision | None = None  # the last decision that moved the state
-        self.size = 0
 
-    def add(self, d: Decision) -> int:
-        """Take one decision; return how many the group holds."""
-        winner = d.winner_text
-        correct = d.correct
-        if (
-            d.flags is None
-            and correct is not False
-            and not d.undecided
-            and len(d.votes) == 1
-            and winner is not None
-            and _SEP not in winner
-        ):
-            if not self.winners:
-                self.first = d.step
-            self.last_plain = d.step
-            self.winners.append(winner)
-            self.samples.append(d.samples)
-            self.surplus.append(d.surplus)  # unanimous, unflagged: votes = samples - surplus
-            self.prompt.append(d.prompt_tokens)
-            self.completion.append(d.completion_tokens)
-            # integer microseconds: exact enough, and packs as an integer column
-            self.elapsed_us.append(int(d.elapsed_s * 1e6))
-            self.correct.append(-1 if correct is None else 1)
-            self.cost.append(d.cost)
-            self.last = d
-            if d.outcomes:  # `--record samples` keeps a plain step's samples too
-                self.sampled.append(d)
-        else:
-            if d.state_after is not None:
-                if self.winners:  # a step before the block's first needs no hole
-                    self.holes.append(d.step)
-                self.last = d
-            # else undecided and stopped: nothing follows it (a resume decides it again)
-            self.items.append(d)
-        self.size += 1
-        return self.size
-
-    def block(self, run_id: int, totals: Totals) -> tuple[Any, ...] | None:
-        """The block row of the plain decisions (None if none), counted into `totals`."""
+    def block(
+        self, run_id: int, item: int, run_totals: Totals, item_totals: Totals
+    ) -> tuple[Any, ...] | None:
+        """The block row of the plain decisions (None if none), counted into the totals."""
         n = len(self.winners)
         if not n:
             return None
@@ -415,13 +461,84 @@ class _Group:
             self.correct,
             self.cost,
         )
-        # consecutive winners share most of their text (Hanoi: all but two pegs), so a
-        # fast zlib pass shrinks the journal several times over
-        winners = zlib.compress(_SEP.join(self.winners).encode(), 1)
-        totals.steps_decided += n
-        totals.samples += sum(self.samples)
-        totals.prompt_tokens += sum(self.prompt)
-        totals.completion_tokens += sum(self.completion)
-        totals.cost += sum(self.cost)
-        totals.checked += n - self.correct.count(-1)
-        return (run_id, first, last, winners, data, pack_holes(first, holes))
+        samples, prompt, completion = sum(self.samples), sum(self.prompt), sum(self.completion)
+        cost = sum(self.cost)
+        checked = n - self.correct.count(-1)
+        for t in (run_totals, item_totals):
+            t.steps_decided += n
+            t.samples += samples
+            t.prompt_tokens += prompt
+            t.completion_tokens += completion
+            t.cost += cost
+            t.checked += checked
+        return (
+            run_id,
+            first,
+            last,
+            pack_winners(self.winners),
+            data,
+            pack_holes(first, holes),
+            item,
+        )
+
+
+class _Group:
+    """The events of one commit: per item a block of plain decisions (added as column
+    values in the step loop, so the Decision can go at once), and in order the noteworthy
+    decisions, transport failures, discarded speculation and item ends."""
+
+    __slots__ = ("_block", "_item", "blocks", "items", "sampled", "size")
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, _Block] = {}
+        self.items: list[Decision | TransportFailure | Discarded | ItemEnd] = []
+        self.sampled: list[Decision] = []  # plain decisions whose samples are recorded
+        self.size = 0
+        self._item = -1  # the item of the last decision, and its block: runs of one item
+        self._block: _Block | None = None
+
+    def add(self, d: Decision) -> int:
+        """Take one decision; return how many the group holds."""
+        if d.item == self._item:
+            b = self._block
+            assert b is not None
+        else:
+            b = self.blocks.get(d.item)
+            if b is None:
+                b = self.blocks[d.item] = _Block()
+            self._item = d.item
+            self._block = b
+        winner = d.winner_text
+        correct = d.correct
+        if (
+            d.flags is None
+            and correct is not False
+            and not d.undecided
+            and len(d.votes) == 1
+            and winner is not None
+            and _SEP not in winner
+        ):
+            if not b.winners:
+                b.first = d.step
+            b.last_plain = d.step
+            b.winners.append(winner)
+            b.samples.append(d.samples)
+            b.surplus.append(d.surplus)  # unanimous, unflagged: votes = samples - surplus
+            b.prompt.append(d.prompt_tokens)
+            b.completion.append(d.completion_tokens)
+            # integer microseconds: exact enough, and packs as an integer column
+            b.elapsed_us.append(int(d.elapsed_s * 1e6))
+            b.correct.append(-1 if correct is None else 1)
+            b.cost.append(d.cost)
+            b.last = d
+            if d.outcomes:  # `--record samples` keeps a plain step's samples too
+                self.sampled.append(d)
+        else:
+            if d.state_after is not None:
+                if b.winners:  # a step before the block's first needs no hole
+                    b.holes.append(d.step)
+                b.last = d
+            # else undecided and stopped: nothing follows it (a resume decides it again)
+            self.items.append(d)
+        self.size += 1
+        return self.size

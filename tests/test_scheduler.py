@@ -1,16 +1,47 @@
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.conftest import run_sync
-from unerring.backends.base import FatalBackendError, Sample, SampleRequest, TransportError
+from unerring.backends.base import Backend, FatalBackendError, Sample, SampleRequest, TransportError
 from unerring.backends.sim import SimBackend, SimConfig
-from unerring.engine import Budget, Engine, VotingConfig
 from unerring.events import Decision, Events
 from unerring.models import known_error_mixture, parse_model
+from unerring.process import NoteSelector, Process
 from unerring.redflags import Flag
 from unerring.reliability import k_min_mixture
+from unerring.scheduler import Item, Scheduler
+from unerring.settings import Budget, VotingConfig
 from unerring.tasks.hanoi import Hanoi
+
+
+@dataclass
+class Ended:
+    """How a one-item run ended, and where."""
+
+    status: str
+    reason: str
+    step: int
+    state: Any
+
+
+def run_one(
+    process: Process[Any, Any],
+    backend: Backend,
+    voting: VotingConfig,
+    events: Events | None = None,
+    *,
+    state: Any = None,
+    step: int = 0,
+    notes: NoteSelector | None = None,
+    **kw: Any,
+) -> tuple[Ended, Scheduler]:
+    """Run one chain on the scheduler from (state, step)."""
+    sched = Scheduler(backend, voting, events, **kw)
+    item = Item(0, process, process.initial_state() if state is None else state, step, notes)
+    end = run_sync(sched.run([item]))
+    return Ended(end.status, end.reason, item.step, item.state), sched
 
 
 class Collect:
@@ -21,14 +52,16 @@ class Collect:
         self.decisions.append(d)
 
 
-def run_hanoi(disks: int, sim: str, voting: VotingConfig, **kw: Any) -> tuple[Any, Engine, Collect]:
+def run_hanoi(
+    disks: int, sim: str, voting: VotingConfig, **kw: Any
+) -> tuple[Ended, Scheduler, Collect]:
     h = Hanoi(disks)
     spec = parse_model(sim)
     events, seen = Events(), Collect()
     events.subscribe(seen)
-    engine = Engine(h, SimBackend(spec.sim), voting, events, simulate=True, **kw)  # type: ignore[arg-type]
-    outcome = run_sync(engine.run(h.initial_state(), 0))
-    return outcome, engine, seen
+    assert spec.sim is not None
+    outcome, sched = run_one(h, SimBackend(spec.sim), voting, events, simulate=True, **kw)
+    return outcome, sched, seen
 
 
 def test_small_hanoi_with_hard_steps_reaches_zero_errors() -> None:
@@ -36,8 +69,8 @@ def test_small_hanoi_with_hard_steps_reaches_zero_errors() -> None:
     k = k_min_mixture(known_error_mixture(parse_model(sim)), 1023, 0.99)  # type: ignore[arg-type]
     outcome, engine, seen = run_hanoi(10, sim, VotingConfig(k=k))
     assert outcome.status == "completed"
-    assert engine.stats.steps_decided == 1023
-    assert engine.stats.errors == 0 and engine.stats.checked == 1023
+    assert engine.totals.steps_decided == 1023
+    assert engine.totals.errors == 0 and engine.totals.checked == 1023
     assert outcome.state[0] == ((), (), tuple(range(10, 0, -1)))
     # hard steps exist and some were contested
     assert any(len(d.votes) > 1 for d in seen.decisions)
@@ -45,7 +78,7 @@ def test_small_hanoi_with_hard_steps_reaches_zero_errors() -> None:
 
 def test_k1_on_an_unreliable_model_makes_errors_that_the_checker_counts() -> None:
     outcome, engine, _ = run_hanoi(6, "sim:error=0.2,seed=1", VotingConfig(k=1))
-    assert engine.stats.errors > 0
+    assert engine.totals.errors > 0
     assert outcome.status == "completed"
 
 
@@ -56,7 +89,7 @@ def test_same_seed_same_decisions_and_samples() -> None:
     assert [(d.winner_text, d.votes, d.samples, d.flags) for d in a.decisions] == [
         (d.winner_text, d.votes, d.samples, d.flags) for d in b.decisions
     ]
-    assert e1.stats.samples == e2.stats.samples
+    assert e1.totals.samples == e2.totals.samples
     _, _, c = run_hanoi(7, "sim:error=0.1,flag=0.05,wrong_answers=3,seed=6", VotingConfig(k=3))
     assert [d.samples for d in a.decisions] != [d.samples for d in c.decisions]
 
@@ -89,8 +122,8 @@ def test_shared_sample_objects_decide_exactly_as_distinct_ones(record: str) -> N
         h = Hanoi(7)
         events, seen = Events(), Collect()
         events.subscribe(seen)
-        engine = Engine(h, backend, VotingConfig(k=3, record=record), events, simulate=True)  # type: ignore[arg-type]
-        assert run_sync(engine.run(h.initial_state(), 0)).status == "completed"
+        ended, _ = run_one(h, backend, VotingConfig(k=3, record=record), events, simulate=True)  # type: ignore[arg-type]
+        assert ended.status == "completed"
         runs.append(
             [
                 (
@@ -138,8 +171,7 @@ def test_first_round_draws_k_then_only_what_could_decide() -> None:
 
     h = Hanoi(5)
     backend = Recording(SimConfig(error=0.3, seed=4))
-    engine = Engine(h, backend, VotingConfig(k=3), simulate=True)
-    run_sync(engine.run(h.initial_state(), 0))
+    run_one(h, backend, VotingConfig(k=3), simulate=True)
     first = {}
     for step, idx, n in backend.rounds:
         if idx == 0:
@@ -150,9 +182,9 @@ def test_first_round_draws_k_then_only_what_could_decide() -> None:
 
 def test_red_flagged_samples_never_vote_and_are_counted_by_kind() -> None:
     outcome, engine, seen = run_hanoi(6, "sim:error=0.0,flag=0.3,seed=3", VotingConfig(k=2))
-    assert outcome.status == "completed" and engine.stats.errors == 0
-    assert engine.stats.red_flags > 0
-    assert set(engine.stats.flags) == {"overlong", "parse"}
+    assert outcome.status == "completed" and engine.totals.errors == 0
+    assert engine.totals.red_flags > 0
+    assert set(engine.totals.flags) == {"overlong", "parse"}
     for d in seen.decisions:
         assert sum(d.votes.values()) + sum((d.flags or {}).values()) + d.surplus == d.samples
         for o in d.outcomes:
@@ -172,7 +204,7 @@ def test_a_unanimous_wrong_decision_keeps_its_samples() -> None:
     # what failure analysis reads
     _, engine, seen = run_hanoi(6, "sim:error=0.3,seed=1", VotingConfig(k=1))
     wrong = [d for d in seen.decisions if d.correct is False]
-    assert wrong and engine.stats.errors == len(wrong)
+    assert wrong and engine.totals.errors == len(wrong)
     for d in wrong:
         assert d.unanimous and [o.key for o in d.outcomes] == [d.key]
         assert d.outcomes[0].sample.text == d.winner_text
@@ -184,7 +216,7 @@ def test_undecided_step_stops_the_run_by_default() -> None:
     )
     assert outcome.status == "stopped"
     assert "undecided" in outcome.reason and "--max-samples-per-step" in outcome.reason
-    assert engine.stats.undecided == 1
+    assert engine.totals.undecided == 1
 
 
 def test_undecided_step_takes_the_plurality_when_asked() -> None:
@@ -194,7 +226,7 @@ def test_undecided_step_takes_the_plurality_when_asked() -> None:
         VotingConfig(k=6, max_samples_per_step=6, on_undecided="plurality"),
     )
     assert outcome.status == "completed"
-    assert engine.stats.undecided > 0
+    assert engine.totals.undecided > 0
     marked = [d for d in seen.decisions if d.undecided]
     assert marked and all(d.answer is not None for d in marked)
 
@@ -223,11 +255,10 @@ class Garbage:
 
 def test_nothing_the_model_returns_crashes_the_engine() -> None:
     h = Hanoi(3)
-    engine = Engine(h, Garbage(), VotingConfig(k=2, max_samples_per_step=40))
-    outcome = run_sync(engine.run(h.initial_state(), 0))
+    outcome, engine = run_one(h, Garbage(), VotingConfig(k=2, max_samples_per_step=40))
     assert outcome.status == "stopped" and "undecided" in outcome.reason
-    assert engine.stats.red_flags == 40
-    assert set(engine.stats.flags) <= {f.value for f in Flag}
+    assert engine.totals.red_flags == 40
+    assert set(engine.totals.flags) <= {f.value for f in Flag}
 
 
 class Broken(Hanoi):
@@ -237,12 +268,11 @@ class Broken(Hanoi):
 
 def test_a_parser_that_raises_becomes_a_red_flag() -> None:
     h = Broken(3)
-    engine = Engine(
+    outcome, engine = run_one(
         h, SimBackend(SimConfig(error=0)), VotingConfig(k=1, max_samples_per_step=5), simulate=True
     )
-    outcome = run_sync(engine.run(h.initial_state(), 0))
     assert outcome.status == "stopped"
-    assert engine.stats.flags == {"parse": 5}
+    assert engine.totals.flags == {"parse": 5}
 
 
 class Failing:
@@ -260,11 +290,9 @@ class Failing:
 
 def test_transport_errors_stop_or_fail_the_run_cleanly() -> None:
     h = Hanoi(3)
-    e1 = Engine(h, Failing(FatalBackendError("auth", "401 Unauthorized")), VotingConfig(k=1))
-    o1 = run_sync(e1.run(h.initial_state(), 0))
+    o1, _ = run_one(h, Failing(FatalBackendError("auth", "401 Unauthorized")), VotingConfig(k=1))  # type: ignore[arg-type]
     assert o1.status == "failed" and "auth" in o1.reason
-    e2 = Engine(h, Failing(TransportError("timeout", "timed out")), VotingConfig(k=1))
-    o2 = run_sync(e2.run(h.initial_state(), 0))
+    o2, _ = run_one(h, Failing(TransportError("timeout", "timed out")), VotingConfig(k=1))  # type: ignore[arg-type]
     assert o2.status == "stopped" and "timeout" in o2.reason and o2.step == 0
 
 
@@ -273,8 +301,8 @@ def test_budget_stops_the_run_at_the_cap() -> None:
         8, "sim:error=0.01,seed=1", VotingConfig(k=2), budget=Budget(max_samples=100)
     )
     assert outcome.status == "stopped" and "sample budget" in outcome.reason
-    assert 100 <= engine.stats.samples < 100 + 2 * 2 * 50
-    assert outcome.step == engine.stats.steps_decided
+    assert 100 <= engine.totals.samples < 100 + 2 * 2 * 50
+    assert outcome.step == engine.totals.steps_decided
 
 
 def test_run_resumes_from_a_given_state_and_step() -> None:
@@ -285,8 +313,11 @@ def test_run_resumes_from_a_given_state_and_step() -> None:
     cut = whole.decisions[20]
     events, rest = Events(), Collect()
     events.subscribe(rest)
-    engine = Engine(h, SimBackend(spec.sim), VotingConfig(k=2), events, simulate=True)  # type: ignore[arg-type]
-    run_sync(engine.run(cut.state_before, 20))
+    assert spec.sim is not None
+    run_one(
+        h, SimBackend(spec.sim), VotingConfig(k=2), events, state=cut.state_before, step=20,
+        simulate=True,
+    )  # fmt: skip
     assert [d.winner_text for d in rest.decisions] == [d.winner_text for d in whole.decisions[20:]]
 
 
@@ -299,14 +330,13 @@ def test_notes_are_put_in_the_prompts_of_selected_steps_only() -> None:
             return await super().sample(request)
 
     h = Hanoi(3)
-    engine = Engine(
+    run_one(
         h,
         Spy(SimConfig(error=0)),
         VotingConfig(k=1),
         simulate=True,
         notes=lambda state, step: ("check the peg",) if step == 2 else (),
     )
-    run_sync(engine.run(h.initial_state(), 0))
     assert "check the peg" in prompts[2]
     assert all("check the peg" not in p for s, p in prompts.items() if s != 2)
 
@@ -346,8 +376,10 @@ class Scripted:
 
 def _one_step(texts: list[str], k: int, cap: int) -> Decision:
     h = Hanoi(1)
-    engine = Engine(h, Scripted(texts), VotingConfig(k=k, max_samples_per_step=cap))
-    return run_sync(engine.decide(h.initial_state(), 0))
+    events, seen = Events(), Collect()
+    events.subscribe(seen)
+    run_one(h, Scripted(texts), VotingConfig(k=k, max_samples_per_step=cap), events)  # type: ignore[arg-type]
+    return seen.decisions[0]
 
 
 from hypothesis import given, settings  # noqa: E402

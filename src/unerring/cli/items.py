@@ -1,0 +1,81 @@
+"""The items of a batch from the command line: `--items FILE.jsonl` or `--batch N`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from unerring.errors import UsageError
+from unerring.runner import BatchItem
+from unerring.tasks.registry import TaskSpec
+
+
+def _value(spec: TaskSpec, name: str, value: Any, where: str) -> Any:
+    option = next(o for o in spec.options if o.name == name)
+    if option.type is int:
+        # JSON numbers only: a bool is an int to Python, "3" is not a number to JSON
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{where}: {name} must be a whole number, got {json.dumps(value)}")
+        return value
+    try:
+        return option.type(value)
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"{where}: {name} must be a {option.type.__name__}, got {json.dumps(value)}"
+        ) from None
+
+
+def items_from_file(path: str, spec: TaskSpec, base: dict[str, Any]) -> list[BatchItem]:
+    """One item per line: a JSON object of the task's options, optionally with an "id"
+    (a string; else the line number from 1). Blank lines are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--items {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--items {path} is a directory; give a JSON-lines file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--items {path} cannot be read ({e})") from None
+    known = {o.name for o in spec.options}
+    items: list[BatchItem] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"--items {path} line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{where} is not JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise UsageError(f"{where} is not a JSON object of {spec.name} options")
+        item_id = obj.pop("id", str(number))
+        if not isinstance(item_id, str) or not item_id:
+            raise UsageError(f'{where}: "id" must be a non-empty string')
+        if item_id in seen:
+            raise UsageError(f"{where}: item id {item_id!r} is also on line {seen[item_id]}")
+        seen[item_id] = number
+        options = dict(base)
+        for name, value in obj.items():
+            if name not in known:
+                raise UsageError(
+                    f"{where}: {name!r} is not an option of task {spec.name!r} "
+                    f"(known: {', '.join(sorted(known)) or 'none'})"
+                )
+            options[name] = _value(spec, name, value, where)
+        items.append(BatchItem(item_id, options))
+    if not items:
+        raise UsageError(f"--items {path} holds no items")
+    return items
+
+
+def numbered_items(n: int, spec: TaskSpec, base: dict[str, Any]) -> list[BatchItem]:
+    """Items 1..n of the same options; a task with a seed gets seed = id - 1."""
+    if n < 1:
+        raise UsageError(f"--batch must be at least 1, got {n}")
+    has_seed = any(o.name == "seed" for o in spec.options)
+    return [
+        BatchItem(str(i), {**base, "seed": i - 1} if has_seed else dict(base))
+        for i in range(1, n + 1)
+    ]

@@ -1,0 +1,60 @@
+"""Rebuilding an item's states from the journal: the one state replay.
+
+A resume starts from the item's saved state when the process can serialise one, else from
+the initial state advanced along the committed winners; failure analysis walks the same
+path to know the state before each step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from unerring.journal.store import RunRecord, Store
+from unerring.process import Process
+from unerring.redflags import Flag
+
+
+def replay(
+    process: Process[Any, Any],
+    store: Store,
+    run: RunRecord,
+    item: int = 0,
+    limit: int | None = None,
+    initial: Any = None,
+) -> Iterator[tuple[int, Any]]:
+    """(step, state before the step) along an item's committed winners, from step 0.
+
+    Stops early at `limit` steps, at an undecided step, or at a winner the process no
+    longer parses (a changed process: what follows cannot be trusted).
+    """
+    state = process.initial_state() if initial is None else initial
+    for row in store.decisions(run, item=item):
+        step = row["step"]
+        if limit is not None and step >= limit:
+            return
+        yield step, state
+        if row["winner"] is None:
+            return
+        answer = process.parse(row["winner"])
+        if isinstance(answer, Flag):
+            return
+        state = process.advance(state, answer)
+
+
+def restore_state(
+    process: Process[Any, Any], store: Store, run: RunRecord, item: int, saved: str | None
+) -> Any:
+    """The state an item resumes from: its saved state, else the winners replayed."""
+    if saved is not None:
+        return process.load_state(saved)
+    state = process.initial_state()
+    for row in store.decisions(run, item=item):
+        answer = process.parse(row["winner"])
+        if isinstance(answer, Flag):
+            raise ValueError(
+                f"step {row['step']}'s committed winner no longer parses: the process "
+                "changed since the run started; it cannot be resumed"
+            )
+        state = process.advance(state, answer)
+    return state

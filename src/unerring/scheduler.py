@@ -1,0 +1,521 @@
+"""The scheduler: many steps in flight over a run's items, one vote path, events out.
+
+A run is a set of items; an item is a chain (a Process: state -> step). The scheduler
+keeps up to `window` items deciding at once on one backend (whose wrappers hold the one
+limiter: requests in flight, rates), under one budget, and emits events (decisions,
+transport failures, discarded speculation, items ending). It knows the journal, the
+progress display and failure recording by none of their names.
+
+How a step's samples are drawn depends on the backend: one request per round where it
+answers a round at once (the simulator without latency: no task, no wait), else one
+request per sample, each fed to the step's vote as it arrives. The vote itself is
+`vote.StepVote`, a pure function of a step's samples by index, so the decisions do not
+depend on arrival order, concurrency or speculation. A single chain is the case of one
+item: there is no second engine.
+
+Speculation (`speculate` = D > 0, chains on backends that take time): when step t's
+first valid sample arrives, step t+1 opens on the state that answer implies, up to D
+steps ahead. If t's winner is that answer, t+1's samples stand (they are the very samples
+a non-speculative run draws: randomness comes from seed, item, step and index);
+otherwise t+1 and whatever was opened on it are cancelled and reported as `Discarded`:
+paid for, never counted as votes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from time import perf_counter
+from typing import Any, Literal
+
+from unerring.backends.base import (
+    Backend,
+    FatalBackendError,
+    Sample,
+    SampleRequest,
+    TransportError,
+    whole_rounds,
+)
+from unerring.backends.sim import ProcessOracle
+from unerring.events import Decision, Discarded, Events, ItemEnd, SampleOutcome, Totals
+from unerring.process import NoteSelector, Process, with_notes
+from unerring.redflags import Flag
+from unerring.settings import Budget, Prices, VotingConfig
+from unerring.vote import Judged, StepVote, judge
+
+Status = Literal["completed", "stopped", "failed"]
+
+# steps an item decides before it lets other items run, on a backend that never waits
+BURST = 256
+# item ends kept with their reasons for the run's summary (the journal keeps them all)
+KEEP_ENDS = 20
+
+
+@dataclass(slots=True)
+class Item:
+    """One chain of a run, and where it stands (updated as its steps are decided)."""
+
+    index: int  # its place in the run (0 for a single chain); the simulator draws from it
+    process: Process[Any, Any]
+    state: Any
+    step: int = 0
+    notes: NoteSelector | None = None  # picks the mistake notes that apply to a step
+    item_id: str = "1"  # its name, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How a scheduler run ended; `ended` counts items by how they ended."""
+
+    status: Status
+    reason: str
+    ended: dict[str, int] = field(default_factory=dict)
+    not_completed: tuple[ItemEnd, ...] = ()  # the first few that stopped or failed
+    step: int = 0  # where the last item to end stopped (a single chain: where it ended)
+    state: Any = None  # and its state
+
+
+class _Open:
+    """A step opened in an item's speculative pipeline."""
+
+    __slots__ = ("basis", "first", "state", "step", "task", "vote")
+
+    def __init__(self, step: int, state: Any, basis: tuple[Hashable, Any] | None) -> None:
+        self.step = step
+        self.state = state
+        self.basis = basis  # the predecessor's answer this step was opened on; None: decided
+        self.first: tuple[Hashable, Any] | None = None  # this step's first valid answer
+        self.vote: StepVote | None = None
+        self.task: asyncio.Task[Decision] | None = None
+
+
+class Scheduler:
+    """Decides the steps of a run's items on one backend, emitting events."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        voting: VotingConfig,
+        events: Events | None = None,
+        *,
+        simulate: bool = False,
+        prices: Prices | None = None,
+        budget: Budget | None = None,
+        totals: Totals | None = None,
+        speculate: int = 0,
+        window: int = 64,
+    ) -> None:
+        if speculate < 0:
+            raise ValueError(f"speculate must not be negative, got {speculate}")
+        if window < 1:
+            raise ValueError(f"the item window must be at least 1, got {window}")
+        self.backend = backend
+        self.voting = voting
+        self.events = events or Events()
+        self.simulate = simulate  # hand the backend an oracle (the sim model needs one)
+        self.prices = prices or Prices()
+        self.budget = budget or Budget()
+        self.totals = totals or Totals()
+        self.speculate = speculate
+        self.window = window
+        self.whole = whole_rounds(backend)
+        self.stop_reason: str | None = None  # set from a signal handler or another thread
+        self.failure: str | None = None
+        self.in_flight = 0  # sample requests out (one-per-sample backends)
+        self.items_active = 0
+        self.ended: dict[str, int] = {"completed": 0, "stopped": 0, "failed": 0}
+        self._not_completed: list[ItemEnd] = []
+        self._last_end: ItemEnd | None = None
+        v = voting
+        self._per_step = (
+            v.k,
+            v.cap,
+            v.max_tokens,
+            v.first_temperature,
+            v.temperature,
+            v.parallel,
+        )
+
+    def not_completed(self) -> tuple[ItemEnd, ...]:
+        """The first items that stopped or failed in this attempt (read by the display)."""
+        return tuple(self._not_completed)
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    # -- the run ---------------------------------------------------------------------------
+    async def run(self, items: Iterable[Item]) -> RunEnd:
+        """Decide every item's steps until all end, the run stops, or it fails."""
+        totals = self.totals
+        t0 = perf_counter()
+        wall0 = totals.wall_s
+        active: set[asyncio.Task[None]] = set()
+        try:
+            for it in items:
+                if self.stop_reason is not None:
+                    break
+                while len(active) >= self.window:
+                    _, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
+                active.add(asyncio.create_task(self._drive(it)))
+            if active:
+                await asyncio.wait(active)
+        finally:
+            for t in active:
+                t.cancel()
+            totals.wall_s = wall0 + (perf_counter() - t0)
+        return self._end()
+
+    def _end(self) -> RunEnd:
+        ends = tuple(self._not_completed)
+        last = self._last_end
+        where = (0, None) if last is None else (last.next_step, last.state)
+        ended = dict(self.ended)
+        if self.failure is not None:
+            return RunEnd("failed", self.failure, ended, ends, *where)
+        if self.stop_reason is not None:
+            return RunEnd("stopped", self.stop_reason, ended, ends, *where)
+        failed, stopped = self.ended["failed"], self.ended["stopped"]
+        if not failed and not stopped:
+            return RunEnd("completed", "", ended, ends, *where)
+        status: Status = "failed" if failed and not stopped else "stopped"
+        if failed + stopped == 1:
+            return RunEnd(status, ends[0].reason, ended, ends, *where)
+        parts = [f"{n} {s}" for s, n in (("stopped", stopped), ("failed", failed)) if n]
+        return RunEnd(status, f"items {' and '.join(parts)}", ended, ends, *where)
+
+    async def _drive(self, it: Item) -> None:
+        self.items_active += 1
+        try:
+            if self.speculate and not self.whole:
+                await self._chain_speculative(it)
+            else:
+                await self._chain(it)
+        except FatalBackendError as e:
+            reason = f"{e.kind}: {e}"
+            if self.failure is None:
+                self.failure = reason
+            self.request_stop(reason)
+            self._end_item(it, "stopped", reason)
+        except TransportError as e:
+            reason = f"model unreachable ({e.kind}): {e}"
+            self.request_stop(reason)
+            self._end_item(it, "stopped", reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the process's own code raised: this item fails, not the run
+            self._end_item(it, "failed", f"step {it.step}: {type(e).__name__}: {e}")
+        finally:
+            self.items_active -= 1
+
+    def _end_item(self, it: Item, status: Status, reason: str = "") -> None:
+        self.ended[status] += 1
+        end = self._last_end = ItemEnd(it.index, status, it.step, it.state, reason, it.item_id)
+        if status != "completed" and len(self._not_completed) < KEEP_ENDS:
+            self._not_completed.append(end)
+        for fn in self.events.item_end:
+            fn(end)
+
+    def _halt(self) -> str | None:
+        """Why no new step may open (a stop request or a reached budget), or None."""
+        if self.stop_reason is None and self.budget.active:
+            reason = self.budget.reached(self.totals)
+            if reason is not None:
+                self.request_stop(reason)
+        return self.stop_reason
+
+    def _emit(self, d: Decision) -> None:
+        self.totals.add(d)
+        for fn in self.events.decision:
+            fn(d)
+
+    def _undecided_reason(self, d: Decision) -> str:
+        return (
+            f"step {d.step} undecided after {d.samples} samples "
+            f"(no answer led by k={self.voting.k}); raise the cap with "
+            "--max-samples-per-step, or pass --on-undecided plurality"
+        )
+
+    # -- chains ----------------------------------------------------------------------------
+    async def _chain(self, it: Item) -> None:
+        process = it.process
+        state, step = it.state, it.step
+        budgeted = self.budget.active
+        totals = self.totals
+        burst = 0
+        while not process.done(state, step):
+            if budgeted or self.stop_reason is not None:
+                reason = self._halt()
+                if reason is not None:
+                    self._end_item(it, "stopped", reason)
+                    return
+            d = await self._decide(it, state, step)
+            totals.add(d)  # as _emit does, inline: this loop runs for every step
+            for fn in self.events.decision:
+                fn(d)
+            if d.state_after is None:  # undecided, and not taken by plurality
+                self._end_item(it, "stopped", self._undecided_reason(d))
+                return
+            state = it.state = d.state_after
+            step = it.step = step + 1
+            burst += 1
+            if burst == BURST:  # a backend that never waits would never let others run
+                burst = 0
+                await asyncio.sleep(0)
+        self._end_item(it, "completed")
+
+    async def _chain_speculative(self, it: Item) -> None:
+        process = it.process
+        depth = self.speculate
+        pipe: deque[_Open] = deque()
+
+        def open_step(state: Any, step: int, basis: tuple[Hashable, Any] | None) -> None:
+            if process.done(state, step) or self._halt() is not None:
+                return
+            o = _Open(step, state, basis)
+            o.task = asyncio.create_task(self._decide(it, state, step, o, on_first))
+            pipe.append(o)
+
+        def extend() -> None:
+            # open the step after the pipeline's last, on that step's first valid answer
+            while pipe and len(pipe) <= depth and pipe[-1].first is not None:
+                last = pipe[-1]
+                first = last.first
+                assert first is not None
+                try:
+                    state = process.advance(last.state, first[1])
+                except Exception:
+                    return  # an answer the process cannot advance on: wait for the vote
+                before = len(pipe)
+                open_step(state, last.step + 1, first)
+                if len(pipe) == before:
+                    return
+
+        def on_first(o: _Open, judged: tuple[Hashable, Any]) -> None:
+            if o.first is not None:
+                return  # only the first valid answer to arrive opens the next step
+            o.first = judged
+            if pipe and pipe[-1] is o:
+                extend()
+
+        def discard_all() -> None:
+            while pipe:
+                o = pipe.pop()
+                if o.task is not None:
+                    o.task.cancel()
+                v = o.vote
+                got = 0 if v is None else len(v.drawn) - v.outstanding
+                if v is not None and got:
+                    x = Discarded(
+                        item=it.index,
+                        step=o.step,
+                        samples=got,
+                        prompt_tokens=v.prompt_tokens,
+                        completion_tokens=v.completion_tokens,
+                        cost=v.prompt_tokens * self.prices.prompt
+                        + v.completion_tokens * self.prices.completion,
+                    )
+                    self.totals.add_discarded(x)
+                    for fn in self.events.discarded:
+                        fn(x)
+
+        open_step(it.state, it.step, None)
+        try:
+            while pipe:
+                head = pipe[0]
+                assert head.task is not None
+                d = await head.task
+                pipe.popleft()
+                self._emit(d)
+                if d.state_after is None:
+                    discard_all()
+                    self._end_item(it, "stopped", self._undecided_reason(d))
+                    return
+                it.state, it.step = d.state_after, d.step + 1
+                if pipe:
+                    basis = pipe[0].basis
+                    assert basis is not None
+                    if not (basis[0] == d.key and basis[1] == d.answer):
+                        discard_all()  # opened on an answer that lost: nothing of it stands
+                if pipe:
+                    pipe[0].basis = None
+                    extend()
+                else:
+                    if process.done(it.state, it.step):
+                        break
+                    open_step(it.state, it.step, None)
+                    if not pipe:  # halted before the step could open
+                        reason = self.stop_reason or "stopped"
+                        self._end_item(it, "stopped", reason)
+                        return
+            self._end_item(it, "completed")
+        finally:
+            for o in pipe:
+                if o.task is not None:
+                    o.task.cancel()
+            # collect what the cancelled tasks raised, so nothing is left unretrieved
+            left = [o.task for o in pipe if o.task is not None]
+            if left:
+                await asyncio.gather(*left, return_exceptions=True)
+
+    # -- one step --------------------------------------------------------------------------
+    async def _decide(
+        self,
+        it: Item,
+        state: Any,
+        step: int,
+        opened: _Open | None = None,
+        on_first: Callable[[_Open, tuple[Hashable, Any]], None] | None = None,
+    ) -> Decision:
+        """Vote on one step and return its decision (emitted by the caller, in order)."""
+        t_start = perf_counter()
+        process = it.process
+        k, cap, limit, t_first, t_rest, parallel = self._per_step
+        prompt = process.prompt(state, step)
+        notes: tuple[str, ...] = ()
+        if it.notes is not None:
+            notes = it.notes(state, step)
+            if notes:
+                prompt = with_notes(notes, prompt)
+        oracle = ProcessOracle(process, state, step, notes) if self.simulate else None
+        system = process.system()
+        vote = StepVote(k, cap, limit, partial(judge, process, state))
+        backend = self.backend
+        item = it.index
+        if self.whole:
+            n = k if k <= cap else cap
+            first = 0
+            while n:  # a whole round per request, counted as it comes back
+                vote.offer(
+                    first,
+                    await backend.sample(
+                        SampleRequest(
+                            prompt, step, first, n, limit, t_first, t_rest, system, oracle, item
+                        )
+                    ),
+                )
+                n = vote.next_round(parallel)
+                first = len(vote.drawn)
+        else:
+            if opened is not None:
+                opened.vote = vote
+
+            def request(i: int) -> SampleRequest:
+                return SampleRequest(
+                    prompt, step, i, 1, limit, t_first, t_rest, system, oracle, item
+                )
+
+            first_seen: Callable[[tuple[Hashable, Any]], None] | None = None
+            if opened is not None and on_first is not None:
+                first_seen = partial(on_first, opened)
+            while True:
+                n = vote.next_round(parallel)
+                if not n:
+                    break
+                first = vote.expect(n)
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        for i in range(first, first + n):
+                            tg.create_task(self._one(vote, request(i), first_seen))
+                except BaseExceptionGroup as eg:
+                    raise _first_error(eg) from None
+        return self._decision(it, vote, state, step, t_start)
+
+    async def _one(
+        self,
+        vote: StepVote,
+        request: SampleRequest,
+        first_seen: Callable[[tuple[Hashable, Any]], None] | None,
+    ) -> None:
+        self.in_flight += 1
+        try:
+            got = await self.backend.sample(request)
+        finally:
+            self.in_flight -= 1
+        vote.offer(request.first_index, got)
+        if first_seen is not None and got:
+            judged = vote.judged(got[0])
+            if judged.__class__ is not Flag:
+                first_seen(judged)  # type: ignore[arg-type]
+
+    def _decision(
+        self, it: Item, vote: StepVote, state: Any, step: int, t_start: float
+    ) -> Decision:
+        process = it.process
+        key, answer, winner_text = vote.winner()
+        undecided = not vote.decided
+        correct: bool | None = None
+        state_after = None
+        if winner_text is not None:
+            try:
+                correct = process.check(state, step, answer)
+            except Exception:
+                correct = False
+            if not undecided or self.voting.on_undecided == "plurality":
+                state_after = process.advance(state, answer)
+        drawn: list[Sample] = vote.drawn  # type: ignore[assignment]  # complete: no None
+        n = len(drawn)
+        decided_at = vote.decided_at
+        flags = vote.flags or None
+        counts = vote.tally.counts
+        outcomes: Sequence[SampleOutcome] = ()
+        level = self.voting.record
+        if level == "samples" or (
+            level == "contested" and (flags or len(counts) > 1 or undecided or correct is False)
+        ):
+            outcomes = _outcomes(vote, drawn, undecided)
+        ptoks, ctoks = vote.prompt_tokens, vote.completion_tokens
+        return Decision(
+            item=it.index,
+            step=step,
+            answer=answer,
+            key=key,
+            votes=counts,
+            samples=n,
+            surplus=0 if undecided else n - 1 - decided_at,
+            flags=flags,
+            prompt_tokens=ptoks,
+            completion_tokens=ctoks,
+            cost=ptoks * self.prices.prompt + ctoks * self.prices.completion,
+            elapsed_s=perf_counter() - t_start,
+            undecided=undecided,
+            correct=correct,
+            state_before=state,
+            state_after=state_after,
+            outcomes=outcomes,
+            winner_text=winner_text,
+        )
+
+
+def _outcomes(vote: StepVote, drawn: list[Sample], undecided: bool) -> list[SampleOutcome]:
+    """Every sample of a step with the key it voted for or the flag that discarded it."""
+    out = []
+    decided_at = vote.decided_at
+    for position, s in enumerate(drawn):
+        judged: Judged = vote.judged(s)
+        counted = undecided or position <= decided_at
+        if judged.__class__ is Flag:
+            out.append(SampleOutcome(position, s, None, judged, counted))
+        else:
+            out.append(SampleOutcome(position, s, judged[0], None, counted))
+    return out
+
+
+def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:
+    """The error to raise from a round whose requests failed: a fatal one first."""
+    flat: list[BaseException] = []
+    stack: list[BaseException] = [eg]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(reversed(e.exceptions))
+        else:
+            flat.append(e)
+    for kind in (FatalBackendError, TransportError, Exception):
+        for e in flat:
+            if isinstance(e, kind):
+                return e
+    return flat[0]

@@ -1,0 +1,75 @@
+"""How steps are voted on, what a run may spend, and what tokens cost (plain values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from unerring.events import Totals
+
+RecordLevel = Literal["decisions", "contested", "samples"]
+UndecidedPolicy = Literal["stop", "plurality"]
+
+
+@dataclass(frozen=True, slots=True)
+class VotingConfig:
+    """How each step is voted on."""
+
+    k: int
+    first_temperature: float = 0.0
+    temperature: float = 0.1
+    max_tokens: int = 750  # a longer response is red-flagged
+    max_samples_per_step: int | None = None  # default 50 * k
+    on_undecided: UndecidedPolicy = "stop"
+    parallel: int = 1  # samples drawn per round after the first (at least the fewest needed)
+    record: RecordLevel = "contested"
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be at least 1, got {self.k}")
+        if self.max_tokens < 1:
+            raise ValueError(f"the token limit must be at least 1, got {self.max_tokens}")
+        if self.parallel < 1:
+            raise ValueError(f"parallel must be at least 1, got {self.parallel}")
+        if self.max_samples_per_step is not None and self.max_samples_per_step < self.k:
+            raise ValueError(
+                f"max samples per step ({self.max_samples_per_step}) must be at least k"
+            )
+
+    @property
+    def cap(self) -> int:
+        return self.max_samples_per_step or 50 * self.k
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Caps for the whole run (across resumes and over all its items). None: no cap."""
+
+    max_samples: int | None = None
+    max_cost: float | None = None
+    max_tokens_total: int | None = None
+
+    def reached(self, totals: Totals) -> str | None:
+        """Which cap has been reached, or None."""
+        if self.max_samples is not None and totals.samples >= self.max_samples:
+            return f"sample budget reached ({totals.samples} of {self.max_samples})"
+        if self.max_cost is not None and totals.cost >= self.max_cost:
+            return f"cost budget reached (${totals.cost:.4f} of ${self.max_cost:.4f})"
+        tokens = totals.prompt_tokens + totals.completion_tokens
+        if self.max_tokens_total is not None and tokens >= self.max_tokens_total:
+            return f"token budget reached ({tokens} of {self.max_tokens_total})"
+        return None
+
+    @property
+    def active(self) -> bool:
+        return not (
+            self.max_samples is None and self.max_cost is None and self.max_tokens_total is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """Dollars per token (not per million), input and output."""
+
+    prompt: float = 0.0
+    completion: float = 0.0

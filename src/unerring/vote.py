@@ -1,0 +1,223 @@
+"""One step's vote: samples in (by index, in any order of arrival), decision out.
+
+Pure: no I/O, no asyncio. Samples are counted in index order whatever order they arrive
+in, so a step's outcome is the sequential vote's however its requests interleave with
+other steps'. Red-flagged samples never vote; a run of one shared sample object (the
+simulator hands out one object for equal responses) is judged and counted at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from unerring.backends.base import Sample
+from unerring.process import Process
+from unerring.redflags import Flag, estimate_tokens
+from unerring.voting import Tally
+
+# a judged response: (vote key, parsed answer), or the red flag that discards it
+Judged = tuple[Hashable, Any] | Flag
+
+
+def judge(process: Process[Any, Any], state: Any, text: str) -> Judged:
+    """Parse and validate one response; nothing the model returns may raise out of here."""
+    if not text or text.isspace():
+        return Flag.EMPTY
+    try:
+        answer = process.parse(text)
+    except Exception:
+        return Flag.PARSE
+    if isinstance(answer, Flag):
+        return answer
+    try:
+        if not process.validate(state, answer):
+            return Flag.INVALID
+        return (process.key(answer), answer)
+    except Exception:
+        return Flag.INVALID
+
+
+def completion_tokens(s: Sample) -> int:
+    """The backend's count of a response's tokens, or the documented estimate."""
+    counted = s.completion_tokens
+    return estimate_tokens(s.text) if counted is None else counted
+
+
+class StepVote:
+    """First-to-ahead-by-k over one step's samples, with red flags.
+
+    The caller reserves indices with `expect(n)` (one round), hands samples back with
+    `offer(first_index, samples)` as they arrive, and asks `next_round` what to draw next.
+    """
+
+    __slots__ = (
+        "_judge",
+        "_limit",
+        "cap",
+        "completion_tokens",
+        "counted",
+        "decided_at",
+        "drawn",
+        "firsts",
+        "flags",
+        "memo",
+        "outstanding",
+        "prompt_tokens",
+        "tally",
+        "won",
+    )
+
+    def __init__(
+        self, k: int, cap: int, max_tokens: int, judge_text: Callable[[str], Judged]
+    ) -> None:
+        self.tally = Tally(k)
+        self.cap = cap
+        self._limit = max_tokens
+        self._judge = judge_text
+        self.memo: dict[str, Judged] = {}  # equal texts are judged once
+        self.drawn: list[Sample | None] = []  # by index; None: asked for, not arrived
+        self.outstanding = 0  # samples asked for and not arrived
+        self.counted = 0  # the prefix of `drawn` already counted
+        self.decided_at = -1  # index of the deciding sample
+        self.flags: dict[Flag, int] = {}
+        self.firsts: dict[Hashable, int] = {}  # each key's lowest sample index
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.won: tuple[Hashable, Any, str] | None = None  # key, answer, text of the winner
+
+    # -- drawing --------------------------------------------------------------------------
+    def expect(self, n: int) -> int:
+        """Reserve the next n sample indices; return the first."""
+        first = len(self.drawn)
+        self.drawn += [None] * n
+        self.outstanding += n
+        return first
+
+    def next_round(self, parallel: int) -> int:
+        """How many samples to draw next: 0 while a round is out or once finished.
+
+        The first round is k; later ones as many as could still decide (at least
+        `parallel`), never past the cap.
+        """
+        if self.outstanding or self.finished:
+            return 0
+        if not self.drawn:
+            return min(self.tally.k, self.cap)
+        return min(max(parallel, self.tally.needed()), self.cap - len(self.drawn))
+
+    def offer(self, first: int, samples: list[Sample]) -> None:
+        """Samples first .. first+len-1 arrived; count whatever prefix is now complete."""
+        n = len(samples)
+        if not n:
+            return
+        if first == len(self.drawn):  # a whole round at once, nothing reserved
+            self.drawn += samples
+        else:
+            self.drawn[first : first + n] = samples
+            self.outstanding -= n
+        s0 = samples[0]
+        if n == 1 or samples.count(s0) == n:  # one object (the simulator's usual round)
+            ct = s0.completion_tokens
+            self.prompt_tokens += (s0.prompt_tokens or 0) * n
+            self.completion_tokens += (estimate_tokens(s0.text) if ct is None else ct) * n
+            if first == self.counted:
+                self._run(first, s0, n)
+                if self.counted < len(self.drawn):
+                    self._count()  # later samples that arrived before these
+            return
+        last = None
+        pt = ct = 0
+        for s in samples:  # tokens are paid for every sample drawn, counted or not
+            if s is not last:
+                last = s
+                pt = s.prompt_tokens or 0
+                ct = s.completion_tokens
+                if ct is None:
+                    ct = estimate_tokens(s.text)
+            self.prompt_tokens += pt
+            self.completion_tokens += ct
+        if first == self.counted:
+            self._count()
+
+    def judged(self, s: Sample) -> Judged:
+        """A sample's judgement (memoised by text); over the token limit it is overlong."""
+        ct = s.completion_tokens
+        if (estimate_tokens(s.text) if ct is None else ct) > self._limit:
+            return Flag.OVERLONG
+        text = s.text
+        j = self.memo.get(text)
+        if j is None:
+            j = self.memo[text] = self._judge(text)
+        return j
+
+    def _count(self) -> None:
+        """Count the complete prefix, a run of one shared object at a time."""
+        drawn = self.drawn
+        end = len(drawn)
+        i = self.counted
+        while i < end:
+            s = drawn[i]
+            if s is None:
+                break
+            j = i + 1
+            while j < end and drawn[j] is s:
+                j += 1
+            self._run(i, s, j - i)
+            i = j
+
+    def _run(self, i: int, s: Sample, m: int) -> None:
+        """Count m samples from index i that are all the one object s: judged once.
+
+        Red-flagged samples are counted by kind even after the decision; valid ones
+        vote only until it."""
+        judged = self.judged(s)
+        if judged.__class__ is Flag:
+            f: Flag = judged
+            self.flags[f] = self.flags.get(f, 0) + m
+        elif self.decided_at < 0:
+            key = judged[0]
+            if key not in self.firsts:
+                self.firsts[key] = i
+            used = self.tally.add_many(key, m)
+            if used:
+                self.decided_at = i + used - 1
+                if self.firsts[key] == i:  # the usual case: the winner's first sample is here
+                    self.won = (key, judged[1], s.text)
+        self.counted = i + m
+
+    # -- outcome --------------------------------------------------------------------------
+    @property
+    def decided(self) -> bool:
+        return self.decided_at >= 0
+
+    @property
+    def finished(self) -> bool:
+        """Decided, or the cap is reached with every sample counted."""
+        return self.decided_at >= 0 or (
+            self.counted >= self.cap and self.counted == len(self.drawn)
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Finished and no sample still out: the decision can be made."""
+        return self.finished and not self.outstanding
+
+    def winner(self) -> tuple[Hashable | None, Any, str | None]:
+        """(key, answer, response text of the lowest-index sample voting for it): the
+        winner, or the plurality of an undecided step (all None when none was valid).
+
+        The lowest index, not the first to arrive: the same text whatever the order."""
+        if self.won is not None:
+            return self.won
+        key = self.tally.winner if self.decided_at >= 0 else self.tally.plurality()
+        if key is None:
+            return None, None, None
+        s = self.drawn[self.firsts[key]]
+        assert s is not None
+        j = self.judged(s)
+        return key, j[1], s.text
+
+    def samples(self) -> list[Sample]:
+        """The samples drawn, in index order (once complete)."""
+        return [s for s in self.drawn if s is not None]
