@@ -204,7 +204,9 @@ def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> No
     assert len(MIGRATIONS[:1]) == 1
     conn.execute("ATTACH ? AS src", (str(src),))
     for table in ("runs", "attempts", "decisions", "samples"):
-        conn.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
+        # the columns v1 had (later versions added some)
+        columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
+        conn.execute(f"INSERT INTO main.{table} SELECT {columns} FROM src.{table}")
     # v1 blocks have no holes
     assert (
         conn.execute("SELECT count(*) FROM src.decision_blocks WHERE holes IS NOT NULL").fetchone()[
@@ -224,12 +226,18 @@ def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> No
     before_run = run_row(v1, "old")
     assert len(before_rows) == before_run["next_step"] > 0
 
+    assert run_row(v1, "old") == before_run  # reading an old store leaves it as it was
     store = Store(str(v1))
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.conn.execute("SELECT count(*) FROM transport_failures").fetchone()[0] == 0
+    # the single chain became a run of one item, at the run's resume point
+    item = store.conn.execute("SELECT item_id, next_step FROM items").fetchone()
+    assert tuple(item) == ("1", before_run["next_step"])
     store.close()
     assert decisions(v1, "old") == before_rows
-    assert run_row(v1, "old") == before_run
+    after = run_row(v1, "old")
+    assert after.pop("kind") == "chain"
+    assert after == before_run
 
     # the migrated run resumes to the same decisions as an uninterrupted run
     done = execute(SMALL, Session(store=str(v1), handle_signals=False), "old", resume=True)

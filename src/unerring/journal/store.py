@@ -172,14 +172,8 @@ class Store:
             if not exists:
                 raise StoreError(f"no store at {path} (runs are kept where --store points)")
             if 0 < version < SCHEMA_VERSION:
-                # written by an older unerring: its records are read through today's schema,
-                # so bring the file up to date once (a migration adds, it never drops data)
-                if is_read_only(p):
-                    raise StoreError(
-                        f"{path} was written by an older unerring (schema v{version}) and is "
-                        "read-only; make it writable once so that it can be upgraded"
-                    )
-                Store(path).close()
+                self._read_old(p, version)
+                return
             self.uri = f"file:{p.resolve()}?mode=ro"
         else:
             if exists and is_read_only(p):
@@ -211,6 +205,21 @@ class Store:
             raise StoreError(
                 f"{path} is corrupted or unreadable ({e}); it was not modified"
             ) from None
+
+    def _read_old(self, p: Path, version: int) -> None:
+        """A store written by an older unerring, opened to read: its records are read
+        through today's schema from a migrated copy in memory; the file is not touched."""
+        self.uri = f"file:unerring-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        try:
+            src = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+            try:
+                self.conn = _connect(self.uri)
+                src.backup(self.conn)
+            finally:
+                src.close()
+            migrate(self.conn, version)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} cannot be read ({e}); it was not modified") from None
 
     def connect(self, *, sync: bool = False) -> sqlite3.Connection:
         """A second connection to the same store (for the writer thread)."""
