@@ -410,3 +410,140 @@ def test_flagged_samples_never_change_the_tally(
     a, b = _one_step(clean, k, cap), _one_step(noisy, k, cap)
     assert (a.winner_text, a.votes, a.undecided) == (b.winner_text, b.votes, b.undecided)
     assert sum((b.flags or {}).values()) == b.samples - sum(b.votes.values()) - b.surplus
+
+
+# -- many items, many steps in flight -------------------------------------------------------
+class Latent:
+    """The simulator behind a real wait: every request sleeps its own latency (ms) drawn
+    from the request, and the largest number of requests in flight is recorded."""
+
+    model = "sim"
+    batch_rounds = False
+
+    def __init__(self, cfg: SimConfig, ms: float = 1.0) -> None:
+        self.inner = SimBackend(cfg)
+        self.ms = ms
+        self.in_flight = 0
+        self.most = 0
+        self.requests = 0
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        import asyncio
+
+        self.in_flight += 1
+        self.requests += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            # a wait that differs by request, so arrivals interleave out of index order
+            await asyncio.sleep(self.ms * ((request.step * 7 + request.first_index * 13) % 5) / 1e3)
+            return await self.inner.sample(request)
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _batch(n: int, disks: int) -> list[Item]:
+    out = []
+    for i in range(n):
+        h = Hanoi(disks)
+        out.append(Item(i, h, h.initial_state(), 0, item_id=str(i + 1)))
+    return out
+
+
+def _by_item(seen: Collect) -> dict[int, list[tuple[Any, ...]]]:
+    out: dict[int, list[tuple[Any, ...]]] = {}
+    for d in seen.decisions:
+        out.setdefault(d.item, []).append((d.step, d.winner_text, d.votes, d.samples, d.flags))
+    return out
+
+
+def _run_items(backend: Any, items: list[Item], voting: VotingConfig, **kw: Any) -> Collect:
+    events, seen = Events(), Collect()
+    events.subscribe(seen)
+    end = run_sync(Scheduler(backend, voting, events, simulate=True, **kw).run(items))
+    assert end.status == "completed", end.reason
+    return seen
+
+
+def test_items_decide_as_each_would_alone_whatever_interleaves() -> None:
+    from unerring.backends.resilience import Limited
+
+    cfg = SimConfig(error=0.15, flag=0.05, wrong_answers=2, seed=3)
+    voting = VotingConfig(k=2)
+    alone = {}
+    for it in _batch(6, 4):
+        seen = _run_items(SimBackend(cfg), [it], voting)
+        alone[it.index] = _by_item(seen)[it.index]
+    latent = Latent(cfg)
+    together = _by_item(_run_items(Limited(latent, concurrency=5), _batch(6, 4), voting))  # type: ignore[arg-type]
+    assert together == alone
+    assert latent.most == 5  # the bound was reached, never passed
+    # items differ from each other: the simulator draws from (seed, item, step, index)
+    assert len({repr(v) for v in alone.values()}) > 1
+
+
+def test_no_item_waits_unboundedly_while_others_progress() -> None:
+    # a backend that never waits: each item decides a burst, then lets the others run
+    from unerring.scheduler import BURST
+
+    items = _batch(5, 10)
+    seen = _run_items(SimBackend(SimConfig(error=0.0)), items, VotingConfig(k=1), window=3)
+    order = [d.item for d in seen.decisions]
+    assert sorted(set(order)) == [0, 1, 2, 3, 4] and len(order) == 5 * 1023
+    # within the window, between two decisions of one item at most a burst of each other
+    last: dict[int, int] = {}
+    for pos, item in enumerate(order):
+        if item in last:
+            assert pos - last[item] - 1 <= BURST * 2
+        last[item] = pos
+    # the window holds 3 items: the 4th starts only once one of the first three is done
+    first_of = {item: order.index(item) for item in range(5)}
+    assert first_of[3] > min(len(order) - order[::-1].index(i) - 1 for i in range(3))
+
+
+def test_one_item_stopped_or_failing_does_not_stop_the_others() -> None:
+    class Fails(Hanoi):
+        def advance(self, state: Any, answer: Any) -> Any:
+            if state[1] is not None and state[1][0] == 3:  # after the first move of disk 3
+                raise ValueError("a bug in this item's process")
+            return super().advance(state, answer)
+
+    h = Fails(4)
+    items = [*_batch(3, 4), Item(3, h, h.initial_state(), 0, item_id="bad")]
+    events, seen = Events(), Collect()
+    events.subscribe(seen)
+    sched = Scheduler(SimBackend(SimConfig(error=0.0)), VotingConfig(k=1), events, simulate=True)
+    end = run_sync(sched.run(items))
+    assert end.status == "failed" and "ValueError" in end.reason
+    assert end.ended == {"completed": 3, "stopped": 0, "failed": 1}
+    assert [e.item_id for e in end.not_completed] == ["bad"]
+    assert {d.item for d in seen.decisions if d.step == 14} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_speculation_never_changes_a_decision(depth: int) -> None:
+    cfg = SimConfig(error=0.2, wrong_answers=2, flag=0.05, seed=5)
+    voting = VotingConfig(k=2)
+    plain = _by_item(_run_items(Latent(cfg), _batch(1, 6), voting))
+    events, seen = Events(), Collect()
+    events.subscribe(seen)
+
+    class Discards:
+        def __init__(self) -> None:
+            self.samples = 0
+
+        def on_discarded(self, x: Any) -> None:
+            self.samples += x.samples
+
+    thrown = Discards()
+    events.subscribe(thrown)
+    sched = Scheduler(Latent(cfg), voting, events, simulate=True, speculate=depth)  # type: ignore[arg-type]
+    end = run_sync(sched.run(_batch(1, 6)))
+    assert end.status == "completed"
+    assert _by_item(seen) == plain
+    # at a 20% error rate some speculation was opened on an answer that lost
+    assert thrown.samples > 0
+    assert sched.totals.speculative_samples == thrown.samples
+    assert sched.totals.samples == sum(d.samples for d in seen.decisions)
