@@ -2,7 +2,8 @@
 
 Test instrumentation for the crash tests: before the simulated model draws samples, one
 line `step first_index n monotonic_time` is appended to LOG with a single write(2), so a
-process killed with SIGKILL leaves an exact record of every sample it paid for.
+process killed with SIGKILL leaves an exact record of every sample it paid for. The item
+of a batch comes last on the line (0 for a single chain).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ def install(log_path: str) -> None:
     draw = sim.SimBackend.sample
 
     async def logged(self: sim.SimBackend, request: Any) -> Any:
-        line = f"{request.step} {request.first_index} {request.n} {time.monotonic():.6f}\n"
+        line = (
+            f"{request.step} {request.first_index} {request.n} {time.monotonic():.6f}"
+            f" {request.item}\n"
+        )
         os.write(fd, line.encode())
         return await draw(self, request)
 

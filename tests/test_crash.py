@@ -49,7 +49,7 @@ class Attempt:
         if not self.log.exists():
             return
         for line in self.log.read_text().splitlines():
-            step, first, n, t = line.split()
+            step, first, n, t = line.split()[:4]
             self.draws.append((int(step), int(first), int(n), float(t)))
 
     @property
