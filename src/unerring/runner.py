@@ -499,7 +499,7 @@ def _drive(
         budget=session.budget,
         totals=totals,
         speculate=session.speculate,
-        window=session.window or max(16, 2 * concurrency),
+        window=session.window or max(16, 4 * concurrency),
     )
     writer = JournalWriter(
         store,
