@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hanoi import run_child  # noqa: E402
+from hanoi import run_child
 
 LATENCY = "lognormal:100:0.5"
 FAULTS = "timeout=0.1,rate_limit=0.05,server_error=0.05,reset=0.02,truncated=0.02"
