@@ -21,9 +21,9 @@ from unerring.backends.base import SampleRequest
 from unerring.backends.openai import OpenAICompatible, OpenAIConfig
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
-from unerring.settings import Budget
 from unerring.models import Transport
 from unerring.runner import RunOptions, RunResult, Session, execute
+from unerring.settings import Budget
 
 pytestmark = pytest.mark.real_server
 
@@ -194,3 +194,32 @@ def test_api_key_never_appears_anywhere(
     assert summary["status"] == "completed" and summary["transport_failures"] > 0
     for text in texts:
         assert KEY not in text
+
+
+def test_a_batch_of_twenty_additions_with_four_requests_in_flight(
+    server: str, tmp_path: Path
+) -> None:
+    from unerring.runner import BatchItem
+
+    options = RunOptions(
+        task="addition", task_options={"digits": 3, "max_digit": 4, "seed": 0},
+        model=f"openai:{ALIAS}", k=1, max_tokens=8, api="completions",
+    )  # fmt: skip
+    batch = [BatchItem(str(i), {"digits": 3, "max_digit": 4, "seed": i}) for i in range(1, 21)]
+    s = Session(
+        store=str(tmp_path / "batch.db"),
+        handle_signals=False,
+        transport=Transport(base_url=server, concurrency=4, retry=FAST_RETRY),
+    )
+    result = execute(options, s, "b", batch=batch)
+    assert result.outcome.status == "completed", result.outcome.reason
+    summary = result.summary
+    assert (summary["items"], summary["items_completed"]) == (20, 20)
+    assert summary["steps_decided"] == summary["steps_total"] >= 20 * 3
+    assert summary["errors"] is not None and summary["prompt_tokens"] > 0
+    items = list(result.store.items(result.run))
+    # every item decided every one of its steps, once, in order
+    for it in items:
+        steps = [d["step"] for d in result.store.decisions(result.run, item=it.item)]
+        assert steps == list(range(it.steps_total or 0))
+    result.store.close()
