@@ -402,6 +402,141 @@ class Store:
         ).fetchone()[0]
         return int(full) + int(packed)
 
+    # -- analysis queries -------------------------------------------------------------------
+    # what failure analysis reads from the journal, and the two tables it writes (failures,
+    # notebooks): the analysis modules hold no SQL of their own
+    def noteworthy_decisions(self, run: RunRecord, item: int = 0) -> Iterator[dict[str, Any]]:
+        """An item's decisions that may hold a failure: rejected by the checker, undecided,
+        or with samples kept (step, winner, votes, undecided, correct, features)."""
+        cur = self.conn.execute(
+            "SELECT step, winner, votes, undecided, correct, features FROM decisions"
+            " WHERE run = ? AND item = ? AND (correct = 0 OR undecided = 1 OR step IN"
+            " (SELECT step FROM samples WHERE run = ? AND item = ?)) ORDER BY step",
+            (run.id, item, run.id, item),
+        )
+        for row in cur:
+            yield dict(row)
+
+    def wrong_decisions(self, run: RunRecord) -> tuple[int, int]:
+        """How many decisions the checker rejected, and in how many items."""
+        row = self.conn.execute(
+            "SELECT count(*), count(DISTINCT item) FROM decisions WHERE run = ? AND correct = 0",
+            (run.id,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def first_wrong_decision(self, run: RunRecord) -> dict[str, Any] | None:
+        """The first decision the checker rejected, by item then step (item, step, winner,
+        votes), or None."""
+        row = self.conn.execute(
+            "SELECT item, step, winner, votes FROM decisions WHERE run = ? AND correct = 0"
+            " ORDER BY item, step LIMIT 1",
+            (run.id,),
+        ).fetchone()
+        return None if row is None else dict(row)
+
+    def step_samples(self, run: RunRecord, item: int, step: int) -> list[dict[str, Any]]:
+        """One step's recorded samples in index order (idx, text, vote, flag, counted)."""
+        rows = self.conn.execute(
+            "SELECT idx, text, vote, flag, counted FROM samples"
+            " WHERE run = ? AND item = ? AND step = ? ORDER BY idx",
+            (run.id, item, step),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def sample_votes(self, run: RunRecord, item: int = 0) -> Iterator[tuple[int, int, str]]:
+        """(step, index, vote) of an item's recorded valid samples, in step, index order."""
+        cur = self.conn.execute(
+            "SELECT step, idx, vote FROM samples WHERE run = ? AND item = ? AND vote IS NOT NULL"
+            " ORDER BY step, idx",
+            (run.id, item),
+        )
+        for row in cur:
+            yield int(row[0]), int(row[1]), str(row[2])
+
+    def winning_votes(self, run: RunRecord, item: int = 0) -> dict[int, str]:
+        """Step -> the vote of the samples whose text won, where a sample of it was kept."""
+        rows = self.conn.execute(
+            "SELECT s.step, s.vote FROM samples s JOIN decisions d ON d.run = s.run"
+            " AND d.item = s.item AND d.step = s.step WHERE s.run = ? AND s.item = ?"
+            " AND s.vote IS NOT NULL AND s.text = d.winner",
+            (run.id, item),
+        ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def replace_failures(self, runs: Sequence[RunRecord], rows: Sequence[dict[str, Any]]) -> int:
+        """Replace the runs' rows of the `failures` table (one transaction); returns the
+        rows written. A row names its columns: run, item, step, idx, category, nature,
+        flip_rate, answer, excerpt, features, time, counted, pattern."""
+        cols = (
+            "run", "item", "step", "idx", "category", "nature", "flip_rate", "answer",
+            "excerpt", "features", "time", "counted", "pattern",
+        )  # fmt: skip
+        values = [tuple(r[c] for c in cols) for r in rows]
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for run in runs:
+                conn.execute("DELETE FROM failures WHERE run = ?", (run.id,))
+            marks = ", ".join("?" for _ in cols)
+            conn.executemany(f"INSERT INTO failures ({', '.join(cols)}) VALUES ({marks})", values)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(values)
+
+    def saved_failures(self, run: RunRecord) -> list[dict[str, Any]]:
+        """A run's saved failure records, each with its item's id, by item, step, index."""
+        rows = self.conn.execute(
+            "SELECT f.*, i.item_id FROM failures f JOIN items i ON i.run = f.run"
+            " AND i.item = f.item WHERE f.run = ? ORDER BY f.item, f.step, f.idx",
+            (run.id,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def add_notebook(
+        self, name: str, notes: str, accepted: bool, reason: str, source: str
+    ) -> tuple[int, float]:
+        """Journal the next version of a notebook (notes as JSON); returns (version, created)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT coalesce(max(version), 0) FROM notebooks WHERE name = ?", (name,)
+            ).fetchone()
+            version = int(row[0]) + 1
+            now = time.time()
+            conn.execute(
+                "INSERT INTO notebooks (name, version, notes, accepted, reason, source, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, version, notes, int(accepted), reason, source, now),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return version, now
+
+    def notebook_row(
+        self, name: str, version: int | None = None, *, accepted_only: bool = True
+    ) -> sqlite3.Row | None:
+        """One notebook version; without a version the latest (accepted, unless told)."""
+        if version is not None:
+            return self.conn.execute(  # type: ignore[no-any-return]
+                "SELECT * FROM notebooks WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+        q = "SELECT * FROM notebooks WHERE name = ?"
+        if accepted_only:
+            q += " AND accepted = 1"
+        return self.conn.execute(  # type: ignore[no-any-return]
+            q + " ORDER BY version DESC LIMIT 1", (name,)
+        ).fetchone()
+
+    def notebook_rows(self) -> list[sqlite3.Row]:
+        """Every notebook version, by name then version."""
+        return self.conn.execute("SELECT * FROM notebooks ORDER BY name, version").fetchall()
+
 
 def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
