@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from unerring.runner import RunOptions, RunResult, Session, execute
+from unerring.runner import BatchItem, RunOptions, RunResult, Session, execute
+from unerring.settings import Budget
 
 PLANTED = "modes=disk:2:0.3:cure+disk:4:0.3:w1"
+# a systematic wrong answer on every disk=2 step of every item (not curable by a note)
+BATCH_MODE = "modes=disk:2:0.3:w1"
 
 
 def sim(seed: int, extra: str = PLANTED, error: float = 0.01) -> str:
@@ -26,5 +30,24 @@ def run(
     opts = RunOptions(task="hanoi", task_options={"disks": disks}, model=model, k=k, **options)
     result = execute(opts, Session(store=str(db), handle_signals=False), run_id)
     # tests open the store again; release this connection first
+    result.store.close()
+    return result
+
+
+def batch(
+    db: Path,
+    run_id: str,
+    model: str,
+    sizes: Sequence[int] = (6,) * 8,
+    *,
+    k: int = 3,
+    budget: Budget | None = None,
+    **options: Any,
+) -> RunResult:
+    """A batch run of Hanoi items "1", "2", ... with the given numbers of disks."""
+    opts = RunOptions(task="hanoi", task_options={"disks": sizes[0]}, model=model, k=k, **options)
+    items = [BatchItem(str(i), {"disks": d}) for i, d in enumerate(sizes, 1)]
+    session = Session(store=str(db), handle_signals=False, budget=budget or Budget())
+    result = execute(opts, session, run_id, batch=items)
     result.store.close()
     return result

@@ -6,12 +6,14 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.analysis_helpers import sim
+from tests.analysis_helpers import BATCH_MODE, batch, run, sim
 from unerring.analysis.notebook import load_notebook, save_notebook
+from unerring.analysis.records import build
 from unerring.cli.main import main
 from unerring.journal.store import Store
 
@@ -168,3 +170,67 @@ def test_failures_save_materialises_records_once(
     by_pattern = {p for _, p, _ in rows}
     assert {p["id"] for p in report["patterns"]} == by_pattern
     assert {n for _, _, n in rows} <= {"systematic", "intermittent"}
+
+
+def test_failures_of_a_batch_name_the_items_a_pattern_spans(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # kills: patterns counted or localised over one item, text that does not name items,
+    # correlation over the first item only, and a chain's text changed by batch wording
+    db = tmp_path / "j.db"
+    res = batch(db, "b", sim(3, BATCH_MODE))
+    assert main(["failures", "b", "--store", str(db), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["batch"] and report["items"] == 8
+    assert report["runs"][0]["kind"] == "batch" and report["runs"][0]["items"] == 8
+    [p] = [p for p in report["patterns"] if p["selector"] == ["disk=2"]]
+    assert p["items_affected"] == 8 and p["first_items"] == [str(i) for i in range(1, 9)]
+    # (item, step) places: more than the 16 disk=2 steps one 6-disk item has
+    assert p["steps_affected"] > 16 and len(p["first_steps"]) <= 10
+    loc = report["localisation"][0]
+    assert loc["first_wrong_item"] is not None and loc["wrong_items"] >= 2
+    assert report["correlation"][0]["steps"] == res.summary["steps_decided"] == 8 * 63
+    assert main(["failures", "b", "--store", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "(hanoi, a batch of 8 items, completed)" in out
+    assert "pattern outvoted_wrong/disk=2: " in out and " in 8 of 8 items, systematic" in out
+    assert f"of item {loc['first_wrong_item']} (tally" in out
+    # a single chain reads as it always did
+    run(db, "c", sim(3, BATCH_MODE), disks=6, k=3)
+    assert main(["failures", "c", "--store", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "items" not in out and "(hanoi, completed)" in out
+
+
+def test_failures_save_of_a_batch_keeps_each_record_s_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # kills: saved rows without their item (every row in item 0, the table's default)
+    db = tmp_path / "j.db"
+    batch(db, "b", sim(3, BATCH_MODE))
+    assert main(["failures", "b", "--store", str(db), "--json", "--save"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    store = Store(str(db))
+    run_rec = store.get_run("b")
+    assert run_rec is not None
+    saved = store.saved_failures(run_rec)
+    records = build(store, "b").records
+    assert len(saved) == report["saved"] == len(records)
+    assert Counter((r["item_id"], r["step"], r["idx"]) for r in saved) == Counter(
+        (r.item_id, r.step, r.index) for r in records
+    )
+    assert len({r["item_id"] for r in saved}) == 8
+
+
+def test_notes_learn_on_a_batch_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # kills: `notes learn` refusing or crashing on a batch run
+    db = tmp_path / "j.db"
+    model = sim(3, "modes=disk:2:0.3:cure")
+    batch(db, "b", model, (5, 6, 7))
+    args = ["notes", "learn", "b", "--model", model, "--store", str(db), "--name", "nb"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "- outvoted_wrong/disk=2 (template): kept" in out
+    assert "notebook nb@1: accepted, 1 notes, from b" in out

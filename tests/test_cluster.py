@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.analysis_helpers import run, sim
+from tests.analysis_helpers import BATCH_MODE, batch, run, sim
 from unerring.analysis.cluster import adjusted_rand_index, cluster, text_clusters
 from unerring.analysis.records import FailureRecord, RunFailures, build
 from unerring.analysis.taxonomy import CONTENT
@@ -80,3 +80,25 @@ def test_random_errors_alone_form_no_feature_pattern(tmp_path: Path) -> None:
     recs = [r for r in rf.records if r.category in CONTENT]
     c = cluster(recs, rf.baseline, rf.baseline_steps, rf.samples)
     assert recs and all(not p.selector for p in c.patterns)
+
+
+def test_a_mode_that_recurs_across_items_is_one_pattern_naming_the_items(tmp_path: Path) -> None:
+    # kills: a pattern per item (records clustered item by item), a pattern's items or
+    # places counted from one item, and steps of different items merged into one place
+    db = tmp_path / "j.db"
+    batch(db, "b", sim(3, BATCH_MODE))
+    rf = build(Store(str(db)), "b")
+    recs, truth = _planted(rf)
+    c = cluster(recs, rf.baseline, rf.baseline_steps, rf.samples)
+    moded = {c.assignment[i] for i, t in enumerate(truth) if t == "mode:disk=2"}
+    assert len(moded) == 1  # every item's planted failures: one pattern
+    p = c.patterns[moded.pop()]
+    assert p.selector == ("disk=2",) and p.nature == "systematic"
+    planted_items = {r.item_id for r, t in zip(recs, truth, strict=True) if t == "mode:disk=2"}
+    assert len(planted_items) == 8 and set(p.items) == planted_items
+    assert list(p.items) == sorted(p.items, key=int)  # in item order
+    places = {r.place for i, r in enumerate(recs) if c.assignment[i] == c.patterns.index(p)}
+    assert set(p.places) == places and len(p.places) > len(p.steps)
+    # random errors on disk=2 steps look the same to the clusterer; the planted ones dominate
+    members = [truth[i] for i in p.members]
+    assert members.count("mode:disk=2") >= 0.8 * len(members)

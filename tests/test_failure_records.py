@@ -1,19 +1,30 @@
-"""Failure records built from real journals: categories, nature, incidents, migration."""
+"""Failure records built from real journals: categories, nature, incidents, migration,
+and the items of a batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from tests.analysis_helpers import run, sim
-from unerring.analysis.records import build, in_incident, mark_across_runs
+from tests.analysis_helpers import BATCH_MODE, batch, run, sim
+from unerring.analysis.records import (
+    FailureRecord,
+    RunFailures,
+    _times,
+    build,
+    in_incident,
+    mark_across_runs,
+)
 from unerring.analysis.taxonomy import Category
-from unerring.settings import Budget
 from unerring.journal.schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from unerring.journal.store import Store
+from unerring.journal.store import RunRecord, Store
 from unerring.runner import RunOptions, Session, execute
+from unerring.settings import Budget
 
 
 def test_sample_records_match_what_the_simulator_planted(tmp_path: Path) -> None:
@@ -103,7 +114,11 @@ def test_transport_failures_and_incidents(tmp_path: Path) -> None:
     t0 = time.time()
     rows = [(rid.id, s, 1, "503", t0 + 0.1 * s, 1, "bad gateway") for s in range(10)]  # burst
     rows += [(rid.id, 40, 1, "timeout", t0 + 500, 0, "read timed out")]  # a lone failure
-    store.conn.executemany("INSERT INTO transport_failures VALUES (?,?,?,?,?,?,?)", rows)
+    store.conn.executemany(
+        "INSERT INTO transport_failures (run, step, attempt, kind, time, retried, message)"
+        " VALUES (?,?,?,?,?,?,?)",
+        rows,
+    )
     rf = build(store, "r")
     cats = Counter(r.category for r in rf.records)
     assert cats[Category.SERVER] == 10 and cats[Category.TIMEOUT] == 1
@@ -145,3 +160,137 @@ def test_a_store_at_the_previous_schema_version_is_migrated(tmp_path: Path) -> N
     assert version == SCHEMA_VERSION
     names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
     assert {"notebooks", "failures", "transport_failures"} <= names
+
+
+# -- batches ---------------------------------------------------------------------------------
+def _journal_samples(db: Path, run_id: str) -> dict[tuple[str, int, int], tuple[str, str]]:
+    """(item id, step, index) -> (text, label), read straight from the journal."""
+    con = sqlite3.connect(db)
+    rows = con.execute(
+        "SELECT i.item_id, s.step, s.idx, s.text, s.label FROM samples s"
+        " JOIN runs r ON r.id = s.run JOIN items i ON i.run = s.run AND i.item = s.item"
+        " WHERE r.run_id = ?",
+        (run_id,),
+    ).fetchall()
+    return {(a, b, c): (t, lab) for a, b, c, t, lab in rows}
+
+
+def test_batch_records_carry_their_item_and_read_each_item_s_own_samples(tmp_path: Path) -> None:
+    # kills: reading every item's samples as item 0's, an item id off by one, records built
+    # for the first item only, and features replayed with the first item's process
+    db = tmp_path / "j.db"
+    sizes = (4, 5, 6, 7, 5, 6)
+    batch(db, "b", sim(3, BATCH_MODE), sizes)
+    rf = build(Store(str(db)), "b")
+    journal = _journal_samples(db, "b")
+    sample_records = [r for r in rf.records if r.index is not None]
+    assert {r.item_id for r in sample_records} == {str(i) for i in range(1, len(sizes) + 1)}
+    for r in sample_records:
+        assert r.item == int(r.item_id) - 1
+        text, label = journal[(r.item_id, r.step, r.index)]
+        assert r.excerpt == text[: len(r.excerpt)] and r.label == label
+        if label == "mode:disk=2":
+            assert r.features["disk"] == 2
+    # the base rates come from every item's steps, replayed with the item's own process
+    assert rf.baseline_steps == sum(2**d - 1 for d in sizes) == rf.steps
+    assert rf.batch and rf.items == {i: str(i + 1) for i in range(len(sizes))}
+
+
+def test_a_batch_s_replay_shares_one_budget_over_its_items(tmp_path: Path) -> None:
+    # kills: a replay limit applied to each item alone (it would replay 8 x 40 steps)
+    db = tmp_path / "j.db"
+    batch(db, "b", sim(3, BATCH_MODE))
+    rf = build(Store(str(db)), "b", replay_limit=100)
+    assert rf.baseline_steps == 100
+    # past the budget, contested steps keep the features journaled with them
+    last = [r for r in rf.records if r.item_id == "8" and r.label == "mode:disk=2"]
+    assert last and all(r.features.get("disk") == 2 for r in last)
+
+
+def test_first_wrong_of_a_batch_is_by_item_then_step(tmp_path: Path) -> None:
+    # kills: the first wrong step taken over all items by step alone, or from item 0 only
+    db = tmp_path / "j.db"
+    batch(db, "b", sim(3, BATCH_MODE))
+    rf = build(Store(str(db)), "b")
+    con = sqlite3.connect(db)
+    wrong = con.execute(
+        "SELECT i.item_id, d.step FROM decisions d JOIN items i ON i.run = d.run"
+        " AND i.item = d.item WHERE d.correct = 0 ORDER BY d.item, d.step"
+    ).fetchall()
+    # wrong steps in several items, and a later item has the lowest step number
+    assert min(wrong, key=lambda w: w[1]) != wrong[0]
+    assert rf.first_wrong == wrong[0]
+
+
+def test_a_budget_stop_is_recorded_for_each_item_it_stopped(tmp_path: Path) -> None:
+    # kills: the budget record put at the run's resume point (0 for a batch) or only once
+    db = tmp_path / "j.db"
+    res = batch(db, "b", sim(1, ""), (5,) * 4, k=2, budget=Budget(max_samples=120))
+    assert res.outcome.status == "stopped"
+    store = Store(str(db))
+    rf = build(store, "b")
+    budget = {(r.item_id, r.step) for r in rf.records if r.category is Category.BUDGET}
+    run_rec = store.get_run("b")
+    assert run_rec is not None
+    stopped = {(it.item_id, it.next_step) for it in store.items(run_rec) if it.status == "stopped"}
+    assert budget == stopped and any(step > 0 for _, step in budget)
+
+
+def test_across_runs_the_same_answer_counts_only_at_the_same_item() -> None:
+    # kills: the across-runs key without the item (step and answer alone)
+    def rec(run_id: str, item_id: str) -> FailureRecord:
+        return FailureRecord(
+            run_id=run_id,
+            item_id=item_id,
+            item=int(item_id) - 1,
+            step=5,
+            index=0,
+            category=Category.OUTVOTED,
+            excerpt="x",
+            answer="A",
+            features={},
+            time=None,
+            counted=True,
+            systematic=False,
+            flip_rate=0.5,
+        )
+
+    def failures(run_id: str, *items: str) -> RunFailures:
+        run_rec = RunRecord(1, run_id, "hanoi", {}, "completed", "", 0, 0, None, {}, 0.0, 0.0)
+        return RunFailures(run_rec, [rec(run_id, i) for i in items], 0, 0, Counter(), 0)
+
+    runs = [failures("a", "1"), failures("b", "2", "3")]
+    mark_across_runs(runs)
+    assert not any(r.systematic for rf in runs for r in rf.records)
+    runs = [failures("a", "1", "2"), failures("b", "2")]
+    mark_across_runs(runs)
+    assert [r.systematic for r in runs[0].records] == [False, True]
+    assert runs[1].records[0].systematic
+
+
+class _Decisions:
+    """A store that only knows an item's decisions (each took `elapsed` seconds)."""
+
+    def __init__(self, steps: int, elapsed: float) -> None:
+        self.rows = [{"step": s, "elapsed": elapsed} for s in range(steps)]
+
+    def decisions(self, run: RunRecord, start: int = 0, item: int = 0) -> Iterator[dict[str, Any]]:
+        return iter(self.rows)
+
+
+def test_times_of_a_batch_item_start_at_its_attempt_and_move_on_past_its_end() -> None:
+    # kills: a batch item's clock moved on by attempts' first steps (a chain's rule: every
+    # attempt of a batch starts at step 0, so all its steps would read as the last attempt's)
+    attempts = [
+        {"first_step": 0, "started": 100.0, "ended": 110.0},
+        {"first_step": 0, "started": 200.0, "ended": None},
+    ]
+    batch_run = RunRecord(1, "b", "hanoi", {}, "completed", "", 5, 0, None, {}, 0.0, 0.0, "batch")
+    fake: Any = _Decisions(5, 4.0)
+    got = _times(fake, batch_run, 0, attempts, set(range(5)))
+    assert got == {0: 104.0, 1: 108.0, 2: 112.0, 3: 204.0, 4: 208.0}
+    # a chain knows where each attempt began
+    chain = dataclasses.replace(batch_run, kind="chain")
+    chained = [{**attempts[0], "first_step": 0}, {**attempts[1], "first_step": 2}]
+    got = _times(fake, chain, 0, chained, set(range(5)))
+    assert got == {0: 104.0, 1: 108.0, 2: 204.0, 3: 208.0, 4: 212.0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.analysis_helpers import run, sim
+from tests.analysis_helpers import batch, run, sim
 from unerring.analysis.localize import localize
 from unerring.journal.store import Store
 from unerring.tasks.hanoi import Hanoi
@@ -72,3 +72,40 @@ def test_a_clean_run_has_no_wrong_step(tmp_path: Path) -> None:
     run(db, "r", sim(1, "", error=0.0), disks=5, k=1)
     loc = localize(Store(str(db)), "r")
     assert loc.checked and loc.first_wrong is None and loc.wrong_steps == 0
+
+
+def test_a_batch_names_the_first_wrong_item_and_step_and_its_own_samples(tmp_path: Path) -> None:
+    # kills: the first wrong step ordered by step over all items, samples looked up without
+    # the item (another item's step), and right answers replayed on another item's states
+    db = tmp_path / "j.db"
+    sizes = (1, 5, 6, 7)  # item "1" (one disk, one step) gets nothing wrong: not item 0
+    batch(db, "b", sim(2, "modes=disk:2:0.45:w1", error=0.02), sizes, k=2, record="samples")
+    store = Store(str(db))
+    run_rec = store.get_run("b")
+    assert run_rec is not None
+    wrong = {}  # item id -> its first wrong step, by replay through the checker
+    for it in store.items(run_rec):
+        h, state = Hanoi(sizes[it.item]), Hanoi(sizes[it.item]).initial_state()
+        for row in store.decisions(run_rec, item=it.item):
+            answer = h.parse(row["winner"])
+            if not h.check(state, row["step"], answer):
+                wrong.setdefault(it.item_id, int(row["step"]))
+            state = h.advance(state, answer)
+    loc = localize(store, "b")
+    assert len(wrong) >= 2 and loc.batch and loc.wrong_items == len(wrong)
+    first = min(wrong, key=int)
+    assert first != "1"
+    assert (loc.item, loc.first_wrong) == (first, wrong[first])
+    assert min(wrong.values()) < wrong[first]  # by step alone another item comes first
+    labels = dict(
+        sqlite3.connect(db)
+        .execute(
+            "SELECT s.idx, s.label FROM samples s JOIN items i ON i.run = s.run"
+            " AND i.item = s.item WHERE i.item_id = ? AND s.step = ?",
+            (first, wrong[first]),
+        )
+        .fetchall()
+    )
+    assert loc.outvoters and all(labels[s["index"]] != "correct" for s in loc.outvoters)
+    assert all(labels[s["index"]] == "correct" for s in loc.right)
+    assert loc.as_dict()["first_wrong_item"] == first

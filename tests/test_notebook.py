@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.analysis_helpers import run, sim
+from tests.analysis_helpers import batch, run, sim
 from unerring.analysis.cluster import Pattern
 from unerring.analysis.learn import content_patterns, learn
 from unerring.analysis.notebook import (
+    Spot,
     diff,
     gate,
     list_notebooks,
@@ -18,13 +19,14 @@ from unerring.analysis.notebook import (
     make_note,
     model_note,
     parse_ref,
+    pick,
     save_notebook,
     selector,
     template_note,
 )
 from unerring.analysis.records import build, step_features
 from unerring.backends.base import Sample, SampleRequest
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import SimBackend, SimConfig, mix64
 from unerring.journal.store import Store, StoreError
 from unerring.tasks.hanoi import Hanoi
 
@@ -89,8 +91,10 @@ def _gate(model: str, when: str) -> bool:
     affected = [s for s in states if h.features(states[s], s)["disk"] == 2]
     others = [s for s in states if s not in affected][:15]
     note = make_note("S", f"On steps where {when}, re-check.", "A", [when], {})
+    backend = SimBackend(SimConfig.parse(model))
+    spots = [Spot(h, states[s], s) for s in affected]
     result = asyncio.run(
-        gate(h, SimBackend(SimConfig.parse(model)), states, affected, others, [note], simulate=True)
+        gate(backend, spots, [Spot(h, states[s], s) for s in others], [note], simulate=True)
     )
     return result.accepted
 
@@ -190,11 +194,9 @@ def test_a_model_writer_s_output_is_bounded_and_still_gated(tmp_path: Path) -> N
         state = h.advance(state, h.solve(state, s))
     res = asyncio.run(
         gate(
-            h,
             SimBackend(SimConfig.parse(model.removeprefix("sim:"))),
-            states,
-            list(p.steps[:10]),
-            [1, 3, 5, 7],
+            [Spot(h, states[s], s) for s in p.steps[:10]],
+            [Spot(h, states[s], s) for s in (1, 3, 5, 7)],
             [note],
             simulate=True,
         )
@@ -212,3 +214,45 @@ def test_notes_that_each_help_are_also_gated_together(tmp_path: Path) -> None:
     assert [c.outcome for c in result.candidates] == ["kept", "kept"]
     assert result.notebook.accepted and len(result.notebook.notes) == 2
     assert "the set together: won" in result.notebook.reason
+
+
+def test_notes_learn_on_a_batch_validates_on_its_items_states(tmp_path: Path) -> None:
+    # kills: validation states replayed from the first item only (the picked steps of the
+    # larger items would have no state: fewer than --validation affected steps), and every
+    # item validated with the first item's process (a 4-disk Hanoi cannot replay 7 disks)
+    db = tmp_path / "j.db"
+    model = sim(3, "modes=disk:2:0.3:cure")
+    sizes = (4, 5, 6, 7, 5, 6)
+    batch(db, "b", model, sizes)
+    store = Store(str(db))
+    result = learn(store, ["b"], model, name="nb", validation=20)
+    [c] = result.candidates
+    assert c.pattern == "outvoted_wrong/disk=2" and c.outcome == "kept"
+    assert c.gate is not None and c.gate.affected_steps == 20 and c.gate.random_steps == 20
+    assert c.gate.error_affected_after < c.gate.error_affected_before / 2
+    assert result.notebook.accepted and result.notebook.source == "b"
+    assert c.note is not None and c.note.evidence["items"] == len(sizes)
+    assert f"of {len(sizes)} items" in c.note.guidance
+    store.close()
+    # the note works in a batch run: the planted mode fires less with it
+    batch(db, "after", model, sizes, notes="nb")
+    store = Store(str(db))
+    before, after = (
+        sum(1 for s in store.samples(r) if s["label"] == "mode:disk=2")
+        for r in (store.get_run("b"), store.get_run("after"))
+        if r is not None
+    )
+    assert before > 50 and after <= before / 4
+
+
+def test_pick_spreads_over_items_and_keeps_a_single_chain_s_picks() -> None:
+    # kills: a pick key that ignores the item (every item's step s would tie), and one that
+    # changes which steps a single chain validates on
+    places = [(item, step) for item in range(4) for step in range(30)]
+    chosen = pick(places, 20, seed=0)
+    assert len(chosen) == 20 == len(set(chosen)) and len({i for i, _ in chosen}) >= 3
+    assert len({s for _, s in chosen}) >= 10  # not the same few steps in every item
+    assert chosen != pick(places, 20, seed=1)
+    steps = [(0, s) for s in range(100)]
+    old = sorted(sorted(range(100), key=lambda s: mix64(s))[:20])  # seed 0, as always
+    assert [s for _, s in pick(steps, 20, seed=0)] == old

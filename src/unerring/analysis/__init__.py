@@ -1,5 +1,6 @@
 """Failure analysis: records, taxonomy, patterns, localisation, correlation, mistake notes.
 
-An outer layer: it reads the journal and feeds notes back through the engine's `notes`
-hook; nothing inside the engine imports it.
+An outer layer: it reads the journal (through `Store`'s analysis queries; no SQL of its
+own), over every item of a batch, and feeds notes back through the scheduler's `notes`
+hook; nothing inside the scheduler imports it.
 """

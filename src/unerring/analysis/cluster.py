@@ -1,6 +1,9 @@
 """Grouping failure records into patterns: by category, then by the step features that are
 over-represented against all steps, then by response text (TF-IDF, pure Python).
 
+Records of every item of a batch (and of every run analysed) are clustered together, so a
+mistake that recurs across items is one pattern, which says how many items it spans.
+
 The clusterer reads categories, features and response text only; never the simulator's
 ground-truth labels (those are for scoring it, with `adjusted_rand_index`).
 """
@@ -30,15 +33,20 @@ class Lift:
         return {"feature": self.token, "share": self.share, "base": self.base, "lift": self.lift}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Pattern:
+    """One kind of failure: a category, the step features (or response text) that mark it,
+    and where it happened; records of every item (and run) clustered share patterns."""
+
     id: str
     category: Category
     members: tuple[int, ...]  # indices into the records clustered
     selector: tuple[str, ...]  # feature tokens that define it (empty: text or category only)
     size: int
     share: float  # of all samples drawn
-    steps: tuple[int, ...]  # affected steps (sorted)
+    steps: tuple[int, ...]  # affected step numbers (sorted; one number for all items)
+    places: tuple[tuple[int, int], ...]  # affected (item index, step) pairs (sorted)
+    items: tuple[str, ...]  # ids of the affected items, in item order
     over: tuple[Lift, ...]  # over-represented features
     examples: tuple[str, ...]
     answers: tuple[tuple[str, int], ...]  # most common wrong answers and their counts
@@ -292,20 +300,24 @@ def _pattern(
     cats = Counter(records[i].category for i in members)
     if cat is Category.OUTVOTED and cats.get(Category.REJECTED, 0) > cats.get(cat, 0):
         cat = Category.REJECTED
+    # an item is known by its id (the same batch analysed in two runs is the same items)
+    item_ids = {records[i].item_id: records[i].item for i in members}
     return Pattern(
-        pid,
-        cat,
-        tuple(sorted(members)),
-        selector,
-        n,
-        n / total_samples if total_samples else 0.0,
-        tuple(sorted({records[i].step for i in members})),
-        tuple(over[:5]),
-        tuple(texts[:n_examples]),
-        tuple((a, c) for a, c in answers.most_common(3)),
-        systematic,
-        _advice(cat, systematic >= 0.5, selector),
-        tuple((c.value, k) for c, k in cats.most_common()),
+        id=pid,
+        category=cat,
+        members=tuple(sorted(members)),
+        selector=selector,
+        size=n,
+        share=n / total_samples if total_samples else 0.0,
+        steps=tuple(sorted({records[i].step for i in members})),
+        places=tuple(sorted({records[i].place for i in members})),
+        items=tuple(sorted(item_ids, key=lambda x: (item_ids[x], x))),
+        over=tuple(over[:5]),
+        examples=tuple(texts[:n_examples]),
+        answers=tuple((a, c) for a, c in answers.most_common(3)),
+        systematic=systematic,
+        advice=_advice(cat, systematic >= 0.5, selector),
+        categories=tuple((c.value, k) for c, k in cats.most_common()),
     )
 
 

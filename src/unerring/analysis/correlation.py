@@ -3,6 +3,7 @@
 Two signals: the collision rate (the first two samples of a step both wrong and equal),
 against e^2, the most it can be when errors are independent; and the spread of per-step
 error rates (a share of hard steps), which turns into a two-part mixture for the plan.
+A batch's steps are counted over all its items (each step of each item is one step).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from unerring import reliability
-from unerring.journal.store import Store, StoreError
+from unerring.journal.store import RunRecord, Store, StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,27 +56,17 @@ def _p_full(components: list[tuple[float, float]], k: int, steps: int) -> float 
     return math.exp(log_p)
 
 
-def correlation(store: Store, run_id: str, hard_at: float = 0.2) -> Correlation:
-    run = store.get_run(run_id)
-    if run is None:
-        raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
-    conn = store.conn
+def _item_counts(
+    store: Store, run: RunRecord, item: int, per_step: list[tuple[int, int]]
+) -> tuple[int, int, int, int]:
+    """One item's (steps, valid samples, wrong samples, collisions); appends each step's
+    (wrong, valid) to per_step."""
     rows: dict[int, list[tuple[int, str | None]]] = defaultdict(list)
-    for r in conn.execute(
-        "SELECT step, idx, vote FROM samples WHERE run = ? AND vote IS NOT NULL ORDER BY step, idx",
-        (run.id,),
-    ):
-        rows[r[0]].append((r[1], r[2]))
-    winners: dict[int, str] = {}
-    for r in conn.execute(
-        "SELECT s.step, s.vote FROM samples s JOIN decisions d ON d.run = s.run"
-        " AND d.step = s.step WHERE s.run = ? AND s.vote IS NOT NULL AND s.text = d.winner",
-        (run.id,),
-    ):
-        winners[r[0]] = r[1]
+    for step, idx, vote in store.sample_votes(run, item):
+        rows[step].append((idx, vote))
+    winners = store.winning_votes(run, item)
     steps = valid = wrong = collisions = 0
-    per_step: list[tuple[int, int]] = []  # (wrong, valid) of each step
-    for d in store.decisions(run):  # rows of their own and packed blocks, in step order
+    for d in store.decisions(run, item=item):  # rows and packed blocks, in step order
         step, votes, correct = int(d["step"]), json.loads(d["votes"]), d["correct"]
         steps += 1
         smp = rows.get(step)
@@ -103,6 +94,21 @@ def correlation(store: Store, run_id: str, hard_at: float = 0.2) -> Correlation:
         valid += n
         wrong += w
         per_step.append((w, n))
+    return steps, valid, wrong, collisions
+
+
+def correlation(store: Store, run_id: str, hard_at: float = 0.2) -> Correlation:
+    run = store.get_run(run_id)
+    if run is None:
+        raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
+    steps = valid = wrong = collisions = 0
+    per_step: list[tuple[int, int]] = []  # (wrong, valid) of each step of each item
+    for it in list(store.items(run)):
+        c = _item_counts(store, run, it.item, per_step)
+        steps += c[0]
+        valid += c[1]
+        wrong += c[2]
+        collisions += c[3]
     e = wrong / valid if valid else 0.0
     cr = collisions / steps if steps else 0.0
     ind = e * e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -13,6 +14,7 @@ from unerring.analysis.notebook import (
     GateResult,
     Note,
     Notebook,
+    Spot,
     gate,
     load_notebook,
     model_note,
@@ -21,12 +23,14 @@ from unerring.analysis.notebook import (
     template_note,
     writable,
 )
-from unerring.analysis.records import RunFailures, build, in_incident, process_of, replay
+from unerring.analysis.records import RunFailures, build, in_incident, process_of
 from unerring.analysis.taxonomy import CONTENT
 from unerring.backends.base import Backend
 from unerring.backends.sim import mix64
-from unerring.journal.store import Store, StoreError
+from unerring.journal.replay import replay
+from unerring.journal.store import ItemRecord, RunRecord, Store, StoreError
 from unerring.models import ModelSpec, Transport, make_backend, parse_model
+from unerring.process import Process
 
 T = TypeVar("T")
 
@@ -87,6 +91,52 @@ def _random_steps(total: int, exclude: set[int], n: int, seed: int) -> list[int]
     return sorted(out)
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """A run's items laid end to end: a place (item, step) <-> one position, so that random
+    validation steps are drawn over all items' decided steps alike (a single chain: the
+    position is the step)."""
+
+    items: tuple[ItemRecord, ...]
+    offsets: tuple[int, ...]  # position of each item's step 0
+    total: int
+
+    @classmethod
+    def of(cls, items: Sequence[ItemRecord]) -> _Layout:
+        offsets, total = [], 0
+        for it in items:
+            offsets.append(total)
+            total += int(it.stats.get("steps_decided", 0)) or int(it.steps_total or 0)
+        return cls(tuple(items), tuple(offsets), total)
+
+    def position(self, place: tuple[int, int]) -> int | None:
+        item, step = place
+        return self.offsets[item] + step if 0 <= item < len(self.offsets) else None
+
+    def place(self, position: int) -> tuple[int, int]:
+        item = bisect_right(self.offsets, position) - 1
+        return item, position - self.offsets[item]
+
+
+def _states(
+    store: Store,
+    run: RunRecord,
+    places: set[tuple[int, int]],
+    process_of_item: Callable[[int], Process[Any, Any]],
+) -> dict[tuple[int, int], Any]:
+    """The state before each wanted place, replayed along its item's winners."""
+    by_item: dict[int, set[int]] = {}
+    for item, step in places:
+        by_item.setdefault(item, set()).add(step)
+    states: dict[tuple[int, int], Any] = {}
+    for item, steps in sorted(by_item.items()):
+        process = process_of_item(item)
+        for s, state in replay(process, store, run, item=item, limit=max(steps) + 1):
+            if s in steps:
+                states[(item, s)] = state
+    return states
+
+
 def learn(
     store: Store,
     run_ids: Sequence[str],
@@ -104,9 +154,22 @@ def learn(
     first = runs[0].run
     if any(rf.run.task != first.task for rf in runs):
         raise ValueError("notes learn: every run must be of the same task")
-    process = process_of(first)
-    if process is None:
-        raise ValueError(f"task {first.task!r} cannot be rebuilt to validate notes")
+    # validation states come from the first run's items (a batch: every item of it)
+    layout = _Layout.of(list(store.items(first)))
+    processes: dict[int, Process[Any, Any]] = {}
+
+    def process_of_item(item: int) -> Process[Any, Any]:
+        p = processes.get(item)
+        if p is None:
+            p = process_of(first, layout.items[item])
+            if p is None:
+                raise ValueError(f"task {first.task!r} cannot be rebuilt to validate notes")
+            processes[item] = p
+        return p
+
+    if not layout.items:
+        raise ValueError(f"run {first.run_id!r} has no items to validate notes on")
+    process = process_of_item(0)
     spec = parse_model(model)
     # validate the way the run asked: its API form and endpoint are journaled with it
     cfg = first.config
@@ -154,34 +217,37 @@ def learn(
             note = in_loop(partial(model_note, p=p), writer_spec, writer_transport)
             notes.append((p, note, writer))
 
-    # states for validation: replay the first run along its winners
-    affected: dict[str, list[int]] = {
-        p.id: pick(list(p.steps), validation, seed) for p, _, _ in notes
+    # states for validation: replay the first run's items along their winners
+    def known(places: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [pl for pl in places if layout.position(pl) is not None]
+
+    affected: dict[str, list[tuple[int, int]]] = {
+        p.id: pick(known(p.places), validation, seed) for p, _, _ in notes
     }
-    all_affected = {s for p in chosen for s in p.steps}
-    total = runs[0].steps or int(first.steps_total or 0)
-    randoms = _random_steps(total, all_affected, validation, seed)
-    wanted = set(randoms).union(*affected.values())
-    states: dict[int, Any] = {}
-    last = max(wanted, default=-1)
-    for s, state in replay(process, store, first, last + 1):
-        if s in wanted:
-            states[s] = state
-    randoms = [s for s in randoms if s in states]
+    all_affected = {layout.position(pl) for p in chosen for pl in p.places}
+    exclude = {x for x in all_affected if x is not None}
+    randoms = [layout.place(x) for x in _random_steps(layout.total, exclude, validation, seed)]
+    states = _states(store, first, set(randoms).union(*affected.values()), process_of_item)
+    randoms = [pl for pl in randoms if pl in states]
+
+    def spots(places: Sequence[tuple[int, int]]) -> list[Spot]:
+        return [
+            Spot(process_of_item(item), states[(item, step)], step, item)
+            for item, step in places
+            if (item, step) in states
+        ]
 
     temps = (float(cfg.get("first_temperature", 0.0)), float(cfg.get("temperature", 0.1)))
     max_tokens = int(cfg.get("max_tokens", 750))
     candidates: list[Candidate] = []
     kept: list[Note] = list(base_notes)
 
-    def validate(steps: list[int], trial: list[Note]) -> GateResult:
+    def validate(places: list[tuple[int, int]], trial: list[Note]) -> GateResult:
         return in_loop(
             lambda b: gate(
-                process,
                 b,
-                states,
-                steps,
-                randoms,
+                spots(places),
+                spots(randoms),
                 trial,
                 samples=samples,
                 simulate=spec.sim is not None,
@@ -199,7 +265,7 @@ def learn(
         if note.when in noted:
             candidates.append(Candidate(note, p.id, who, None, "skipped: already in the notebook"))
             continue
-        result = validate([s for s in affected[p.id] if s in states], [note])
+        result = validate(affected[p.id], [note])
         if result.accepted:
             kept.append(note)
             noted.add(note.when)
@@ -218,8 +284,8 @@ def learn(
     set_gate: GateResult | None = None
     if len(new) > 1:
         # notes that each help alone must also help together (one may undo another)
-        steps = sorted({s for c in new for s in affected[c.pattern] if s in states})
-        set_gate = validate(steps, [c.note for c in new if c.note is not None])
+        places = sorted({pl for c in new for pl in affected[c.pattern]})
+        set_gate = validate(places, [c.note for c in new if c.note is not None])
         reason += f"; the set together: {set_gate.reason}"
         if not set_gate.accepted:
             accepted = False

@@ -2,17 +2,17 @@
 of the steps they match, and kept only if a paired validation says they help.
 
 Notes change a run only through the gate: a candidate note is tried on validation steps
-(the steps of its pattern and random other steps) with and without it, with the same
-sample indices (the simulated model draws from (seed, step, index), so the pairs differ
-only by the note); it is kept if it wins more steps than it loses and does not raise the
-error rate on the random steps. Every version, kept or rolled back, is journaled.
+(the steps of its pattern and random other steps, of any items of a batch) with and
+without it, with the same sample indices (the simulated model draws from (seed, item,
+step, index), so the pairs differ only by the note); it is kept if it wins more steps than
+it loses and does not raise the error rate on the random steps. Every version, kept or
+rolled back, is journaled.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,13 +108,6 @@ class Notebook:
 
 
 # -- storage -------------------------------------------------------------------------------
-def _has_table(store: Store) -> bool:
-    row = store.conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notebooks'"
-    ).fetchone()
-    return row is not None
-
-
 def _from_row(row: Any) -> Notebook:
     notes = tuple(Note.from_dict(d) for d in json.loads(row["notes"]))
     return Notebook(
@@ -133,31 +126,9 @@ def save_notebook(
 ) -> Notebook:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise ValueError(f"notebook name {name!r}: use letters, digits, '_', '.', '-'")
-    conn = store.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        row = conn.execute(
-            "SELECT coalesce(max(version), 0) FROM notebooks WHERE name = ?", (name,)
-        ).fetchone()
-        version = int(row[0]) + 1
-        now = time.time()
-        conn.execute(
-            "INSERT INTO notebooks VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                name,
-                version,
-                json.dumps([n.as_dict() for n in notes]),
-                int(accepted),
-                reason,
-                source,
-                now,
-            ),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return Notebook(name, version, tuple(notes), accepted, reason, source, now)
+    text = json.dumps([n.as_dict() for n in notes])
+    version, created = store.add_notebook(name, text, accepted, reason, source)
+    return Notebook(name, version, tuple(notes), accepted, reason, source, created)
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -173,17 +144,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 def load_notebook(store: Store, ref: str, *, accepted_only: bool = True) -> Notebook:
     """A notebook version; without @VERSION the latest accepted one."""
     name, version = parse_ref(ref)
-    if not _has_table(store):
-        raise StoreError(f"no notebook {name!r} in {store.path} (see `unerring notes list`)")
-    if version is None:
-        q = "SELECT * FROM notebooks WHERE name = ?"
-        if accepted_only:
-            q += " AND accepted = 1"
-        row = store.conn.execute(q + " ORDER BY version DESC LIMIT 1", (name,)).fetchone()
-    else:
-        row = store.conn.execute(
-            "SELECT * FROM notebooks WHERE name = ? AND version = ?", (name, version)
-        ).fetchone()
+    row = store.notebook_row(name, version, accepted_only=accepted_only)
     if row is None:
         what = f"{name}@{version}" if version else f"an accepted version of {name!r}"
         raise StoreError(f"no notebook {what} in {store.path} (see `unerring notes list`)")
@@ -191,10 +152,7 @@ def load_notebook(store: Store, ref: str, *, accepted_only: bool = True) -> Note
 
 
 def list_notebooks(store: Store) -> list[Notebook]:
-    if not _has_table(store):
-        return []
-    rows = store.conn.execute("SELECT * FROM notebooks ORDER BY name, version").fetchall()
-    return [_from_row(r) for r in rows]
+    return [_from_row(r) for r in store.notebook_rows()]
 
 
 def diff(a: Notebook, b: Notebook) -> dict[str, list[dict[str, Any]]]:
@@ -210,7 +168,7 @@ def diff(a: Notebook, b: Notebook) -> dict[str, list[dict[str, Any]]]:
 
 # -- selection -----------------------------------------------------------------------------
 def selector(notes: Sequence[Note], process: Process[Any, Any]) -> NoteSelector:
-    """The Engine `notes` hook: the rendered notes whose feature tokens a step has."""
+    """The scheduler's `notes` hook: the rendered notes whose feature tokens a step has."""
     rules = [(frozenset(n.when), n.render()) for n in notes]
 
     def select(state: Any, step: int) -> tuple[str, ...]:
@@ -234,7 +192,8 @@ def _evidence(p: Pattern) -> dict[str, Any]:
     return {
         "pattern": p.id,
         "failures": p.size,
-        "steps": len(p.steps),
+        "steps": len(p.places),
+        "items": len(p.items),
         "share": round(p.share, 6),
         "lift": {x.token: round(x.lift, 3) for x in p.over},
     }
@@ -244,9 +203,10 @@ def template_note(p: Pattern) -> Note:
     """A deterministic note from a pattern's statistics (no response text is copied in)."""
     cond = " and ".join(p.selector)
     lift = max((x.lift for x in p.over if x.token in p.selector), default=1.0)
+    where = f"{len(p.places)} steps" + (f" of {len(p.items)} items" if len(p.items) > 1 else "")
     return make_note(
         f"Repeated wrong answer on steps with {cond}",
-        f"On steps where {cond}, {p.size} samples over {len(p.steps)} steps gave a wrong "
+        f"On steps where {cond}, {p.size} samples over {where} gave a wrong "
         f"answer, {lift:.1f}x more often than elsewhere, most often the same one. Derive the "
         "answer from the rules and the current state again and check it against both "
         "before answering.",
@@ -291,7 +251,7 @@ async def model_note(backend: Backend, p: Pattern, max_tokens: int = 200) -> Not
     answers = "; ".join(clean(a, 80) for a, _ in p.answers[:2]) or "-"
     prompt = WRITER_PROMPT.format(
         category=p.category.value,
-        steps=len(p.steps),
+        steps=len(p.places),
         size=p.size,
         cond=", ".join(p.selector) or "-",
         answers=answers,
@@ -321,23 +281,42 @@ class GateResult:
         return {f: getattr(self, f) for f in self.__slots__}
 
 
+@dataclass(frozen=True, slots=True)
+class Spot:
+    """A step to validate notes on: its item's process, the state before it, and where it
+    is (the simulated model draws from (seed, item, step, index))."""
+
+    process: Process[Any, Any]
+    state: Any
+    step: int
+    item: int = 0
+
+
 async def _wrong_counts(
-    process: Process[Any, Any],
+    spot: Spot,
     backend: Backend,
-    state: Any,
-    step: int,
     notes: tuple[str, ...],
     n: int,
     simulate: bool,
     max_tokens: int,
     temperatures: tuple[float, float],
 ) -> int:
+    process, state, step = spot.process, spot.state, spot.step
     prompt = process.prompt(state, step)
     if notes:
         prompt = with_notes(notes, prompt)
     oracle = ProcessOracle(process, state, step, notes) if simulate else None
     req = SampleRequest(
-        prompt, step, 0, n, max_tokens, temperatures[0], temperatures[1], process.system(), oracle
+        prompt=prompt,
+        step=step,
+        first_index=0,
+        n=n,
+        max_tokens=max_tokens,
+        first_temperature=temperatures[0],
+        temperature=temperatures[1],
+        system=process.system(),
+        oracle=oracle,
+        item=spot.item,
     )
     wrong = 0
     for s in await backend.sample(req):
@@ -351,11 +330,9 @@ async def _wrong_counts(
 
 
 async def gate(
-    process: Process[Any, Any],
     backend: Backend,
-    states: Mapping[int, Any],
-    affected: Sequence[int],
-    random_steps: Sequence[int],
+    affected: Sequence[Spot],
+    random_steps: Sequence[Spot],
     notes: Sequence[Note],
     *,
     samples: int = 5,
@@ -364,29 +341,23 @@ async def gate(
     temperatures: tuple[float, float] = (0.0, 0.1),
 ) -> GateResult:
     """Paired validation of a note set: per step, wrong samples without vs with the notes."""
-    select = selector(notes, process)
+    selectors: dict[int, NoteSelector] = {}  # one per process (a batch's items may differ)
     wins = losses = ties = 0
     totals = {"ab": 0, "aa": 0, "rb": 0, "ra": 0}
     n_aff = n_rand = 0
-    for group, steps in (("a", affected), ("r", random_steps)):
-        for step in steps:
-            state = states[step]
-            chosen = select(state, step)
+    for group, spots in (("a", affected), ("r", random_steps)):
+        for spot in spots:
+            select = selectors.get(id(spot.process))
+            if select is None:
+                select = selectors[id(spot.process)] = selector(notes, spot.process)
+            chosen = select(spot.state, spot.step)
             before = await _wrong_counts(
-                process, backend, state, step, (), samples, simulate, max_tokens, temperatures
+                spot, backend, (), samples, simulate, max_tokens, temperatures
             )
             after = before
             if chosen:  # a step no note matches gets the same prompt: the same answers
                 after = await _wrong_counts(
-                    process,
-                    backend,
-                    state,
-                    step,
-                    chosen,
-                    samples,
-                    simulate,
-                    max_tokens,
-                    temperatures,
+                    spot, backend, chosen, samples, simulate, max_tokens, temperatures
                 )
             totals[group + "b"] += before
             totals[group + "a"] += after
@@ -419,9 +390,14 @@ async def gate(
     return GateResult(accepted, reason, wins, losses, ties, n_aff, n_rand, ea_b, ea_a, er_b, er_a)
 
 
-def pick(steps: Sequence[int], n: int, seed: int) -> list[int]:
-    """Up to n steps, deterministically spread (the same seed picks the same steps)."""
-    if len(steps) <= n:
-        return list(steps)
-    order = sorted(steps, key=lambda s: mix64((seed << 32) ^ s))
-    return sorted(order[:n])
+def pick(places: Sequence[tuple[int, int]], n: int, seed: int) -> list[tuple[int, int]]:
+    """Up to n (item, step) places, deterministically spread (the same seed picks the same
+    places; item 0's steps are picked as a single chain's always were)."""
+    if len(places) <= n:
+        return list(places)
+
+    def key(place: tuple[int, int]) -> int:
+        item, step = place
+        return mix64((seed << 32) ^ (step if item == 0 else step ^ mix64(item)))
+
+    return sorted(sorted(places, key=key)[:n])

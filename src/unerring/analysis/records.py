@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from unerring.analysis.taxonomy import Category, flag_category, is_transport, transport_category
-from unerring.journal.store import RunRecord, Store, StoreError
+from unerring.journal.replay import replay
+from unerring.journal.store import ItemRecord, RunRecord, Store, StoreError
 from unerring.process import Feature, Process
 from unerring.redflags import Flag
 from unerring.tasks.registry import get_task
@@ -54,16 +55,18 @@ def tokens_of(features: Mapping[str, Feature]) -> tuple[str, ...]:
     return tuple(f"{k}={str(v).lower()}" for k, v in sorted(features.items()))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FailureRecord:
     run_id: str
+    item_id: str  # the item's name ("1" for a single chain)
+    item: int  # the item's index in its run (0 for a single chain)
     step: int
     index: int | None  # sample index; None for a step-level record
     category: Category
     excerpt: str
     answer: str | None  # the vote key (repr) the sample gave, if it parsed
     features: dict[str, Feature]
-    time: float | None  # seconds since the epoch (estimated for samples, see build())
+    time: float | None  # seconds since the epoch (estimated for samples, see `_times`)
     counted: bool
     systematic: bool
     flip_rate: float | None  # share of the step's valid samples that disagreed with its winner
@@ -74,9 +77,15 @@ class FailureRecord:
     def nature(self) -> str:
         return "systematic" if self.systematic else "intermittent"
 
+    @property
+    def place(self) -> tuple[int, int]:
+        """(item index, step): where in its run the failure happened."""
+        return self.item, self.step
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
+            "item": self.item_id,
             "step": self.step,
             "index": self.index,
             "category": self.category.value,
@@ -98,7 +107,7 @@ class Incident:
     start: float
     end: float
     failures: int
-    steps: int
+    steps: int  # distinct (item, step) places
     categories: dict[str, int]
 
 
@@ -108,65 +117,98 @@ class RunFailures:
 
     run: RunRecord
     records: list[FailureRecord]
-    steps: int  # decided steps
+    steps: int  # decided steps, over all items
     samples: int
     baseline: Counter[str]  # feature token -> number of steps that have it
     baseline_steps: int
     incidents: list[Incident] = field(default_factory=list)
-    first_wrong: int | None = None
+    first_wrong: tuple[str, int] | None = None  # (item id, step), by item then step
+    items: dict[int, str] = field(default_factory=dict)  # item index -> item id
 
     @property
     def run_id(self) -> str:
         return self.run.run_id
 
+    @property
+    def batch(self) -> bool:
+        return self.run.kind == "batch"
 
-def process_of(run: RunRecord) -> Process[Any, Any] | None:
+
+def process_of(run: RunRecord, item: ItemRecord | None = None) -> Process[Any, Any] | None:
+    """An item's process: the run's task with the run's options, the item's on top."""
+    options = {**run.config.get("task_options", {}), **(item.options if item else {})}
     try:
-        return get_task(run.task).make(run.config.get("task_options", {}))
+        return get_task(run.task).make(options)
     except Exception:  # an unknown or changed task: analysis goes on without features
         return None
 
 
-def replay(
-    process: Process[Any, Any], store: Store, run: RunRecord, limit: int = REPLAY_LIMIT
-) -> Iterator[tuple[int, Any]]:
-    """(step, state before the step) along the run's committed winners."""
-    state = process.initial_state()
-    for row in store.decisions(run):
-        step = row["step"]
-        if step >= limit:
-            return
-        yield step, state
-        if row["winner"] is None:
-            return
-        answer = process.parse(row["winner"])
-        if isinstance(answer, Flag):
-            return
-        state = process.advance(state, answer)
+def stopped_by_budget(status: str, reason: str) -> bool:
+    """An item the run's budget stopped (the budget's reason says "... budget reached").
+
+    The journal keeps an item's end as a status and a reason; until the stop cause is
+    journaled as data of its own, this one test reads it (settings.Budget.reached).
+    """
+    return status == "stopped" and "budget reached" in reason
 
 
-def step_features(store: Store, run_id: str) -> dict[int, dict[str, Feature]]:
-    """Every decided step's features, replayed along the run's winners (for evaluation)."""
+def _run_or_fail(store: Store, run_id: str) -> RunRecord:
     run = store.get_run(run_id)
     if run is None:
         raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
-    process = process_of(run)
+    return run
+
+
+def step_features(
+    store: Store, run_id: str, item_id: str | None = None
+) -> dict[int, dict[str, Feature]]:
+    """Every decided step's features of one item (default: the first), replayed along its
+    winners (for evaluation)."""
+    run = _run_or_fail(store, run_id)
+    if item_id is None:
+        item = next(store.items(run), None)
+    else:
+        item = store.item(run, item_id)
+        if item is None:
+            raise StoreError(f"run {run_id!r} has no item {item_id!r}")
+    if item is None:
+        return {}
+    process = process_of(run, item)
     if process is None:
         return {}
-    return {s: dict(process.features(state, s)) for s, state in replay(process, store, run)}
+    return {
+        s: dict(process.features(state, s))
+        for s, state in replay(process, store, run, item=item.item)
+    }
 
 
-def _times(store: Store, run: RunRecord, wanted: set[int]) -> dict[int, float]:
-    """Estimated wall time of each wanted step: its attempt's start plus elapsed so far."""
-    starts = sorted((a["first_step"], a["started"]) for a in store.attempts(run))
-    if not starts or not wanted:
+def _times(
+    store: Store, run: RunRecord, item: int, attempts: Sequence[dict[str, Any]], wanted: set[int]
+) -> dict[int, float]:
+    """Estimated wall time of each wanted step of an item: an attempt's start plus the
+    elapsed times of the item's decisions since.
+
+    A single chain knows where each attempt began (its first step): exact up to the
+    journal's rounding. In a batch the items of an attempt run side by side, each from the
+    attempt's start (an approximation: an item that waited for a free slot, or that a later
+    attempt resumed, reads as earlier than it ran); an item's clock moves on to the next
+    attempt's start when it passes the end of the one it is in.
+    """
+    if not attempts or not wanted:
         return {}
+    chain = run.kind != "batch"
+    order = (lambda a: (a[0], a[1])) if chain else (lambda a: a[1])
+    starts = sorted(((a["first_step"], a["started"], a["ended"]) for a in attempts), key=order)
     out: dict[int, float] = {}
     ai = 0
     clock = starts[0][1]
-    for row in store.decisions(run):  # rows of their own and packed blocks, in step order
+    for row in store.decisions(run, item=item):  # rows and packed blocks, in step order
         step = int(row["step"])
-        while ai + 1 < len(starts) and step >= starts[ai + 1][0]:
+        if chain:
+            while ai + 1 < len(starts) and step >= starts[ai + 1][0]:
+                ai += 1
+                clock = starts[ai][1]
+        elif ai + 1 < len(starts) and starts[ai][2] is not None and clock > starts[ai][2]:
             ai += 1
             clock = starts[ai][1]
         clock += float(row["elapsed"])
@@ -184,109 +226,157 @@ def build(
     *,
     replay_limit: int = REPLAY_LIMIT,
 ) -> RunFailures:
-    """Failure records of one run, read from the journal."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
-    conn = store.conn
-    decision_of: dict[int, dict[str, Any]] = {}
-    for row in conn.execute(
-        "SELECT step, winner, votes, undecided, correct, features FROM decisions"
-        " WHERE run = ? AND (correct = 0 OR undecided = 1 OR step IN"
-        " (SELECT DISTINCT step FROM samples WHERE run = ?))",
-        (run.id, run.id),
-    ):
-        decision_of[row["step"]] = dict(row)
+    """Failure records of one run (every item of a batch), read from the journal.
+
+    Features are replayed item by item along the committed winners, `replay_limit` steps
+    in all: items past it get the features journaled with their contested steps only.
+    """
+    run = _run_or_fail(store, run_id)
+    attempts = store.attempts(run)
+    items = list(store.items(run))
+    names = {it.item: it.item_id for it in items}
+    baseline: Counter[str] = Counter()
+    baseline_steps = 0
+    left = replay_limit
+    records: list[FailureRecord] = []
+    all_features: dict[tuple[int, int], dict[str, Feature]] = {}
+    first_wrong: tuple[str, int] | None = None
+    for it in items:
+        found = _item_records(store, run, it, attempts, left)
+        records.extend(found.records)
+        baseline.update(found.baseline)
+        baseline_steps += found.replayed
+        left -= found.replayed
+        for s, f in found.features.items():
+            all_features[(it.item, s)] = f
+        if first_wrong is None and found.first_wrong is not None:
+            first_wrong = (it.item_id, found.first_wrong)
+    if baseline_steps == 0:
+        for f in all_features.values():
+            baseline.update(tokens_of(f))
+        baseline_steps = len(all_features)
+    for row in store.transport_failures(run):
+        item = int(row["item"])
+        records.append(
+            FailureRecord(
+                run_id=run.run_id,
+                item_id=names.get(item, str(item + 1)),
+                item=item,
+                step=row["step"],
+                index=None,
+                category=transport_category(row["kind"]),
+                excerpt=excerpt(row["message"]),
+                answer=None,
+                features=all_features.get((item, row["step"]), {}),
+                time=row["time"],
+                counted=False,
+                systematic=not row["retried"],
+                flip_rate=None,
+                retried=bool(row["retried"]),
+            )
+        )
+    out = RunFailures(
+        run=run,
+        records=records,
+        steps=int(run.stats.get("steps_decided", 0)),
+        samples=int(run.stats.get("samples", 0)),
+        baseline=baseline,
+        baseline_steps=baseline_steps,
+        first_wrong=first_wrong,
+        items=names,
+    )
+    out.incidents = incidents(records)
+    return out
+
+
+@dataclass
+class _ItemFailures:
+    records: list[FailureRecord]
+    features: dict[int, dict[str, Feature]]  # of the steps with a failure
+    baseline: Counter[str]
+    replayed: int  # steps replayed (they make the baseline)
+    first_wrong: int | None
+
+
+def _item_records(
+    store: Store,
+    run: RunRecord,
+    it: ItemRecord,
+    attempts: Sequence[dict[str, Any]],
+    replay_limit: int,
+) -> _ItemFailures:
+    """The failure records of one item, and its share of the features' base rates."""
+    decision_of = {d["step"]: d for d in store.noteworthy_decisions(run, it.item)}
     by_step: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in conn.execute(
-        "SELECT step, idx, text, vote, flag, counted, label FROM samples WHERE run = ?"
-        " ORDER BY step, idx",
-        (run.id,),
-    ):
+    for row in store.samples(run, it.item):
         by_step[row["step"]].append(dict(row))
-    steps = int(run.stats.get("steps_decided", 0))
-    samples = int(run.stats.get("samples", 0))
 
     # features: journaled for contested steps; replayed for the rest and for baselines
-    process = process_of(run)
     features: dict[int, dict[str, Feature]] = {}
     for s, d in decision_of.items():
         if d["features"]:
             with contextlib.suppress(ValueError):
                 features[s] = dict(json.loads(d["features"]))
     baseline: Counter[str] = Counter()
-    baseline_steps = 0
+    replayed = 0
     wanted = set(by_step) | set(decision_of)
     # at a rejected step a losing sample may have been right: the checker tells, if it can
     rejected = {s for s, d in decision_of.items() if d["correct"] == 0}
     right: dict[int, set[str]] = {}
+    process = process_of(run, it) if replay_limit > 0 else None
     if process is not None:
         try:
-            for s, state in replay(process, store, run, replay_limit):
+            for s, state in replay(process, store, run, item=it.item, limit=replay_limit):
                 f = process.features(state, s)
                 baseline.update(tokens_of(f))
-                baseline_steps += 1
+                replayed += 1
                 if s in wanted and s not in features:
                     features[s] = dict(f)
                 if s in rejected:
                     right[s] = _right_texts(process, state, s, by_step.get(s, []))
         except Exception:  # a replay that cannot go on (a diverged state): use what we have
             pass
-    if baseline_steps == 0:
-        for f in features.values():
-            baseline.update(tokens_of(f))
-        baseline_steps = len(features)
 
-    times = _times(store, run, wanted)
+    times = _times(store, run, it.item, attempts, wanted)
+    where = _Where(run.run_id, it.item_id, it.item)
     records: list[FailureRecord] = []
     for s in sorted(wanted):
-        if s not in decision_of and s < run.next_step:
+        if s not in decision_of and s < it.next_step:
             # a plain step (unanimous, unflagged, not rejected) whose samples were kept
             # (--record samples): its decision lives in a packed block
             decision_of[s] = {"winner": None, "correct": None, "undecided": 0, "features": None}
         records.extend(
             _step_records(
-                run, s, decision_of.get(s), by_step.get(s, []), features, times, right.get(s)
+                where, s, decision_of.get(s), by_step.get(s, []), features, times, right.get(s)
             )
         )
-    if "budget reached" in run.reason:
+    if stopped_by_budget(it.status, it.reason):
+        # the budget stopped the item before its next step: one record there
         records.append(
             FailureRecord(
-                run.run_id,
-                run.next_step,
-                None,
-                Category.BUDGET,
-                excerpt(run.reason),
-                None,
-                features.get(run.next_step, {}),
-                run.updated,
-                False,
-                False,
-                None,
+                run_id=run.run_id,
+                item_id=it.item_id,
+                item=it.item,
+                step=it.next_step,
+                index=None,
+                category=Category.BUDGET,
+                excerpt=excerpt(it.reason),
+                answer=None,
+                features=features.get(it.next_step, {}),
+                time=run.updated,
+                counted=False,
+                systematic=False,
+                flip_rate=None,
             )
         )
-    for row in store.transport_failures(run):
-        records.append(
-            FailureRecord(
-                run.run_id,
-                row["step"],
-                None,
-                transport_category(row["kind"]),
-                excerpt(row["message"]),
-                None,
-                features.get(row["step"], {}),
-                row["time"],
-                False,
-                not row["retried"],
-                None,
-                None,
-                bool(row["retried"]),
-            )
-        )
-    first_wrong = next((s for s in sorted(decision_of) if decision_of[s]["correct"] == 0), None)
-    out = RunFailures(run, records, steps, samples, baseline, baseline_steps, [], first_wrong)
-    out.incidents = incidents(records)
-    return out
+    return _ItemFailures(records, features, baseline, replayed, min(rejected, default=None))
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    run_id: str
+    item_id: str
+    item: int
 
 
 def _right_texts(
@@ -306,7 +396,7 @@ def _right_texts(
 
 
 def _step_records(
-    run: RunRecord,
+    where: _Where,
     step: int,
     decision: dict[str, Any] | None,
     rows: Sequence[dict[str, Any]],
@@ -345,18 +435,20 @@ def _step_records(
             continue
         out.append(
             FailureRecord(
-                run.run_id,
-                step,
-                r["idx"],
-                cat,
-                excerpt(r["text"]),
-                r["vote"],
-                feats,
-                t,
-                bool(r["counted"]),
-                seen[sig] >= 2,
-                flip,
-                r["label"],
+                run_id=where.run_id,
+                item_id=where.item_id,
+                item=where.item,
+                step=step,
+                index=r["idx"],
+                category=cat,
+                excerpt=excerpt(r["text"]),
+                answer=r["vote"],
+                features=feats,
+                time=t,
+                counted=bool(r["counted"]),
+                systematic=seen[sig] >= 2,
+                flip_rate=flip,
+                label=r["label"],
             )
         )
     if decision is not None and correct == 0 and not rows:
@@ -364,33 +456,37 @@ def _step_records(
         # decisions`, or an older journal): all k agreed
         out.append(
             FailureRecord(
-                run.run_id,
-                step,
-                None,
-                Category.REJECTED,
-                excerpt(winner_text),
-                None,
-                feats,
-                t,
-                True,
-                True,
-                0.0,
+                run_id=where.run_id,
+                item_id=where.item_id,
+                item=where.item,
+                step=step,
+                index=None,
+                category=Category.REJECTED,
+                excerpt=excerpt(winner_text),
+                answer=None,
+                features=feats,
+                time=t,
+                counted=True,
+                systematic=True,
+                flip_rate=0.0,
             )
         )
     if undecided:
         out.append(
             FailureRecord(
-                run.run_id,
-                step,
-                None,
-                Category.UNDECIDED,
-                excerpt(winner_text),
-                winner_vote,
-                feats,
-                t,
-                False,
-                False,
-                flip,
+                run_id=where.run_id,
+                item_id=where.item_id,
+                item=where.item,
+                step=step,
+                index=None,
+                category=Category.UNDECIDED,
+                excerpt=excerpt(winner_text),
+                answer=winner_vote,
+                features=feats,
+                time=t,
+                counted=False,
+                systematic=False,
+                flip_rate=flip,
             )
         )
     return out
@@ -399,7 +495,8 @@ def _step_records(
 def incidents(
     records: Sequence[FailureRecord], gap_s: float = 5.0, min_steps: int = 5
 ) -> list[Incident]:
-    """Bursts of transport failures (gaps under gap_s) over at least min_steps steps."""
+    """Bursts of transport failures (gaps under gap_s) over at least min_steps steps (of
+    any items)."""
     timed = sorted(
         (r for r in records if is_transport(r.category) and r.time is not None),
         key=lambda r: r.time or 0.0,
@@ -408,15 +505,16 @@ def incidents(
     burst: list[FailureRecord] = []
 
     def close() -> None:
-        if len({r.step for r in burst}) >= min_steps:
+        places = len({r.place for r in burst})
+        if places >= min_steps:
             cats = Counter(r.category.value for r in burst)
             out.append(
                 Incident(
-                    burst[0].time or 0.0,
-                    burst[-1].time or 0.0,
-                    len(burst),
-                    len({r.step for r in burst}),
-                    dict(cats),
+                    start=burst[0].time or 0.0,
+                    end=burst[-1].time or 0.0,
+                    failures=len(burst),
+                    steps=places,
+                    categories=dict(cats),
                 )
             )
 
@@ -437,18 +535,19 @@ def in_incident(record: FailureRecord, found: Sequence[Incident]) -> bool:
 
 
 def mark_across_runs(runs: Sequence[RunFailures]) -> None:
-    """A failure seen at the same step with the same answer in another run is systematic."""
+    """A failure seen at the same step of the same item with the same answer in another
+    run is systematic."""
     if len(runs) < 2:
         return
-    where: dict[tuple[int, str], set[str]] = defaultdict(set)
+    where: dict[tuple[str, int, str], set[str]] = defaultdict(set)
     for rf in runs:
         for r in rf.records:
             if r.answer is not None:
-                where[(r.step, r.answer)].add(rf.run_id)
+                where[(r.item_id, r.step, r.answer)].add(rf.run_id)
     for rf in runs:
         rf.records = [
             r
-            if r.systematic or r.answer is None or len(where[(r.step, r.answer)]) < 2
+            if r.systematic or r.answer is None or len(where[(r.item_id, r.step, r.answer)]) < 2
             else _with_systematic(r)
             for r in rf.records
         ]

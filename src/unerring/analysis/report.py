@@ -14,6 +14,8 @@ from unerring.analysis.records import RunFailures, build, in_incident, mark_acro
 from unerring.analysis.taxonomy import BY_CATEGORY
 from unerring.journal.store import Store
 
+FIRST = 10  # steps and items a pattern lists by name
+
 
 def pattern_dict(p: Pattern, runs: int) -> dict[str, Any]:
     return {
@@ -23,8 +25,10 @@ def pattern_dict(p: Pattern, runs: int) -> dict[str, Any]:
         "selector": list(p.selector),
         "size": p.size,
         "share_of_samples": p.share,
-        "steps_affected": len(p.steps),
-        "first_steps": list(p.steps[:10]),
+        "steps_affected": len(p.places),
+        "first_steps": list(p.steps[:FIRST]),
+        "items_affected": len(p.items),
+        "first_items": list(p.items[:FIRST]),
         "over_represented": [x.as_dict() for x in p.over],
         "examples": list(p.examples),
         "top_answers": [{"answer": a, "count": c} for a, c in p.answers],
@@ -42,37 +46,26 @@ def pattern_dict(p: Pattern, runs: int) -> dict[str, Any]:
 
 def save_records(store: Store, runs: Sequence[RunFailures], pattern_of: dict[int, str]) -> int:
     """Replace the runs' rows in the `failures` table; returns the rows written."""
-    rows = []
-    for rf in runs:
-        for r in rf.records:
-            pattern = "incident" if in_incident(r, rf.incidents) else pattern_of.get(id(r))
-            rows.append(
-                (
-                    rf.run.id,
-                    r.step,
-                    r.index,
-                    r.category.value,
-                    r.nature,
-                    r.flip_rate,
-                    r.answer,
-                    r.excerpt,
-                    json.dumps(r.features, sort_keys=True),
-                    r.time,
-                    int(r.counted),
-                    pattern,
-                )
-            )
-    conn = store.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for rf in runs:
-            conn.execute("DELETE FROM failures WHERE run = ?", (rf.run.id,))
-        conn.executemany("INSERT INTO failures VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return len(rows)
+    rows = [
+        {
+            "run": rf.run.id,
+            "item": r.item,  # the item's index: `Store.saved_failures` gives its id back
+            "step": r.step,
+            "idx": r.index,
+            "category": r.category.value,
+            "nature": r.nature,
+            "flip_rate": r.flip_rate,
+            "answer": r.answer,
+            "excerpt": r.excerpt,
+            "features": json.dumps(r.features, sort_keys=True),
+            "time": r.time,
+            "counted": int(r.counted),
+            "pattern": "incident" if in_incident(r, rf.incidents) else pattern_of.get(id(r)),
+        }
+        for rf in runs
+        for r in rf.records
+    ]
+    return store.replace_failures([rf.run for rf in runs], rows)
 
 
 def failures_report(
@@ -106,14 +99,20 @@ def failures_report(
         saved = save_records(store, runs, pattern_of)
     return {
         "saved": saved,
+        # a batch among the runs: patterns and localisation name items
+        "batch": any(rf.batch for rf in runs),
+        "items": len({i for rf in runs for i in rf.items.values()}),
         "runs": [
             {
                 "run_id": rf.run_id,
                 "task": rf.run.task,
+                "kind": rf.run.kind,
+                "items": len(rf.items),
                 "status": rf.run.status,
                 "steps_decided": rf.steps,
                 "samples": rf.samples,
                 "failures": len(rf.records),
+                "items_with_failures": len({r.item for r in rf.records}),
                 "record_level": rf.run.config.get("record", "contested"),
             }
             for rf in runs

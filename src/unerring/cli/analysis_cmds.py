@@ -31,10 +31,18 @@ def cmd_failures(args: argparse.Namespace) -> int:
         _out(json.dumps(report))
         return 0
     for r in report["runs"]:
+        what = r["task"]
+        if r["kind"] == "batch":
+            what += f", a batch of {r['items']:,} items"
         _out(
-            f"run {safe(r['run_id'])} ({r['task']}, {r['status']}): {r['failures']:,} failures "
+            f"run {safe(r['run_id'])} ({what}, {r['status']}): {r['failures']:,} failures "
             f"over {r['steps_decided']:,} steps, {r['samples']:,} samples "
             f"(samples kept: {r['record_level']})"
+            + (
+                f"; {r['items_with_failures']:,} items with failures"
+                if r["kind"] == "batch"
+                else ""
+            )
         )
     if report["saved"] is not None:
         _out(f"saved {report['saved']:,} failure records to the journal (table failures)")
@@ -51,9 +59,13 @@ def cmd_failures(args: argparse.Namespace) -> int:
     for p in report["patterns"]:
         _out()
         over = ", ".join(f"{x['feature']} x{x['lift']:.1f}" for x in p["over_represented"][:3])
+        where = f"{p['steps_affected']:,} steps"
+        if report["batch"]:
+            # across items: the same mistake in many items is what a note should fix
+            where += f" in {p['items_affected']:,} of {report['items']:,} items"
         _out(
             f"pattern {p['id']}: {p['size']:,} failures ({p['share_of_samples']:.2%} of samples), "
-            f"{p['steps_affected']:,} steps, {p['nature']}"
+            f"{where}, {p['nature']}"
         )
         if over:
             _out(f"  over-represented: {over}")
@@ -66,6 +78,12 @@ def cmd_failures(args: argparse.Namespace) -> int:
             _out(f"localisation {safe(loc['run_id'])}: no checker; cannot name a wrong step")
         elif loc["first_wrong_step"] is None:
             _out(f"localisation {safe(loc['run_id'])}: the checker found no wrong decision")
+        elif loc["batch"]:
+            _out(
+                f"localisation {safe(loc['run_id'])}: first wrong step {loc['first_wrong_step']} "
+                f"of item {safe(loc['first_wrong_item'] or '')} (tally {loc['tally']}; "
+                f"{loc['wrong_steps']} wrong steps in {loc['wrong_items']} items)"
+            )
         else:
             _out(
                 f"localisation {safe(loc['run_id'])}: first wrong step {loc['first_wrong_step']} "
@@ -170,8 +188,9 @@ def register(sub: Any) -> None:
     f = sub.add_parser(
         "failures",
         help="classify, cluster and localise the failures of runs",
-        description="Failure records of one or more runs, grouped into patterns, with "
-        "the first wrong step and a correlation check.",
+        description="Failure records of one or more runs (every item of a batch), grouped "
+        "into patterns across items and runs, with the first wrong step and a correlation "
+        "check.",
     )
     f.add_argument("run_ids", metavar="RUN_ID", nargs="+")
     add_store(f)
