@@ -3,6 +3,7 @@
 Run A (no notes) -> failure records -> clusters (ARI against the planted labels, which the
 clusterer never sees) -> `notes learn` (template writer, paired gate) -> run B with the
 accepted notes, same seed -> each planted mode's per-sample error rate before and after.
+`--items N` runs both as a batch of N items (the patterns then span items).
 Mode disk=2 is curable by a note that names it; mode disk=4 is not (its note must be rejected).
 """
 
@@ -20,22 +21,27 @@ from unerring.analysis.learn import learn
 from unerring.analysis.records import build, step_features
 from unerring.analysis.taxonomy import CONTENT
 from unerring.journal.store import Store
-from unerring.runner import RunOptions, Session, execute
+from unerring.runner import BatchItem, RunOptions, Session, execute
 
 
 def mode_rates(db: Path, run_id: str) -> dict[str, float]:
-    """Per planted mode: mode-labelled samples / samples on the steps the mode targets."""
+    """Per planted mode: mode-labelled samples / samples on the steps the mode targets
+    (over every item of a batch)."""
     store = Store(str(db))
-    features = step_features(store, run_id)
     run = store.get_run(run_id)
     assert run is not None
-    rows = store.conn.execute("SELECT step, label FROM samples WHERE run = ?", (run.id,)).fetchall()
+    on: dict[int, list[str]] = {2: [], 4: []}
+    for it in list(store.items(run)):
+        features = step_features(store, run_id, it.item_id)
+        for s in store.samples(run, it.item):
+            disk = features[s["step"]].get("disk")
+            if disk in on:
+                on[int(disk)].append(s["label"])
     store.close()
-    out = {}
-    for disk in (2, 4):
-        on = [label for step, label in rows if features[step].get("disk") == disk]
-        out[f"mode:disk={disk}"] = sum(1 for x in on if x == f"mode:disk={disk}") / max(1, len(on))
-    return out
+    return {
+        f"mode:disk={d}": sum(1 for x in labels if x == f"mode:disk={d}") / max(1, len(labels))
+        for d, labels in on.items()
+    }
 
 
 def main() -> None:
@@ -43,6 +49,7 @@ def main() -> None:
     ap.add_argument("--disks", type=int, default=10)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--items", type=int, default=1, help="a batch of this many items (1: a chain)")
     args = ap.parse_args()
     model = f"sim:error=0.01,seed={args.seed},modes=disk:2:0.3:cure+disk:4:0.3:w1"
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +64,11 @@ def main() -> None:
                 record="samples",
                 notes=notes,
             )
-            res = execute(opts, Session(store=str(db), handle_signals=False), run_id)
+            items = None
+            if args.items > 1:
+                items = [BatchItem(str(i), {}) for i in range(1, args.items + 1)]
+            session = Session(store=str(db), handle_signals=False)
+            res = execute(opts, session, run_id, batch=items)
             res.store.close()
             return res.summary
 
@@ -82,11 +93,13 @@ def main() -> None:
             {
                 "bench": "notebook",
                 "disks": args.disks,
+                "items": args.items,
                 "k": args.k,
                 "model": model,
                 "failure_records": len(recs),
                 "labels": dict(Counter(truth)),
                 "patterns": [p.id for p in c.patterns],
+                "pattern_items": {p.id: len(p.items) for p in c.patterns},
                 "ari": round(ari, 4),
                 "cluster_s": round(cluster_s, 3),
                 "gate": {x.pattern: x.outcome for x in learned.candidates},
