@@ -397,6 +397,8 @@ class Scheduler:
                         )
                     ),
                 )
+                if vote.decided_at >= 0:  # the usual step: decided by its first round
+                    break
                 n = vote.next_round(parallel)
                 first = len(vote.drawn)
         else:

@@ -80,7 +80,7 @@ class StepVote:
         self.outstanding = 0  # samples asked for and not arrived
         self.counted = 0  # the prefix of `drawn` already counted
         self.decided_at = -1  # index of the deciding sample
-        self.flags: dict[Flag, int] = {}
+        self.flags: dict[Flag, int] | None = None  # by kind, made at the first flag
         self.firsts: dict[Hashable, int] = {}  # each key's lowest sample index
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -111,7 +111,9 @@ class StepVote:
         n = len(samples)
         if not n:
             return
-        if first == len(self.drawn):  # a whole round at once, nothing reserved
+        if not first and not self.drawn:  # the first round, whole: the list is ours now
+            self.drawn = samples  # type: ignore[assignment]
+        elif first == len(self.drawn):  # a whole round at once, nothing reserved
             self.drawn += samples
         else:
             self.drawn[first : first + n] = samples
@@ -174,7 +176,10 @@ class StepVote:
         judged = self.judged(s)
         if judged.__class__ is Flag:
             f: Flag = judged
-            self.flags[f] = self.flags.get(f, 0) + m
+            flags = self.flags
+            if flags is None:
+                flags = self.flags = {}
+            flags[f] = flags.get(f, 0) + m
         elif self.decided_at < 0:
             key = judged[0]
             if key not in self.firsts:
