@@ -58,7 +58,9 @@ def test_batch_of_n_runs_every_item_with_its_own_seed(tmp_path: Path) -> None:
     assert run is not None
     items = list(store.items(run))
     # ids 1..N, seed = id - 1: the operands differ item by item
-    assert [(it.item_id, it.options["seed"]) for it in items] == [(str(i), i - 1) for i in range(1, 7)]
+    assert [(it.item_id, it.options["seed"]) for it in items] == [
+        (str(i), i - 1) for i in range(1, 7)
+    ]
     totals = [it.stats for it in items]
     assert sum(t["samples"] for t in totals) == s["samples"]
     assert sum(t["steps_decided"] for t in totals) == s["steps_decided"]
@@ -88,9 +90,7 @@ def test_batch_of_n_runs_every_item_with_its_own_seed(tmp_path: Path) -> None:
 
 def test_items_file_ids_and_options(tmp_path: Path) -> None:
     items = tmp_path / "items.jsonl"
-    items.write_text(
-        '{"id": "small", "disks": 3}\n\n{"disks": 5}\n{"id": "four", "disks": 4}\n'
-    )
+    items.write_text('{"id": "small", "disks": 3}\n\n{"disks": 5}\n{"id": "four", "disks": 4}\n')
     db = tmp_path / "i.db"
     s = _json(cli("run", "hanoi", "--items", str(items), "--store", str(db), "--json",
                   "--run-id", "i"))  # fmt: skip
@@ -208,8 +208,21 @@ MODEL = "sim:error=0.05,flag=0.02,seed=9"
 def _start(db: Path, log: Path, first: bool) -> subprocess.Popen[str]:
     common = ["--store", str(db), "--quiet", "--concurrency", "16"]
     args = (
-        ["run", "hanoi", "--disks", str(DISKS), "--batch", str(ITEMS), "--k", "2",
-         "--model", f"{MODEL},latency=1", "--run-id", "kb", *common]  # fmt: skip
+        [
+            "run",
+            "hanoi",
+            "--disks",
+            str(DISKS),
+            "--batch",
+            str(ITEMS),
+            "--k",
+            "2",
+            "--model",
+            f"{MODEL},latency=1",
+            "--run-id",
+            "kb",
+            *common,
+        ]  # fmt: skip
         if first
         else ["resume", "kb", *common]
     )

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import child_env, cli, decisions, one_line_error, run_row, sha256
-from unerring.settings import Budget
 from unerring.journal.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, migrate
 from unerring.journal.store import Store, StoreError
 from unerring.runner import RunOptions, Session, execute
+from unerring.settings import Budget
 
 MODEL = "sim:error=0.05,seed=3"
 SMALL = RunOptions(task="hanoi", task_options={"disks": 5}, model=MODEL, k=3)

@@ -2,8 +2,7 @@ import pytest
 
 from tests.conftest import run_sync
 from unerring.backends.base import SampleRequest
-from unerring.backends.sim import Latency, SimBackend, SimConfig
-from unerring.backends.sim import ProcessOracle
+from unerring.backends.sim import Latency, ProcessOracle, SimBackend, SimConfig
 from unerring.tasks.hanoi import Hanoi
 
 

@@ -36,9 +36,7 @@ def sequential(samples: list[Sample], k: int, cap: int, parallel: int) -> StepVo
     return v
 
 
-def shuffled(
-    samples: list[Sample], k: int, cap: int, parallel: int, order: list[int]
-) -> StepVote:
+def shuffled(samples: list[Sample], k: int, cap: int, parallel: int, order: list[int]) -> StepVote:
     """The same rounds, each sample arriving on its own in the order `order` picks."""
     v = _vote(k, cap)
     while n := v.next_round(parallel):
