@@ -224,6 +224,15 @@ def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> No
     before_run = run_row(v1, "old")
     assert len(before_rows) == before_run["next_step"] > 0
 
+    # a v1 store exports as it is (read-only: not migrated), nested values as JSON values
+    before_export = sha256(v1)
+    res = cli("export", "old", "--store", str(v1), "--format", "jsonl")
+    assert res.returncode == 0, res.stderr
+    exported = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [d["votes"] for d in exported] == [json.loads(d["votes"]) for d in before_rows]
+    assert all(isinstance(d["votes"], list) for d in exported)
+    assert sha256(v1) == before_export
+
     store = Store(str(v1))
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.conn.execute("SELECT count(*) FROM transport_failures").fetchone()[0] == 0
