@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The real-model tests' server and weights. llama-cpp-python is compiled from source for any
-# x86-64 CPU with AVX2, about 5 minutes on 2 cores: its default (native) build died with a
+# x86-64 CPU with AVX2, about 7 minutes on 2 cores: its default (native) build died with a
 # general protection fault on the first completion on a CPU with AVX-512 and AMX, and a
 # native build need not run on another CPU. The wheel is built into a folder keyed by the
 # version and the flags, never taken from pip's wheel cache (which does not key on
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 
 $(LLAMA_WHEEL)/.built: | $(STAMP)
 	rm -rf $(LLAMA_WHEEL)
-	@echo "building llama-cpp-python $(LLAMA_VERSION) with $(LLAMA_CMAKE_ARGS) (about 5 minutes on 2 cores)"
+	@echo "building llama-cpp-python $(LLAMA_VERSION) with $(LLAMA_CMAKE_ARGS) (about 7 minutes on 2 cores)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL="$$(nproc)" \
 	  $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps --no-binary llama-cpp-python \
 	  --wheel-dir $(LLAMA_WHEEL) 'llama-cpp-python==$(LLAMA_VERSION)'
