@@ -100,7 +100,7 @@ def scale(items: int, small_items: int) -> dict[str, Any]:
         batch, batch_rss = unerring(
             "--disks", "10", "--batch", str(items), *common, "--store", f"{tmp}/batch.db"
         )
-        small, small_rss = unerring(
+        _, small_rss = unerring(
             "--disks", "10", "--batch", str(small_items), *common, "--store", f"{tmp}/small.db"
         )
         chain, chain_rss = unerring("--disks", "20", *common, "--store", f"{tmp}/chain.db")

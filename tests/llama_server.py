@@ -1,10 +1,15 @@
 """Start and stop a real OpenAI-compatible server (llama-cpp-python) with SmolLM2-135M.
 
 Shared by the real-server tests and bench/real_model.py. Bound to 127.0.0.1, stopped by PID.
+A server is handed out only once it has answered one completion: a llama.cpp built for
+another CPU answers /v1/models and dies on the first completion.
+
+    python -m tests.llama_server --check    # one completion; else one line: why, what to do
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import signal
@@ -14,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -23,8 +28,24 @@ import httpx
 ALIAS = "smollm2"
 
 
+# what `make test` does when the installed build crashes (see the Makefile's REAL target)
+REBUILD = (
+    "rebuild it portably: make clean test (the Makefile compiles llama.cpp with "
+    "LLAMA_CMAKE_ARGS; set that for an older CPU)"
+)
+
+
 class ServerUnavailable(RuntimeError):
-    """The real model server cannot start here; the message says what to install."""
+    """The real model server cannot work here: one line says why and what to do; `log`
+    holds the end of the server's output."""
+
+    def __init__(self, message: str, log: str = "") -> None:
+        super().__init__(message)
+        self.log = log
+
+    def __str__(self) -> str:
+        line = super().__str__()
+        return f"{line}\n{self.log}" if self.log else line
 
 
 def gguf_path() -> Path:
@@ -66,6 +87,7 @@ def llama_server(threads: int = 2, ready_s: float = 90.0) -> Iterator[str]:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait_ready(proc, log, url, ready_s)
+            _first_completion(proc, log, url)
             yield url
         finally:
             # stop exactly the process we started, by its PID
@@ -78,13 +100,25 @@ def llama_server(threads: int = 2, ready_s: float = 90.0) -> Iterator[str]:
                     proc.wait(10)
 
 
+def _tail(log: IO[bytes]) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")[-1500:]
+
+
+def _exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit code {returncode}"
+
+
 def _wait_ready(proc: subprocess.Popen[bytes], log: IO[bytes], url: str, ready_s: float) -> None:
     deadline = time.monotonic() + ready_s
     while True:
         if proc.poll() is not None:
-            log.seek(0)
-            tail = log.read().decode(errors="replace")[-1500:]
-            raise ServerUnavailable(f"llama_cpp.server exited with {proc.returncode}:\n{tail}")
+            raise ServerUnavailable(
+                f"llama_cpp.server exited before it answered ({_exit_reason(proc.returncode)})",
+                _tail(log),
+            )
         try:
             if httpx.get(f"{url}/models", timeout=2).status_code == 200:
                 return
@@ -93,3 +127,65 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: IO[bytes], url: str, ready_s
         if time.monotonic() > deadline:
             raise ServerUnavailable(f"llama_cpp.server not ready after {ready_s:.0f} s")
         time.sleep(0.2)
+
+
+def _first_completion(
+    proc: subprocess.Popen[bytes], log: IO[bytes], url: str, timeout_s: float = 60.0
+) -> float:
+    """Ask one short completion; its latency in seconds, or ServerUnavailable saying why."""
+    body = {"model": ALIAS, "prompt": "2 + 2 =", "max_tokens": 2, "temperature": 0}
+    start = time.monotonic()
+    try:
+        answer = httpx.post(f"{url}/completions", json=body, timeout=timeout_s)
+    except httpx.TimeoutException:
+        raise ServerUnavailable(
+            f"llama_cpp.server gave no completion within {timeout_s:.0f} s", _tail(log)
+        ) from None
+    except httpx.HTTPError:
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        if proc.returncode is None:
+            raise ServerUnavailable(
+                "llama_cpp.server dropped the connection of its first completion", _tail(log)
+            ) from None
+        crashed = proc.returncode in (-signal.SIGSEGV, -signal.SIGILL, -signal.SIGBUS)
+        why = (
+            "its llama-cpp-python build runs instructions this CPU cannot (e.g. a native "
+            "build from pip's wheel cache)"
+            if crashed
+            else "see its log"
+        )
+        raise ServerUnavailable(
+            f"llama_cpp.server died on its first completion "
+            f"({_exit_reason(proc.returncode)}): {why}; {REBUILD}",
+            _tail(log),
+        ) from None
+    if answer.status_code != 200 or not answer.json().get("choices"):
+        raise ServerUnavailable(
+            f"llama_cpp.server answered its first completion with HTTP "
+            f"{answer.status_code}: {answer.text[:200]!r}",
+            _tail(log),
+        )
+    return time.monotonic() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.llama_server",
+        description="Start the real-model server, ask one completion, stop it.",
+    )
+    parser.add_argument("--check", action="store_true", required=True)
+    parser.parse_args(argv)
+    start = time.monotonic()
+    try:
+        with llama_server():
+            pass
+    except ServerUnavailable as e:
+        print(f"real-model server check failed: {e.args[0]}", file=sys.stderr)
+        return 1
+    print(f"real-model server check: one completion answered ({time.monotonic() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -207,25 +207,9 @@ MODEL = "sim:error=0.05,flag=0.02,seed=9"
 
 def _start(db: Path, log: Path, first: bool) -> subprocess.Popen[str]:
     common = ["--store", str(db), "--quiet", "--concurrency", "16"]
-    args = (
-        [
-            "run",
-            "hanoi",
-            "--disks",
-            str(DISKS),
-            "--batch",
-            str(ITEMS),
-            "--k",
-            "2",
-            "--model",
-            f"{MODEL},latency=1",
-            "--run-id",
-            "kb",
-            *common,
-        ]  # fmt: skip
-        if first
-        else ["resume", "kb", *common]
-    )
+    first_args = ["run", "hanoi", "--disks", str(DISKS), "--batch", str(ITEMS), "--k", "2"]
+    first_args += ["--model", f"{MODEL},latency=1", "--run-id", "kb"]
+    args = [*first_args, *common] if first else ["resume", "kb", *common]
     return subprocess.Popen(
         [sys.executable, str(HERE / "logged_cli.py"), str(log), *args],
         stdout=subprocess.PIPE,

@@ -140,6 +140,46 @@ def test_export_jsonl_and_csv_hold_every_record(store: Path, what: str) -> None:
     assert count(store, "samples", "eight") == sum(d["samples"] for d in contested)
 
 
+def test_export_jsonl_writes_nested_values_as_json_csv_as_json_text(tmp_path: Path) -> None:
+    # flagged samples give `flags`, contested steps give `features`: every nested column
+    db = tmp_path / "nested.db"
+    journal(db, 6, "nested", model="sim:error=0.1,flag=0.2,seed=5")
+    ref = decisions(db, "nested")
+    res = cli("export", "nested", "--store", str(db), "--format", "jsonl")
+    assert res.returncode == 0, res.stderr
+    jsonl = res.stdout
+    lines = [json.loads(line) for line in jsonl.splitlines()]
+    assert len(lines) == len(ref) == 63
+    for line, d in zip(lines, ref, strict=True):
+        assert isinstance(line["votes"], list) and all(isinstance(v, int) for v in line["votes"])
+        assert line["votes"] == json.loads(d["votes"])
+        for key in ("flags", "features"):
+            assert line[key] == (None if d[key] is None else json.loads(d[key])), key
+    assert any(len(line["votes"]) > 1 for line in lines)  # a contested step
+    flagged = [line["flags"] for line in lines if line["flags"]]
+    assert flagged and all(isinstance(f, dict) for f in flagged)
+    features = [line["features"] for line in lines if line["features"]]
+    assert features and all(isinstance(f["disk"], int) for f in features)
+
+    # CSV cells are text: each nested value is JSON text in its column (never a repr)
+    res = cli("export", "nested", "--store", str(db), "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert [json.loads(r["votes"]) for r in rows] == [line["votes"] for line in lines]
+    for key in ("flags", "features"):
+        assert [json.loads(r[key]) if r[key] else None for r in rows] == [
+            line[key] for line in lines
+        ]
+
+    # a data-frame user reads lists and objects straight away (pandas is in the dev extra)
+    import pandas
+
+    frame = pandas.read_json(io.StringIO(jsonl), lines=True)
+    assert len(frame) == 63
+    assert [list(v) for v in frame["votes"]] == [line["votes"] for line in lines]
+    assert any(isinstance(v, dict) and "disk" in v for v in frame["features"])
+
+
 # the CLI, then its own peak resident memory (VmHWM belongs to the process image after exec,
 # unlike ru_maxrss, which keeps the forking parent's peak)
 PEAK = (

@@ -227,6 +227,15 @@ def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> No
     assert len(before_rows) == before_run["next_step"] > 0
 
     assert run_row(v1, "old") == before_run  # reading an old store leaves it as it was
+    # a v1 store exports as it is (read-only: not migrated), nested values as JSON values
+    before_export = sha256(v1)
+    res = cli("export", "old", "--store", str(v1), "--format", "jsonl")
+    assert res.returncode == 0, res.stderr
+    exported = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [d["votes"] for d in exported] == [json.loads(d["votes"]) for d in before_rows]
+    assert all(isinstance(d["votes"], list) for d in exported)
+    assert sha256(v1) == before_export
+
     store = Store(str(v1))
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.conn.execute("SELECT count(*) FROM transport_failures").fetchone()[0] == 0
@@ -342,6 +351,118 @@ def test_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path: Path)
     assert res.returncode == 0, res.stderr
     steps = [d["step"] for d in decisions(db, "w")]
     assert steps == list(range(1023))
+
+
+# -- several processes on one store --------------------------------------------------------
+# the CLI, started only when the gate file appears; it says it is ready (imported, waiting)
+GATED = (
+    "import os, sys, time\n"
+    "from unerring.cli.main import main\n"
+    "gate = sys.argv[1]\n"
+    "open(f'{gate}.ready.{os.getpid()}', 'w').close()\n"
+    "while not os.path.exists(gate):\n"
+    "    time.sleep(0.001)\n"
+    "raise SystemExit(main(sys.argv[2:]))\n"
+)
+
+
+def start_at_once(n: int, args: list[str], gate: Path) -> list[tuple[int, str, str]]:
+    """Start `n` CLI processes that begin `args` at the same moment: (rc, stdout, stderr)."""
+    gate.unlink(missing_ok=True)
+    for ready in gate.parent.glob(f"{gate.name}.ready.*"):
+        ready.unlink()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", GATED, str(gate), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+        for _ in range(n)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(gate.parent.glob(f"{gate.name}.ready.*"))) < n:
+            assert time.monotonic() < deadline, "the processes did not start"
+            assert all(p.poll() is None for p in procs), "a process ended before the gate"
+            time.sleep(0.01)
+        gate.touch()
+        outputs = [p.communicate(timeout=120) for p in procs]
+        return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_four_runs_started_at_once_on_a_new_then_an_existing_store_all_complete(
+    tmp_path: Path,
+) -> None:
+    # no run may be refused as "corrupted" or "locked", and no run's decisions may be
+    # touched by another's: all equal those of the same run made alone
+    task = ["run", "hanoi", "--disks", "8", "--model", MODEL, "--k", "3", "--json"]
+    ref = tmp_path / "ref.db"
+    res = cli(*task, "--run-id", "ref", "--store", str(ref))
+    assert res.returncode == 0, res.stderr
+    want = decisions(ref, "ref")
+    assert [d["step"] for d in want] == list(range(255))
+    assert sum(d["correct"] == 0 for d in want) == 0
+
+    db = tmp_path / "new" / "runs.db"
+    seen: list[str] = []
+    for round_ in ("new store", "existing store"):
+        results = start_at_once(4, [*task, "--store", str(db)], tmp_path / "gate")
+        for rc, out, err in results:
+            assert rc == 0, (round_, err)
+            summary = json.loads(out)
+            assert summary["status"] == "completed" and summary["errors"] == 0, summary
+            assert summary["steps_decided"] == 255
+            seen.append(summary["run_id"])
+            assert decisions(db, summary["run_id"]) == want, (round_, summary["run_id"])
+    assert len(set(seen)) == 8
+    res = cli("runs", "--store", str(db), "--json")
+    assert res.returncode == 0, res.stderr
+    assert sorted(r["run_id"] for r in json.loads(res.stdout)) == sorted(seen)
+    # the creation lock and the runs' locks are gone with their holders
+    assert sorted(p.name for p in db.parent.iterdir()) == ["runs.db", "runs.db-shm", "runs.db-wal"]
+
+
+def test_a_busy_store_is_reported_busy_never_corrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unerring.journal import store as store_module
+    from unerring.journal.filelock import try_lock, unlock
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.3)
+    # another process is creating the store: wait for it, then say busy (not created)
+    db = tmp_path / "runs.db"
+    lock = Path(f"{db}-schema.lock")
+    fd = try_lock(lock, patience_s=0)
+    assert fd is not None
+    with pytest.raises(StoreError, match=r"store .*runs\.db is busy") as e:
+        Store(str(db))
+    assert "corrupt" not in str(e.value)
+    assert not db.exists()
+    unlock(lock, fd)
+    Store(str(db)).close()
+
+    # an older store that another process has open cannot change its journal mode to
+    # migrate: busy too, and migrated once the other process lets go
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old, isolation_level=None)
+    migrate(conn, 0, target=SCHEMA_VERSION - 1)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("SELECT count(*) FROM runs").fetchone()
+    with pytest.raises(StoreError, match="is busy") as e:
+        Store(str(old))
+    assert "corrupt" not in str(e.value)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION - 1
+    conn.close()
+    store = Store(str(old))
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store.close()
 
 
 # -- a full disk ---------------------------------------------------------------------------

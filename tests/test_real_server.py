@@ -37,7 +37,7 @@ def server() -> Iterator[str]:
         with llama_server() as url:
             yield url
     except ServerUnavailable as e:
-        pytest.fail(f"the real model server could not start: {e}", pytrace=False)
+        pytest.fail(f"the real model server is not usable here: {e}", pytrace=False)
 
 
 def _sample(url: str, api: str, request: SampleRequest) -> list[Any]:

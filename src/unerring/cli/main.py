@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -481,6 +481,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# decision columns the journal keeps as JSON text: votes (counts, best first), flags
+# (red flags by kind) and features (the step's features, for failure analysis)
+_JSON_COLUMNS = ("votes", "flags", "features")
+
+
 def _rows(
     store: Store, run: RunRecord, what: str, item: ItemRecord | None
 ) -> Iterator[dict[str, Any]]:
@@ -510,6 +515,17 @@ def _rows(
         yield d
 
 
+def _json_values(d: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-text columns as the values they hold, so JSONL readers decode once."""
+    for key in _JSON_COLUMNS:
+        text = d.get(key)
+        # text that is not JSON (no store writes that) is exported as the text it is
+        if isinstance(text, str):
+            with suppress(ValueError):
+                d[key] = json.loads(text)
+    return d
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     store = _open_read(args.store)
     run = store.get_run(args.run_id)
@@ -519,8 +535,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     rows = _rows(store, run, args.what, _item_of(store, run, args.item))
     if args.format == "jsonl":
         for d in rows:
-            out.write(json.dumps(d) + "\n")
+            out.write(json.dumps(_json_values(d)) + "\n")
     else:
+        # CSV cells are text: nested values stay JSON text, one column each
         writer: Any = None
         for d in rows:
             if writer is None:

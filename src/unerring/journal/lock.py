@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import re
-import time
 from pathlib import Path
 
+from unerring.journal.filelock import try_lock, unlock
 from unerring.journal.store import StoreError
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -33,36 +32,17 @@ class RunLock:
 
     def acquire(self) -> None:
         # a reader probing the lock (see is_held) holds it for microseconds: wait that out
-        patience = time.monotonic() + 0.25
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                if time.monotonic() < patience:
-                    time.sleep(0.01)
-                    continue
-                raise StoreError(
-                    f"run {self.run_id!r} is being written by another process; wait for "
-                    f"it to stop (see `unerring show {self.run_id}`)"
-                ) from None
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                self._fd = fd
-                return
-            # the holder released and removed the file between our open and flock
-            os.close(fd)
+        fd = try_lock(self.path, patience_s=0.25)
+        if fd is None:
+            raise StoreError(
+                f"run {self.run_id!r} is being written by another process; wait for "
+                f"it to stop (see `unerring show {self.run_id}`)"
+            )
+        self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+            unlock(self.path, self._fd)
             self._fd = None
 
 

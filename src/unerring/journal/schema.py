@@ -221,12 +221,35 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection, current: int, target: int = SCHEMA_VERSION) -> None:
-    """Apply migrations current+1 .. target, each in its own transaction."""
+    """Apply migrations current+1 .. target, each in its own transaction.
+
+    `conn` must be in autocommit mode (isolation_level=None). Each version is checked again
+    inside its write transaction: another process may have applied it since `current`
+    was read, and a migration applied twice would fail ("table already exists").
+    """
     for version in range(current + 1, target + 1):
-        conn.executescript(
-            "BEGIN IMMEDIATE;"
-            + MIGRATIONS[version - 1]
-            + f"PRAGMA user_version = {version};"
-            + f"PRAGMA application_id = {APPLICATION_ID};"
-            + "COMMIT;"
-        )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < version:
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        except BaseException:
+            if conn.in_transaction:  # SQLite rolls back by itself after some errors
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration script, one by one (executescript would commit first)."""
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    assert not pending.strip(), f"incomplete statement in a migration: {pending!r}"
+    return out

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from unerring.journal.codec import unpack_block
+from unerring.journal.filelock import try_lock, unlock
 from unerring.journal.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 
 MEMORY = ":memory:"
+BUSY_TIMEOUT_S = 30.0
 DEFAULT_STORE = os.path.join(".unerring", "runs.db")
 _HEADER = b"SQLite format 3\x00"
 
@@ -90,15 +92,21 @@ class ItemRecord:
         )
 
 
-def _check_file(path: Path) -> int:
-    """Read the header bytes (never writing) and return the schema version, 0 if empty."""
+@dataclass(frozen=True, slots=True)
+class _Header:
+    version: int  # schema version, 0 for an empty file
+    wal: bool  # in WAL mode (file format bytes 18-19)
+
+
+def _check_file(path: Path) -> _Header:
+    """Read the header bytes (never writing): the schema version and the journal mode."""
     try:
         with path.open("rb") as f:
             header = f.read(100)
     except OSError as e:
         raise StoreError(f"cannot read store {path}: {e.strerror}") from None
     if not header:
-        return 0
+        return _Header(0, wal=False)
     if len(header) < 100 or not header.startswith(_HEADER):
         raise StoreError(
             f"{path} is not an unerring store (not an SQLite database); "
@@ -116,7 +124,7 @@ def _check_file(path: Path) -> int:
             f"{path} was written by a newer unerring (schema v{version}; this version "
             f"reads up to v{SCHEMA_VERSION}); upgrade unerring to use it"
         )
-    return version
+    return _Header(version, wal=header[18] == header[19] == 2)
 
 
 def is_read_only(path: Path) -> bool:
@@ -128,18 +136,66 @@ def is_read_only(path: Path) -> bool:
     return not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
 
 
+def _busy(e: sqlite3.Error) -> bool:
+    """Another connection holds a lock (SQLITE_BUSY or SQLITE_LOCKED, extended or not)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "database is locked" in str(e) or "database table is locked" in str(e)
+
+
+def _open_error(path: str, e: sqlite3.DatabaseError) -> StoreError:
+    """Name what went wrong opening a store: busy, corrupted, or another reason."""
+    if _busy(e):
+        return StoreError(
+            f"store {path} is busy: another process kept it locked for over "
+            f"{BUSY_TIMEOUT_S:g} s ({e}); nothing was changed; try again"
+        )
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is None or code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreError(f"{path} is corrupted or unreadable ({e}); it was not modified")
+    return StoreError(f"cannot open store {path} ({e}); it was not modified")
+
+
+def _journal_mode(conn: sqlite3.Connection, mode: str) -> None:
+    """Switch the journal mode. The switch needs the file to itself and SQLite does not wait
+    for that (no busy timeout), so wait here: another process may be reading the store."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            got = conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            if not _busy(e) or time.monotonic() > deadline:
+                raise
+            got = None
+        if str(got).upper() == mode:
+            return
+        # a switch out of WAL that cannot get the file answers the old mode, not an error
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"database is locked (journal_mode={mode})")
+        time.sleep(0.02)
+
+
 def _connect(
-    uri: str, *, read_only: bool = False, sync: bool = False, max_pages: int | None = None
+    uri: str,
+    *,
+    read_only: bool = False,
+    sync: bool = False,
+    max_pages: int | None = None,
+    wal: bool = True,
 ) -> sqlite3.Connection:
+    # the timeout is SQLite's busy timeout: a statement waits that long for another
+    # process's write transaction (each is short) before it fails with "database is locked"
     conn = sqlite3.connect(
-        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0
+        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
     )
     conn.row_factory = sqlite3.Row
     if max_pages is not None:
         # a size cap per connection: writes past it fail with SQLITE_FULL, as on a full disk
         conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
     if not read_only:
-        conn.execute("PRAGMA journal_mode=WAL")
+        if wal:
+            conn.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a committed transaction survives a process crash (kill -9);
         # FULL adds an fsync per commit, for OS crashes and power loss.
         conn.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
@@ -167,12 +223,12 @@ class Store:
         exists = p.exists()
         if exists and p.is_dir():
             raise StoreError(f"--store {path} is a directory; give a file path")
-        version = _check_file(p) if exists else 0
+        header = _check_file(p) if exists else _Header(0, wal=False)
         if read_only:
             if not exists:
                 raise StoreError(f"no store at {path} (runs are kept where --store points)")
-            if 0 < version < SCHEMA_VERSION:
-                self._read_old(p, version)
+            if 0 < header.version < SCHEMA_VERSION:
+                self._read_old(p, header.version)
                 return
             self.uri = f"file:{p.resolve()}?mode=ro"
         else:
@@ -188,23 +244,59 @@ class Store:
                     raise StoreError(f"cannot create {p.parent}: {e.strerror}") from None
             self.uri = f"file:{p.resolve()}"
         try:
-            self.conn = _connect(self.uri, read_only=read_only, max_pages=max_pages)
+            if read_only or (header.version == SCHEMA_VERSION and header.wal):
+                self.conn = self._open(header.version)
+            else:
+                self.conn = self._create_or_migrate(p)
+        except sqlite3.DatabaseError as e:
+            raise _open_error(path, e) from None
+
+    def _open(self, version: int) -> sqlite3.Connection:
+        conn = _connect(self.uri, read_only=self.read_only, max_pages=self.max_pages)
+        try:
             # touch the schema and the runs table: a corrupted file fails here, unchanged
-            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             if version:
-                self.conn.execute("SELECT count(*) FROM runs").fetchone()
-            if not read_only and version < SCHEMA_VERSION:
+                conn.execute("SELECT count(*) FROM runs").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _create_or_migrate(self, p: Path) -> sqlite3.Connection:
+        """Create or migrate the store, one process at a time (the others wait, then find
+        it done); journal-mode switches need the file to themselves, so are retried."""
+        lock = Path(f"{p}-schema.lock")  # never a run's lock: those are STORE.RUN_ID.lock
+        fd = try_lock(lock, patience_s=BUSY_TIMEOUT_S)
+        if fd is None:
+            raise StoreError(
+                f"store {self.path} is busy: another process has been creating or upgrading "
+                f"it for {BUSY_TIMEOUT_S:g} s; nothing was changed; try again"
+            )
+        try:
+            # read again under the lock: the process we waited for may have done it all
+            header = _check_file(p) if p.exists() else _Header(0, wal=False)
+            if header.version == SCHEMA_VERSION and header.wal:
+                return self._open(header.version)
+            conn = _connect(self.uri, max_pages=self.max_pages, wal=False)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                if header.version:
+                    conn.execute("SELECT count(*) FROM runs").fetchone()
                 # migrate with a rollback journal, so that the header (application_id,
                 # user_version) lands in the main file at once: in WAL mode it would wait in
                 # the -wal file for a checkpoint, and a kill -9 before that would leave a
                 # main file whose header says "not ours" (and "schema v0") to the next open
-                self.conn.execute("PRAGMA journal_mode=DELETE")
-                migrate(self.conn, version)
-                self.conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.DatabaseError as e:
-            raise StoreError(
-                f"{path} is corrupted or unreadable ({e}); it was not modified"
-            ) from None
+                if header.version < SCHEMA_VERSION:
+                    _journal_mode(conn, "DELETE")
+                    migrate(conn, header.version)
+                _journal_mode(conn, "WAL")
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+        finally:
+            unlock(lock, fd)
 
     def _read_old(self, p: Path, version: int) -> None:
         """A store written by an older unerring, opened to read: its records are read
