@@ -201,14 +201,14 @@ def test_library_batch_resumes_and_keeps_completed_items(tmp_path: Path) -> None
 
 # -- kill -9 during a batch ----------------------------------------------------------------
 ITEMS = 100
-DISKS = 6
+DISKS = 7
 MODEL = "sim:error=0.05,flag=0.02,seed=9"
 
 
 def _start(db: Path, log: Path, first: bool) -> subprocess.Popen[str]:
-    common = ["--store", str(db), "--quiet", "--concurrency", "16"]
+    common = ["--store", str(db), "--quiet", "--concurrency", "8"]
     first_args = ["run", "hanoi", "--disks", str(DISKS), "--batch", str(ITEMS), "--k", "2"]
-    first_args += ["--model", f"{MODEL},latency=1", "--run-id", "kb"]
+    first_args += ["--model", f"{MODEL},latency=2", "--run-id", "kb"]
     args = [*first_args, *common] if first else ["resume", "kb", *common]
     return subprocess.Popen(
         [sys.executable, str(HERE / "logged_cli.py"), str(log), *args],

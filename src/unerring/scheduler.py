@@ -29,7 +29,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from unerring.backends.base import (
     Backend,
@@ -64,6 +64,34 @@ class Item:
     step: int = 0
     notes: NoteSelector | None = None  # picks the mistake notes that apply to a step
     item_id: str = "1"  # its name, for messages
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where a run's items come from: all at once (a batch) or as they become ready."""
+
+    def take(self) -> Item | None:
+        """An item ready to start now, or None when none is (yet)."""
+        ...
+
+    def ended(self, item: Item, end: ItemEnd) -> ItemEnd:
+        """An item ended; return its end as the journal should record it (a graph adds the
+        node's output). May make other items ready."""
+        ...
+
+
+class Items:
+    """A fixed sequence of items, taken in order (pulled lazily: a batch's processes are
+    built only as their items start)."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self._items = iter(items)
+
+    def take(self) -> Item | None:
+        return next(self._items, None)
+
+    def ended(self, item: Item, end: ItemEnd) -> ItemEnd:
+        return end
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +156,7 @@ class Scheduler:
         self.items_active = 0
         self.ended: dict[str, int] = {"completed": 0, "stopped": 0, "failed": 0}
         self._not_completed: list[ItemEnd] = []
+        self._source: Source = Items(())
         self._last_end: ItemEnd | None = None
         v = voting
         self._per_step = (
@@ -148,26 +177,40 @@ class Scheduler:
             self.stop_reason = reason
 
     # -- the run ---------------------------------------------------------------------------
-    async def run(self, items: Iterable[Item]) -> RunEnd:
-        """Decide every item's steps until all end, the run stops, or it fails."""
+    async def run(self, items: Source | Iterable[Item]) -> RunEnd:
+        """Decide every item's steps until all end, the run stops, or it fails.
+
+        `items` is a fixed sequence (a batch, or one chain), or a Source whose items become
+        ready as others end (a graph). `window` workers each take the next ready item and
+        drive it to its end: no task per item, and at most `window` items at once.
+        """
+        source = items if isinstance(items, Source) else Items(items)
+        self._source = source
         totals = self.totals
         t0 = perf_counter()
         wall0 = totals.wall_s
-        active: set[asyncio.Task[None]] = set()
+        wake = asyncio.Event()
+        workers = [asyncio.create_task(self._worker(source, wake)) for _ in range(self.window)]
         try:
-            for it in items:
-                if self.stop_reason is not None:
-                    break
-                while len(active) >= self.window:
-                    _, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
-                active.add(asyncio.create_task(self._drive(it)))
-            if active:
-                await asyncio.wait(active)
+            await asyncio.gather(*workers)
         finally:
-            for t in active:
+            for t in workers:
                 t.cancel()
             totals.wall_s = wall0 + (perf_counter() - t0)
         return self._end()
+
+    async def _worker(self, source: Source, wake: asyncio.Event) -> None:
+        while self.stop_reason is None:
+            it = source.take()
+            if it is None:
+                if not self.items_active:  # nothing ready and nothing that could make it so
+                    wake.set()
+                    return
+                wake.clear()
+                await wake.wait()  # an item ended: maybe others are ready now
+                continue
+            await self._drive(it)
+            wake.set()
 
     def _end(self) -> RunEnd:
         ends = tuple(self._not_completed)
@@ -216,6 +259,9 @@ class Scheduler:
         end = self._last_end = ItemEnd(it.index, status, it.step, it.state, reason, it.item_id)
         if status != "completed" and len(self._not_completed) < KEEP_ENDS:
             self._not_completed.append(end)
+        # the source first: a graph turns an ended node into its output and ready nodes,
+        # which the journal takes in the same group as the end
+        end = self._source.ended(it, end)
         for fn in self.events.item_end:
             fn(end)
 
