@@ -18,6 +18,7 @@ __all__ = [
     "Discarded",
     "Events",
     "ItemEnd",
+    "NodesAdded",
     "SampleOutcome",
     "Totals",
     "TransportFailure",
@@ -155,6 +156,15 @@ class ItemEnd:
     state: Any
     reason: str = ""
     item_id: str = ""
+    output: str | None = None  # a graph node's output (JSON text), once decided
+
+
+@dataclass(frozen=True, slots=True)
+class NodesAdded:
+    """Nodes joined a graph run (its first nodes, or a decided node's children): each as
+    (index, id, parent index or None, kind, input JSON, deps JSON, depth)."""
+
+    rows: tuple[tuple[int, str, int | None, str, str, str, int], ...]
 
 
 class Totals:
@@ -238,13 +248,14 @@ class Totals:
 class Events:
     """Subscribers by event. Callables are kept in tuples: the hot path just iterates."""
 
-    NAMES = ("decision", "transport_failure", "discarded", "item_end")
+    NAMES = ("decision", "transport_failure", "discarded", "item_end", "nodes_added")
 
     def __init__(self) -> None:
         self.decision: tuple[Any, ...] = ()
         self.transport_failure: tuple[Any, ...] = ()
         self.discarded: tuple[Any, ...] = ()
         self.item_end: tuple[Any, ...] = ()
+        self.nodes_added: tuple[Any, ...] = ()
 
     def subscribe(self, observer: object) -> None:
         for name in self.NAMES:

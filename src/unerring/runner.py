@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from unerring import reliability
 from unerring.errors import UsageError
-from unerring.events import Events, ItemEnd, Totals, TransportFailure
+from unerring.events import Events, ItemEnd, NodesAdded, Totals, TransportFailure
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
 from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreError
@@ -36,7 +37,9 @@ from unerring.models import (
     price_table,
 )
 from unerring.process import Process
-from unerring.scheduler import Item, RunEnd, Scheduler
+from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes
+from unerring.memory import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
+from unerring.scheduler import Item, Items, RunEnd, Scheduler, Source
 from unerring.settings import Budget, Prices, VotingConfig
 from unerring.tasks.registry import get_task
 
@@ -75,6 +78,7 @@ class RunOptions:
     api: str = "chat"  # chat or completions: the prompt's form, so it can change answers
     base_url: str | None = None  # the endpoint of an openai: model (never a key)
     notes: str | None = None  # a mistake notebook in the store: NAME or NAME@VERSION
+    max_depth: int = MAX_DEPTH  # a graph deeper than this is refused (its node fails)
 
     def config(self) -> dict[str, Any]:
         from unerring import __version__
@@ -93,11 +97,16 @@ class RunOptions:
 CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url"})
 
 
+_DEFAULTS = {f.name: f.default for f in fields(RunOptions)}
+
+
 def config_difference(journal: dict[str, Any], given: dict[str, Any]) -> list[str]:
     out = []
     for name in sorted(set(journal) | set(given)):
         if name in CHANGEABLE:
             continue
+        if name not in journal and given.get(name) == _DEFAULTS.get(name):
+            continue  # an option newer than the run, at its default: what the run used
         if journal.get(name) != given.get(name):
             out.append(f"{name}: journal has {journal.get(name)!r}, given {given.get(name)!r}")
     return out
@@ -183,7 +192,8 @@ def new_run_id(task: str) -> str:
 
 
 def make_process(options: RunOptions, item_options: dict[str, Any] | None = None) -> Any:
-    """A built-in task's process for the run's options (an item's own options on top)."""
+    """A built-in task's process (or graph) for the run's options (an item's own options
+    on top)."""
     opts = dict(options.task_options)
     if item_options:
         opts.update(item_options)
@@ -372,14 +382,15 @@ def execute(
     resume: bool = False,
     events: Events | None = None,
     on_start: Callable[[RunRecord, int], None] | None = None,
-    process: Process[Any, Any] | None = None,
+    process: Process[Any, Any] | Graph | None = None,
     batch: Sequence[BatchItem] | None = None,
 ) -> RunResult:
     """Start (or resume) a run and drive it to its end; the journal holds everything.
 
-    `process` runs a user's own process instead of the built-in task `options.task`;
-    `batch` makes the run a batch of items (each a built-in task with its own options, or
-    a process of the user's own). Resuming a batch of own processes needs the same batch.
+    `process` runs a user's own process (or graph) instead of the built-in task
+    `options.task`; `batch` makes the run a batch of items (each a built-in task with its
+    own options, or a process of the user's own). Resuming a batch of own processes needs
+    the same batch, a graph of one's own the same graph.
     """
     if session.speculate < 0:
         raise UsageError(f"--speculate must not be negative, got {session.speculate}")
@@ -402,7 +413,13 @@ def execute(
         if process is None:
             process = make_process(options)
         steps = process.total_steps()
-        rows = [("1", {}, steps)]
+        if isinstance(process, Graph):
+            try:  # a graph that cannot run is refused before anything is written
+                check_nodes(process.nodes(), {}, options.max_depth)
+            except GraphError as e:
+                raise UsageError(str(e)) from None
+        else:
+            rows = [("1", {}, steps)]
     if not resume:
         voting_config(options, steps)
     store = Store(session.store, max_pages=session.max_pages)
@@ -425,7 +442,7 @@ def execute(
     config = options.config()
     config["k_resolved"] = voting.k
     if run is None:
-        kind = "chain" if batch is None else "batch"
+        kind = "batch" if batch is not None else "graph" if isinstance(process, Graph) else "chain"
         run = store.create_run(
             run_id or new_run_id(options.task), options.task, config, steps, rows, kind
         )
@@ -444,10 +461,15 @@ def execute(
     try:
         if on_start is not None:
             on_start(run, voting.k)
-        own = {b.item_id: b.process for b in batch or () if b.process is not None}
-        if batch is None and process is not None:
+        own: dict[str, Process[Any, Any]] = {
+            b.item_id: b.process for b in batch or () if b.process is not None
+        }
+        graph = process if isinstance(process, Graph) else None
+        if run.kind == "graph" and graph is None:
+            graph = make_process(options)
+        if batch is None and isinstance(process, Process):
             own["1"] = process
-        return _drive(voting, options, session, store, run, events, own, notes)
+        return _drive(voting, options, session, store, run, events, own, notes, graph)
     finally:
         if lock is not None:
             lock.release()
@@ -462,11 +484,18 @@ def _drive(
     events: Events | None,
     own: dict[str, Process[Any, Any]],
     notes: Notebook | None = None,
+    graph: Graph | None = None,
 ) -> RunResult:
     spec = parse_model(options.model)
     prices = run_prices(spec, session)
     first_own = next(iter(own.values()), None)
-    stop = first_own.stop if first_own is not None else make_process(options).stop
+    stop = (
+        first_own.stop
+        if first_own is not None
+        else getattr(graph, "stop", ())
+        if graph is not None
+        else make_process(options).stop
+    )
     transport = replace(
         session.transport,
         api="completions" if options.api == "completions" else "chat",
@@ -525,7 +554,6 @@ def _drive(
                 if rec.next_step == 0 and rec.state is None
                 else restore_state(p, store, run, rec.item, rec.state)
             )
-            live[rec.item] = p
             yield Item(
                 rec.item,
                 p,
@@ -535,13 +563,21 @@ def _drive(
                 rec.item_id,
             )
 
+    tree: TaskTree | None = None
+    source: Source
+    if graph is not None:
+        tree = _tree(graph, options, store, run, events)
+        source = Tracked(tree, live)
+    else:
+        source = Tracked(Items(items()), live)
+
     outcome: RunEnd | None = None
     try:
         with _signals(scheduler, session.handle_signals):
             counts = (len(pending) + done, done) if run.kind == "batch" else None
             progress = session.progress(scheduler, run, counts) if session.progress else None
             with progress if progress is not None else contextlib.nullcontext():
-                outcome = asyncio.run(_run(scheduler, items()))
+                outcome = asyncio.run(_run(scheduler, source))
     finally:
         writer.close()
         if outcome is None:
@@ -557,13 +593,73 @@ def _drive(
             store.end_attempt(run, attempt, status, reason)
     fresh = store.get_run(run.run_id) or run
     assert outcome is not None
-    return RunResult(
-        outcome, fresh, summary(fresh, writer.totals.as_dict(), outcome, store, attempt), store
+    s = summary(fresh, writer.totals.as_dict(), outcome, store, attempt)
+    if tree is not None and graph is not None:
+        s["nodes"] = len(tree.nodes)
+        s["result_correct"] = graph.check(tree.outputs()) if outcome.status == "completed" else None
+    return RunResult(outcome, fresh, s, store)
+
+
+def _tree(
+    graph: Graph, options: RunOptions, store: Store, run: RunRecord, events: Events
+) -> TaskTree:
+    """A graph run's task memory tree: its first nodes, or the journal's (a resume)."""
+
+    def added(x: NodesAdded) -> None:
+        for fn in events.nodes_added:
+            fn(x)
+
+    def restore(process: Process[Any, Any], item: int, next_step: int, saved: str | None) -> Any:
+        return restore_state(process, store, run, item, saved)
+
+    tree = TaskTree(graph, max_depth=options.max_depth, on_added=added, restore=restore)
+    rows = list(store.items(run))
+    if not rows:
+        tree.start()
+        return tree
+    by_index = {r.item: r.item_id for r in rows}
+    tree.restore_rows(
+        [
+            RestoredNode(
+                Node(
+                    r.item_id,
+                    r.kind or "step",
+                    graph.load_output(r.input) if r.input else None,
+                    tuple(json.loads(r.deps)) if r.deps else (),
+                ),
+                None if r.parent is None else by_index.get(r.parent),
+                r.depth,
+                JOURNAL_STATUS.get(r.status, PENDING),
+                graph.load_output(r.output) if r.output is not None else None,
+                r.next_step,
+                r.state,
+            )
+            for r in rows
+        ]
     )
+    return tree
 
 
-async def _run(scheduler: Scheduler, items: Iterator[Item]) -> RunEnd:
+class Tracked:
+    """A source whose items' processes are kept (by item index) until the journal has
+    taken their end: the journal writer asks for them (dump_state, features)."""
+
+    def __init__(self, source: Source, live: dict[int, Process[Any, Any]]) -> None:
+        self.source = source
+        self.live = live
+
+    def take(self) -> Item | None:
+        it = self.source.take()
+        if it is not None:
+            self.live[it.index] = it.process
+        return it
+
+    def ended(self, item: Item, end: ItemEnd) -> ItemEnd:
+        return self.source.ended(item, end)
+
+
+async def _run(scheduler: Scheduler, source: Source) -> RunEnd:
     try:
-        return await scheduler.run(items)
+        return await scheduler.run(source)
     finally:
         await scheduler.backend.aclose()

@@ -255,13 +255,13 @@ class Scheduler:
             self.items_active -= 1
 
     def _end_item(self, it: Item, status: Status, reason: str = "") -> None:
-        self.ended[status] += 1
-        end = self._last_end = ItemEnd(it.index, status, it.step, it.state, reason, it.item_id)
-        if status != "completed" and len(self._not_completed) < KEEP_ENDS:
+        end = ItemEnd(it.index, status, it.step, it.state, reason, it.item_id)
+        # the source first: a graph turns an ended node into its output and ready nodes
+        # (or fails a node whose expansion is bad)
+        end = self._last_end = self._source.ended(it, end)
+        self.ended[end.status] += 1
+        if end.status != "completed" and len(self._not_completed) < KEEP_ENDS:
             self._not_completed.append(end)
-        # the source first: a graph turns an ended node into its output and ready nodes,
-        # which the journal takes in the same group as the end
-        end = self._source.ended(it, end)
         for fn in self.events.item_end:
             fn(end)
 

@@ -138,9 +138,10 @@ def process_of(run: RunRecord, item: ItemRecord | None = None) -> Process[Any, A
     """An item's process: the run's task with the run's options, the item's on top."""
     options = {**run.config.get("task_options", {}), **(item.options if item else {})}
     try:
-        return get_task(run.task).make(options)
+        made = get_task(run.task).make(options)
     except Exception:  # an unknown or changed task: analysis goes on without features
         return None
+    return made if isinstance(made, Process) else None
 
 
 def stopped_by_budget(status: str, reason: str) -> bool:

@@ -215,6 +215,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX discarded_run ON discarded (run, item, step);
     """,
+    # 6: a graph run's items are its nodes (the task memory tree): parent, kind, input,
+    # dependencies and depth when created, output once decided; seq keeps creation order
+    """
+    ALTER TABLE items ADD COLUMN parent INTEGER;
+    ALTER TABLE items ADD COLUMN kind TEXT;
+    ALTER TABLE items ADD COLUMN input TEXT;
+    ALTER TABLE items ADD COLUMN deps TEXT;
+    ALTER TABLE items ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN output TEXT;
+    ALTER TABLE items ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX items_by_parent ON items (run, parent);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

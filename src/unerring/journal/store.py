@@ -42,7 +42,7 @@ class RunRecord:
     stats: dict[str, Any]
     created: float
     updated: float
-    kind: str = "chain"  # chain: one item; batch: many
+    kind: str = "chain"  # chain: one item; batch: many items; graph: items are its nodes
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRecord:
@@ -76,6 +76,13 @@ class ItemRecord:
     next_step: int
     state: str | None
     stats: dict[str, Any]
+    # a graph's node: its parent's index, kind, input and deps (JSON), depth, output (JSON)
+    parent: int | None = None
+    kind: str | None = None
+    input: str | None = None
+    deps: str | None = None
+    depth: int = 0
+    output: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ItemRecord:
@@ -89,6 +96,12 @@ class ItemRecord:
             next_step=row["next_step"],
             state=row["state"],
             stats=json.loads(row["stats"]),
+            parent=row["parent"],
+            kind=row["kind"],
+            input=row["input"],
+            deps=row["deps"],
+            depth=row["depth"],
+            output=row["output"],
         )
 
 
@@ -372,7 +385,9 @@ class Store:
         q = "SELECT * FROM items WHERE run = ?"
         if unfinished:
             q += " AND status != 'completed'"
-        for row in self.conn.execute(q + " ORDER BY item", (run.id,)):
+        # a batch's items by index; a graph's nodes (indexes are hashes) as they were made
+        order = " ORDER BY seq, item" if run.kind == "graph" else " ORDER BY item"
+        for row in self.conn.execute(q + order, (run.id,)):
             yield ItemRecord.from_row(row)
 
     def item(self, run: RunRecord, item_id: str) -> ItemRecord | None:

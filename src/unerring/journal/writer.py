@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
-from unerring.events import Decision, Discarded, ItemEnd, Totals, TransportFailure
+from unerring.events import Decision, Discarded, ItemEnd, NodesAdded, Totals, TransportFailure
 from unerring.journal.codec import BLOCK_SEPARATOR, pack_block, pack_holes, pack_winners
 from unerring.journal.store import RunRecord, Store
 from unerring.process import Process
@@ -91,6 +91,7 @@ class JournalWriter:
         self.totals = Totals(run.stats)  # the run's committed totals
         self.error: str | None = None
         self._items: dict[int, _ItemLog] = {}  # items with work not yet committed
+        self._seq = self._conn_seq(store, run)  # creation order of a graph's nodes
         self._wall_base = self.totals.wall_s
         self._t0 = time.perf_counter()
         self._group = _Group()  # filled by the step loop, taken whole by the writer
@@ -133,6 +134,12 @@ class JournalWriter:
     on_discarded = _other
     on_item_end = _other
 
+    def on_nodes_added(self, x: NodesAdded) -> None:
+        with self._lock:
+            self._group.items.append(x)
+        if self._thread is None:
+            self._drain()
+
     # -- writer ---------------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
@@ -168,6 +175,13 @@ class JournalWriter:
         self.flush()
         self._conn.close()
 
+    @staticmethod
+    def _conn_seq(store: Store, run: RunRecord) -> int:
+        row = store.conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM items WHERE run = ?", (run.id,)
+        ).fetchone()
+        return int(row[0])
+
     def _fail(self, message: str) -> None:
         self.error = message
         if self.on_error is not None:
@@ -196,6 +210,7 @@ class JournalWriter:
         failure_rows: list[tuple[Any, ...]] = []
         discard_rows: list[tuple[Any, ...]] = []
         block_rows: list[tuple[Any, ...]] = []
+        node_rows: list[tuple[Any, ...]] = []
         ends: dict[int, ItemEnd] = {}
         # restored if the group fails: the totals must say what the journal holds
         saved = t.as_dict()
@@ -225,6 +240,13 @@ class JournalWriter:
                 elif cls is ItemEnd:
                     e: ItemEnd = x  # type: ignore[assignment]
                     ends[e.item] = e
+                elif cls is NodesAdded:
+                    a: NodesAdded = x  # type: ignore[assignment]
+                    for index, node_id, parent, kind, input_, deps, depth in a.rows:
+                        self._seq += 1
+                        node_rows.append(
+                            (run_id, index, node_id, parent, kind, input_, deps, depth, self._seq)
+                        )
                 else:
                     d: Decision = x  # type: ignore[assignment]
                     process, item_totals = self._log(d.item)
@@ -255,6 +277,13 @@ class JournalWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            # a graph's new nodes first: the rows the updates below move
+            insert_rows(
+                conn,
+                "INSERT OR IGNORE INTO items (run, item, item_id, parent, kind, input, deps,"
+                " depth, seq)",
+                node_rows,
+            )
             insert_rows(
                 conn,
                 "INSERT INTO decision_blocks (run, first_step, last_step, winners, data, holes,"
@@ -291,13 +320,15 @@ class JournalWriter:
                 conn.execute(
                     "UPDATE items SET next_step = coalesce(?, next_step),"
                     " state = coalesce(?, state), stats = ?, status = coalesce(?, status),"
-                    " reason = coalesce(?, reason) WHERE run = ? AND item = ?",
+                    " reason = coalesce(?, reason), output = coalesce(?, output)"
+                    " WHERE run = ? AND item = ?",
                     (
                         next_step,
                         state_text,
                         json.dumps(self._log(item)[1].as_dict()),
                         None if end is None else end.status,
                         None if end is None else end.reason,
+                        None if end is None else end.output,
                         run_id,
                         item,
                     ),
@@ -491,7 +522,7 @@ class _Group:
 
     def __init__(self) -> None:
         self.blocks: dict[int, _Block] = {}
-        self.items: list[Decision | TransportFailure | Discarded | ItemEnd] = []
+        self.items: list[Decision | TransportFailure | Discarded | ItemEnd | NodesAdded] = []
         self.sampled: list[Decision] = []  # plain decisions whose samples are recorded
         self.size = 0
         self._item = -1  # the item of the last decision, and its block: runs of one item

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from unerring.graph import Graph
 from unerring.process import Process
 from unerring.tasks.addition import Addition
 from unerring.tasks.hanoi import Hanoi
+from unerring.tasks.multiply import Multiply
+from unerring.tasks.sort import Sort
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +34,10 @@ class TaskSpec:
     name: str
     summary: str
     options: tuple[TaskOption, ...]
-    build: Callable[..., Process[Any, Any]]
+    build: Callable[..., Process[Any, Any] | Graph]
 
-    def make(self, options: Mapping[str, Any]) -> Process[Any, Any]:
+    def make(self, options: Mapping[str, Any]) -> Any:
+        """The task's process (a chain) or graph, for these options."""
         return self.build(**{o.name: options.get(o.name, o.default) for o in self.options})
 
 
@@ -54,6 +58,27 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
                 TaskOption("seed", int, 0, "seed that draws the operands"),
             ),
             Addition,
+        ),
+        "multiply": TaskSpec(
+            "multiply",
+            "long multiplication of two N-digit numbers as a graph: partial products side "
+            "by side, then a tree of sums",
+            (
+                TaskOption("digits", int, 4, "digits per operand"),
+                TaskOption("max_digit", int, 9, "largest digit in the operands (1-9)"),
+                TaskOption("seed", int, 0, "seed that draws the operands"),
+            ),
+            Multiply,
+        ),
+        "sort": TaskSpec(
+            "sort",
+            "merge sort of N numbers as a graph that the model splits (voted) and merges",
+            (
+                TaskOption("numbers", int, 8, "how many numbers to sort"),
+                TaskOption("seed", int, 0, "seed that draws the numbers"),
+                TaskOption("max_value", int, 99, "largest number"),
+            ),
+            Sort,
         ),
     }
 )

@@ -1,0 +1,171 @@
+"""Graphs of subtasks: processes that branch and decompose, every node voted.
+
+A graph names its first nodes. Each node is decided by a Process: a voted step is a process
+of one step, a sub-chain a process of many. A node runs once its dependencies are complete
+(decided, with every node they expanded into);
+what it may see is its `Memory`: its own input, its path from the root (each ancestor's
+input and output) and its dependencies' outputs, never a concatenated history, so a
+prompt grows with the node's depth, not with the number of nodes decided. A decided node
+may expand into children (a decomposition node's decided answer names them): the split is
+voted like any step, so a model's bad split is outvoted or red-flagged, never followed.
+
+Inputs and outputs travel through the journal as JSON (`dump_output`/`load_output` for
+anything else), so a resumed graph sees exactly what an uninterrupted one saw.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from unerring.process import Process
+
+MAX_DEPTH = 32  # default --max-depth: a graph deeper than this is refused
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One subtask. `id` is unique in the graph; `kind` names what the node does (a feature
+    for failure analysis); `input` is JSON; `deps` are ids of nodes whose outputs it needs."""
+
+    id: str
+    kind: str = "step"
+    input: Any = None
+    deps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What a node may see when its process is built: the task memory tree's path to it."""
+
+    node: Node
+    path: tuple[tuple[Node, Any], ...] = ()  # (ancestor, its output), root first, parent last
+    deps: Mapping[str, Any] = field(default_factory=dict)  # dependency id -> its result
+
+    @property
+    def depth(self) -> int:
+        return len(self.path)
+
+    def context(self) -> str:
+        """The path and the dependencies' outputs as prompt text (one line each)."""
+        lines = [f"- {n.kind} {n.id}: input {_short(n.input)}, output {_short(o)}" for n, o in self.path]
+        lines += [f"- result of {d}: {_short(out)}" for d, out in self.deps.items()]
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class Graph:
+    """A process that branches and decomposes. Subclass it; `nodes` and `process` are
+    required, the rest have defaults."""
+
+    name: str = "graph"
+    max_children: int = 64  # an expansion with more children than this fails its node
+
+    def nodes(self) -> Sequence[Node]:
+        """The graph's first nodes (more may come from expansions)."""
+        raise NotImplementedError
+
+    def process(self, memory: Memory) -> Process[Any, Any]:
+        """The process that decides a node, built from the node's memory only."""
+        raise NotImplementedError
+
+    def output(self, memory: Memory, process: Process[Any, Any], state: Any) -> Any:
+        """A decided node's output, from its process's final state (default: the state)."""
+        return state
+
+    def expand(self, memory: Memory, output: Any) -> Sequence[Node]:
+        """The children a decided node expands into (default: none). Their ids must be
+        new; their deps may name earlier nodes and each other."""
+        return ()
+
+    def result(self, memory: Memory, output: Any, children: Sequence[Any]) -> Any:
+        """What a node hands its dependents once it and all its descendants are decided:
+        by default its last child's result (a decomposition's answer is what its last
+        child, the reduce, made of it), or its own output when it has no children."""
+        return children[-1] if children else output
+
+    def options(self) -> Mapping[str, Any]:
+        """The graph's options, recorded with the run (a resume must match them)."""
+        return {}
+
+    def total_steps(self) -> int | None:
+        """How many voted steps the graph will take, or an estimate (for planning k)."""
+        return None
+
+    def check(self, outputs: Mapping[str, Any]) -> bool | None:
+        """Is the graph's result right, given every decided node's output? (None: no
+        checker.) Counts errors afterwards; never picks answers."""
+        return None
+
+    def dump_output(self, output: Any) -> str:
+        return json.dumps(output, separators=(",", ":"))
+
+    def load_output(self, text: str) -> Any:
+        return json.loads(text)
+
+
+class GraphError(ValueError):
+    """A graph that cannot run as described (a cycle, a missing node, a reused id...)."""
+
+
+def check_nodes(
+    nodes: Iterable[Node], known: Mapping[str, int], max_depth: int, depth: int = 0
+) -> list[Node]:
+    """Check new nodes against the ones already known (id -> depth): unique ids, deps on
+    known or new nodes, no cycle (named), not deeper than `max_depth`. Returns them."""
+    new = list(nodes)
+    if depth > max_depth:
+        raise GraphError(
+            f"the graph is deeper than --max-depth {max_depth} (node {new[0].id!r} "
+            f"would be at depth {depth})"
+            if new
+            else f"the graph is deeper than --max-depth {max_depth}"
+        )
+    ids: dict[str, Node] = {}
+    for n in new:
+        if not isinstance(n.id, str) or not n.id:
+            raise GraphError(f"node id {n.id!r} must be a non-empty string")
+        if n.id in ids or n.id in known:
+            raise GraphError(f"node id {n.id!r} is used twice")
+        ids[n.id] = n
+    for n in new:
+        for d in n.deps:
+            if d not in ids and d not in known:
+                raise GraphError(f"node {n.id!r} depends on {d!r}, which is not in the graph")
+    cycle = _cycle(ids)
+    if cycle:
+        raise GraphError(f"the graph has a cycle: {' -> '.join(cycle)}")
+    return new
+
+
+def _cycle(nodes: Mapping[str, Node]) -> list[str]:
+    """A dependency cycle among `nodes` (its ids, first repeated at the end), or []."""
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    for start in nodes:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        trail: list[str] = []
+        while stack:
+            nid, i = stack.pop()
+            if i == 0:
+                state[nid] = 1
+                trail.append(nid)
+            deps = [d for d in nodes[nid].deps if d in nodes]
+            if i < len(deps):
+                stack.append((nid, i + 1))
+                d = deps[i]
+                if state.get(d) == 1:
+                    return [*trail[trail.index(d) :], d]
+                if not state.get(d):
+                    stack.append((d, 0))
+            else:
+                state[nid] = 2
+                trail.pop()
+    return []

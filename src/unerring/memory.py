@@ -1,0 +1,252 @@
+"""The task memory tree of a graph run, and the scheduler's source of its ready nodes.
+
+Each node holds its input, output (from its decided process), status, parent, children,
+dependencies and vote summary (in the journal, as its item's totals). A node is complete
+once it is decided and so is every node it expanded into; then its result (its own output,
+or what its children made of it) goes to its dependents. A node is ready once its
+dependencies are complete; its process is built from its path (root to node: each
+ancestor's input and output) and its dependencies' results only. A decided node may
+expand into children, checked like the first nodes (unique ids, known deps, no cycle, not
+too deep); a bad expansion fails its node, never the run.
+
+Every node is an item of the run: its decisions, resume point and totals are journaled as
+any item's. Its index is a stable hash of its id, so the simulated model draws the same
+samples for a node however the graph's branches interleave, resumed or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from unerring.events import ItemEnd, NodesAdded
+from unerring.graph import Graph, GraphError, Memory, Node, check_nodes
+from unerring.process import Process
+from unerring.scheduler import Item
+
+# a node's status in the tree (the journal keeps pending, completed, stopped, failed)
+PENDING, READY, RUNNING, DECIDED, UNDECIDED, FAILED = (
+    "pending", "ready", "running", "decided", "undecided", "failed"
+)  # fmt: skip
+JOURNAL_STATUS = {"completed": DECIDED, "stopped": UNDECIDED, "failed": FAILED}
+
+
+def node_index(node_id: str) -> int:
+    """A node's item index: a stable 62-bit hash of its id (never 0, a chain's index)."""
+    h = int.from_bytes(hashlib.blake2b(node_id.encode(), digest_size=8).digest(), "big")
+    return (h & ((1 << 62) - 1)) or 1
+
+
+@dataclass(slots=True)
+class TreeNode:
+    node: Node
+    index: int
+    parent: TreeNode | None
+    depth: int
+    status: str = PENDING
+    output: Any = None
+    result: Any = None  # once complete: what its dependents receive
+    complete: bool = False
+    open_children: int = 0  # children not complete yet
+    waiting: int = 0  # dependencies not complete yet
+    next_step: int = 0  # where a resumed node goes on
+    state: str | None = None  # its saved state (a resumed node), else None
+
+
+# restores a resumed node's state: (process, item index, next step, saved state) -> state
+Restore = Callable[[Process[Any, Any], int, int, str | None], Any]
+
+
+class TaskTree:
+    """A graph's nodes as the scheduler's Source: `take` the next ready node as an item,
+    `ended` when its item ends (output, expansion, dependents made ready)."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        max_depth: int,
+        on_added: Callable[[NodesAdded], None] | None = None,
+        restore: Restore | None = None,
+    ) -> None:
+        self.graph = graph
+        self.max_depth = max_depth
+        self.on_added = on_added
+        self.restore = restore
+        self.nodes: dict[str, TreeNode] = {}
+        self.dependents: dict[str, list[str]] = {}
+        self.children: dict[str, list[str]] = {}
+        self.ready: deque[str] = deque()
+
+    # -- building -------------------------------------------------------------------------
+    def start(self) -> None:
+        """A new run: the graph's first nodes (checked; a bad graph raises GraphError)."""
+        self.add(self.graph.nodes(), None)
+
+    def add(self, new: Iterable[Node], parent: TreeNode | None) -> list[TreeNode]:
+        """Check and add nodes (the first ones, or an expansion's children)."""
+        depth = 0 if parent is None else parent.depth + 1
+        known = {nid: t.depth for nid, t in self.nodes.items()}
+        nodes = check_nodes(new, known, self.max_depth, depth)
+        if parent is not None and len(nodes) > self.graph.max_children:
+            raise GraphError(
+                f"node {parent.node.id!r} expanded into {len(nodes)} children, more than "
+                f"the graph allows ({self.graph.max_children})"
+            )
+        added = [self._make(n, parent, depth) for n in nodes]
+        for t in added:  # deps may name siblings made in the same expansion
+            self._wait(t)
+        if self.on_added is not None and added:
+            self.on_added(NodesAdded(tuple(self._row(t) for t in added)))
+        for t in added:
+            if t.waiting == 0:
+                t.status = READY
+                self.ready.append(t.node.id)
+        return added
+
+    def _make(self, n: Node, parent: TreeNode | None, depth: int) -> TreeNode:
+        t = TreeNode(n, node_index(n.id), parent, depth)
+        self.nodes[n.id] = t
+        if parent is not None:
+            self.children.setdefault(parent.node.id, []).append(n.id)
+            parent.open_children += 1
+        return t
+
+    def _wait(self, t: TreeNode) -> None:
+        """Count the dependencies t waits for (those not complete)."""
+        for d in t.node.deps:
+            if not self.nodes[d].complete:
+                t.waiting += 1
+                self.dependents.setdefault(d, []).append(t.node.id)
+
+    def restore_rows(self, rows: Sequence[RestoredNode]) -> None:
+        """A resumed run: the nodes the journal holds (in the order they were made);
+        decided nodes' expansions are derived again where the journal lacks them (the same
+        decided output gives the same children), so an expansion committed before a crash
+        is never redone differently."""
+        for r in rows:
+            parent = None if r.parent is None else self.nodes.get(r.parent)
+            t = self._make(r.node, parent, r.depth)
+            t.next_step, t.state = r.next_step, r.state
+            if r.status == DECIDED:
+                t.status = DECIDED
+                t.output = r.output
+        # decided nodes whose children the journal lacks (a crash between the two)
+        for t in list(self.nodes.values()):
+            if t.status == DECIDED and t.node.id not in self.children:
+                with contextlib.suppress(GraphError):
+                    for c in check_nodes(
+                        self.graph.expand(self.memory(t), t.output),
+                        {nid: x.depth for nid, x in self.nodes.items()},
+                        self.max_depth,
+                        t.depth + 1,
+                    ):
+                        made = self._make(c, t, t.depth + 1)
+                        if self.on_added is not None:
+                            self.on_added(NodesAdded((self._row(made),)))
+        # complete what is complete, deepest first (a node's children before it)
+        for t in sorted(self.nodes.values(), key=lambda t: -t.depth):
+            if t.status == DECIDED and t.open_children == 0 and not t.complete:
+                self._complete(t)
+        for t in self.nodes.values():
+            if not t.complete:
+                self._wait(t)
+            if t.status == PENDING and t.waiting == 0:
+                t.status = READY
+                self.ready.append(t.node.id)
+
+    def _row(self, t: TreeNode) -> tuple[int, str, int | None, str, str, str, int]:
+        """A node as the journal's items row holds it."""
+        n = t.node
+        dump = self.graph.dump_output
+        parent = None if t.parent is None else t.parent.index
+        return (t.index, n.id, parent, n.kind, dump(n.input), dump(list(n.deps)), t.depth)
+
+    # -- the scheduler's source -------------------------------------------------------------
+    def memory(self, t: TreeNode) -> Memory:
+        path: list[tuple[Node, Any]] = []
+        p = t.parent
+        while p is not None:
+            path.append((p.node, p.output))
+            p = p.parent
+        path.reverse()
+        return Memory(t.node, tuple(path), {d: self.nodes[d].result for d in t.node.deps})
+
+    def take(self) -> Item | None:
+        while self.ready:
+            t = self.nodes[self.ready.popleft()]
+            if t.status != READY:
+                continue
+            t.status = RUNNING
+            process = self.graph.process(self.memory(t))
+            if t.next_step == 0 and t.state is None:
+                state = process.initial_state()
+            else:
+                assert self.restore is not None
+                state = self.restore(process, t.index, t.next_step, t.state)
+            return Item(t.index, process, state, t.next_step, None, t.node.id)
+        return None
+
+    def ended(self, item: Item, end: ItemEnd) -> ItemEnd:
+        t = self.nodes[item.item_id]
+        if end.status != "completed":
+            t.status = UNDECIDED if end.status == "stopped" else FAILED
+            return end
+        memory = self.memory(t)
+        try:
+            output = self.graph.output(memory, item.process, end.state)
+            text = self.graph.dump_output(output)
+            children = self.graph.expand(memory, output)
+            t.output = output
+            t.status = DECIDED
+            self.add(children, t)
+        except Exception as e:  # a bad expansion fails this node, not the run
+            t.status = FAILED
+            t.output = None
+            return replace(end, status="failed", reason=f"node {t.node.id!r}: {e}")
+        if t.open_children == 0:
+            self._complete(t)
+        return replace(end, output=text)
+
+    def _complete(self, t: TreeNode) -> None:
+        """t and everything it expanded into are decided: its result goes to its
+        dependents, and its parent may be complete in turn."""
+        while True:
+            kids = [self.nodes[c].result for c in self.children.get(t.node.id, ())]
+            t.result = self.graph.result(self.memory(t), t.output, kids)
+            t.complete = True
+            for d in self.dependents.pop(t.node.id, ()):
+                dep = self.nodes[d]
+                dep.waiting -= 1
+                if dep.waiting == 0 and dep.status == PENDING:
+                    dep.status = READY
+                    self.ready.append(d)
+            p = t.parent
+            if p is None:
+                return
+            p.open_children -= 1
+            if p.open_children or p.status != DECIDED:
+                return
+            t = p
+
+    def outputs(self) -> dict[str, Any]:
+        """Every complete node's result (for the graph's checker)."""
+        return {nid: t.result for nid, t in self.nodes.items() if t.complete}
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredNode:
+    """A node as the journal holds it."""
+
+    node: Node
+    parent: str | None
+    depth: int
+    status: str  # a tree status (pending, decided, undecided, failed)
+    output: Any
+    next_step: int
+    state: str | None
+
