@@ -29,6 +29,8 @@ from unerring.cli.args import (
     unit_interval,
 )
 from unerring.cli.items import items_from_file, numbered_items
+from unerring.cli.tree import node_rows, render_tree
+from unerring.graph import MAX_DEPTH
 from unerring.journal.lock import live_status
 from unerring.journal.store import (
     DEFAULT_STORE,
@@ -197,6 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         api=args.api or "chat",
         base_url=args.base_url,
         notes=args.notes,
+        max_depth=args.max_depth,
     )
     batch = _batch(args, options.task_options)
     result = execute(
@@ -397,8 +400,10 @@ def _item_of(store: Store, run: RunRecord, item_id: str | None) -> ItemRecord | 
     """The item `--item ID` names (None without --item)."""
     if item_id is None:
         return None
-    if run.kind != "batch":
-        raise UsageError(f"run {run.run_id!r} is a single chain; --item applies to batches")
+    if run.kind == "chain":
+        raise UsageError(
+            f"run {run.run_id!r} is a single chain; --item applies to batches and graphs"
+        )
     found = store.item(run, item_id)
     if found is None:
         raise UsageError(f"run {run.run_id!r} has no item {item_id!r} (see `unerring show`)")
@@ -425,6 +430,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     run = store.get_run(args.run_id)
     if run is None:
         raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+    if args.tree:
+        if run.kind != "graph":
+            raise UsageError(f"run {run.run_id!r} is a {run.kind}; --tree shows a graph's nodes")
+        for text in render_tree(store, run, args.depth):
+            print(text)
+        return 0
     attempts = store.attempts(run)
     item = _item_of(store, run, args.item)
     line = _status_line(run, args.store)
@@ -491,7 +502,12 @@ def _rows(
 ) -> Iterator[dict[str, Any]]:
     """A run's records; of a batch, every item's (each row naming its item) unless one
     item is asked for, which comes in the single-run form."""
-    if run.kind == "batch" and item is None:
+    if what == "nodes":
+        if run.kind != "graph":
+            raise UsageError(f"run {run.run_id!r} is a {run.kind}; --what nodes needs a graph")
+        yield from node_rows(store, run)
+        return
+    if run.kind in ("batch", "graph") and item is None:
         ids = {it.item: it.item_id for it in store.items(run)}
         if what == "decisions":
             for index, item_id in ids.items():
@@ -543,7 +559,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             if writer is None:
                 writer = csv.DictWriter(out, fieldnames=list(d))
                 writer.writeheader()
-            writer.writerow(d)
+            writer.writerow(
+                {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in d.items()}
+            )
     out.flush()
     return 0
 
@@ -619,6 +637,14 @@ def build_parser() -> Parser:
         metavar="FILE",
         help="run a batch: one item per line of FILE, a JSON object of task options "
         '(optionally with an "id"), e.g. {"digits": 30, "seed": 4}',
+    )
+    run.add_argument(
+        "--max-depth",
+        type=positive_int,
+        default=MAX_DEPTH,
+        metavar="D",
+        help=f"a graph: refuse nodes deeper than D (default {MAX_DEPTH}); an expansion "
+        "past it fails its node",
     )
     run.add_argument(
         "--batch",
@@ -730,13 +756,28 @@ def build_parser() -> Parser:
     add_store(show)
     show.add_argument("--json", action="store_true")
     show.add_argument("--item", metavar="ID", help="one item of a batch, in the single-run form")
+    show.add_argument(
+        "--tree", action="store_true", help="a graph run's nodes as a tree (the task memory)"
+    )
+    show.add_argument(
+        "--depth",
+        type=non_negative_int,
+        metavar="D",
+        help="with --tree: show D levels below the first nodes; deeper ones as counts",
+    )
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="stream a run's records as JSON lines or CSV")
     export.add_argument("run_id", metavar="RUN_ID")
     add_store(export)
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    export.add_argument("--what", choices=("decisions", "samples"), default="decisions")
+    export.add_argument(
+        "--what",
+        choices=("decisions", "samples", "nodes"),
+        default="decisions",
+        help="decisions, samples, or a graph's nodes (id, parent, dependencies, status, "
+        "input, output, steps, samples, tokens)",
+    )
     export.add_argument("--item", metavar="ID", help="one item of a batch, in the single-run form")
     export.set_defaults(func=cmd_export)
     analysis_cmds.register(sub)
