@@ -8,14 +8,26 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_define_your_own_process_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+def _example(name: str) -> str:
+    """The README's Python block that defines `name`."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert blocks, "README lost its Python example"
-    exec(compile(blocks[0], "README.md", "exec"), {"__name__": "readme_example"})
+    found = [b for b in blocks if f"class {name}(" in b]
+    assert found, f"README lost its {name} example"
+    return str(found[0])
+
+
+def test_define_your_own_process_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(_example("RunningSum"), "README.md", "exec"), {"__name__": "readme_example"})
     status, k, errors = capsys.readouterr().out.splitlines()[0].split()
     assert status == "completed"
     assert int(k) >= 3
     assert errors == "0"
+
+
+def test_own_graph_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(_example("TreeSum"), "README.md", "exec"), {"__name__": "readme_graph"})
+    status, nodes, correct = capsys.readouterr().out.splitlines()[0].split()
+    assert (status, nodes, correct) == ("completed", "7", "True")
 
 
 def test_quick_start_names_the_two_make_targets() -> None:

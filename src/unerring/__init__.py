@@ -1,6 +1,7 @@
 """unerring: long LLM processes that finish with zero errors."""
 
 from unerring.api import run, run_batch
+from unerring.graph import Graph, Memory, Node
 from unerring.process import Answer, Process
 from unerring.redflags import Flag
 from unerring.runner import RunResult
@@ -13,6 +14,9 @@ __all__ = [
     "Answer",
     "Budget",
     "Flag",
+    "Graph",
+    "Memory",
+    "Node",
     "Process",
     "RunResult",
     "Tally",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from unerring.graph import Graph
 from unerring.journal.store import MEMORY
 from unerring.journal.writer import Durability
 from unerring.models import Transport
@@ -19,7 +20,7 @@ def _options(name: str, task_options: dict[str, Any], **given: Any) -> RunOption
 
 
 def run(
-    process: Process[Any, Any],
+    process: Process[Any, Any] | Graph,
     *,
     model: str = "sim:error=0.01",
     k: int | None = None,
@@ -32,7 +33,8 @@ def run(
     speculate: int = 0,
     **voting: Any,
 ) -> RunResult:
-    """Decide every step of `process` by voting; k comes from `target` unless given.
+    """Decide every step of `process` (a chain, or a graph of them) by voting; k comes
+    from `target` unless given.
 
     Extra keyword arguments are voting options of RunOptions (temperature, max_tokens,
     max_samples_per_step, on_undecided, parallel, record). With a file `store` and a

@@ -358,6 +358,11 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
     steps: list[int | None] = []
     for b in batch:
         p = b.process if b.process is not None else make_process(options, b.options)
+        if isinstance(p, Graph):
+            raise UsageError(
+                f"task {options.task!r} is a graph: a batch of graphs is not supported; "
+                "run each graph on its own"
+            )
         steps.append(p.total_steps())
     return steps
 
