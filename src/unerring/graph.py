@@ -50,7 +50,9 @@ class Memory:
 
     def context(self) -> str:
         """The path and the dependencies' outputs as prompt text (one line each)."""
-        lines = [f"- {n.kind} {n.id}: input {_short(n.input)}, output {_short(o)}" for n, o in self.path]
+        lines = [
+            f"- {n.kind} {n.id}: input {_short(n.input)}, output {_short(o)}" for n, o in self.path
+        ]
         lines += [f"- result of {d}: {_short(out)}" for d, out in self.deps.items()]
         return "\n".join(lines)
 

@@ -249,4 +249,3 @@ class RestoredNode:
     output: Any
     next_step: int
     state: str | None
-

@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 from unerring import reliability
 from unerring.errors import UsageError
 from unerring.events import Events, ItemEnd, NodesAdded, Totals, TransportFailure
+from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
 from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreError
 from unerring.journal.writer import Durability, JournalWriter
+from unerring.memory import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
 from unerring.models import (
     ModelSpec,
     Transport,
@@ -37,8 +39,6 @@ from unerring.models import (
     price_table,
 )
 from unerring.process import Process
-from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes
-from unerring.memory import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
 from unerring.scheduler import Item, Items, RunEnd, Scheduler, Source
 from unerring.settings import Budget, Prices, VotingConfig
 from unerring.tasks.registry import get_task

@@ -150,9 +150,7 @@ class Multiply(Graph):
         self._nodes = self._plan()
 
     def _plan(self) -> list[Node]:
-        level = [
-            Node(f"p{j}", "digits", {"digit": d, "shift": j}) for j, d in enumerate(self.b)
-        ]
+        level = [Node(f"p{j}", "digits", {"digit": d, "shift": j}) for j, d in enumerate(self.b)]
         nodes = list(level)
         depth = 0
         while len(level) > 1:  # add pairs, up a tree; an odd one out waits a level

@@ -1,0 +1,338 @@
+"""Graphs of subtasks: nodes voted and journaled, the task memory tree, resume, inspection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import unerring
+from tests.helpers import child_env, cli
+from unerring.backends.base import SampleRequest
+from unerring.backends.sim import SimBackend, SimConfig
+from unerring.errors import UsageError
+from unerring.graph import Graph, GraphError, Memory, Node, check_nodes
+from unerring.journal.store import Store
+from unerring.process import Process
+from unerring.runner import RunOptions, Session, execute
+from unerring.settings import Budget
+from unerring.tasks.multiply import Multiply
+from unerring.tasks.sort import Sort
+
+HERE = Path(__file__).resolve().parent
+
+
+def _node_decisions(db: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    store = Store(str(db), read_only=True)
+    try:
+        run = store.get_run(run_id)
+        assert run is not None
+        out = {}
+        for it in store.items(run):
+            rows = []
+            for d in store.decisions(run, item=it.item):
+                d.pop("elapsed")
+                rows.append(d)
+            out[it.item_id] = rows
+        return out
+    finally:
+        store.close()
+
+
+# -- the graph as described -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("nodes", "message"),
+    [
+        (
+            [Node("a", deps=("b",)), Node("b", deps=("c",)), Node("c", deps=("a",))],
+            "a -> b -> c -> a",
+        ),
+        ([Node("a"), Node("b", deps=("z",))], "depends on 'z', which is not in the graph"),
+        ([Node("a"), Node("a")], "node id 'a' is used twice"),
+        ([Node("")], "non-empty"),
+    ],
+)
+def test_bad_graphs_are_refused_naming_what_is_wrong(nodes: list[Node], message: str) -> None:
+    with pytest.raises(GraphError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_nodes(nodes, {}, 8)
+
+
+def test_a_graph_too_deep_is_refused() -> None:
+    with pytest.raises(GraphError, match="--max-depth 2"):
+        check_nodes([Node("x")], {}, 2, depth=3)
+
+
+class Cyclic(Graph):
+    name = "cyclic"
+
+    def nodes(self) -> Sequence[Node]:
+        return [Node("left", deps=("right",)), Node("right", deps=("left",))]
+
+    def total_steps(self) -> int:
+        return 2
+
+
+def test_library_refuses_a_cyclic_graph_before_writing_anything(tmp_path: Path) -> None:
+    db = tmp_path / "never.db"
+    with pytest.raises(UsageError, match="cycle: left -> right -> left"):
+        unerring.run(Cyclic(), store=str(db))
+    assert not db.exists()
+
+
+# -- built-in graphs ----------------------------------------------------------------------------
+def test_multiply_decides_every_node_and_the_product_is_right(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    res = cli("run", "multiply", "--digits", "7", "--model", "sim:error=0.05,seed=4",
+              "--store", str(db), "--run-id", "m", "--json")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)
+    assert s["status"] == "completed" and s["result_correct"] is True
+    assert s["nodes"] == 7 + 6  # a partial product per digit, then sums up a tree
+    assert s["steps_decided"] == s["steps_total"] == Multiply(7).total_steps()
+    assert s["errors"] == 0
+    rows = [json.loads(x) for x in cli("export", "m", "--store", str(db), "--what",
+                                       "nodes").stdout.splitlines()]  # fmt: skip
+    assert {r["kind"] for r in rows} == {"digits", "sum"}
+    assert all(r["status"] == "decided" for r in rows)
+    final = Multiply(7)
+    assert next(r for r in rows if r["id"] == final.final)["output"] == str(final.product())
+    # the sums wait for what they add: every sum's dependencies are earlier nodes
+    order = [r["id"] for r in rows]
+    for r in rows:
+        assert all(order.index(d) < order.index(r["id"]) for d in r["dependencies"])
+    assert sum(r["steps"] for r in rows) == s["steps_decided"]
+
+
+def test_sort_expands_at_run_time_and_sorts(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    res = cli("run", "sort", "--numbers", "13", "--model", "sim:error=0.05,seed=2",
+              "--store", str(db), "--run-id", "s", "--json")  # fmt: skip
+    s = json.loads(res.stdout)
+    assert res.returncode == 0 and s["result_correct"] is True and s["errors"] == 0
+    # 12 lists of two or more are split (each expands into two halves and a merge), 13
+    # lists of one are sorted as they are
+    assert s["nodes"] == 1 + 3 * 12
+    tree = cli("show", "s", "--store", str(db), "--tree", "--depth", "1").stdout.splitlines()
+    assert tree[0].startswith("37 nodes, depth 4")
+    assert tree[1].startswith("s [sort] decided, 1 steps")
+    assert any(line.strip().startswith("s.M [merge] decided") for line in tree)
+    assert any("nodes below" in line for line in tree)  # deeper levels as counts
+    assert not any(line.startswith("      s.L.L.L") for line in tree)
+
+
+def test_a_wrong_split_is_still_a_sound_one_and_counted() -> None:
+    # k=1 and a high error rate: some cuts are not the halving one (the checker counts
+    # them), but a cut that would lose a number is red-flagged, never followed
+    res = unerring.run(Sort(numbers=30, seed=1), model="sim:error=0.4,seed=3", k=1)
+    store, run = res.store, res.run
+    splits = [
+        (it, json.loads(it.output))
+        for it in store.items(run)
+        if it.kind == "sort" and it.output is not None and it.output.startswith("{")
+    ]
+    assert [it for it, _ in splits if it.stats.get("errors")], "no wrong cut won a vote"
+    for it, cut in splits:
+        assert cut["left"] and cut["right"]
+        assert cut["left"] + cut["right"] == json.loads(it.input or "[]")
+    assert res.summary["flags"].get("invalid", 0) > 0  # lost numbers: red-flagged
+
+
+# -- the task memory: what a node sees ----------------------------------------------------------
+def test_a_node_sees_its_path_and_dependencies_only() -> None:
+    prompts: dict[int, list[str]] = {}
+
+    class Spy(SimBackend):
+        async def sample(self, request: SampleRequest) -> list[Any]:
+            prompts.setdefault(request.item, []).append(request.prompt)
+            return await super().sample(request)
+
+    from unerring.memory import node_index
+
+    graph = Sort(numbers=64, seed=5)
+    options = RunOptions(task="sort", task_options=dict(graph.options()), k=1, model="sim:error=0")
+    session = Session(store=":memory:", handle_signals=False)
+    original = unerring.runner.make_backend
+
+    def spy_backend(spec: Any, transport: Any, on_failure: Any) -> Any:
+        return Spy(spec.sim)
+
+    unerring.runner.make_backend = spy_backend  # type: ignore[assignment]
+    try:
+        res = execute(options, session, process=graph)
+    finally:
+        unerring.runner.make_backend = original  # type: ignore[assignment]
+    assert res.summary["result_correct"] is True
+    deep = "s.L.R.L.R"
+    (prompt,) = prompts[node_index(deep)]
+    # the path: its four ancestors' cuts, each named; nothing of any other branch
+    for ancestor in ("s", "s.L", "s.L.R", "s.L.R.L"):
+        assert f"sort {ancestor}:" in prompt
+    assert "s.R" not in prompt.replace("s.L.R", "") and "merge" not in prompt
+    # a prompt grows with depth, not with the nodes decided: the last splits' prompts are
+    # no longer than the first ones' at the same depth
+    split_lengths = {
+        nid: len(p[0]) for nid, p in ((n, prompts.get(node_index(n))) for n in _ids(graph)) if p
+    }
+    by_depth: dict[int, list[int]] = {}
+    for nid, n in split_lengths.items():
+        by_depth.setdefault(nid.count("."), []).append(n)
+    for lengths in by_depth.values():
+        assert max(lengths) <= 1.25 * min(lengths)
+
+
+def _ids(graph: Sort) -> list[str]:
+    out = []
+
+    def walk(nid: str, xs: tuple[int, ...]) -> None:
+        if len(xs) > 1:
+            out.append(nid)
+            half = len(xs) // 2
+            walk(nid + ".L", xs[:half])
+            walk(nid + ".R", xs[half:])
+
+    walk("s", graph.xs)
+    return out
+
+
+# -- expansions that are not sound graphs fail their node, not the run -------------------------
+class BadExpansion(Graph):
+    """A root whose expansion reuses an id; a sibling branch that is fine."""
+
+    name = "bad-expansion"
+
+    def nodes(self) -> Sequence[Node]:
+        return [Node("root", "split"), Node("other", "leaf")]
+
+    def process(self, memory: Memory) -> Process[Any, Any]:
+        from tests.test_readme import _example  # the README's one-step process
+
+        g: dict[str, Any] = {}
+        exec(compile(_example("TreeSum").split("class TreeSum")[0], "README.md", "exec"), g)
+        return g["AddTwo"](1, 2)  # type: ignore[no-any-return]
+
+    def expand(self, memory: Memory, output: Any) -> Sequence[Node]:
+        if memory.node.id == "root":
+            return [Node("other"), Node("root.a")]  # "other" exists: not a sound expansion
+        return ()
+
+    def total_steps(self) -> int:
+        return 2
+
+
+def test_an_unsound_expansion_fails_its_node_only() -> None:
+    res = unerring.run(BadExpansion(), model="sim:error=0", k=1)
+    assert res.outcome.status == "failed"
+    assert "node 'root'" in res.outcome.reason and "used twice" in res.outcome.reason
+    assert res.outcome.ended == {"completed": 1, "stopped": 0, "failed": 1}
+
+
+# -- resume -----------------------------------------------------------------------------------
+def test_a_graph_stopped_by_its_budget_resumes_to_the_same_decisions(tmp_path: Path) -> None:
+    db = str(tmp_path / "g.db")
+    graph = Sort(numbers=24, seed=7)
+    model = "sim:error=0.1,seed=6"
+    first = unerring.run(
+        graph, model=model, k=2, store=db, run_id="g", budget=Budget(max_samples=90)
+    )
+    assert first.outcome.status == "stopped" and "sample budget" in first.outcome.reason
+    first.store.close()
+    again = unerring.run(Sort(numbers=24, seed=7), model=model, k=2, store=db, run_id="g")
+    assert again.outcome.status == "completed"
+    again.store.close()
+    ref = unerring.run(Sort(numbers=24, seed=7), model=model, k=2, store=str(tmp_path / "r.db"),
+                       run_id="g")  # fmt: skip
+    ref.store.close()
+    # the same outputs, right or wrong (k=2 at a 10% error rate lets some through)
+    assert again.summary["result_correct"] == ref.summary["result_correct"]
+    assert again.summary["errors"] == ref.summary["errors"]
+    assert _node_decisions(tmp_path / "g.db", "g") == _node_decisions(tmp_path / "r.db", "g")
+    assert again.summary["samples"] == ref.summary["samples"]  # nothing drawn twice
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_graph_run_loses_nothing_and_redoes_no_expansion(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(11)
+    db = tmp_path / "kg.db"
+    model = "sim:error=0.05,flag=0.02,seed=13"
+    common = ["--store", str(db), "--quiet", "--concurrency", "8"]
+    kills = attempt = 0
+    while True:
+        log = tmp_path / f"attempt-{attempt}.log"
+        first = ["run", "sort", "--numbers", "300", "--k", "2", "--run-id", "kg"]
+        first += ["--model", f"{model},latency=2"]
+        args = [*first, *common] if attempt == 0 else ["resume", "kg", *common]
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "logged_cli.py"), str(log), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+        )  # fmt: skip
+        attempt += 1
+        try:
+            deadline = time.monotonic() + 60
+            while not (log.exists() and log.stat().st_size) and proc.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            if kills < 10 and proc.poll() is None:
+                time.sleep(rng.uniform(0.05, 0.5))
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                    kills += 1
+            _out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        if proc.returncode == 0 or "already completed" in err:
+            break  # (a kill can land as the last attempt exits: the run is done)
+        assert proc.returncode == -signal.SIGKILL, err
+        assert attempt < 60
+    assert kills >= 10
+    ref = execute(
+        RunOptions(task="sort", task_options=dict(Sort(numbers=300).options()), model=model, k=2),
+        Session(store=str(tmp_path / "ref.db"), handle_signals=False),
+        "kg",
+    )
+    assert ref.outcome.status == "completed"
+    ref.store.close()
+    got, want = _node_decisions(db, "kg"), _node_decisions(tmp_path / "ref.db", "kg")
+    assert got == want  # every node, every step once, as uninterrupted
+    shown = json.loads(cli("show", "kg", "--store", str(db), "--json").stdout)
+    assert shown["status"] == "completed"
+
+
+# -- concurrency -------------------------------------------------------------------------------
+def test_branches_run_at_once_and_decide_as_in_order() -> None:
+    from tests.test_scheduler import Collect, Latent
+    from unerring.events import Events
+    from unerring.memory import TaskTree
+    from unerring.scheduler import Scheduler
+    from unerring.settings import VotingConfig
+
+    def run(backend: Any, window: int) -> dict[int, list[Any]]:
+        tree = TaskTree(Multiply(5, seed=2), max_depth=8)
+        tree.start()
+        events, seen = Events(), Collect()
+        events.subscribe(seen)
+        sched = Scheduler(backend, VotingConfig(k=2), events, simulate=True, window=window)
+        end = asyncio.run(sched.run(tree))
+        assert end.status == "completed"
+        out: dict[int, list[Any]] = {}
+        for d in seen.decisions:
+            out.setdefault(d.item, []).append((d.step, d.winner_text, d.votes))
+        return out
+
+    cfg = SimConfig(error=0.1, seed=9)
+    latent = Latent(cfg)
+    assert run(SimBackend(cfg), 1) == run(latent, 16)
+    assert latent.most > 2  # the partial products ran side by side
