@@ -53,6 +53,10 @@ class TreeNode:
     complete: bool = False
     open_children: int = 0  # children not complete yet
     waiting: int = 0  # dependencies not complete yet
+    unstarted: int = 0  # dependents whose process is not built yet (they need the result)
+    depended: bool = False  # some node depends on it (else, without a parent, its result
+    # is one of the graph's results, kept to the end)
+    seen_as: Memory | None = None  # what it saw when its process was built (while running)
     next_step: int = 0  # where a resumed node goes on
     state: str | None = None  # its saved state (a resumed node), else None
 
@@ -81,6 +85,7 @@ class TaskTree:
         self.dependents: dict[str, list[str]] = {}
         self.children: dict[str, list[str]] = {}
         self.ready: deque[str] = deque()
+        self.seen: dict[str, int] = {}  # every node id ever made -> its depth (ids are unique)
 
     # -- building -------------------------------------------------------------------------
     def start(self) -> None:
@@ -90,8 +95,7 @@ class TaskTree:
     def add(self, new: Iterable[Node], parent: TreeNode | None) -> list[TreeNode]:
         """Check and add nodes (the first ones, or an expansion's children)."""
         depth = 0 if parent is None else parent.depth + 1
-        known = {nid: t.depth for nid, t in self.nodes.items()}
-        nodes = check_nodes(new, known, self.max_depth, depth)
+        nodes = check_nodes(new, self.seen, self.max_depth, depth)
         if parent is not None and len(nodes) > self.graph.max_children:
             raise GraphError(
                 f"node {parent.node.id!r} expanded into {len(nodes)} children, more than "
@@ -111,15 +115,21 @@ class TaskTree:
     def _make(self, n: Node, parent: TreeNode | None, depth: int) -> TreeNode:
         t = TreeNode(n, node_index(n.id), parent, depth)
         self.nodes[n.id] = t
+        self.seen[n.id] = depth
         if parent is not None:
             self.children.setdefault(parent.node.id, []).append(n.id)
             parent.open_children += 1
         return t
 
-    def _wait(self, t: TreeNode) -> None:
-        """Count the dependencies t waits for (those not complete)."""
+    def _wait(self, t: TreeNode, *, needs: bool = True) -> None:
+        """Count the dependencies t waits for (those not complete); `needs`: t will read
+        their results when it starts."""
         for d in t.node.deps:
-            if not self.nodes[d].complete:
+            dep = self.nodes[d]
+            if needs:
+                dep.unstarted += 1
+                dep.depended = True
+            if not dep.complete:
                 t.waiting += 1
                 self.dependents.setdefault(d, []).append(t.node.id)
 
@@ -141,20 +151,27 @@ class TaskTree:
                 with contextlib.suppress(GraphError):
                     for c in check_nodes(
                         self.graph.expand(self.memory(t), t.output),
-                        {nid: x.depth for nid, x in self.nodes.items()},
+                        self.seen,
                         self.max_depth,
                         t.depth + 1,
                     ):
                         made = self._make(c, t, t.depth + 1)
                         if self.on_added is not None:
                             self.on_added(NodesAdded((self._row(made),)))
+        # who still needs whose results: the nodes that are not decided yet
+        for t in self.nodes.values():
+            for d in t.node.deps:
+                dep = self.nodes[d]
+                dep.depended = True
+                if t.status != DECIDED:
+                    dep.unstarted += 1
         # complete what is complete, deepest first (a node's children before it)
         for t in sorted(self.nodes.values(), key=lambda t: -t.depth):
             if t.status == DECIDED and t.open_children == 0 and not t.complete:
                 self._complete(t)
-        for t in self.nodes.values():
-            if not t.complete:
-                self._wait(t)
+        for t in list(self.nodes.values()):
+            if t.status != DECIDED:
+                self._wait(t, needs=False)
             if t.status == PENDING and t.waiting == 0:
                 t.status = READY
                 self.ready.append(t.node.id)
@@ -167,14 +184,19 @@ class TaskTree:
         return (t.index, n.id, parent, n.kind, dump(n.input), dump(list(n.deps)), t.depth)
 
     # -- the scheduler's source -------------------------------------------------------------
-    def memory(self, t: TreeNode) -> Memory:
+    def memory(self, t: TreeNode, *, held: bool = False) -> Memory:
+        """What a node sees: its path (each ancestor's input and output) and its
+        dependencies' results; `held`: only those still held (a complete node's, whose
+        dependencies may be forgotten by now)."""
         path: list[tuple[Node, Any]] = []
         p = t.parent
         while p is not None:
             path.append((p.node, p.output))
             p = p.parent
         path.reverse()
-        return Memory(t.node, tuple(path), {d: self.nodes[d].result for d in t.node.deps})
+        nodes = self.nodes
+        deps = {d: nodes[d].result for d in t.node.deps if not held or d in nodes}
+        return Memory(t.node, tuple(path), deps)
 
     def take(self) -> Item | None:
         while self.ready:
@@ -182,7 +204,12 @@ class TaskTree:
             if t.status != READY:
                 continue
             t.status = RUNNING
-            process = self.graph.process(self.memory(t))
+            t.seen_as = self.memory(t)
+            process = self.graph.process(t.seen_as)
+            for d in t.node.deps:  # the results are in the process now
+                dep = self.nodes[d]
+                dep.unstarted -= 1
+                self._forget(dep)
             if t.next_step == 0 and t.state is None:
                 state = process.initial_state()
             else:
@@ -196,7 +223,8 @@ class TaskTree:
         if end.status != "completed":
             t.status = UNDECIDED if end.status == "stopped" else FAILED
             return end
-        memory = self.memory(t)
+        memory = t.seen_as or self.memory(t)
+        t.seen_as = None
         try:
             output = self.graph.output(memory, item.process, end.state)
             text = self.graph.dump_output(output)
@@ -217,7 +245,7 @@ class TaskTree:
         dependents, and its parent may be complete in turn."""
         while True:
             kids = [self.nodes[c].result for c in self.children.get(t.node.id, ())]
-            t.result = self.graph.result(self.memory(t), t.output, kids)
+            t.result = self.graph.result(self.memory(t, held=True), t.output, kids)
             t.complete = True
             for d in self.dependents.pop(t.node.id, ()):
                 dep = self.nodes[d]
@@ -225,6 +253,9 @@ class TaskTree:
                 if dep.waiting == 0 and dep.status == PENDING:
                     dep.status = READY
                     self.ready.append(d)
+            for c in self.children.get(t.node.id, ()):  # their results are in t's now
+                self._forget(self.nodes[c])
+            self._forget(t)
             p = t.parent
             if p is None:
                 return
@@ -233,8 +264,27 @@ class TaskTree:
                 return
             t = p
 
+    def _forget(self, t: TreeNode) -> None:
+        """Drop a node nothing will read again, so memory stays flat in the graph's size:
+        complete, its result handed to every dependent and to its parent, no child left.
+        A node with neither parent nor dependents stays: its result is the graph's."""
+        if not t.complete or t.unstarted or t.node.id in self.children:
+            return
+        parent = t.parent
+        if (parent is None and not t.depended) or (parent is not None and not parent.complete):
+            return
+        del self.nodes[t.node.id]
+        if parent is not None:
+            siblings = self.children.get(parent.node.id)
+            if siblings is not None:
+                siblings.remove(t.node.id)
+                if not siblings:
+                    del self.children[parent.node.id]
+
+
     def outputs(self) -> dict[str, Any]:
-        """Every complete node's result (for the graph's checker)."""
+        """Every complete node's result still held (for the graph's checker): at the end,
+        those of the nodes with neither parent nor dependents, the graph's results."""
         return {nid: t.result for nid, t in self.nodes.items() if t.complete}
 
 

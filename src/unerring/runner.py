@@ -600,7 +600,7 @@ def _drive(
     assert outcome is not None
     s = summary(fresh, writer.totals.as_dict(), outcome, store, attempt)
     if tree is not None and graph is not None:
-        s["nodes"] = len(tree.nodes)
+        s["nodes"] = len(tree.seen)
         s["result_correct"] = graph.check(tree.outputs()) if outcome.status == "completed" else None
     return RunResult(outcome, fresh, s, store)
 
