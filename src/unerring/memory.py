@@ -86,6 +86,8 @@ class TaskTree:
         self.children: dict[str, list[str]] = {}
         self.ready: deque[str] = deque()
         self.seen: dict[str, int] = {}  # every node id ever made -> its depth (ids are unique)
+        # the default result (the last child's, else the node's output) needs no memory
+        self._plain_result = type(graph).result is Graph.result
 
     # -- building -------------------------------------------------------------------------
     def start(self) -> None:
@@ -231,21 +233,25 @@ class TaskTree:
             children = self.graph.expand(memory, output)
             t.output = output
             t.status = DECIDED
-            self.add(children, t)
+            if children:
+                self.add(children, t)
         except Exception as e:  # a bad expansion fails this node, not the run
             t.status = FAILED
             t.output = None
             return replace(end, status="failed", reason=f"node {t.node.id!r}: {e}")
         if t.open_children == 0:
             self._complete(t)
-        return replace(end, output=text)
+        return ItemEnd(end.item, end.status, end.next_step, end.state, "", end.item_id, text)
 
     def _complete(self, t: TreeNode) -> None:
         """t and everything it expanded into are decided: its result goes to its
         dependents, and its parent may be complete in turn."""
         while True:
             kids = [self.nodes[c].result for c in self.children.get(t.node.id, ())]
-            t.result = self.graph.result(self.memory(t, held=True), t.output, kids)
+            if self._plain_result:
+                t.result = kids[-1] if kids else t.output
+            else:
+                t.result = self.graph.result(self.memory(t, held=True), t.output, kids)
             t.complete = True
             for d in self.dependents.pop(t.node.id, ()):
                 dep = self.nodes[d]
@@ -280,7 +286,6 @@ class TaskTree:
                 siblings.remove(t.node.id)
                 if not siblings:
                     del self.children[parent.node.id]
-
 
     def outputs(self) -> dict[str, Any]:
         """Every complete node's result still held (for the graph's checker): at the end,

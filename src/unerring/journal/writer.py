@@ -92,6 +92,7 @@ class JournalWriter:
         self.error: str | None = None
         self._items: dict[int, _ItemLog] = {}  # items with work not yet committed
         self._seq = self._conn_seq(store, run)  # creation order of a graph's nodes
+        self._fresh: set[int] = set()  # nodes made in this attempt, not committed yet
         self._wall_base = self.totals.wall_s
         self._t0 = time.perf_counter()
         self._group = _Group()  # filled by the step loop, taken whole by the writer
@@ -197,6 +198,9 @@ class JournalWriter:
         return log.process, totals
 
     def _item_totals(self, item: int) -> Totals:
+        if item in self._fresh:
+            self._fresh.discard(item)
+            return Totals()
         row = self._conn.execute(
             "SELECT stats FROM items WHERE run = ? AND item = ?", (self.run.id, item)
         ).fetchone()
@@ -244,6 +248,7 @@ class JournalWriter:
                     a: NodesAdded = x  # type: ignore[assignment]
                     for index, node_id, parent, kind, input_, deps, depth in a.rows:
                         self._seq += 1
+                        self._fresh.add(index)  # no totals in the journal to read back
                         node_rows.append(
                             (run_id, index, node_id, parent, kind, input_, deps, depth, self._seq)
                         )
@@ -315,13 +320,10 @@ class JournalWriter:
                 " completion_tokens, cost, time)",
                 discard_rows,
             )
+            updates = []
             for item, (next_step, state_text) in touched.items():
                 end = ends.get(item)
-                conn.execute(
-                    "UPDATE items SET next_step = coalesce(?, next_step),"
-                    " state = coalesce(?, state), stats = ?, status = coalesce(?, status),"
-                    " reason = coalesce(?, reason), output = coalesce(?, output)"
-                    " WHERE run = ? AND item = ?",
+                updates.append(
                     (
                         next_step,
                         state_text,
@@ -331,8 +333,15 @@ class JournalWriter:
                         None if end is None else end.output,
                         run_id,
                         item,
-                    ),
+                    )
                 )
+            conn.executemany(
+                "UPDATE items SET next_step = coalesce(?, next_step),"
+                " state = coalesce(?, state), stats = ?, status = coalesce(?, status),"
+                " reason = coalesce(?, reason), output = coalesce(?, output)"
+                " WHERE run = ? AND item = ?",
+                updates,
+            )
             chain = touched.get(0) if self.chain else None
             conn.execute(
                 "UPDATE runs SET next_step = coalesce(?, next_step), state = coalesce(?, state),"

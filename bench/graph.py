@@ -1,0 +1,320 @@
+"""Benchmark: graphs of subtasks (the task memory tree on the scheduler).
+
+Prints one JSON line per measurement, each against its baseline measured in the same run:
+
+- cost: a tree of one-step nodes (pairwise sums of 10,001 numbers: 10,000 nodes) against a
+  chain of the same 10,000 one-step sums (a running total), cost per decided node / step,
+  journal on; peak memory at 2,500, 10,000 and 40,000 nodes (flat in the number of nodes?);
+  prompt tokens of the last 1,000 nodes made against the first 1,000 (also for `sort`,
+  whose nodes' prompts carry their path);
+- latency: `multiply --digits 8` on a model with lognormal latency (median 100 ms, sigma
+  0.5), k = 3, 64 requests in flight, against its critical path (the longest chain of
+  dependent steps) times a chain's wall-clock per step at the same latency.
+
+    python bench/graph.py                  # everything (~3 minutes)
+    python bench/graph.py --what cost
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from hanoi import run_child  # noqa: E402
+
+from unerring.graph import Graph, Memory, Node  # noqa: E402
+from unerring.process import Process  # noqa: E402
+from unerring.redflags import Flag  # noqa: E402
+from unerring.tasks.multiply import Multiply  # noqa: E402
+
+LATENCY = "lognormal:100:0.5"
+_SUM = re.compile(r"\s*(-?\d+)\s*$")
+
+
+def numbers(n: int) -> list[int]:
+    return [(i * 7919) % 100 for i in range(n)]
+
+
+class Sum(Process[Any, int]):
+    """One voted step: x + y."""
+
+    name = "sum"
+
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def initial_state(self) -> Any:
+        return None
+
+    def done(self, state: Any, step: int) -> bool:
+        return state is not None
+
+    def prompt(self, state: Any, step: int) -> str:
+        return f"{self.x} + {self.y} ="
+
+    def parse(self, text: str) -> int | Flag:
+        m = _SUM.fullmatch(text)
+        return Flag.PARSE if m is None else int(m.group(1))
+
+    def advance(self, state: Any, answer: int) -> int:
+        return answer
+
+    def check(self, state: Any, step: int, answer: int) -> bool:
+        return answer == self.x + self.y
+
+    def solve(self, state: Any, step: int) -> int:
+        return self.x + self.y
+
+    def render(self, answer: int) -> str:
+        return f" {answer}"
+
+    def wrong_answers(self, state: Any, step: int, answer: int) -> list[int]:
+        return [answer + 1]
+
+
+class Running(Process[tuple[int, int], int]):
+    """The chain baseline: a running total of the numbers, one voted sum a step."""
+
+    name = "running"
+
+    def __init__(self, n: int) -> None:
+        self.xs = numbers(n)
+
+    def initial_state(self) -> tuple[int, int]:
+        return (1, self.xs[0])
+
+    def total_steps(self) -> int:
+        return len(self.xs) - 1
+
+    def done(self, state: tuple[int, int], step: int) -> bool:
+        return state[0] >= len(self.xs)
+
+    def _q(self, state: tuple[int, int]) -> tuple[int, int]:
+        return state[1], self.xs[state[0]]
+
+    def prompt(self, state: tuple[int, int], step: int) -> str:
+        x, y = self._q(state)
+        return f"{x} + {y} ="
+
+    def parse(self, text: str) -> int | Flag:
+        m = _SUM.fullmatch(text)
+        return Flag.PARSE if m is None else int(m.group(1))
+
+    def advance(self, state: tuple[int, int], answer: int) -> tuple[int, int]:
+        return (state[0] + 1, answer)
+
+    def check(self, state: tuple[int, int], step: int, answer: int) -> bool:
+        return answer == sum(self._q(state))
+
+    def dump_state(self, state: tuple[int, int]) -> str:
+        return json.dumps(list(state))
+
+    def load_state(self, text: str) -> tuple[int, int]:
+        i, total = json.loads(text)
+        return (int(i), int(total))
+
+    def solve(self, state: tuple[int, int], step: int) -> int:
+        return sum(self._q(state))
+
+    def render(self, answer: int) -> str:
+        return f" {answer}"
+
+    def wrong_answers(self, state: tuple[int, int], step: int, answer: int) -> list[int]:
+        return [answer + 1]
+
+
+class Tree(Graph):
+    """Pairwise sums of n numbers, level after level: n - 1 one-step nodes."""
+
+    name = "tree"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def options(self) -> dict[str, Any]:
+        return {"n": self.n}
+
+    def nodes(self) -> Sequence[Node]:
+        level = [Node(f"x{i}", "number", x) for i, x in enumerate(numbers(self.n))]
+        out: list[Node] = []
+        depth = 0
+        while len(level) > 1:
+            depth += 1
+            made = [
+                Node(f"s{depth}.{i}", "sum", None, (level[2 * i].id, level[2 * i + 1].id))
+                for i in range(len(level) // 2)
+            ]
+            out += made
+            level = made + ([level[-1]] if len(level) % 2 else [])  # an odd one waits
+        # the numbers are inputs, not nodes: a first-level sum reads them from its deps'
+        # names; keep them out of the graph
+        return self._inline(out)
+
+    def _inline(self, nodes: list[Node]) -> list[Node]:
+        xs = numbers(self.n)
+        out = []
+        for n in nodes:
+            literal = [int(d[1:]) for d in n.deps if d.startswith("x")]
+            deps = tuple(d for d in n.deps if not d.startswith("x"))
+            out.append(Node(n.id, n.kind, [xs[i] for i in literal], deps))
+        return out
+
+    def process(self, memory: Memory) -> Process[Any, int]:
+        x, y = [*memory.node.input, *memory.deps.values()]
+        return Sum(int(x), int(y))
+
+    def total_steps(self) -> int:
+        return self.n - 1
+
+
+def child(what: str, n: int, store: str) -> None:
+    """Run in a child process: print the run's summary as one JSON line."""
+    import unerring
+
+    if what == "tree":
+        res = unerring.run(Tree(n), model="sim:error=0.01", k=3, store=store)
+    else:
+        res = unerring.run(Running(n), model="sim:error=0.01", k=3, store=store)
+    s = res.summary
+    if what == "tree":
+        s["tokens"] = _node_tokens(res)
+    print(json.dumps(s))
+
+
+def _node_tokens(res: Any) -> dict[str, float]:
+    """Prompt tokens per sample of the first and last 1,000 nodes made."""
+    per = [
+        it.stats["prompt_tokens"] / it.stats["samples"]
+        for it in res.store.items(res.run)
+        if it.stats.get("samples")
+    ]
+    k = min(1000, len(per) // 2)
+    first, last = sum(per[:k]) / k, sum(per[-k:]) / k
+    return {"first": round(first, 2), "last": round(last, 2), "ratio": round(last / first, 3)}
+
+
+def run_in_child(what: str, n: int, store: str) -> tuple[dict[str, Any], float]:
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+        f"import graph; graph.child({what!r}, {n}, {store!r})"
+    )
+    return run_child(["-c", code])
+
+
+def cost(nodes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        tree, rss = run_in_child("tree", nodes + 1, f"{tmp}/t.db")
+        chain, chain_rss = run_in_child("chain", nodes + 1, f"{tmp}/c.db")
+        _, small_rss = run_in_child("tree", nodes // 4 + 1, f"{tmp}/s.db")
+        _, big_rss = run_in_child("tree", nodes * 4 + 1, f"{tmp}/b.db")
+        sort, _ = run_child(
+            ["-m", "unerring", "run", "sort", "--numbers", "3334", "--json", "--max-tokens", "50000",
+             "--store", f"{tmp}/sort.db", "--run-id", "s", "--quiet"]
+        )  # fmt: skip
+        sort_tokens = _sort_tokens(f"{tmp}/sort.db")
+    per_node = tree["wall_s"] * 1e6 / tree["steps_decided"]
+    per_step = chain["wall_s"] * 1e6 / chain["steps_decided"]
+    return {
+        "bench": "graph-cost",
+        "nodes": tree["nodes"],
+        "errors": tree["errors"] + chain["errors"],
+        "result_correct": tree["result_correct"],
+        "us_per_node": round(per_node, 1),
+        "chain_us_per_step": round(per_step, 1),
+        "vs_chain": round(per_node / per_step, 3),
+        f"peak_rss_mb_{nodes // 4}_nodes": round(small_rss, 1),
+        "peak_rss_mb": round(rss, 1),
+        f"peak_rss_mb_{nodes * 4}_nodes": round(big_rss, 1),
+        "chain_peak_rss_mb": round(chain_rss, 1),
+        "prompt_tokens_last_vs_first_1000": tree["tokens"]["ratio"],
+        "sort_nodes": sort["nodes"],
+        "sort_prompt_tokens_last_vs_first_1000": sort_tokens,
+    }
+
+
+def _sort_tokens(db: str) -> float:
+    from unerring.journal.store import Store
+
+    store = Store(db, read_only=True)
+    run = store.get_run("s")
+    assert run is not None
+    per = [
+        it.stats["prompt_tokens"] / it.stats["samples"]
+        for it in store.items(run)
+        if it.kind == "sort" and it.stats.get("samples")
+    ]
+    store.close()
+    k = min(1000, len(per) // 2)
+    return round((sum(per[-k:]) / k) / (sum(per[:k]) / k), 3)
+
+
+def latency(digits: int) -> dict[str, Any]:
+    model = f"sim:error=0.01,latency={LATENCY}"
+    s, _ = run_child(
+        ["-m", "unerring", "run", "multiply", "--digits", str(digits), "--k", "3", "--model",
+         model, "--concurrency", "64", "--store", ":memory:", "--json"]
+    )  # fmt: skip
+    chain, _ = run_child(
+        ["-m", "unerring", "run", "addition", "--digits", "60", "--k", "3", "--model", model,
+         "--store", ":memory:", "--json"]
+    )  # fmt: skip
+    per_step = chain["wall_s"] / chain["steps_decided"]
+    path = critical_path(Multiply(digits))
+    bound = path * per_step
+    return {
+        "bench": "graph-latency",
+        "digits": digits,
+        "nodes": s["nodes"],
+        "steps": s["steps_decided"],
+        "errors": s["errors"],
+        "result_correct": s["result_correct"],
+        "critical_path_steps": path,
+        "chain_ms_per_step": round(per_step * 1000, 1),
+        "wall_s": round(s["wall_s"], 2),
+        "critical_path_wall_s": round(bound, 2),
+        "vs_critical_path": round(s["wall_s"] / bound, 3),
+    }
+
+
+def critical_path(g: Multiply) -> int:
+    """The longest chain of dependent voted steps through the graph (a correct run)."""
+    from unerring.tasks.multiply import SumOf, TimesDigit
+
+    longest: dict[str, int] = {}
+    value: dict[str, int] = {}
+    a = int("".join(map(str, reversed(g.a))))
+    for n in g.nodes():
+        if n.kind == "digits":
+            d = int(n.input["digit"])
+            longest[n.id] = TimesDigit(g.a, d).total_steps()
+            value[n.id] = a * d * 10 ** int(n.input["shift"])
+        else:
+            x, y = (value[d] for d in n.deps)
+            value[n.id] = x + y
+            steps = SumOf(str(x), str(y)).total_steps()
+            longest[n.id] = steps + max(longest[d] for d in n.deps)
+    return max(longest.values())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--what", choices=("all", "cost", "latency"), default="all")
+    ap.add_argument("--nodes", type=int, default=10_000)
+    ap.add_argument("--digits", type=int, default=8)
+    a = ap.parse_args()
+    if a.what in ("all", "cost"):
+        print(json.dumps(cost(a.nodes)), flush=True)
+    if a.what in ("all", "latency"):
+        print(json.dumps(latency(a.digits)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
