@@ -28,12 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from hanoi import run_child  # noqa: E402
-
-from unerring.graph import Graph, Memory, Node  # noqa: E402
-from unerring.process import Process  # noqa: E402
-from unerring.redflags import Flag  # noqa: E402
-from unerring.tasks.multiply import Multiply  # noqa: E402
+from hanoi import run_child
+from unerring.graph import Graph, Memory, Node
+from unerring.process import Process
+from unerring.redflags import Flag
+from unerring.tasks.multiply import Multiply
 
 LATENCY = "lognormal:100:0.5"
 _SUM = re.compile(r"\s*(-?\d+)\s*$")
