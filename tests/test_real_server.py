@@ -223,3 +223,25 @@ def test_a_batch_of_twenty_additions_with_four_requests_in_flight(
         steps = [d["step"] for d in result.store.decisions(result.run, item=it.item)]
         assert steps == list(range(it.steps_total or 0))
     result.store.close()
+
+
+def test_a_graph_runs_on_the_real_model(server: str, tmp_path: Path) -> None:
+    # multiply 2 digits by 2: two partial products side by side, then their sum; the
+    # small model may well get the product wrong, but every node is decided and journaled
+    options = RunOptions(
+        task="multiply", task_options={"digits": 2, "max_digit": 4, "seed": 1},
+        model=f"openai:{ALIAS}", k=1, max_tokens=8, api="completions",
+    )  # fmt: skip
+    s = Session(
+        store=str(tmp_path / "graph.db"),
+        handle_signals=False,
+        transport=Transport(base_url=server, concurrency=4, retry=FAST_RETRY),
+    )
+    result = execute(options, s, "g")
+    assert result.outcome.status == "completed", result.outcome.reason
+    assert result.summary["nodes"] == 3
+    assert result.summary["result_correct"] in (True, False)
+    nodes = list(result.store.items(result.run))
+    assert [n.status for n in nodes] == ["completed"] * 3
+    assert all(n.output is not None for n in nodes)
+    result.store.close()

@@ -68,6 +68,8 @@ class Graph:
 
     name: str = "graph"
     max_children: int = 64  # an expansion with more children than this fails its node
+    # where a completion-API answer ends, for every node (as `Process.stop`)
+    stop: tuple[str, ...] = ()
 
     def nodes(self) -> Sequence[Node]:
         """The graph's first nodes (more may come from expansions)."""

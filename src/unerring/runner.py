@@ -497,7 +497,7 @@ def _drive(
     stop = (
         first_own.stop
         if first_own is not None
-        else getattr(graph, "stop", ())
+        else graph.stop
         if graph is not None
         else make_process(options).stop
     )

@@ -136,6 +136,7 @@ class Multiply(Graph):
     """An N-digit number times an N-digit number (digits seeded), as a graph."""
 
     name = "multiply"
+    stop: tuple[str, ...] = ("\n",)  # every node's answer is one line
 
     def __init__(self, digits: int = 4, max_digit: int = 9, seed: int = 0) -> None:
         if not 1 <= digits <= 200:

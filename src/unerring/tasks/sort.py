@@ -203,6 +203,7 @@ class Sort(Graph):
     """Sort `numbers` seeded numbers (0..max_value) by a merge sort the model runs."""
 
     name = "sort"
+    stop: tuple[str, ...] = ("\n",)  # every node's answer is one line
 
     def __init__(self, numbers: int = 8, seed: int = 0, max_value: int = 99) -> None:
         if not 1 <= numbers <= 100_000:
