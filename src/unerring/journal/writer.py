@@ -266,9 +266,15 @@ class JournalWriter:
             touched: dict[int, tuple[int | None, str | None]] = {}
             for item, b in group.blocks.items():
                 process, item_totals = self._log(item)
-                row = b.block(run_id, item, t, item_totals)
-                if row is not None:
-                    block_rows.append(row)
+                if b.few:  # a block of a handful costs more than their rows of their own
+                    for d in b.few:
+                        t.add(d)
+                        item_totals.add(d)
+                        full_rows.append(self._full_row(d, process))
+                else:
+                    row = b.block(run_id, item, t, item_totals)
+                    if row is not None:
+                        block_rows.append(row)
                 last = b.last
                 if last is not None:
                     touched[item] = (last.step + 1, _dump(process, last.state_after))
@@ -448,6 +454,7 @@ class _ItemLog:
 
 
 _SEP = BLOCK_SEPARATOR  # ASCII record separator: joins the winner texts of a block
+_FEW = 8  # an item's plain decisions in a group up to this many get rows of their own
 
 
 class _Block:
@@ -459,6 +466,7 @@ class _Block:
         "correct",
         "cost",
         "elapsed_us",
+        "few",
         "first",
         "holes",
         "last",
@@ -470,6 +478,9 @@ class _Block:
     )
 
     def __init__(self) -> None:
+        # the plain decisions themselves while there are few (a graph's one-step nodes):
+        # they get rows of their own, a block being worth it only for many
+        self.few: list[Decision] | None = []
         self.winners: list[str] = []
         self.samples: list[int] = []
         self.surplus: list[int] = []
@@ -561,6 +572,12 @@ class _Group:
             if not b.winners:
                 b.first = d.step
             b.last_plain = d.step
+            few = b.few
+            if few is not None:
+                if len(few) < _FEW:
+                    few.append(d)
+                else:
+                    b.few = None
             b.winners.append(winner)
             b.samples.append(d.samples)
             b.surplus.append(d.surplus)  # unanimous, unflagged: votes = samples - surplus
