@@ -270,7 +270,8 @@ class JournalWriter:
                     for d in b.few:
                         t.add(d)
                         item_totals.add(d)
-                        full_rows.append(self._full_row(d, process))
+                        # as in a block: a plain step's row has no features
+                        full_rows.append(self._full_row(d, process, plain=True))
                 else:
                     row = b.block(run_id, item, t, item_totals)
                     if row is not None:
@@ -404,9 +405,11 @@ class JournalWriter:
             for o in d.outcomes
         ]
 
-    def _full_row(self, d: Decision, process: Process[Any, Any]) -> tuple[Any, ...]:
+    def _full_row(
+        self, d: Decision, process: Process[Any, Any], *, plain: bool = False
+    ) -> tuple[Any, ...]:
         features = None
-        if d.outcomes or d.correct is False:
+        if not plain and (d.outcomes or d.correct is False):
             try:
                 features = json.dumps(dict(process.features(d.state_before, d.step)))
             except Exception:
