@@ -23,6 +23,7 @@ from unerring.journal.writer import Durability, JournalWriter
 from unerring.models import (
     ModelSpec,
     Transport,
+    api_key,
     known_error_mixture,
     known_valid_rate,
     make_backend,
@@ -287,6 +288,10 @@ def execute(
     `process` runs a user's own process instead of the built-in task `options.task`.
     """
     process, voting = build(options, process)
+    try:
+        api_key(parse_model(options.model), session.transport)  # refused before any record
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     store = Store(session.store, max_pages=session.max_pages)
     notes = None
     if options.notes is not None:
