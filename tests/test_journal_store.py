@@ -466,3 +466,77 @@ def test_the_writer_commits_a_waiting_group_without_a_next_decision(tmp_path: Pa
     assert committed == 5
     writer.close()
     store.close()
+
+
+# -- user code that fails in the writer ----------------------------------------------------
+def _brittle_dump(after: int) -> Any:
+    """Hanoi's dump_state, failing from its (after + 1)-th call on."""
+    from unerring.tasks.hanoi import Hanoi
+
+    calls = 0
+    real = Hanoi.dump_state
+
+    def dump_state(self: Any, state: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls > after:
+            raise ValueError("peg too heavy to serialise")
+        return real(self, state)
+
+    return dump_state
+
+
+def test_a_failing_dump_state_stops_the_run_in_one_line_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unerring.cli.main import main
+    from unerring.tasks.hanoi import Hanoi
+
+    db = tmp_path / "runs.db"
+    # sync: one commit per decision, so the failure lands exactly at step 40
+    monkeypatch.setattr(Hanoi, "dump_state", _brittle_dump(after=40))
+    code = main([*hanoi_args(db, "brittle", disks=7), "--durability", "sync", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("unerring: run failed:")]
+    assert "process 'hanoi' dump_state failed at step 40: ValueError: peg too heavy" in line
+    assert "resume with: unerring resume brittle" in line
+    # everything decided up to the failure is committed; the snapshot is gone, so that a
+    # resume replays the committed winners
+    row = run_row(db, "brittle")
+    assert row["status"] == "failed" and row["next_step"] == 41 and row["state"] is None
+    assert [d["step"] for d in decisions(db, "brittle")] == list(range(41))
+
+    monkeypatch.undo()  # the user fixes dump_state
+    assert main(["resume", "brittle", "--store", str(db), "--quiet"]) == 0
+    make_store(tmp_path / "ref.db", "ref", disks=7)
+    assert decisions(db, "brittle") == decisions(tmp_path / "ref.db", "ref")
+
+
+def test_the_writer_thread_survives_user_code_and_stops_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    from unerring.tasks.hanoi import Hanoi
+
+    monkeypatch.setattr(Hanoi, "dump_state", _brittle_dump(after=1))
+    died: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda a: died.append(repr(a.exc_value)))
+    store, run, writer = _writer_run(tmp_path, "brittle", max_group=4, interval_s=60.0)
+    engine = _engine(writer)
+    writer.on_error = engine.request_stop
+    outcome = asyncio.run(engine.run(engine.process.initial_state()))
+    # a group holds at most 8 decisions before the engine waits for the writer: the second
+    # group fails by step 16, and the engine, at most one more group on, stops by step 24
+    # (bounded by counting, not by the clock), not 63 steps later
+    assert outcome.status == "stopped" and outcome.step <= 3 * 8
+    assert "dump_state failed" in outcome.reason and "ValueError" in outcome.reason
+    assert writer.error == outcome.reason and not died
+    writer.close()
+    fresh = store.get_run("brittle")
+    assert fresh is not None and fresh.state is None
+    assert [d["step"] for d in store.decisions(run)] == list(range(fresh.next_step))
+    assert 4 <= fresh.next_step <= outcome.step
+    store.close()

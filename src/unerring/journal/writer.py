@@ -134,7 +134,8 @@ class JournalWriter:
             self._drain()
         elif size == self.max_group:  # the group grows one by one: wake the writer once
             self._wake.set()
-        elif size >= 2 * self.max_group:
+        elif size >= 2 * self.max_group and self.error is None:
+            # (after an error nothing more is committed: the step loop must not wait)
             # the writer fell far behind (a slow disk, a starved thread): wait for it,
             # so memory stays bounded however long the run
             self._drained.clear()
@@ -163,8 +164,20 @@ class JournalWriter:
             if group.size or group.items:
                 self._group = _Group()
         if (group.size or group.items) and self.error is None:
-            self._commit(group)
+            try:
+                self._commit(group)
+            except Exception as e:
+                # the writer must never die silently: the run would go on committing
+                # nothing, and block once the group is full
+                self._fail(f"journal writer failed: {type(e).__name__}: {e}")
         self._drained.set()
+
+    def _fail(self, cause: str) -> None:
+        """Stop committing and stop the run; what was committed stays the resume point."""
+        if self.error is None:
+            self.error = f"{cause}; the run stops, what was committed is safe"
+            if self.on_error is not None:
+                self.on_error(self.error)
 
     def flush(self) -> None:
         """Commit everything handed over so far (blocks until done)."""
@@ -182,6 +195,21 @@ class JournalWriter:
     def _commit(self, group: _Group) -> None:
         if self.error is not None:
             return
+        state_text = None
+        dump_failed: str | None = None
+        last = group.last
+        if last is not None:
+            try:
+                state_text = self.process.dump_state(last.state_after)
+            except NotImplementedError:
+                state_text = None  # no snapshot: a resume replays the committed winners
+            except Exception as e:
+                # user code: the group's decisions still commit, with no snapshot, so
+                # that a resume replays every committed winner; then the run stops
+                dump_failed = (
+                    f"process {self.process.name!r} dump_state failed at step {last.step}: "
+                    f"{type(e).__name__}: {e}"
+                )
         run_id = self.run.id
         t = self.totals
         full_rows: list[tuple[Any, ...]] = []
@@ -189,35 +217,27 @@ class JournalWriter:
         failure_rows: list[tuple[Any, ...]] = []
         # restored if the transaction fails: the totals must say what the journal holds
         saved = t.as_dict()
-        for item in group.items:
-            if item.__class__ is TransportFailure:
-                f: TransportFailure = item
-                failure_rows.append(
-                    (run_id, f.step, f.attempt, f.kind, f.time, int(f.retried), f.message[:500])
-                )
-                t.transport_failures += 1
-                continue
-            d: Decision = item  # type: ignore[assignment]
-            if d.outcomes:
-                sample_rows += self._sample_rows(d)
-            self._count(d)
-            if d.state_after is not None:
-                full_rows.append(self._full_row(d))
-        for d in group.sampled:
-            sample_rows += self._sample_rows(d)
-        block = group.block(run_id, t)
-        t.wall_s = self._wall_base + (time.perf_counter() - self._t0)
-        state_text = None
-        next_step = self.next_step
-        last = group.last
-        if last is not None:
-            next_step = last.step + 1
-            try:
-                state_text = self.process.dump_state(last.state_after)
-            except NotImplementedError:
-                state_text = None
         conn = self._conn
         try:
+            for item in group.items:
+                if item.__class__ is TransportFailure:
+                    f: TransportFailure = item
+                    failure_rows.append(
+                        (run_id, f.step, f.attempt, f.kind, f.time, int(f.retried), f.message[:500])
+                    )
+                    t.transport_failures += 1
+                    continue
+                d: Decision = item  # type: ignore[assignment]
+                if d.outcomes:
+                    sample_rows += self._sample_rows(d)
+                self._count(d)
+                if d.state_after is not None:
+                    full_rows.append(self._full_row(d))
+            for d in group.sampled:
+                sample_rows += self._sample_rows(d)
+            block = group.block(run_id, t)
+            t.wall_s = self._wall_base + (time.perf_counter() - self._t0)
+            next_step = self.next_step if last is None else last.step + 1
             conn.execute("BEGIN IMMEDIATE")
             if block is not None:
                 conn.execute(
@@ -230,19 +250,31 @@ class JournalWriter:
             insert_rows(conn, "INSERT OR IGNORE INTO samples", sample_rows)
             insert_rows(conn, "INSERT INTO transport_failures", failure_rows)
             conn.execute(
-                "UPDATE runs SET next_step = ?, state = coalesce(?, state), stats = ?,"
+                "UPDATE runs SET next_step = ?,"
+                " state = CASE ? WHEN 1 THEN NULL ELSE coalesce(?, state) END, stats = ?,"
                 " updated = ? WHERE id = ?",
-                (next_step, state_text, json.dumps(t.as_dict()), time.time(), run_id),
+                (
+                    next_step,
+                    int(dump_failed is not None),
+                    state_text,
+                    json.dumps(t.as_dict()),
+                    time.time(),
+                    run_id,
+                ),
             )
             conn.execute("COMMIT")
             self.next_step = next_step
-        except sqlite3.Error as e:
+        except Exception as e:
+            # a full disk, or a value SQLite cannot store (a state that is not text): the
+            # totals go back to what the journal holds
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self.totals = Totals(saved)
-            self.error = f"journal write failed ({e}); the run stops, what was committed is safe"
-            if self.on_error is not None:
-                self.on_error(self.error)
+            what = str(e) if isinstance(e, sqlite3.Error) else f"{type(e).__name__}: {e}"
+            self._fail(f"journal write failed ({what})")
+            return
+        if dump_failed is not None:
+            self._fail(dump_failed)
 
     def _count(self, d: Decision) -> None:
         """Add a noteworthy decision (or an undecided step) to the committed totals."""
