@@ -1,8 +1,13 @@
 """The straightforward voting loop that bench/hanoi.py compares unerring against.
 
-For each sample: generate the simulated response text, parse move and next_state with
-regular expressions, tally in a dict, stop at a lead of k. No journal, no progress.
-The error model and its randomness are the simulated model's, so both see the same samples.
+For each sample: pick the simulated response text, parse move and next_state with regular
+expressions, tally in a dict, stop at a lead of k. No journal, no progress. The error model
+and its randomness are the simulated model's, so both see the same samples.
+
+Like a careful user's loop (and like the simulator, which writes each distinct response of
+a step once), it writes the right and the wrong response at most once per step and parses
+each distinct text once per step (a dict from text to answer): most samples of a step are
+equal, and re-parsing them would flatter any engine that does not.
 """
 
 from __future__ import annotations
@@ -65,17 +70,25 @@ def run(
         move = _correct(pegs, prev, direction)
         right = _apply(pegs, move)
         base = mix64(seed_base + step)
+        good = _render(move, right)
+        wrong = None
+        parsed: dict[str, tuple[tuple[int, ...], tuple[tuple[int, ...], ...]] | None] = {}
         tally: dict[object, int] = {}
         i = 0
         while True:
             h = mix64(base ^ (i * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
             if unit(h) < error:  # the one wrong answer: disk 1's move the other way
-                bad = (move[0], move[1], 3 - move[1] - move[2])
-                text = _render(bad, _apply(pegs, bad))
+                if wrong is None:
+                    bad = (move[0], move[1], 3 - move[1] - move[2])
+                    wrong = _render(bad, _apply(pegs, bad))
+                text = wrong
             else:
-                text = _render(move, right)
+                text = good
             i += 1
-            answer = _parse(text)
+            if text in parsed:
+                answer = parsed[text]
+            else:
+                answer = parsed[text] = _parse(text)
             if answer is None:
                 continue
             tally[answer] = tally.get(answer, 0) + 1

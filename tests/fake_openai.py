@@ -1,6 +1,7 @@
 """A small real HTTP server on 127.0.0.1 that speaks just enough of the OpenAI API.
 
-Tests script its answers with `behaviour`; it records every request it receives.
+Tests script its answers with `behaviour`; it records every request it receives. A reply
+with the header `Transfer-Encoding: chunked` is sent in chunks, with no length announced.
 """
 
 from __future__ import annotations
@@ -66,9 +67,17 @@ def fake_openai(behaviour: Behaviour = completion_reply) -> Iterator[FakeServer]
                 self.send_response(status)
                 for k, v in extra.items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                if extra.get("Transfer-Encoding") == "chunked":
+                    # no length announced: the client learns the size only by reading
+                    self.end_headers()
+                    for at in range(0, len(payload), 65536):
+                        part = payload[at : at + 65536]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test): nothing left to answer
 
@@ -78,3 +87,13 @@ def fake_openai(behaviour: Behaviour = completion_reply) -> Iterator[FakeServer]
     with serving(Handler, 0.02) as url:
         state.url = url
         yield state
+
+
+def perfect_addition(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+    """Answer the addition task's last line ("a + b =") correctly, like a perfect model."""
+    a, b = body["prompt"].rsplit("\n", 1)[1].rstrip("=").split("+")
+    status, extra, raw = completion_reply(path, body, headers)
+    data = json.loads(raw)
+    for c in data["choices"]:
+        c["text"] = f" {int(a) + int(b)}"
+    return status, extra, json.dumps(data).encode()

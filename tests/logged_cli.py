@@ -1,9 +1,11 @@
 """`python tests/logged_cli.py LOG ARGS...`: the CLI, logging every sample request first.
 
 Test instrumentation for the crash tests: before the simulated model draws samples, one
-line `step first_index n monotonic_time` is appended to LOG with a single write(2), so a
-process killed with SIGKILL leaves an exact record of every sample it paid for. The item
-of a batch comes last on the line (0 for a single chain).
+line `step first_index n monotonic_time item` is appended to LOG with a single write(2)
+(item: 0 for a single chain), so a process killed with SIGKILL leaves an exact record of
+every sample it paid for. Around each journal commit of a single chain, `B next_step`
+(begun) and `C next_step` (returned) are appended too: the journal after a kill must hold
+what the last commit begun or returned says.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from unerring.backends import sim
 from unerring.cli.main import main
+from unerring.journal.writer import JournalWriter
 
 
 def install(log_path: str) -> None:
@@ -30,6 +33,22 @@ def install(log_path: str) -> None:
         return await draw(self, request)
 
     sim.SimBackend.sample = logged  # type: ignore[method-assign]
+
+    commit = JournalWriter._commit
+    upto = {"next": -1}  # the single chain's resume point the last commit moved it to
+
+    def logged_commit(self: JournalWriter, group: Any) -> None:
+        if upto["next"] < 0:
+            upto["next"] = self.run.next_step  # where this attempt started
+        block = group.blocks.get(0)
+        if block is not None and block.last is not None:
+            upto["next"] = block.last.step + 1
+        os.write(fd, f"B {upto['next']}\n".encode())
+        commit(self, group)
+        if self.error is None:
+            os.write(fd, f"C {upto['next']}\n".encode())
+
+    JournalWriter._commit = logged_commit  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

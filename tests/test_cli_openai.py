@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fake_openai import Reply, completion_reply, fake_openai
+from tests.fake_openai import perfect_addition as _perfect
 from unerring.cli.main import main
 
 KEY = "sk-test-PLANTED-0000"
@@ -40,6 +41,7 @@ CASES = [
     (_status(200, {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 0}}),
      "empty choice list"),
     (_status(200, {"choices": [{"index": 0, "text": " 5"}]}), "no token usage"),
+    (_status(200, b"[" * (5 << 20)), "over the cap of 4194304 (--max-response-bytes)"),
 ]  # fmt: skip
 
 
@@ -118,16 +120,6 @@ def test_a_good_run_reports_tokens_cost_and_injected_faults(
         (100 * s["prompt_tokens"] + 1000 * s["completion_tokens"]) / 1e6
     )
     assert s["transport_failures"] > 0
-
-
-def _perfect(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
-    """Answer the last line's sum correctly, like a perfect model."""
-    a, b = body["prompt"].rsplit("\n", 1)[1].rstrip("=").split("+")
-    status, headers, raw = completion_reply(path, body, h)
-    data = json.loads(raw)
-    for c in data["choices"]:
-        c["text"] = f" {int(a) + int(b)}"
-    return status, headers, json.dumps(data).encode()
 
 
 def test_a_run_stopped_at_its_budget_resumes_with_its_endpoint_and_api(tmp_path: Path) -> None:

@@ -302,7 +302,11 @@ def test_summary_adds_up_samples_tokens_and_wall_time_across_attempts(tmp_path: 
     s1, s2, s3 = (json.loads(r.stdout) for r in (first, second, third))
     assert (s1["status"], s2["status"], s3["status"]) == ("stopped", "stopped", "completed")
     assert s1["steps_decided"] < s2["steps_decided"] < s3["steps_decided"] == 511
-    assert s1["samples"] >= 400 and s2["samples"] >= 1000
+    # the budget is the run's, across attempts: each stop lands at its cap, over it by at
+    # most the last step's samples (one step is never cut short), not at cap + earlier
+    most = max(d["samples"] for d in decisions(db, "r"))
+    assert 400 <= s1["samples"] < 400 + most
+    assert 1000 <= s2["samples"] < 1000 + most
     assert s3["attempts"] == 3
 
     ref_db = tmp_path / "ref.db"
@@ -370,3 +374,24 @@ def test_recorded_samples_agree_with_their_decisions(tmp_path: Path) -> None:
         assert counted[winner_vote] == max(counted.values())
         contested += len(counted) > 1
     assert flagged > 0 and contested > 0
+
+
+def test_max_cost_stops_the_run_at_its_cap_across_attempts(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"sim": {"input": 10, "output": 40}}')  # dollars per million tokens
+    hanoi = ["run", "hanoi", "--disks", "7", "--k", "3", "--model", MODEL, "--run-id", "c"]
+    base = ["--store", str(db), "--prices", str(prices), "--json"]
+    first = cli(*hanoi, *base, "--max-cost", "0.1")
+    second = cli("resume", "c", *base, "--max-cost", "0.25")
+    third = cli("resume", "c", *base)
+    s1, s2, s3 = (json.loads(r.stdout) for r in (first, second, third))
+    assert (first.returncode, second.returncode, third.returncode) == (1, 1, 0)
+    assert "cost budget reached" in s1["reason"] and "cost budget reached" in s2["reason"]
+    # each attempt stops at the run's cost cap, over it by at most the last step's cost
+    most = max(d["cost"] for d in decisions(db, "c"))
+    assert 0.1 <= s1["cost"] < 0.1 + most
+    assert 0.25 <= s2["cost"] < 0.25 + most
+    assert s1["steps_decided"] < s2["steps_decided"] < s3["steps_decided"] == 127
+    ref = json.loads(cli(*hanoi[:-2], "--run-id", "ref", *base).stdout)
+    assert s3["cost"] == pytest.approx(ref["cost"]) and s3["samples"] == ref["samples"]

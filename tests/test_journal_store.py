@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import child_env, cli, decisions, one_line_error, run_row, sha256
+from unerring import Flag, Process
 from unerring.journal.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, migrate
 from unerring.journal.store import Store, StoreError
 from unerring.runner import RunOptions, Session, execute
@@ -603,3 +604,180 @@ def test_the_writer_commits_a_waiting_group_without_a_next_decision(tmp_path: Pa
     assert committed == 5
     writer.close()
     store.close()
+
+
+# -- user code that fails in the writer ----------------------------------------------------
+def _brittle_dump(after: int) -> Any:
+    """Hanoi's dump_state, failing from its (after + 1)-th call on."""
+    from unerring.tasks.hanoi import Hanoi
+
+    calls = 0
+    real = Hanoi.dump_state
+
+    def dump_state(self: Any, state: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls > after:
+            raise ValueError("peg too heavy to serialise")
+        return real(self, state)
+
+    return dump_state
+
+
+def test_a_failing_dump_state_stops_the_run_in_one_line_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unerring.cli.main import main
+    from unerring.tasks.hanoi import Hanoi
+
+    db = tmp_path / "runs.db"
+    # sync: one commit per decision, so the failure lands exactly at step 40
+    monkeypatch.setattr(Hanoi, "dump_state", _brittle_dump(after=40))
+    code = main([*hanoi_args(db, "brittle", disks=7), "--durability", "sync", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("unerring: run failed:")]
+    assert "process 'hanoi' dump_state failed at step 40: ValueError: peg too heavy" in line
+    assert "resume with: unerring resume brittle" in line
+    # everything decided up to the failure is committed; the snapshot is gone, so that a
+    # resume replays the committed winners
+    row = run_row(db, "brittle")
+    assert row["status"] == "failed" and row["next_step"] == 41 and row["state"] is None
+    assert [d["step"] for d in decisions(db, "brittle")] == list(range(41))
+
+    monkeypatch.undo()  # the user fixes dump_state
+    assert main(["resume", "brittle", "--store", str(db), "--quiet"]) == 0
+    make_store(tmp_path / "ref.db", "ref", disks=7)
+    assert decisions(db, "brittle") == decisions(tmp_path / "ref.db", "ref")
+
+
+def test_the_writer_thread_survives_user_code_and_stops_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    from unerring.tasks.hanoi import Hanoi
+
+    monkeypatch.setattr(Hanoi, "dump_state", _brittle_dump(after=1))
+    died: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda a: died.append(repr(a.exc_value)))
+    from unerring.scheduler import Item
+
+    store, run, writer = _writer_run(tmp_path, "brittle", max_group=4, interval_s=60.0)
+    engine = _scheduler(writer)
+    writer.on_error = engine.request_stop
+    h = Hanoi(6)
+    outcome = asyncio.run(engine.run([Item(0, h, h.initial_state())]))
+    # a group holds at most 8 decisions before the step loop waits for the writer: the
+    # second group fails by step 16, and the loop, at most one more group on, stops by
+    # step 24 (bounded by counting, not by the clock), not 63 steps later
+    assert outcome.status == "stopped" and outcome.step <= 3 * 8
+    assert "dump_state failed" in outcome.reason and "ValueError" in outcome.reason
+    assert writer.error == outcome.reason and not died
+    writer.close()
+    fresh = store.get_run("brittle")
+    assert fresh is not None and fresh.state is None
+    assert [d["step"] for d in store.decisions(run)] == list(range(fresh.next_step))
+    assert 4 <= fresh.next_step <= outcome.step
+    store.close()
+
+
+# -- durability, record levels, and resuming without a snapshot ----------------------------
+@pytest.mark.parametrize(("durability", "level"), [("sync", 2), ("group", 1)])
+def test_durability_sets_the_synchronous_level_of_the_committing_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str, level: int
+) -> None:
+    from unerring.cli.main import main
+    from unerring.journal.writer import JournalWriter
+
+    # FULL (2) fsyncs every commit, for OS crashes and power loss; NORMAL (1) survives a
+    # process crash: read on the connection each commit actually goes through
+    seen: set[int] = set()
+    commit = JournalWriter._commit
+
+    def probed(self: JournalWriter, group: Any) -> None:
+        seen.add(self._conn.execute("PRAGMA synchronous").fetchone()[0])
+        commit(self, group)
+
+    monkeypatch.setattr(JournalWriter, "_commit", probed)
+    db = tmp_path / "runs.db"
+    assert main([*hanoi_args(db, "d"), "--durability", durability, "--quiet"]) == 0
+    assert seen == {level}
+
+
+def test_record_decisions_keeps_no_sample_and_contested_keeps_some(tmp_path: Path) -> None:
+    counts = {}
+    for level in ("decisions", "contested", "samples"):
+        db = tmp_path / f"{level}.db"
+        res = cli(*hanoi_args(db, "r", disks=6), "--record", level, "--quiet")
+        assert res.returncode == 0, res.stderr
+        with sqlite3.connect(db) as conn:
+            (counts[level],) = conn.execute("SELECT count(*) FROM samples").fetchone()
+        # the decisions are the same whatever is recorded (features go with samples)
+        got = [{**d, "features": None} for d in decisions(db, "r")]
+        assert got == decisions(tmp_path / "decisions.db", "r")
+    samples = json.loads(run_row(tmp_path / "samples.db", "r")["stats"])["samples"]
+    assert counts["decisions"] == 0 < counts["contested"] < counts["samples"] == samples
+
+
+NUMBERS = (17, 4, 9, 23, 8, 15, 42, 16, 5, 11, 30, 2, 7, 19, 3, 26)
+
+
+class RunningSum(Process[tuple[int, int], int]):
+    """The README's kind of process: no dump_state, so a resume replays the winners."""
+
+    name = "running-sum"
+
+    def initial_state(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def total_steps(self) -> int:
+        return len(NUMBERS)
+
+    def done(self, state: tuple[int, int], step: int) -> bool:
+        return state[0] == len(NUMBERS)
+
+    def prompt(self, state: tuple[int, int], step: int) -> str:
+        return f"The total so far is {state[1]}. Add {NUMBERS[state[0]]}."
+
+    def parse(self, text: str) -> int | Flag:
+        head, _, value = text.partition("total = ")
+        return int(value) if head == "" and value.lstrip("-").isdigit() else Flag.PARSE
+
+    def advance(self, state: tuple[int, int], answer: int) -> tuple[int, int]:
+        return (state[0] + 1, answer)
+
+    def check(self, state: tuple[int, int], step: int, answer: int) -> bool:
+        return answer == state[1] + NUMBERS[state[0]]
+
+    def solve(self, state: tuple[int, int], step: int) -> int:
+        return state[1] + NUMBERS[state[0]]
+
+    def render(self, answer: int) -> str:
+        return f"total = {answer}"
+
+    def wrong_answers(self, state: tuple[int, int], step: int, answer: int) -> list[int]:
+        return [answer + 1, answer - 10]
+
+
+def test_a_process_without_dump_state_resumes_by_replaying_its_winners(tmp_path: Path) -> None:
+    import unerring
+
+    db = str(tmp_path / "runs.db")
+    model = "sim:error=0.2,seed=1"
+    first = unerring.run(
+        RunningSum(), model=model, k=3, store=db, run_id="sum", budget=Budget(max_samples=20)
+    )
+    assert first.outcome.status == "stopped" and 0 < first.summary["steps_decided"] < 16
+    first.store.close()
+    row = run_row(tmp_path / "runs.db", "sum")
+    assert row["state"] is None and row["next_step"] == first.summary["steps_decided"]
+    # a fresh process object, as after a restart: the state comes from the journal alone
+    done = unerring.run(RunningSum(), model=model, k=3, store=db, run_id="sum")
+    assert done.outcome.status == "completed" and done.summary["errors"] == 0
+    assert done.outcome.state == (16, sum(NUMBERS))
+    done.store.close()
+    ref = unerring.run(RunningSum(), model=model, k=3, store=str(tmp_path / "ref.db"), run_id="sum")
+    ref.store.close()
+    assert decisions(tmp_path / "runs.db", "sum") == decisions(tmp_path / "ref.db", "sum")

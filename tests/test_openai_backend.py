@@ -252,3 +252,108 @@ def test_key_never_appears_in_errors_or_repr() -> None:
 def test_bad_config_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         OpenAIConfig("m", **kwargs)
+
+
+# -- hostile answers, over real HTTP ---------------------------------------------------------
+USAGE = {"prompt_tokens": 4, "completion_tokens": 2}
+
+
+def _choices(*pairs: tuple[object, str]) -> dict[str, Any]:
+    return {"choices": [{"index": i, "text": t} for i, t in pairs], "usage": USAGE}
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_answer_over_the_size_cap_is_not_read(chunked: bool) -> None:
+    # 8 MiB of a valid-looking answer; with no length announced (chunked) only reading
+    # can tell, and reading stops at the cap
+    huge = json.dumps(_choices((0, "4" * (8 << 20)))).encode()
+    headers = {"Transfer-Encoding": "chunked"} if chunked else {}
+    with fake_openai(_status(200, huge, headers)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions", max_response_bytes=64 << 10)
+    assert info.value.kind == "oversize" and info.value.retryable
+    assert "65536" in str(info.value) and "--max-response-bytes" in str(info.value)
+    words = "runs past" if chunked else "announces"
+    assert words in str(info.value)
+
+
+def test_an_answer_under_the_cap_reads_whole_in_chunks() -> None:
+    body = json.dumps(_choices((0, " 4" + " " * (200 << 10)))).encode()
+    headers = {"Transfer-Encoding": "chunked"}
+    with fake_openai(_status(200, body, headers)) as srv:
+        out = _sample(srv.url, _req(), api="completions", max_response_bytes=len(body))
+    assert out[0].text.strip() == "4" and len(out[0].text) == 2 + (200 << 10)
+
+
+def test_a_body_that_is_not_utf8_is_malformed() -> None:
+    raw = b'{"choices": [{"index": 0, "text": "\xff\xfe 4"}], "usage": {"prompt_tokens": 1,'
+    raw += b' "completion_tokens": 1}}'
+    with fake_openai(_status(200, raw)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions")
+    assert info.value.kind == "malformed" and "not UTF-8" in str(info.value)
+
+
+def test_a_lone_surrogate_becomes_text_the_journal_can_hold() -> None:
+    raw = json.dumps(_choices((0, "\ud800 4"))).encode()  # json writes it as \\ud800
+    with fake_openai(_status(200, raw)) as srv:
+        out = _sample(srv.url, _req(), api="completions")
+    assert out[0].text == "? 4"
+    out[0].text.encode("utf-8")  # storable
+
+
+def test_duplicate_choice_indices_are_malformed() -> None:
+    body = _choices((0, " 4"), (1, " 5"), (1, " 4"))
+    with fake_openai(_status(200, body)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(first=1, n=2), api="completions")
+    assert info.value.kind == "malformed" and "share index 1" in str(info.value)
+
+
+def test_out_of_range_choice_indices_are_ignored_and_topped_up() -> None:
+    calls = 0
+
+    def stray(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # asked for 3: a stray -1 and 7 around two real choices
+            return _status(200, _choices((7, " 9"), (1, " b"), (-1, " 8"), (0, " a")))(
+                path, body, h
+            )
+        return _status(200, _choices((0, " c")))(path, body, h)
+
+    with fake_openai(stray) as srv:
+        out = _sample(srv.url, _req(first=1, n=3), api="completions")
+    # index order; the missing third sample is asked for alone
+    assert [s.text for s in out] == [" a", " b", " c"]
+    assert [b.get("n", 1) for _, b, _ in srv.requests] == [3, 1]
+
+
+@pytest.mark.parametrize(
+    ("choices", "words"),
+    [
+        (_choices((5, " 4"), (-2, " 4")), "no choice in the server's answer has an index below"),
+        (_choices(("0", " 4")), "index is not a number"),
+        (_choices((True, " 4")), "index is not a number"),
+    ],
+)
+def test_unusable_choice_indices_are_malformed(choices: dict[str, Any], words: str) -> None:
+    with fake_openai(_status(200, choices)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions")
+    assert info.value.kind == "malformed" and words in str(info.value)
+
+
+def test_a_key_cut_by_a_short_message_is_scrubbed_before_the_cut() -> None:
+    # the key straddles the cut of a 200-character error detail and an 80-character
+    # non-JSON excerpt: scrubbing after the cut would leave half the key
+    def straddles(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+        key = h["authorization"].removeprefix("Bearer ")
+        if body.get("temperature") == 0.0:
+            return 401, {}, json.dumps({"error": {"message": "x" * 190 + key}}).encode()
+        return 200, {}, ("y" * 70 + key).encode()
+
+    with fake_openai(straddles) as srv:
+        with pytest.raises(FatalBackendError) as refused:
+            _sample(srv.url, _req())
+        with pytest.raises(TransportError) as garbled:
+            _sample(srv.url, _req(first=1))
+    for err in (refused.value, garbled.value):
+        text = str(err)
+        assert not any(KEY[i : i + 6] in text for i in range(len(KEY) - 5)), text

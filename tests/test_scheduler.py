@@ -1,9 +1,12 @@
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import run_sync
+from tests.helpers import decisions
 from unerring.backends.base import Backend, FatalBackendError, Sample, SampleRequest, TransportError
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.events import Decision, Events
@@ -11,9 +14,11 @@ from unerring.models import known_error_mixture, parse_model
 from unerring.process import NoteSelector, Process
 from unerring.redflags import Flag
 from unerring.reliability import k_min_mixture
+from unerring.runner import RunOptions, Session, execute
 from unerring.scheduler import Item, Scheduler
 from unerring.settings import Budget, VotingConfig
 from unerring.tasks.hanoi import Hanoi
+from unerring.voting import Tally
 
 
 @dataclass
@@ -148,36 +153,88 @@ def test_shared_sample_objects_decide_exactly_as_distinct_ones(record: str) -> N
     assert any(len(d[3]) > 1 for d in shared)  # contested steps took the general path
 
 
-def test_parallel_rounds_decide_the_same_way() -> None:
-    sim = "sim:error=0.15,wrong_answers=2,seed=9"
-    _, _, one = run_hanoi(6, sim, VotingConfig(k=3, parallel=1))
-    _, _, four = run_hanoi(6, sim, VotingConfig(k=3, parallel=4))
-    assert [d.winner_text for d in one.decisions] == [d.winner_text for d in four.decisions]
-    assert [d.votes for d in one.decisions] == [d.votes for d in four.decisions]
-    # parallel draws can only add surplus samples, never change a tally
-    assert sum(d.surplus for d in four.decisions) >= sum(d.surplus for d in one.decisions)
-    assert all(d.surplus == 0 for d in one.decisions)
+def _journaled(tmp_path: Path, name: str, **options: Any) -> list[dict[str, Any]]:
+    """A 6-disk Hanoi run through `execute`, every sample recorded; its decisions."""
+    opts = RunOptions(
+        task="hanoi",
+        task_options={"disks": 6},
+        model="sim:error=0.2,wrong_answers=2,seed=9",
+        k=3,
+        record="samples",
+        **options,
+    )
+    db = tmp_path / f"{name}.db"
+    result = execute(opts, Session(store=str(db), handle_signals=False), name)
+    assert result.outcome.status == "completed"
+    result.store.close()
+    return decisions(db, name)
 
 
-def test_first_round_draws_k_then_only_what_could_decide() -> None:
+def _samples(tmp_path: Path, name: str) -> dict[int, list[sqlite3.Row]]:
+    conn = sqlite3.connect(tmp_path / f"{name}.db")
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute("SELECT * FROM samples ORDER BY step, idx").fetchall()
+    finally:
+        conn.close()
+    out: dict[int, list[sqlite3.Row]] = {}
+    for r in rows:
+        out.setdefault(r["step"], []).append(r)
+    return out
+
+
+def test_parallel_rounds_draw_more_and_decide_the_same_way(tmp_path: Path) -> None:
+    one = _journaled(tmp_path, "one", parallel=1)
+    four = _journaled(tmp_path, "four", parallel=4)
+    assert [d["winner"] for d in one] == [d["winner"] for d in four]
+    assert [d["votes"] for d in one] == [d["votes"] for d in four]
+    # samples are positional: the same step decides at the same sample either way, and
+    # what a wider round drew past that point is its surplus
+    assert all(d["surplus"] == 0 for d in one)
+    for a, b in zip(one, four, strict=True):
+        assert b["samples"] - b["surplus"] == a["samples"], a["step"]
+    assert sum(d["surplus"] for d in four) > 0  # an engine that ignores --parallel fails
+    # every round after the first draws at least 4 (the cap allowing)
+    for d in four:
+        if d["samples"] > 3:
+            assert d["samples"] - 3 >= 4, d["step"]
+    # surplus samples are kept but never counted as votes
+    by_step = _samples(tmp_path, "four")
+    for d in four:
+        counted = sum(r["counted"] for r in by_step[d["step"]])
+        assert counted == d["samples"] - d["surplus"], d["step"]
+
+
+def test_first_round_draws_k_then_exactly_what_could_decide() -> None:
     class Recording(SimBackend):
         def __init__(self, cfg: SimConfig) -> None:
             super().__init__(cfg)
-            self.rounds: list[tuple[int, int, int]] = []
+            self.rounds: list[tuple[int, int, list[str]]] = []
 
         async def sample(self, request: SampleRequest) -> list[Sample]:
-            self.rounds.append((request.step, request.first_index, request.n))
-            return await super().sample(request)
+            out = await super().sample(request)
+            self.rounds.append((request.step, request.first_index, [s.text for s in out]))
+            return out
 
     h = Hanoi(5)
-    backend = Recording(SimConfig(error=0.3, seed=4))
+    backend = Recording(SimConfig(error=0.3, wrong_answers=2, seed=4))
     run_one(h, backend, VotingConfig(k=3), simulate=True)
-    first = {}
-    for step, idx, n in backend.rounds:
-        if idx == 0:
-            first[step] = n
-    assert set(first.values()) == {3}
-    assert all(n >= 1 for _, _, n in backend.rounds)
+    # replay each step's rounds through a tally: the next round must ask for exactly the
+    # fewest votes that could decide (all going to the leader), no more and no fewer
+    tally: Tally | None = None
+    asked_more = 0
+    for step, first, texts in backend.rounds:
+        if first == 0:
+            assert len(texts) == 3, step  # the first round draws k
+            tally = Tally(3)
+        else:
+            assert tally is not None and not tally.decided
+            assert len(texts) == tally.needed(), (step, first, dict(tally.counts))
+            asked_more += 1
+        for t in texts:
+            if not tally.decided:
+                tally.add(t)
+    assert asked_more > 10  # contested steps drew further rounds
 
 
 def test_red_flagged_samples_never_vote_and_are_counted_by_kind() -> None:

@@ -101,3 +101,21 @@ def test_spec_parses_every_parameter() -> None:
         3,
     )
     assert c.latency == Latency(5.0, 0.2)
+
+
+@pytest.mark.parametrize("wrong_answers", [1, 2, 3, 7])
+def test_the_fast_path_draws_exactly_what_the_general_path_draws(wrong_answers: int) -> None:
+    # no flags, modes or latency take the fast path; a latency of a nanosecond takes the
+    # general one: the same (seed, step, index) must give the same sample either way,
+    # including which wrong answer (only visible with more than one)
+    fast = SimConfig(error=0.35, seed=5, wrong_answers=wrong_answers)
+    general = SimConfig(error=0.35, seed=5, wrong_answers=wrong_answers, latency=Latency(1e-6))
+    seen: set[str | None] = set()
+    for step in range(12):
+        a = draw(fast, step, n=60, first=step)
+        b = draw(general, step, n=60, first=step)
+        assert [(s.text, s.label, s.prompt_tokens, s.completion_tokens) for s in a] == [
+            (s.text, s.label, s.prompt_tokens, s.completion_tokens) for s in b
+        ]
+        seen |= {s.label for s in a}
+    assert seen == {"correct"} | {f"wrong:{v}" for v in range(wrong_answers)}

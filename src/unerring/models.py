@@ -11,6 +11,7 @@ from unerring.backends.base import Backend
 from unerring.backends.faults import FaultInjecting, FaultSpec
 from unerring.backends.openai import Api, NMode, OpenAICompatible, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
+from unerring.backends.secrets import key_problem
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.pricing import PriceTable, load_prices
 
@@ -69,6 +70,7 @@ class Transport:
     estimate_usage: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     prices_file: str | None = None
+    max_response_bytes: int = 4 << 20
 
     def __post_init__(self) -> None:
         if self.base_url is not None:
@@ -86,6 +88,10 @@ class Transport:
                 raise ValueError(f"{flag} must be positive, got {v}")
         if self.faults:
             FaultSpec.parse(self.faults)
+        if self.max_response_bytes < 1:
+            raise ValueError(
+                f"--max-response-bytes must be at least 1, got {self.max_response_bytes}"
+            )
         if not self.api_key_env.strip():
             raise ValueError("--api-key-env must name an environment variable")
 
@@ -93,6 +99,24 @@ class Transport:
 def base_url(transport: Transport, env: Mapping[str, str]) -> str:
     url = transport.base_url or env.get("UNERRING_BASE_URL") or env.get("OPENAI_BASE_URL")
     return url or "https://api.openai.com/v1"
+
+
+def api_key(
+    spec: ModelSpec, transport: Transport, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The API key a model needs (None: none, or the simulated model); ValueError, which
+    never quotes the key, when it cannot be sent as it is."""
+    if spec.sim is not None:
+        return None
+    env = os.environ if env is None else env
+    key = env.get(transport.api_key_env)
+    if key:
+        problem = key_problem(key)
+        if problem is not None:
+            raise ValueError(
+                f"the API key in ${transport.api_key_env} {problem}; fix it (the key is not shown)"
+            )
+    return key or None
 
 
 def make_backend(
@@ -108,7 +132,7 @@ def make_backend(
     if spec.sim is not None:
         inner = SimBackend(spec.sim)
     elif spec.provider == "openai":
-        key = env.get(t.api_key_env)
+        key = api_key(spec, t, env)
         config = OpenAIConfig(
             model=spec.name,
             base_url=base_url(t, env),
@@ -117,6 +141,7 @@ def make_backend(
             n_mode=t.n_mode,
             require_usage=not t.estimate_usage,
             stop=t.stop,
+            max_response_bytes=t.max_response_bytes,
         )
         inner = OpenAICompatible(config, api_key=key)
     else:

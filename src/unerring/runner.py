@@ -32,6 +32,7 @@ from unerring.memory import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
 from unerring.models import (
     ModelSpec,
     Transport,
+    api_key,
     known_error_mixture,
     known_valid_rate,
     make_backend,
@@ -427,6 +428,10 @@ def execute(
             rows = [("1", {}, steps)]
     if not resume:
         voting_config(options, steps)
+    try:
+        api_key(parse_model(options.model), session.transport)  # refused before any record
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     store = Store(session.store, max_pages=session.max_pages)
     run = store.get_run(run_id) if run_id else None
     if run is None and resume:

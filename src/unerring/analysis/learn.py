@@ -29,7 +29,7 @@ from unerring.backends.base import Backend
 from unerring.backends.sim import mix64
 from unerring.journal.replay import replay
 from unerring.journal.store import ItemRecord, RunRecord, Store, StoreError
-from unerring.models import ModelSpec, Transport, make_backend, parse_model
+from unerring.models import ModelSpec, Transport, api_key, make_backend, parse_model
 from unerring.process import Process
 
 T = TypeVar("T")
@@ -178,6 +178,7 @@ def learn(
         api="completions" if cfg.get("api") == "completions" else "chat",
         stop=process.stop,
     )
+    api_key(spec, transport)  # a key that cannot be sent is refused before any work
     writer_spec = None
     if writer != "template":
         wspec = parse_model(writer)

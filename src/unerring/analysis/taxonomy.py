@@ -25,6 +25,7 @@ class Category(StrEnum):
     RESET = "transport_connection_reset"
     AUTH = "transport_authentication"
     MALFORMED = "transport_malformed_response"
+    REQUEST = "transport_bad_request"
     TRANSPORT = "transport_other"
 
 
@@ -114,7 +115,7 @@ TAXONOMY: tuple[Entry, ...] = (
     ),
     Entry(
         Category.SERVER,
-        "the provider failed (HTTP 5xx)",
+        "the provider failed (HTTP 5xx), or failed every request for too long (an outage)",
         "system: environment_error",
         "system execution: service errors",
         "-",
@@ -123,7 +124,7 @@ TAXONOMY: tuple[Entry, ...] = (
     ),
     Entry(
         Category.RESET,
-        "the connection was reset or refused",
+        "the connection was reset or refused, or the server never answered at all",
         "system: environment_error",
         "system execution: service errors",
         "-",
@@ -141,12 +142,21 @@ TAXONOMY: tuple[Entry, ...] = (
     ),
     Entry(
         Category.MALFORMED,
-        "the provider's reply could not be read",
+        "the provider's reply could not be read (not JSON or UTF-8, over the size cap, no usage)",
         "system: tool_execution_error",
         "system execution: service errors",
         "-",
         "action: bad format",
         "retry once; report the server bug",
+    ),
+    Entry(
+        Category.REQUEST,
+        "the provider refused the request itself: unknown model, wrong URL, bad option (400/404)",
+        "system: tool_execution_error",
+        "system execution: resource not found, configuration issues",
+        "-",
+        "-",
+        "never retry: fix the model name, the base URL or the option the server names",
     ),
     Entry(
         Category.TRANSPORT,
@@ -163,7 +173,8 @@ BY_CATEGORY: dict[Category, Entry] = {e.category: e for e in TAXONOMY}
 
 CONTENT = frozenset({Category.FORMAT, Category.OVERLENGTH, Category.OUTVOTED, Category.REJECTED})
 
-# transport `kind` strings the backends raise (and their common spellings)
+# transport `kind` strings the backends raise (tests/test_taxonomy.py finds every one in
+# the code), and common spellings from other sources
 _TRANSPORT_KINDS: dict[str, Category] = {
     "timeout": Category.TIMEOUT,
     "read_timeout": Category.TIMEOUT,
@@ -174,6 +185,9 @@ _TRANSPORT_KINDS: dict[str, Category] = {
     "server_error": Category.SERVER,
     "server": Category.SERVER,
     "5xx": Category.SERVER,
+    "outage": Category.SERVER,
+    "reset": Category.RESET,
+    "unreachable": Category.RESET,
     "connection_reset": Category.RESET,
     "connection": Category.RESET,
     "connection_error": Category.RESET,
@@ -186,6 +200,12 @@ _TRANSPORT_KINDS: dict[str, Category] = {
     "malformed_response": Category.MALFORMED,
     "malformed": Category.MALFORMED,
     "bad_response": Category.MALFORMED,
+    "oversize": Category.MALFORMED,
+    "no_usage": Category.MALFORMED,
+    "not_found": Category.REQUEST,
+    "bad_request": Category.REQUEST,
+    "400": Category.REQUEST,
+    "404": Category.REQUEST,
 }
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from unerring.backends.base import FatalBackendError, Sample, SampleRequest, TransportError
+from unerring.backends.secrets import key_problem, scrub, secret_forms
 from unerring.redflags import estimate_tokens
 
 Api = Literal["chat", "completions"]
@@ -35,6 +36,7 @@ class OpenAIConfig:
     n_mode: NMode = "auto"
     require_usage: bool = True
     stop: tuple[str, ...] = ()
+    max_response_bytes: int = 4 << 20  # a generous cap: an answer is a few kilobytes
 
     def __post_init__(self) -> None:
         if self.api not in ("chat", "completions"):
@@ -52,6 +54,10 @@ class OpenAIConfig:
             )
         if self.timeout_s <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout_s}")
+        if self.max_response_bytes < 1:
+            raise ValueError(
+                f"--max-response-bytes must be at least 1, got {self.max_response_bytes}"
+            )
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -90,9 +96,12 @@ class OpenAICompatible:
         self.config = config
         headers = {"Content-Type": "application/json"}
         if api_key:
+            problem = key_problem(api_key)
+            if problem is not None:
+                raise ValueError(f"the API key {problem}; fix it (the key is not shown)")
             headers["Authorization"] = f"Bearer {api_key}"
-        # kept only to scrub it from any text a server or library might echo back
-        self.__secret = api_key or None
+        # kept only to scrub it, in every form, from text a server or library echoes back
+        self.__secret_forms = secret_forms(api_key) if api_key else ()
         self._client = httpx.AsyncClient(
             base_url=config.base_url.rstrip("/") + "/",
             headers=headers,
@@ -181,7 +190,8 @@ class OpenAICompatible:
         body = self._body(request, n, temperature)
         started = time.perf_counter()
         try:
-            response = await self._client.post(path, content=json.dumps(body))
+            async with self._client.stream("POST", path, content=json.dumps(body)) as response:
+                raw = await self._read(response)
         except httpx.TimeoutException as e:
             raise TransportError(
                 "timeout", self._clean(f"request timed out ({type(e).__name__})")
@@ -192,14 +202,39 @@ class OpenAICompatible:
                 self._clean(f"cannot reach {self.config.base_url}: {type(e).__name__}: {e}"),
             ) from None
         latency = time.perf_counter() - started
-        self._check_status(response)
-        return self._parse(response, request, first, n, latency)
+        self._check_status(response, raw)
+        return self._parse(raw, request, first, n, latency)
 
-    def _check_status(self, response: httpx.Response) -> None:
+    async def _read(self, response: httpx.Response) -> bytes:
+        """The body, read no further than the cap: a hostile or broken server must not
+        fill memory (the cap applies after content decoding, so to a gzip bomb too)."""
+        cap = self.config.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise TransportError(
+                "oversize",
+                f"the server's answer announces {int(declared)} bytes, over the cap of {cap} "
+                "(--max-response-bytes); not read",
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise TransportError(
+                    "oversize",
+                    f"the server's answer runs past the cap of {cap} bytes "
+                    "(--max-response-bytes); not read further",
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check_status(self, response: httpx.Response, raw: bytes) -> None:
         code = response.status_code
         if code < 400:
             return
-        detail = self._clean(_error_detail(response))
+        # scrubbed before it is cut short: a cut through the key would leave part of it
+        detail = self._clean(_error_detail(raw))[:200] or "(no detail)"
         where = self._clean(str(response.request.url))
         if code == 429:
             raise TransportError(
@@ -229,32 +264,54 @@ class OpenAICompatible:
 
     def _parse(
         self,
-        response: httpx.Response,
+        raw: bytes,
         request: SampleRequest,
         first: int,
         n: int,
         latency: float,
     ) -> list[Sample]:
         try:
-            data = response.json()
-        except (ValueError, UnicodeDecodeError):
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # JSON over HTTP is UTF-8 (RFC 8259); guessing another encoding could misread
             raise TransportError(
-                "malformed", f"the server answered non-JSON: {self._clean(response.text[:80])!r}"
+                "malformed", "the server answered a body that is not UTF-8"
             ) from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            shown = self._clean(text)[:80]
+            raise TransportError("malformed", f"the server answered non-JSON: {shown!r}") from None
         if not isinstance(data, dict):
             raise TransportError("malformed", "the server answered JSON that is not an object")
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             raise TransportError("malformed", "the server answered an empty choice list")
-        texts: list[tuple[int, str]] = []
+        by_index: dict[int, str] = {}
         for pos, choice in enumerate(choices):
-            text = _choice_text(choice, self.config.api)
-            if text is None:
+            said = _choice_text(choice, self.config.api)
+            if said is None:
                 raise TransportError("malformed", "a choice in the server's answer has no text")
-            at = choice.get("index", pos) if isinstance(choice, dict) else pos
-            texts.append((at if isinstance(at, int) else pos, text))
-        texts.sort(key=lambda t: t[0])
-        texts = texts[:n]
+            at = choice.get("index") if isinstance(choice, dict) else None
+            if at is None:  # no index: the choice's place in the list says which
+                at = pos
+            if not isinstance(at, int) or isinstance(at, bool):
+                raise TransportError("malformed", f"a choice's index is not a number: {at!r:.40}")
+            if not 0 <= at < n:
+                # more choices than asked, or a stray index: not a sample of this request
+                continue
+            if at in by_index:
+                # two answers claim one sample: counting both would give one response two
+                # votes, and picking one would be a guess
+                raise TransportError(
+                    "malformed", f"two choices in the server's answer share index {at}"
+                )
+            by_index[at] = _valid_text(said)
+        if not by_index:
+            raise TransportError(
+                "malformed", f"no choice in the server's answer has an index below {n}"
+            )
+        texts = [by_index[i] for i in sorted(by_index)]
         usage = data.get("usage")
         prompt_tokens, completion_tokens = _usage(usage)
         if prompt_tokens is None or completion_tokens is None:
@@ -265,18 +322,15 @@ class OpenAICompatible:
                     "cannot be kept (allow estimates with --estimate-usage)",
                 )
             prompt_tokens = estimate_tokens((request.system or "") + request.prompt)
-            completion_tokens = sum(estimate_tokens(t) for _, t in texts)
+            completion_tokens = sum(estimate_tokens(t) for t in texts)
         # usage covers the whole request: spread it so that per-sample sums stay exact
         p_parts = _split(prompt_tokens, [1] * len(texts))
-        c_parts = _split(completion_tokens, [max(1, estimate_tokens(t)) for _, t in texts])
-        return [Sample(text, p_parts[i], c_parts[i], latency) for i, (_, text) in enumerate(texts)]
+        c_parts = _split(completion_tokens, [max(1, estimate_tokens(t)) for t in texts])
+        return [Sample(t, p_parts[i], c_parts[i], latency) for i, t in enumerate(texts)]
 
     def _clean(self, text: str) -> str:
         """Remove the key from text a server or library produced (some echo headers)."""
-        secret = self.__secret
-        if secret and secret in text:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self.__secret_forms)
 
 
 def _choice_text(choice: object, api: Api) -> str | None:
@@ -303,16 +357,27 @@ def _usage(usage: object) -> tuple[int | None, int | None]:
     return (p, c) if ok else (None, None)
 
 
-def _error_detail(response: httpx.Response) -> str:
-    """The server's own error message, short, on one line."""
+def _valid_text(text: str) -> str:
+    """`text`, with what UTF-8 cannot hold (a lone surrogate from a JSON escape) replaced:
+    the journal stores UTF-8, and such a sample must become a red flag, not a crash."""
     try:
-        data = response.json()
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _error_detail(raw: bytes) -> str:
+    """The server's own error message, on one line (whole: the caller scrubs, then cuts)."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
         err = data.get("error") if isinstance(data, dict) else None
         msg = err.get("message") if isinstance(err, dict) else err
         if msg is None and isinstance(data, dict):
             msg = data.get("detail") or data.get("message")
-        text = str(msg) if msg is not None else response.text
-    except (ValueError, UnicodeDecodeError):
-        text = response.text
-    text = " ".join(text.split())
-    return text[:200] or "(no detail)"
+        if msg is not None:
+            text = str(msg)
+    except ValueError:
+        pass
+    return " ".join(text.split())

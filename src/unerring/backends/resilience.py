@@ -207,8 +207,9 @@ class Retrying(Wrapping):
                 self.breaker.success()
                 self.contacted = True
                 return out
-            malformed = err.kind == "malformed"
-            # a server that answers garbage is reachable: not an outage, and not worth long
+            # a server that answers garbage (or far too much) is reachable: not an outage,
+            # and not worth long
+            malformed = err.kind in ("malformed", "oversize")
             if not malformed:
                 self.breaker.failure(probe)
             if not probe:

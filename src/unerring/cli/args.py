@@ -120,6 +120,14 @@ def add_transport_options(p: argparse.ArgumentParser) -> None:
         help="seconds of failed requests before the run stops cleanly (default 300)",
     )
     g.add_argument(
+        "--max-response-bytes",
+        type=positive_int,
+        default=4 << 20,
+        metavar="N",
+        help="read no more of an answer than this; a longer one is a failed attempt "
+        "(default 4 MiB)",
+    )
+    g.add_argument(
         "--n-mode",
         choices=("auto", "n", "separate"),
         default="auto",

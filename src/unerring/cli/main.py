@@ -154,6 +154,7 @@ def _transport(args: argparse.Namespace) -> Transport:
                 max_outage_s=args.max_outage,
             ),
             prices_file=args.prices,
+            max_response_bytes=args.max_response_bytes,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -304,7 +305,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     transport = _transport(args)
     if not transport.stop:
         transport = replace(transport, stop=tuple(getattr(process, "stop", ())))
-    backend = make_backend(spec, transport)
+    try:
+        backend = make_backend(spec, transport)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     cal = run_calibration(
         process,
         backend,

@@ -57,10 +57,6 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...
         i += size
 
 
-class UserCodeError(Exception):
-    """The process's own code raised while the journal turned a decision into rows."""
-
-
 class JournalWriter:
     """Subscribes to scheduler events and writes them to the store.
 
@@ -116,7 +112,8 @@ class JournalWriter:
             self._drain()
         elif size == self.max_group:  # the group grows one by one: wake the writer once
             self._wake.set()
-        elif size >= 2 * self.max_group:
+        elif size >= 2 * self.max_group and self.error is None:
+            # (after an error nothing more is committed: the step loop must not wait)
             # the writer fell far behind (a slow disk, a starved thread): wait for it,
             # so memory stays bounded however long the run
             self._drained.clear()
@@ -159,9 +156,18 @@ class JournalWriter:
         if (group.size or group.items) and self.error is None:
             try:
                 self._commit(group)
-            except Exception as e:  # never let the thread die: the run must hear of it
-                self._fail(f"journal writer failed ({type(e).__name__}: {e})")
+            except Exception as e:
+                # the writer must never die silently: the run would go on committing
+                # nothing, and block once the group is full
+                self._fail(f"journal writer failed: {type(e).__name__}: {e}")
         self._drained.set()
+
+    def _fail(self, cause: str) -> None:
+        """Stop committing and stop the run; what was committed stays the resume point."""
+        if self.error is None:
+            self.error = f"{cause}; the run stops, what was committed is safe"
+            if self.on_error is not None:
+                self.on_error(self.error)
 
     def flush(self) -> None:
         """Commit everything handed over so far (blocks until done)."""
@@ -182,11 +188,6 @@ class JournalWriter:
             "SELECT coalesce(max(seq), 0) FROM items WHERE run = ?", (run.id,)
         ).fetchone()
         return int(row[0])
-
-    def _fail(self, message: str) -> None:
-        self.error = message
-        if self.on_error is not None:
-            self.on_error(message)
 
     def _log(self, item: int) -> tuple[Process[Any, Any], Totals]:
         """An item's process and committed totals (read from the journal when first needed)."""
@@ -218,6 +219,7 @@ class JournalWriter:
         ends: dict[int, ItemEnd] = {}
         # restored if the group fails: the totals must say what the journal holds
         saved = t.as_dict()
+        dump_failed: str | None = None
         with self._lock:
             saved_items = {
                 i: log.totals.as_dict() for i, log in self._items.items() if log.totals is not None
@@ -263,7 +265,8 @@ class JournalWriter:
                         full_rows.append(self._full_row(d, process))
             for d in group.sampled:
                 sample_rows += self._sample_rows(d)
-            touched: dict[int, tuple[int | None, str | None]] = {}
+            # item -> (next step, state text, whether to clear a stale state)
+            touched: dict[int, tuple[int | None, str | None, bool]] = {}
             for item, b in group.blocks.items():
                 process, item_totals = self._log(item)
                 if b.few:  # a block of a handful costs more than their rows of their own
@@ -278,13 +281,21 @@ class JournalWriter:
                         block_rows.append(row)
                 last = b.last
                 if last is not None:
-                    touched[item] = (last.step + 1, _dump(process, last.state_after))
+                    try:
+                        touched[item] = (last.step + 1, _dump(process, last.state_after), False)
+                    except Exception as e:
+                        # user code: the decisions still commit, with no snapshot (a
+                        # resume replays the committed winners); then the run stops
+                        touched[item] = (last.step + 1, None, True)
+                        dump_failed = dump_failed or (
+                            f"process {process.name!r} dump_state failed at step "
+                            f"{last.step}: {type(e).__name__}: {e}"
+                        )
             for item in ends:
-                touched.setdefault(item, (None, None))
-        except UserCodeError as e:
+                touched.setdefault(item, (None, None, False))
+        except Exception:
             self._restore(saved, saved_items)
-            self._fail(str(e))
-            return
+            raise
         t.wall_s = self._wall_base + (time.perf_counter() - self._t0)
         conn = self._conn
         try:
@@ -328,11 +339,12 @@ class JournalWriter:
                 discard_rows,
             )
             updates = []
-            for item, (next_step, state_text) in touched.items():
+            for item, (next_step, state_text, clear) in touched.items():
                 end = ends.get(item)
                 updates.append(
                     (
                         next_step,
+                        int(clear),
                         state_text,
                         json.dumps(self._log(item)[1].as_dict()),
                         None if end is None else end.status,
@@ -344,17 +356,20 @@ class JournalWriter:
                 )
             conn.executemany(
                 "UPDATE items SET next_step = coalesce(?, next_step),"
-                " state = coalesce(?, state), stats = ?, status = coalesce(?, status),"
+                " state = CASE ? WHEN 1 THEN NULL ELSE coalesce(?, state) END, stats = ?,"
+                " status = coalesce(?, status),"
                 " reason = coalesce(?, reason), output = coalesce(?, output)"
                 " WHERE run = ? AND item = ?",
                 updates,
             )
             chain = touched.get(0) if self.chain else None
             conn.execute(
-                "UPDATE runs SET next_step = coalesce(?, next_step), state = coalesce(?, state),"
+                "UPDATE runs SET next_step = coalesce(?, next_step),"
+                " state = CASE ? WHEN 1 THEN NULL ELSE coalesce(?, state) END,"
                 " stats = ?, updated = ? WHERE id = ?",
                 (
                     None if chain is None else chain[0],
+                    int(chain is not None and chain[2]),
                     None if chain is None else chain[1],
                     json.dumps(t.as_dict()),
                     time.time(),
@@ -362,15 +377,20 @@ class JournalWriter:
                 ),
             )
             conn.execute("COMMIT")
-        except sqlite3.Error as e:
+        except Exception as e:
+            # a full disk, or a value SQLite cannot store (a state that is not text): the
+            # totals go back to what the journal holds
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self._restore(saved, saved_items)
-            self._fail(f"journal write failed ({e}); the run stops, what was committed is safe")
+            what = str(e) if isinstance(e, sqlite3.Error) else f"{type(e).__name__}: {e}"
+            self._fail(f"journal write failed ({what})")
             return
         with self._lock:
             for item in ends:  # ended and committed: nothing more will come for it
                 self._items.pop(item, None)
+        if dump_failed is not None:
+            self._fail(dump_failed)
 
     def _restore(self, saved: dict[str, Any], saved_items: dict[int, dict[str, Any]]) -> None:
         self.totals = Totals(saved)
@@ -436,16 +456,12 @@ class JournalWriter:
 
 
 def _dump(process: Process[Any, Any], state: Any) -> str | None:
-    """The state as the process serialises it (None: it cannot; resume replays winners)."""
+    """The state as the process serialises it (None: it cannot; resume replays winners).
+    Anything else it raises is the caller's to handle."""
     try:
         return process.dump_state(state)
     except NotImplementedError:
         return None
-    except Exception as e:
-        raise UserCodeError(
-            f"process {process.name!r} could not save its state ({type(e).__name__}: {e}); "
-            "the run stops, what was committed is safe"
-        ) from None
 
 
 class _ItemLog:
