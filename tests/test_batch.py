@@ -237,6 +237,8 @@ def _draws(log: Path) -> list[tuple[int, int, int]]:
         return []
     out = []
     for line in log.read_text().splitlines():
+        if line.startswith(("B ", "C ")):  # a commit's marks, not a draw
+            continue
         step, _first, n, _t, item = line.split()
         out.append((int(item), int(step), int(n)))
     return out
