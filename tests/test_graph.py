@@ -336,3 +336,47 @@ def test_branches_run_at_once_and_decide_as_in_order() -> None:
     latent = Latent(cfg)
     assert run(SimBackend(cfg), 1) == run(latent, 16)
     assert latent.most > 2  # the partial products ran side by side
+
+
+# -- failure analysis sees nodes ----------------------------------------------------------------
+def test_failures_of_a_graph_carry_node_kind_and_depth_and_name_the_first_wrong_node(
+    tmp_path: Path,
+) -> None:
+    from unerring.analysis.records import build, first_wrong_node
+
+    db = tmp_path / "a.db"
+    res = unerring.run(Sort(numbers=40, seed=2), model="sim:error=0.3,seed=2", k=1,
+                       store=str(db), run_id="a")  # fmt: skip
+    res.store.close()
+    store = Store(str(db))
+    rf = build(store, "a")
+    assert rf.records and all(
+        "node_kind" in r.features and "depth" in r.features for r in rf.records
+    )
+    assert {r.features["node_kind"] for r in rf.records} >= {"sort", "merge"}
+    # the first wrong node: wrong itself, and nothing upstream of it (parents, deps) wrong
+    assert rf.first_wrong is not None
+    node, _step = rf.first_wrong
+    items = {it.item_id: it for it in store.items(store.get_run("a"))}  # type: ignore[arg-type]
+    wrong = {nid for nid, it in items.items() if it.stats.get("errors")}
+    assert node in wrong
+    ids = {it.item: nid for nid, it in items.items()}
+    stack = [node]
+    while stack:
+        it = items[stack.pop()]
+        ups = json.loads(it.deps or "[]") + ([ids[it.parent]] if it.parent is not None else [])
+        for u in ups:
+            assert u not in wrong, (node, u)
+            stack.append(u)
+    store.close()
+    # in the order the nodes were made: a node downstream of a wrong one is not first
+    from unerring.journal.store import ItemRecord
+
+    def rec(nid: str, index: int, parent: int | None, deps: list[str]) -> ItemRecord:
+        return ItemRecord(index, nid, {}, "completed", "", None, 0, None, {}, parent, "k",
+                          None, json.dumps(deps))  # fmt: skip
+
+    chain = [rec("a", 1, None, []), rec("b", 2, None, ["a"]), rec("c", 3, 2, [])]
+    assert first_wrong_node(chain, {"b", "c"}) == "b"
+    assert first_wrong_node(chain, {"c"}) == "c"
+    assert first_wrong_node(chain, {"a", "c"}) == "a"

@@ -131,7 +131,8 @@ class RunFailures:
 
     @property
     def batch(self) -> bool:
-        return self.run.kind == "batch"
+        """Many items: a batch, or a graph (whose items are its nodes)."""
+        return self.run.kind in ("batch", "graph")
 
 
 def process_of(run: RunRecord, item: ItemRecord | None = None) -> Process[Any, Any] | None:
@@ -242,6 +243,7 @@ def build(
     records: list[FailureRecord] = []
     all_features: dict[tuple[int, int], dict[str, Feature]] = {}
     first_wrong: tuple[str, int] | None = None
+    wrong_at: dict[str, int] = {}  # a graph's nodes with a wrong decision: the first step
     for it in items:
         found = _item_records(store, run, it, attempts, left)
         records.extend(found.records)
@@ -250,8 +252,16 @@ def build(
         left -= found.replayed
         for s, f in found.features.items():
             all_features[(it.item, s)] = f
-        if first_wrong is None and found.first_wrong is not None:
-            first_wrong = (it.item_id, found.first_wrong)
+        if found.first_wrong is not None:
+            wrong_at[it.item_id] = found.first_wrong
+            if first_wrong is None:
+                first_wrong = (it.item_id, found.first_wrong)
+    if run.kind == "graph" and wrong_at:
+        # the first wrong node on a path: one whose ancestors and dependencies, all the
+        # way up, decided right (later wrong nodes may only inherit its mistake)
+        first = first_wrong_node(items, set(wrong_at))
+        if first is not None:
+            first_wrong = (first, wrong_at[first])
     if baseline_steps == 0:
         for f in all_features.values():
             baseline.update(tokens_of(f))
@@ -290,6 +300,38 @@ def build(
     return out
 
 
+def first_wrong_node(items: Sequence[ItemRecord], wrong: set[str]) -> str | None:
+    """Of a graph's wrong nodes, the first made whose upstream (parent and dependencies,
+    transitively) has no wrong node."""
+    ids = {it.item: it.item_id for it in items}
+    up: dict[str, list[str]] = {}
+    for it in items:
+        deps = json.loads(it.deps) if it.deps else []
+        parent = [] if it.parent is None else [ids[it.parent]] if it.parent in ids else []
+        up[it.item_id] = [*parent, *deps]
+    tainted: dict[str, bool] = {}
+
+    def upstream_wrong(nid: str) -> bool:
+        # iterative: a deep graph must not overflow the stack
+        stack, seen = list(up.get(nid, ())), set()
+        while stack:
+            u = stack.pop()
+            if u in seen:
+                continue
+            seen.add(u)
+            if u in wrong or tainted.get(u):
+                return True
+            stack.extend(up.get(u, ()))
+        return False
+
+    for it in items:  # in the order the nodes were made
+        if it.item_id in wrong:
+            if not upstream_wrong(it.item_id):
+                return it.item_id
+            tainted[it.item_id] = True
+    return None
+
+
 @dataclass
 class _ItemFailures:
     records: list[FailureRecord]
@@ -325,6 +367,17 @@ def _item_records(
     rejected = {s for s, d in decision_of.items() if d["correct"] == 0}
     right: dict[int, set[str]] = {}
     process = process_of(run, it) if replay_limit > 0 else None
+    if run.kind == "graph":
+        # a node's process is built from the graph's memory, not from options: its kind and
+        # depth describe each of its steps, and make the base rates
+        node: dict[str, Feature] = {"node_kind": it.kind or "step", "depth": it.depth}
+        for s in wanted:
+            features[s] = {**features.get(s, {}), **node}
+        steps = int(it.stats.get("steps_decided", 0))
+        for token in tokens_of(node):
+            baseline[token] += steps
+        replayed += steps
+        process = None
     if process is not None:
         try:
             for s, state in replay(process, store, run, item=it.item, limit=replay_limit):
