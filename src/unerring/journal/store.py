@@ -12,6 +12,7 @@ import uuid
 import zlib
 from array import array
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,18 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state, while another process goes on writing."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     # -- runs -----------------------------------------------------------------------------
     def create_run(
         self, run_id: str, task: str, config: dict[str, Any], steps_total: int | None
@@ -282,6 +295,31 @@ class Store:
         ).fetchone()[0]
         return int(full) + int(packed)
 
+    def block_columns(self, run: RunRecord) -> Iterator[BlockColumns]:
+        """The run's plain decisions, one packed block at a time, as columns (in step order).
+
+        With `noteworthy_decisions` this covers every decision once, without building a
+        dict per step: what aggregates over a million steps need.
+        """
+        cur = self.conn.execute(
+            "SELECT first_step, last_step, data, holes FROM decision_blocks WHERE run = ?"
+            " ORDER BY first_step",
+            (run.id,),
+        )
+        for row in cur:
+            yield block_columns(row)
+
+    def noteworthy_decisions(self, run: RunRecord) -> Iterator[dict[str, Any]]:
+        """The decisions with a row of their own (contested, flagged, rejected, undecided),
+        in step order, without their texts (winner, features)."""
+        cur = self.conn.execute(
+            "SELECT step, votes, samples, surplus, flags, prompt_tokens, completion_tokens,"
+            " cost, elapsed, undecided, correct FROM decisions WHERE run = ? ORDER BY step",
+            (run.id,),
+        )
+        for row in cur:
+            yield dict(row)
+
 
 BLOCK_SEPARATOR = "\x1e"
 
@@ -330,10 +368,35 @@ def pack_block(
 _INT32_MAX = 2**31 - 1
 
 
-def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
-    """The decisions packed in one decision_blocks row, as decision rows."""
-    winners = zlib.decompress(row["winners"]).decode().split(BLOCK_SEPARATOR)
-    n = len(winners)
+@dataclass(frozen=True, slots=True)
+class BlockColumns:
+    """The plain decisions of one decision_blocks row, column by column (C arrays).
+
+    For aggregates over many steps (reports): no dict per step, no winner texts.
+    `holes`: offsets from first_step of the steps in the range that are not in the block.
+    """
+
+    first_step: int
+    last_step: int
+    holes: array[int]
+    samples: array[int]
+    surplus: array[int]
+    prompt_tokens: array[int]
+    completion_tokens: array[int]
+    elapsed_us: array[int]
+    correct: array[int]  # 1 right, 0 wrong, -1 not checked
+    cost: array[float]  # empty when no step of the block cost anything
+
+
+def block_columns(row: sqlite3.Row) -> BlockColumns:
+    """Decode a decision_blocks row's numbers (the winners are not read)."""
+    first, last = int(row["first_step"]), int(row["last_step"])
+    holes = array("i")
+    # steps in the range that have their own row in `decisions` (a v1-3 store has none;
+    # `in row` would look at a Row's values, not its column names)
+    if "holes" in row.keys() and row["holes"]:  # noqa: SIM118
+        holes.frombytes(row["holes"])
+    n = last - first + 1 - len(holes)
     ints = array("i")
     blob = row["data"]
     width = ints.itemsize * n * len(_INT_COLUMNS)
@@ -341,27 +404,40 @@ def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
     costs = array("d")
     costs.frombytes(blob[width:])
     col = {name: ints[i * n : (i + 1) * n] for i, name in enumerate(_INT_COLUMNS)}
-    first = row["first_step"]
-    holes = array("i")
-    # steps in the range that have their own row in `decisions` (a v1-3 store has none;
-    # `in row` would look at a Row's values, not its column names)
-    if "holes" in row.keys() and row["holes"]:  # noqa: SIM118
-        holes.frombytes(row["holes"])
-    skip = set(holes)
-    steps = [first + o for o in range(row["last_step"] - first + 1) if o not in skip]
+    return BlockColumns(
+        first_step=first,
+        last_step=last,
+        holes=holes,
+        samples=col["samples"],
+        surplus=col["surplus"],
+        prompt_tokens=col["prompt_tokens"],
+        completion_tokens=col["completion_tokens"],
+        elapsed_us=col["elapsed_us"],
+        correct=col["correct"],
+        cost=costs,
+    )
+
+
+def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
+    """The decisions packed in one decision_blocks row, as decision rows."""
+    winners = zlib.decompress(row["winners"]).decode().split(BLOCK_SEPARATOR)
+    c = block_columns(row)
+    first = c.first_step
+    skip = set(c.holes)
+    steps = [first + o for o in range(c.last_step - first + 1) if o not in skip]
     for i, winner in enumerate(winners):
-        correct = col["correct"][i]
+        correct = c.correct[i]
         yield {
             "step": steps[i],
             "winner": winner,
-            "votes": f"[{col['samples'][i] - col['surplus'][i]}]",
-            "samples": col["samples"][i],
-            "surplus": col["surplus"][i],
+            "votes": f"[{c.samples[i] - c.surplus[i]}]",
+            "samples": c.samples[i],
+            "surplus": c.surplus[i],
             "flags": None,
-            "prompt_tokens": col["prompt_tokens"][i],
-            "completion_tokens": col["completion_tokens"][i],
-            "cost": costs[i] if costs else 0.0,
-            "elapsed": col["elapsed_us"][i] / 1e6,
+            "prompt_tokens": c.prompt_tokens[i],
+            "completion_tokens": c.completion_tokens[i],
+            "cost": c.cost[i] if c.cost else 0.0,
+            "elapsed": c.elapsed_us[i] / 1e6,
             "undecided": 0,
             "correct": None if correct < 0 else correct,
             "features": None,
