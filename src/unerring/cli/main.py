@@ -16,7 +16,7 @@ from typing import Any
 from unerring import __version__, reliability
 from unerring.backends.resilience import RetryPolicy
 from unerring.calibrate import run_calibration
-from unerring.cli import analysis_cmds
+from unerring.cli import analysis_cmds, report_cmds
 from unerring.cli.args import (
     Parser,
     add_store,
@@ -392,6 +392,10 @@ def _rows(store: Store, run: RunRecord, what: str) -> Iterator[dict[str, Any]]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "parquet":
+        return report_cmds.cmd_export_parquet(args)
+    if args.output:
+        raise UsageError("-o is for --format parquet; jsonl and csv go to standard output")
     store = _open_read(args.store)
     run = store.get_run(args.run_id)
     if run is None:
@@ -575,13 +579,23 @@ def build_parser() -> Parser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
 
-    export = sub.add_parser("export", help="stream a run's records as JSON lines or CSV")
+    export = sub.add_parser(
+        "export", help="stream a run's records as JSON lines or CSV, or write Parquet"
+    )
     export.add_argument("run_id", metavar="RUN_ID")
     add_store(export)
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "parquet"),
+        default="jsonl",
+        help="jsonl or csv to standard output; parquet to -o FILE (pip install "
+        "'unerring[parquet]')",
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="the Parquet file to write")
     export.add_argument("--what", choices=("decisions", "samples"), default="decisions")
     export.set_defaults(func=cmd_export)
     analysis_cmds.register(sub)
+    report_cmds.register(sub)
     return parser
 
 
