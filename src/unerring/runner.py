@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from unerring import reliability
+from unerring.backends.base import Backend
 from unerring.engine import Budget, Engine, Outcome, Prices, VotingConfig
 from unerring.events import Events, Stats, TransportFailure
 from unerring.journal.lock import RunLock, check_run_id
@@ -88,6 +89,15 @@ def config_difference(journal: dict[str, Any], given: dict[str, Any]) -> list[st
     return out
 
 
+class Watcher(Protocol):
+    """Watches one attempt from outside (telemetry): wraps the backend, and hears the
+    engine's events through its on_decision/on_transport_failure, as any subscriber."""
+
+    def wrap(self, backend: Backend) -> Backend: ...
+
+    def end(self, status: str, reason: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Session:
     """How this attempt runs; may differ between attempts of one run."""
@@ -100,6 +110,8 @@ class Session:
     handle_signals: bool = True
     transport: Transport = field(default_factory=Transport)
     max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
+    # makes a Watcher for each attempt (run, k); None (the default) adds nothing to the hot path
+    watch: Callable[[RunRecord, int], Watcher] | None = None
 
 
 @dataclass
@@ -358,6 +370,10 @@ def _drive(
             fn(f)
 
     backend = make_backend(spec, transport, on_failure)
+    watcher = session.watch(run, voting.k) if session.watch is not None else None
+    if watcher is not None:
+        backend = watcher.wrap(backend)
+        events.subscribe(watcher)
     attempt = store.begin_attempt(run)
     engine = Engine(
         process,
@@ -400,6 +416,8 @@ def _drive(
         # if the store itself failed (disk full), the committed records still stand
         with contextlib.suppress(Exception):
             store.end_attempt(run, attempt, status, reason)
+        if watcher is not None:
+            watcher.end(status, reason)
     fresh = store.get_run(run.run_id) or run
     assert outcome is not None
     return RunResult(
