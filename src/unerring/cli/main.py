@@ -16,7 +16,7 @@ from typing import Any
 from unerring import __version__, reliability
 from unerring.backends.resilience import RetryPolicy
 from unerring.calibrate import run_calibration
-from unerring.cli import analysis_cmds, report_cmds
+from unerring.cli import analysis_cmds, otel_opts, report_cmds
 from unerring.cli.args import (
     Parser,
     add_store,
@@ -134,6 +134,7 @@ def _session(args: argparse.Namespace) -> Session:
         budget=_budget(args),
         progress=_progress(not args.json and not args.quiet),
         transport=_transport(args),
+        watch=otel_opts.watch(args),
     )
 
 
@@ -441,6 +442,7 @@ def _add_run_session(p: argparse.ArgumentParser) -> None:
         help="stop cleanly at this many tokens (prompt + completion)",
     )
     add_transport_options(p)
+    otel_opts.add_otel_options(p)
 
 
 def build_parser() -> Parser:
