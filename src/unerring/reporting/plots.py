@@ -13,6 +13,7 @@ from typing import Any
 
 import matplotlib as mpl
 import numpy as np
+import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -64,6 +65,13 @@ def _label(text: str) -> str:
     return text.replace("$", r"\$")
 
 
+def _log_if_wide(ax: Axes, counts: npt.NDArray[np.int64]) -> None:
+    """A log scale when the counts span more than two orders of magnitude."""
+    positive = counts[counts > 0]
+    if len(positive) and positive.max() > 100 * positive.min():
+        ax.set_yscale("log")
+
+
 def _time_unit(seconds: float) -> tuple[float, str]:
     if seconds > 2 * 3600:
         return 3600.0, "hours"
@@ -104,7 +112,13 @@ def progress(agg: RunAggregate) -> Plot:
     else:
         scale, unit = _time_unit(float(b.t_end[has].max()))
         t = b.t_end[has] / scale
-        left.plot(t, np.cumsum(b.steps)[has], color=COLORS[0], linewidth=1.2)
+        done = np.cumsum(b.steps)
+        # each attempt's line starts where it started: at its start, with the steps before
+        starts = [(a.start_s, int(done[b.edges < a.first_step][-1:].sum())) for a in agg.attempts]
+        x = np.concatenate([[s for s, _ in starts], b.t_end[has]]) / scale
+        y = np.concatenate([[n for _, n in starts], done[has]])
+        order = np.argsort(x, kind="stable")
+        left.plot(x[order], y[order], color=COLORS[0], linewidth=1.2)
         left.set_xlabel(f"wall time ({unit} from the start)")
         left.set_ylabel("steps decided")
         left.set_title("Decided steps over time")
@@ -146,7 +160,7 @@ def samples(agg: RunAggregate) -> Plot:
         values = np.array(list(agg.samples_hist), np.int64)
         counts = np.array(list(agg.samples_hist.values()), np.int64)
         left.bar(values, counts, width=0.8, color=COLORS[0])
-        left.set_yscale("log")
+        _log_if_wide(left, counts)
         left.set_xlabel("samples drawn for a step")
         left.set_ylabel("steps")
         left.set_title("Samples per step")
@@ -183,7 +197,7 @@ def tallies(agg: RunAggregate, top: int = 12) -> Plot:
         colors = [COLORS[0] if a == 0 else COLORS[3] for (_, a), _ in shown]
         left.bar(range(len(labels)), counts, color=[*colors, COLORS[7]][: len(labels)])
         left.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
-        left.set_yscale("log")
+        _log_if_wide(left, np.array(counts))
         left.set_xlabel("votes for the winner – valid votes against it")
         left.set_ylabel("steps")
         left.set_title("Vote margins: the shape of each tally")
