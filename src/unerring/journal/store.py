@@ -309,6 +309,40 @@ class Store:
         for row in cur:
             yield block_columns(row)
 
+    def decision_values(self, run: RunRecord, column: str) -> Iterator[tuple[int, Any]]:
+        """(step, value) of one column ("winner" or "elapsed") for every decision, in step
+        order: what a replay or a clock needs, without a dict per step."""
+        if column not in ("winner", "elapsed"):
+            raise ValueError(f"decision_values reads winner or elapsed, not {column!r}")
+        full = self.conn.execute(
+            f"SELECT step, {column} FROM decisions WHERE run = ? ORDER BY step", (run.id,)
+        )
+        rows = (tuple(r) for r in full)
+        packed: Iterator[tuple[int, Any]]
+        if column == "winner":
+            blocks = self.conn.execute(
+                "SELECT first_step, last_step, holes, winners FROM decision_blocks"
+                " WHERE run = ? ORDER BY first_step",
+                (run.id,),
+            )
+            packed = (
+                pair
+                for b in blocks
+                for pair in zip(
+                    _block_steps(b),
+                    zlib.decompress(b["winners"]).decode().split(BLOCK_SEPARATOR),
+                    strict=True,
+                )
+            )
+        else:
+            packed = (
+                pair
+                for c in self.block_columns(run)
+                for pair in zip(_block_steps(c), (e / 1e6 for e in c.elapsed_us), strict=True)
+            )
+        # steps are unique across the two streams: tuples never compare their values
+        yield from heapq.merge(rows, packed)
+
     def noteworthy_decisions(self, run: RunRecord) -> Iterator[dict[str, Any]]:
         """The decisions with a row of their own (contested, flagged, rejected, undecided),
         in step order, without their texts (winner, features)."""
@@ -416,6 +450,21 @@ def block_columns(row: sqlite3.Row) -> BlockColumns:
         correct=col["correct"],
         cost=costs,
     )
+
+
+def _block_steps(block: sqlite3.Row | BlockColumns) -> list[int]:
+    """The steps a block holds: its range less its holes."""
+    if isinstance(block, BlockColumns):
+        first, last, holes = block.first_step, block.last_step, block.holes
+    else:
+        first, last = int(block["first_step"]), int(block["last_step"])
+        holes = array("i")
+        if block["holes"]:
+            holes.frombytes(block["holes"])
+    if not holes:
+        return list(range(first, last + 1))
+    skip = set(holes)
+    return [first + o for o in range(last - first + 1) if o not in skip]
 
 
 def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:

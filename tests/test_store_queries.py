@@ -1,0 +1,75 @@
+"""Store queries for reports and replays: columns per block, noteworthy rows, one column
+in step order, and a snapshot; each agrees with `Store.decisions`, step for step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from unerring.journal.store import Store
+from unerring.runner import RunOptions, Session, execute
+
+
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("queries") / "runs.db"
+    # a high error rate: many contested steps, so blocks have holes
+    options = RunOptions(task="hanoi", task_options={"disks": 8}, model="sim:error=0.2", k=2)
+    execute(options, Session(store=str(db)), "q")
+    return db
+
+
+def test_columns_and_noteworthy_rows_cover_every_decision_once(journal: Path) -> None:
+    store = Store(str(journal), read_only=True)
+    run = store.get_run("q")
+    assert run is not None
+    by_step = {d["step"]: d for d in store.decisions(run)}
+    seen: dict[int, tuple[int, int, int, float]] = {}
+    holes = 0
+    for c in store.block_columns(run):
+        holes += len(c.holes)
+        skip = set(c.holes)
+        steps = [c.first_step + o for o in range(c.last_step - c.first_step + 1) if o not in skip]
+        assert len(steps) == len(c.samples) == len(c.elapsed_us) == len(c.correct)
+        for i, s in enumerate(steps):
+            assert s not in seen
+            seen[s] = (c.samples[i], c.surplus[i], c.prompt_tokens[i], c.elapsed_us[i] / 1e6)
+    assert holes > 0  # contested steps sit inside blocks
+    for d in store.noteworthy_decisions(run):
+        assert d["step"] not in seen and "winner" not in d and "features" not in d
+        seen[d["step"]] = (d["samples"], d["surplus"], d["prompt_tokens"], d["elapsed"])
+    assert sorted(seen) == sorted(by_step) == list(range(255))
+    for s, (samples, surplus, prompt, elapsed) in seen.items():
+        d = by_step[s]
+        assert (samples, surplus, prompt) == (d["samples"], d["surplus"], d["prompt_tokens"])
+        assert elapsed == pytest.approx(d["elapsed"], abs=1e-6)
+
+
+def test_one_column_in_step_order(journal: Path) -> None:
+    store = Store(str(journal), read_only=True)
+    run = store.get_run("q")
+    assert run is not None
+    decisions = list(store.decisions(run))
+    assert list(store.decision_values(run, "winner")) == [
+        (d["step"], d["winner"]) for d in decisions
+    ]
+    elapsed = list(store.decision_values(run, "elapsed"))
+    assert [s for s, _ in elapsed] == [d["step"] for d in decisions]
+    assert [e for _, e in elapsed] == pytest.approx([d["elapsed"] for d in decisions], abs=1e-6)
+    with pytest.raises(ValueError, match="winner or elapsed"):
+        list(store.decision_values(run, "votes; DROP TABLE runs"))
+
+
+def test_a_snapshot_sees_one_committed_state(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    writer = Store(db)
+    writer.create_run("a", "hanoi", {}, 1)
+    reader = Store(db, read_only=True)
+    with reader.snapshot():
+        assert [r.run_id for r in reader.list_runs()] == ["a"]
+        writer.create_run("b", "hanoi", {}, 1)  # committed by another connection meanwhile
+        assert [r.run_id for r in reader.list_runs()] == ["a"]
+        with reader.snapshot():  # nested: the same view
+            assert len(reader.list_runs()) == 1
+    assert [r.run_id for r in reader.list_runs()] == ["a", "b"]
