@@ -132,14 +132,13 @@ def replay(
 ) -> Iterator[tuple[int, Any]]:
     """(step, state before the step) along the run's committed winners."""
     state = process.initial_state()
-    for row in store.decisions(run):
-        step = row["step"]
+    for step, winner in store.decision_values(run, "winner"):
         if step >= limit:
             return
         yield step, state
-        if row["winner"] is None:
+        if winner is None:
             return
-        answer = process.parse(row["winner"])
+        answer = process.parse(winner)
         if isinstance(answer, Flag):
             return
         state = process.advance(state, answer)
@@ -164,12 +163,11 @@ def _times(store: Store, run: RunRecord, wanted: set[int]) -> dict[int, float]:
     out: dict[int, float] = {}
     ai = 0
     clock = starts[0][1]
-    for row in store.decisions(run):  # rows of their own and packed blocks, in step order
-        step = int(row["step"])
+    for step, elapsed in store.decision_values(run, "elapsed"):  # rows and blocks, in order
         while ai + 1 < len(starts) and step >= starts[ai + 1][0]:
             ai += 1
             clock = starts[ai][1]
-        clock += float(row["elapsed"])
+        clock += elapsed
         if step in wanted:
             out[step] = clock
     # an undecided step has no decision row: it happened right after the last one
@@ -221,10 +219,12 @@ def build(
     rejected = {s for s, d in decision_of.items() if d["correct"] == 0}
     right: dict[int, set[str]] = {}
     if process is not None:
+        # steps share few feature combinations: count those, spell them as tokens once
+        combos: Counter[tuple[tuple[str, Feature], ...]] = Counter()
         try:
             for s, state in replay(process, store, run, replay_limit):
                 f = process.features(state, s)
-                baseline.update(tokens_of(f))
+                combos[tuple(f.items())] += 1
                 baseline_steps += 1
                 if s in wanted and s not in features:
                     features[s] = dict(f)
@@ -232,6 +232,9 @@ def build(
                     right[s] = _right_texts(process, state, s, by_step.get(s, []))
         except Exception:  # a replay that cannot go on (a diverged state): use what we have
             pass
+        for combo, n in combos.items():
+            for token in tokens_of(dict(combo)):
+                baseline[token] += n
     if baseline_steps == 0:
         for f in features.values():
             baseline.update(tokens_of(f))
