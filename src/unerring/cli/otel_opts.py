@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -46,4 +47,27 @@ def watch(args: argparse.Namespace) -> Callable[[RunRecord, int], Watcher] | Non
         return None
     from unerring.telemetry.otel import Telemetry
 
+    _one_line_warnings()
     return Telemetry.otlp(content=args.otel_content)
+
+
+class _OneLine(logging.Handler):
+    """The SDK's own warnings (a collector that is down) as one line each, said once."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.said: set[object] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg in self.said:
+            return
+        self.said.add(record.msg)
+        line = " ".join(record.getMessage().split())[:300]
+        sys.stderr.write(f"unerring: warning: OpenTelemetry: {line}\n")
+
+
+def _one_line_warnings() -> None:
+    logger = logging.getLogger("opentelemetry")
+    if not any(isinstance(h, _OneLine) for h in logger.handlers):
+        logger.addHandler(_OneLine())
+        logger.propagate = False
