@@ -3,10 +3,12 @@ in step order, and a snapshot; each agrees with `Store.decisions`, step for step
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from unerring.journal.schema import migrate
 from unerring.journal.store import Store
 from unerring.runner import RunOptions, Session, execute
 
@@ -73,3 +75,34 @@ def test_a_snapshot_sees_one_committed_state(tmp_path: Path) -> None:
         with reader.snapshot():  # nested: the same view
             assert len(reader.list_runs()) == 1
     assert [r.run_id for r in reader.list_runs()] == ["a", "b"]
+
+
+def test_a_store_before_holes_is_read_as_it_is(journal: Path, tmp_path: Path) -> None:
+    """A v3 store opened read-only (never migrated) has blocks without a holes column."""
+    db = tmp_path / "s.db"
+    options = RunOptions(task="hanoi", task_options={"disks": 4}, model="sim:error=0.0", k=2)
+    # durability sync: one decision per commit, so no block has a hole
+    execute(options, Session(store=str(db), durability="sync"), "old").store.close()
+    v3 = tmp_path / "v3.db"
+    conn = sqlite3.connect(v3, isolation_level=None)
+    migrate(conn, 0, target=3)
+    conn.execute("ATTACH ? AS src", (str(db),))
+    for table in ("runs", "attempts", "decisions", "samples"):
+        conn.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
+    conn.execute(
+        "INSERT INTO main.decision_blocks"
+        " SELECT run, first_step, last_step, winners, data FROM src.decision_blocks"
+    )
+    conn.execute("DETACH src")
+    conn.close()
+    v3.chmod(0o444)
+    store = Store(str(v3), read_only=True)
+    run = store.get_run("old")
+    assert run is not None and store.version == 3
+    winners = list(store.decision_values(run, "winner"))
+    assert [s for s, _ in winners] == list(range(15))
+    assert (
+        sum(len(c.samples) for c in store.block_columns(run))
+        + sum(1 for _ in store.noteworthy_decisions(run))
+        == 15
+    )

@@ -133,12 +133,15 @@ class Store:
             self.uri = f"file:unerring-{uuid.uuid4().hex}?mode=memory&cache=shared"
             self.conn = _connect(self.uri, max_pages=max_pages)
             migrate(self.conn, 0)
+            self.version = SCHEMA_VERSION
             return
         p = Path(path)
         exists = p.exists()
         if exists and p.is_dir():
             raise StoreError(f"--store {path} is a directory; give a file path")
         version = _check_file(p) if exists else 0
+        # the schema the file has once open: a read-only store is never migrated
+        self.version = version if read_only else SCHEMA_VERSION
         if read_only:
             if not exists:
                 raise StoreError(f"no store at {path} (runs are kept where --store points)")
@@ -295,6 +298,11 @@ class Store:
         ).fetchone()[0]
         return int(full) + int(packed)
 
+    @property
+    def _holes(self) -> str:
+        # blocks have had holes since schema v4; an older store read as is has none
+        return "holes" if self.version >= 4 else "NULL AS holes"
+
     def block_columns(self, run: RunRecord) -> Iterator[BlockColumns]:
         """The run's plain decisions, one packed block at a time, as columns (in step order).
 
@@ -302,8 +310,8 @@ class Store:
         dict per step: what aggregates over a million steps need.
         """
         cur = self.conn.execute(
-            "SELECT first_step, last_step, data, holes FROM decision_blocks WHERE run = ?"
-            " ORDER BY first_step",
+            f"SELECT first_step, last_step, data, {self._holes} FROM decision_blocks"
+            " WHERE run = ? ORDER BY first_step",
             (run.id,),
         )
         for row in cur:
@@ -321,7 +329,7 @@ class Store:
         packed: Iterator[tuple[int, Any]]
         if column == "winner":
             blocks = self.conn.execute(
-                "SELECT first_step, last_step, holes, winners FROM decision_blocks"
+                f"SELECT first_step, last_step, {self._holes}, winners FROM decision_blocks"
                 " WHERE run = ? ORDER BY first_step",
                 (run.id,),
             )
