@@ -267,3 +267,16 @@ def test_flags_are_counted_by_kind_over_the_steps(journal: Path) -> None:
         for kind, c in json.loads(d["flags"] or "{}").items():
             by_kind[kind] += c
     assert aggregate(store, run).flags == dict(by_kind) == run.stats["flags"]
+
+
+def test_a_run_with_nothing_committed_yet(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    store = Store(str(db))
+    store.create_run("empty", "hanoi", {"model": "sim:error=0.01", "k_resolved": 2}, 7)
+    store.close()
+    out = tmp_path / "e.html"
+    assert main(["report", "empty", "--store", str(db), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert re.findall(r'data-plot="([a-z_]+)"', page) == list(PLOTS)
+    assert "no decision committed yet" not in page  # drawn into the images, not the text
+    assert "interrupted" in page  # marked running, but no writer holds it
