@@ -17,9 +17,10 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from unerring import reliability
+from unerring.backends.base import Backend
 from unerring.errors import UsageError
 from unerring.events import Events, ItemEnd, Totals, TransportFailure
 from unerring.journal.lock import RunLock, check_run_id
@@ -49,6 +50,7 @@ __all__ = [
     "RunResult",
     "Session",
     "UsageError",
+    "Watcher",
     "execute",
     "item_summary",
     "summary",
@@ -103,6 +105,15 @@ def config_difference(journal: dict[str, Any], given: dict[str, Any]) -> list[st
     return out
 
 
+class Watcher(Protocol):
+    """Watches one attempt from outside (telemetry): wraps the backend, and hears the
+    scheduler's events through its on_* methods, as any subscriber."""
+
+    def wrap(self, backend: Backend) -> Backend: ...
+
+    def end(self, status: str, reason: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Session:
     """How this attempt runs; may differ between attempts of one run (no decision
@@ -120,6 +131,8 @@ class Session:
     max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
     speculate: int = 0  # steps a chain may open ahead of its vote (0: none)
     window: int | None = None  # items deciding at once (default: from the concurrency)
+    # makes a Watcher for each attempt (run, k); None (the default) adds nothing to the hot path
+    watch: Callable[[RunRecord, int], Watcher] | None = None
 
 
 @dataclass(frozen=True)
@@ -488,6 +501,10 @@ def _drive(
             fn(f)
 
     backend = make_backend(spec, transport, on_failure)
+    watcher = session.watch(run, voting.k) if session.watch is not None else None
+    if watcher is not None:
+        backend = watcher.wrap(backend)
+        events.subscribe(watcher)
     attempt = store.begin_attempt(run)
     concurrency = transport.concurrency or 8
     scheduler = Scheduler(
@@ -555,6 +572,8 @@ def _drive(
         # if the store itself failed (disk full), the committed records still stand
         with contextlib.suppress(Exception):
             store.end_attempt(run, attempt, status, reason)
+        if watcher is not None:
+            watcher.end(status, reason)
     fresh = store.get_run(run.run_id) or run
     assert outcome is not None
     return RunResult(
