@@ -31,7 +31,7 @@ from tests.loopback import serving
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli import otel_opts
 from unerring.models import Transport
-from unerring.runner import RunOptions, Session, execute
+from unerring.runner import BatchItem, RunOptions, Session, execute
 from unerring.tasks.hanoi import Hanoi
 from unerring.telemetry import requested
 from unerring.telemetry.otel import Telemetry
@@ -111,6 +111,106 @@ def test_spans_per_run_step_and_request_match_the_journal() -> None:
     assert len(events) == failures
     assert all(e.attributes and e.attributes["error.type"] == "server_error" for e in events)
     assert sum(_attrs(r)["unerring.retries"] for r in requests) == failures
+
+
+def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def test_a_batch_with_many_requests_in_flight_attributes_each_retry_to_its_request() -> None:
+    """A model that takes time: one request per sample, the steps of many items at once,
+    faults on some. Every step span names its item; every failure lands on the request
+    that failed (item, step, first index), and retries add up to the journal's."""
+    provider, exporter = _provider()
+    options = RunOptions(
+        task="hanoi", task_options={"disks": 3}, model="sim:error=0.2,seed=5,latency=1", k=2
+    )
+    batch = [BatchItem(f"item-{i}", {"disks": 3 + i % 2}) for i in range(6)]
+    session = Session(
+        transport=Transport(faults="server_error=0.2", retry=FAST_RETRY, concurrency=16),
+        handle_signals=False,
+        watch=Telemetry(provider),
+    )
+    result = execute(options, session, "traced-batch", batch=batch)
+    assert result.outcome.status == "completed", result.outcome.reason
+    names = _by_name(list(exporter.get_finished_spans()))
+    (run,) = names["unerring run"]
+    ra = _attrs(run)
+    assert ra["unerring.kind"] == "batch" and "unerring.first_step" not in ra
+    assert ra["unerring.items_completed"] == 6 and ra["unerring.items_failed"] == 0
+    steps = names["unerring step"]
+    requests = names["chat sim"]
+    assert len(steps) == result.summary["steps_decided"] == 3 * 7 + 3 * 15
+    place = {
+        s.context.span_id: (_attrs(s)["unerring.item"], _attrs(s)["unerring.step"]) for s in steps
+    }
+    assert len(set(place.values())) == len(steps)  # one span per (item, step)
+    journal = {}
+    for it in result.store.items(result.run):
+        for d in result.store.decisions(result.run, item=it.item):
+            journal[(it.item_id, d["step"])] = d
+    assert set(place.values()) == set(journal)
+    for s in steps:
+        a = _attrs(s)
+        d = journal[(a["unerring.item"], a["unerring.step"])]
+        assert a["unerring.samples"] == d["samples"] and a["unerring.votes"] == tuple(
+            json.loads(d["votes"])
+        )
+    # one request per sample: many per step, each a child of its own item's step
+    assert len(requests) > len(steps)
+    for r in requests:
+        a = _attrs(r)
+        assert r.parent is not None
+        assert place[r.parent.span_id] == (a["unerring.item"], a["unerring.step"])
+        assert a["gen_ai.request.choice.count"] == 1
+    failures = result.summary["transport_failures"]
+    assert failures > 5
+    hit = 0
+    for r in requests:
+        a = _attrs(r)
+        events = [e for e in r.events if e.name == "transport_failure"]
+        for e in events:
+            ea = dict(e.attributes or {})
+            assert (
+                ea["unerring.item"],
+                ea["unerring.step"],
+                ea["unerring.sample.first_index"],
+            ) == (
+                a["unerring.item"],
+                a["unerring.step"],
+                a["unerring.sample.first_index"],
+            )
+        assert a["unerring.retries"] == sum(1 for e in events if e.attributes["unerring.retried"])  # type: ignore[index]
+        hit += len(events)
+    assert hit == failures  # none fell back to a step or the run
+    assert not [e for s in (*steps, run) for e in s.events]
+
+
+def test_speculation_discarded_is_a_step_span_of_its_own() -> None:
+    provider, exporter = _provider()
+    options = RunOptions(
+        task="hanoi", task_options={"disks": 5}, model="sim:error=0.3,seed=2,latency=1", k=2
+    )
+    session = Session(handle_signals=False, speculate=2, watch=Telemetry(provider))
+    result = execute(options, session, "spec")
+    assert result.outcome.status == "completed"
+    names = _by_name(list(exporter.get_finished_spans()))
+    steps = names["unerring step"]
+    decided = [s for s in steps if not _attrs(s).get("unerring.discarded")]
+    thrown = [s for s in steps if _attrs(s).get("unerring.discarded")]
+    assert len(decided) == 31 == len({_attrs(s)["unerring.step"] for s in decided})
+    assert thrown  # at 30% errors some step was opened on an answer that lost
+    assert all(s.status.status_code != StatusCode.ERROR for s in steps)
+    (run,) = names["unerring run"]
+    spec = result.summary["speculative_samples"]
+    assert (
+        _attrs(run)["unerring.speculative_samples"]
+        == spec
+        == sum(_attrs(s)["unerring.samples"] for s in thrown)
+    )
 
 
 def test_prompts_stay_out_of_spans_unless_content_is_asked_for() -> None:

@@ -1,5 +1,6 @@
 """OpenTelemetry traces of runs: a span per attempt of a run, per decided step (a child of
-the run's span) and per model request (a child of its step's span).
+the run's span; of a batch, naming its item) and per model request (a child of its step's
+span).
 
 An event subscriber plus a backend wrapper, made only when tracing is asked for, so the
 default path costs nothing. Attribute names follow the GenAI semantic conventions where
@@ -23,7 +24,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from unerring import __version__
 from unerring.backends.base import Backend, Sample, SampleRequest, TransportError, Wrapping
-from unerring.events import Decision, TransportFailure
+from unerring.events import Decision, Discarded, ItemEnd, TransportFailure
 from unerring.journal.store import RunRecord
 
 CONTENT_LIMIT = 8192  # characters of a prompt or response put in a span (with content on)
@@ -74,63 +75,93 @@ class _Request:
 
 
 class RunTracer:
-    """One attempt's spans. Hears decisions and transport failures; wraps the backend."""
+    """One attempt's spans. Hears decisions, discarded speculation, transport failures and
+    items ending; wraps the backend.
+
+    Many requests are in flight at once (one per sample on backends that take time, the
+    steps of many items side by side): a step's span is keyed by (item, step), a request's
+    by (item, step, first_index), the very names a TransportFailure carries, so a retry
+    is counted on the request it hit.
+    """
 
     def __init__(self, telemetry: Telemetry, run: RunRecord, k: int) -> None:
         self.telemetry = telemetry
         self.tracer: Tracer = telemetry.tracer
         self.content = telemetry.content
         self.k = k
+        self.batch = run.kind == "batch"
         cfg = run.config
         self.operation = "text_completion" if cfg.get("api") == "completions" else "chat"
         model = str(cfg.get("model", ""))
         self.provider = "unerring.sim" if model.startswith("sim") else model.partition(":")[0]
-        self.span = self.tracer.start_span(
-            "unerring run",
-            attributes={
-                "unerring.run_id": run.run_id,
-                "unerring.task": run.task,
-                "unerring.k": k,
-                "unerring.first_step": run.next_step,
-                "unerring.steps_total": run.steps_total if run.steps_total is not None else -1,
-                "gen_ai.request.model": model,
-                "gen_ai.provider.name": self.provider,
-            },
-        )
+        attributes: dict[str, Any] = {
+            "unerring.run_id": run.run_id,
+            "unerring.task": run.task,
+            "unerring.kind": run.kind,
+            "unerring.k": k,
+            "unerring.steps_total": run.steps_total if run.steps_total is not None else -1,
+            "gen_ai.request.model": model,
+            "gen_ai.provider.name": self.provider,
+        }
+        if not self.batch:  # a batch's attempt starts no step: each item resumes its own
+            attributes["unerring.first_step"] = run.next_step
+        self.span = self.tracer.start_span("unerring run", attributes=attributes)
         self.context = trace.set_span_in_context(self.span)
-        self._steps: dict[int, Span] = {}
-        self._requests: dict[int, list[_Request]] = {}
-        self._totals = {"steps": 0, "samples": 0, "input": 0, "output": 0, "failures": 0}
+        self._steps: dict[tuple[int, int], Span] = {}
+        self._requests: dict[tuple[int, int, int], list[_Request]] = {}
+        self._ids: dict[int, str] = {}  # item index -> id, while the item decides
+        self._totals = {
+            "steps": 0,
+            "samples": 0,
+            "input": 0,
+            "output": 0,
+            "failures": 0,
+            "speculative": 0,
+        }
+        self._ended: dict[str, int] = {}
         self._cost = 0.0
 
-    # -- the backend side ----------------------------------------------------------------
+    def item_attributes(self, item: int) -> dict[str, Any]:
+        """A batch's spans name their item: its id, and its index in the run."""
+        if not self.batch:
+            return {}
+        return {"unerring.item": self._ids.get(item, str(item + 1)), "unerring.item_index": item}
+
+    # -- the runner and the backend side ------------------------------------------------
+    def item_started(self, item: int, item_id: str) -> None:
+        self._ids[item] = item_id
+
     def wrap(self, backend: Backend) -> Backend:
         return TracedBackend(backend, self)
 
-    def step_context(self, step: int) -> Context:
+    def step_context(self, item: int, step: int) -> Context:
         """The context of the step's span, opened by its first request."""
-        span = self._steps.get(step)
+        span = self._steps.get((item, step))
         if span is None:
-            span = self._steps[step] = self.tracer.start_span(
-                "unerring step", context=self.context, attributes={"unerring.step": step}
+            span = self._steps[(item, step)] = self.tracer.start_span(
+                "unerring step",
+                context=self.context,
+                attributes={"unerring.step": step, **self.item_attributes(item)},
             )
         return trace.set_span_in_context(span)
 
-    def opened(self, step: int, span: Span) -> _Request:
+    def opened(self, request: SampleRequest, span: Span) -> _Request:
         r = _Request(span)
-        self._requests.setdefault(step, []).append(r)
+        key = (request.item, request.step, request.first_index)
+        self._requests.setdefault(key, []).append(r)
         return r
 
-    def closed(self, step: int, r: _Request) -> None:
-        open_ = self._requests.get(step)
+    def closed(self, request: SampleRequest, r: _Request) -> None:
+        key = (request.item, request.step, request.first_index)
+        open_ = self._requests.get(key)
         if open_ is not None:
             open_.remove(r)
             if not open_:
-                del self._requests[step]
+                del self._requests[key]
 
-    # -- engine events -------------------------------------------------------------------
+    # -- scheduler events ----------------------------------------------------------------
     def on_decision(self, d: Decision) -> None:
-        span = self._steps.pop(d.step, None)
+        span = self._steps.pop((d.item, d.step), None)
         if span is None:  # a step decided without a request of ours (none today)
             start = time.time_ns() - int(d.elapsed_s * 1e9)
             span = self.tracer.start_span("unerring step", context=self.context, start_time=start)
@@ -138,6 +169,7 @@ class RunTracer:
         votes = sorted(d.votes.values(), reverse=True)
         attributes: dict[str, Any] = {
             "unerring.step": d.step,
+            **self.item_attributes(d.item),
             "unerring.k": self.k,
             "unerring.samples": d.samples,
             "unerring.votes": votes,
@@ -153,11 +185,7 @@ class RunTracer:
             attributes[f"unerring.red_flags.{flag.value}"] = count
         if d.correct is not None:
             attributes["unerring.correct"] = d.correct
-        # graphs will say which node a step is of (a batch's items: see the next change)
-        for name in ("node",):
-            value = getattr(d, name, None)
-            if value is not None:
-                attributes[f"unerring.{name}"] = str(value)
+        # graphs will say which node a step is of (unerring.node)
         if self.content and d.winner_text is not None:
             attributes["unerring.winner"] = _bounded(d.winner_text)
         span.set_attributes(attributes)
@@ -171,6 +199,33 @@ class RunTracer:
         t["output"] += d.completion_tokens
         self._cost += d.cost
 
+    def on_discarded(self, x: Discarded) -> None:
+        """A step opened on an answer that lost its vote: its span ends, marked discarded
+        (its samples were paid for, never voted)."""
+        t = self._totals
+        t["speculative"] += x.samples
+        t["input"] += x.prompt_tokens
+        t["output"] += x.completion_tokens
+        self._cost += x.cost
+        span = self._steps.pop((x.item, x.step), None)
+        if span is None:
+            return
+        span.set_attributes(
+            {
+                "unerring.step": x.step,
+                "unerring.discarded": True,
+                "unerring.samples": x.samples,
+                "unerring.cost": x.cost,
+                "gen_ai.usage.input_tokens": x.prompt_tokens,
+                "gen_ai.usage.output_tokens": x.completion_tokens,
+            }
+        )
+        span.end()
+
+    def on_item_end(self, e: ItemEnd) -> None:
+        self._ended[e.status] = self._ended.get(e.status, 0) + 1
+        self._ids.pop(e.item, None)
+
     def on_transport_failure(self, f: TransportFailure) -> None:
         self._totals["failures"] += 1
         attributes: dict[str, Any] = {
@@ -178,35 +233,43 @@ class RunTracer:
             "unerring.attempt": f.attempt,
             "unerring.retried": f.retried,
             "unerring.step": f.step,
+            "unerring.sample.first_index": f.first_index,
+            **self.item_attributes(f.item),
         }
-        open_ = self._requests.get(f.step)
-        if not open_:
-            self.span.add_event("transport_failure", attributes)
+        open_ = self._requests.get((f.item, f.step, f.first_index))
+        if not open_:  # not a request of ours: on the step, else on the run
+            step = self._steps.get((f.item, f.step))
+            (self.span if step is None else step).add_event("transport_failure", attributes)
             return
-        r = open_[-1]  # one request per step is in flight today
+        # the newest with that name: an older one is a cancelled request not yet unwound,
+        # which fails no more
+        r = open_[-1]
         if f.retried:
             r.retries += 1
         r.span.add_event("transport_failure", attributes)
 
     def end(self, status: str, reason: str) -> None:
-        for step, span in self._steps.items():
+        for (item, step), span in self._steps.items():
             span.set_status(Status(StatusCode.ERROR, f"not decided: the run {status}"))
-            span.set_attribute("unerring.step", step)
+            span.set_attributes({"unerring.step": step, **self.item_attributes(item)})
             span.end()
         self._steps.clear()
         t = self._totals
-        self.span.set_attributes(
-            {
-                "unerring.status": status,
-                "unerring.reason": _bounded(reason, REASON_LIMIT),
-                "unerring.steps_decided": t["steps"],
-                "unerring.samples": t["samples"],
-                "unerring.transport_failures": t["failures"],
-                "unerring.cost": self._cost,
-                "gen_ai.usage.input_tokens": t["input"],
-                "gen_ai.usage.output_tokens": t["output"],
-            }
-        )
+        attributes: dict[str, Any] = {
+            "unerring.status": status,
+            "unerring.reason": _bounded(reason, REASON_LIMIT),
+            "unerring.steps_decided": t["steps"],
+            "unerring.samples": t["samples"],
+            "unerring.speculative_samples": t["speculative"],
+            "unerring.transport_failures": t["failures"],
+            "unerring.cost": self._cost,
+            "gen_ai.usage.input_tokens": t["input"],
+            "gen_ai.usage.output_tokens": t["output"],
+        }
+        if self.batch:
+            for s in ("completed", "stopped", "failed"):
+                attributes[f"unerring.items_{s}"] = self._ended.get(s, 0)
+        self.span.set_attributes(attributes)
         if status != "completed":
             self.span.set_status(Status(StatusCode.ERROR, status))
         self.span.end()
@@ -233,6 +296,7 @@ class TracedBackend(Wrapping):
             "gen_ai.request.choice.count": request.n,
             "unerring.step": request.step,
             "unerring.sample.first_index": request.first_index,
+            **run.item_attributes(request.item),
         }
         if request.first_index == 0:
             attributes["unerring.first_temperature"] = request.first_temperature
@@ -244,11 +308,11 @@ class TracedBackend(Wrapping):
             )
         span = run.tracer.start_span(
             f"{run.operation} {model}",
-            context=run.step_context(request.step),
+            context=run.step_context(request.item, request.step),
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
-        entry = run.opened(request.step, span)
+        entry = run.opened(request, span)
         t0 = time.perf_counter()
         try:
             out = await self.inner.sample(request)
@@ -278,5 +342,5 @@ class TracedBackend(Wrapping):
             span.set_attributes(
                 {"unerring.latency_s": time.perf_counter() - t0, "unerring.retries": entry.retries}
             )
-            run.closed(request.step, entry)
+            run.closed(request, entry)
             span.end()
