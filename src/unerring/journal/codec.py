@@ -20,6 +20,7 @@ BLOCK_SEPARATOR = "\x1e"
 
 
 _INT_COLUMNS = ("samples", "surplus", "prompt_tokens", "completion_tokens", "elapsed_us", "correct")
+_INT_WIDTH = array("i").itemsize * len(_INT_COLUMNS)  # bytes per step
 
 
 def pack_holes(first: int, holes: list[int]) -> bytes | None:
@@ -90,23 +91,23 @@ def block_columns(row: sqlite3.Row) -> BlockColumns:
     n = last - first + 1 - len(holes)
     ints = array("i")
     blob = row["data"]
-    width = ints.itemsize * n * len(_INT_COLUMNS)
+    width = _INT_WIDTH * n
     ints.frombytes(blob[:width])
     costs = array("d")
     costs.frombytes(blob[width:])
-    col = {name: ints[i * n : (i + 1) * n] for i, name in enumerate(_INT_COLUMNS)}
+    # positional, in _INT_COLUMNS' order: a batch of small items decodes many blocks
     return BlockColumns(
-        item=int(row["item"]),
-        first_step=first,
-        last_step=last,
-        holes=holes,
-        samples=col["samples"],
-        surplus=col["surplus"],
-        prompt_tokens=col["prompt_tokens"],
-        completion_tokens=col["completion_tokens"],
-        elapsed_us=col["elapsed_us"],
-        correct=col["correct"],
-        cost=costs,
+        int(row["item"]),
+        first,
+        last,
+        holes,
+        ints[:n],
+        ints[n : 2 * n],
+        ints[2 * n : 3 * n],
+        ints[3 * n : 4 * n],
+        ints[4 * n : 5 * n],
+        ints[5 * n :],
+        costs,
     )
 
 
