@@ -17,7 +17,7 @@ from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
 from unerring.journal.store import Store
 from unerring.models import Transport
-from unerring.runner import RunOptions, Session, execute
+from unerring.runner import BatchItem, RunOptions, Session, execute
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +126,29 @@ def test_an_unknown_run_and_a_missing_extra(journal: Path, tmp_path: Path) -> No
     assert done.returncode == 2
     assert "pip install 'unerring[parquet]'" in one_line_error(done.stderr)
     assert not out.exists()
+
+
+def test_a_batch_exports_its_items_or_one_item(tmp_path: Path) -> None:
+    db = tmp_path / "b.db"
+    options = RunOptions(task="hanoi", task_options={"disks": 3}, model="sim:error=0.2", k=2)
+    batch = [BatchItem("x", {"disks": 3}), BatchItem("y", {"disks": 4})]
+    execute(options, Session(store=str(db)), "b", batch=batch).store.close()
+    every = tmp_path / "all.parquet"
+    assert main(["export", "b", "--store", str(db), "--format", "parquet", "-o", str(every)]) == 0
+    table = pq.read_table(every)
+    assert table.schema.names[0] == "item" and table.schema.field("item").type == pa.string()
+    rows = table.to_pylist()
+    assert [(r["item"], r["step"]) for r in rows] == [("x", s) for s in range(7)] + [
+        ("y", s) for s in range(15)
+    ]
+    one = tmp_path / "y.parquet"
+    args = ["--store", str(db), "--format", "parquet", "--what", "samples", "-o", str(one)]
+    assert main(["export", "b", *args, "--item", "y"]) == 0
+    samples = pq.read_table(one)
+    assert "item" not in samples.schema.names  # one item: the single-run form
+    store = Store(str(db), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    assert samples.num_rows == sum(1 for _ in store.samples(run, 1)) > 0
+    done = cli("export", "b", *args, "--item", "nope")
+    assert done.returncode == 2 and "no item 'nope'" in one_line_error(done.stderr)

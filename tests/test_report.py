@@ -20,11 +20,12 @@ from tests.helpers import child_env, cli, one_line_error
 from tests.report_helpers import hostile_journal
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
-from unerring.journal.store import Store
+from unerring.journal.store import RunRecord, Store
 from unerring.models import Transport
+from unerring.reporting import aggregate as aggregate_module
 from unerring.reporting import html_report
 from unerring.reporting.aggregate import aggregate
-from unerring.runner import RunOptions, Session, execute
+from unerring.runner import BatchItem, RunOptions, Session, execute
 from unerring.settings import Budget
 
 PLOTS = ("progress", "samples", "margins", "red_flags", "usage", "transport", "failures")
@@ -125,6 +126,8 @@ def test_the_page_is_self_contained_with_every_plot(
     assert page.startswith("<!DOCTYPE html>")
     assert re.findall(r'data-plot="([a-z_]+)"', page) == list(PLOTS)
     assert page.count('src="data:image/png;base64,') == len(PLOTS)
+    ids = re.findall(r'id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # every anchor names one place
     assert "<script" not in page.lower()
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     # offline: nothing refers to the network
@@ -280,3 +283,129 @@ def test_a_run_with_nothing_committed_yet(tmp_path: Path) -> None:
     assert re.findall(r'data-plot="([a-z_]+)"', page) == list(PLOTS)
     assert "no decision committed yet" not in page  # drawn into the images, not the text
     assert "interrupted" in page  # marked running, but no writer holds it
+
+
+# -- batches --------------------------------------------------------------------------
+
+BATCH_PLOTS = (*PLOTS[:-1], "items", "failures")
+
+
+@pytest.fixture(scope="module")
+def batch_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A batch of 12 Hanoi items with red flags, contested steps and transport faults,
+    stopped by its budget twice (two attempts; some items not completed)."""
+    db = tmp_path_factory.mktemp("batch") / "runs.db"
+    options = RunOptions(
+        task="hanoi", task_options={"disks": 3}, model="sim:error=0.15,flag=0.05,seed=4", k=3
+    )
+    batch = [BatchItem(f"i{n}", {"disks": 3 + n % 4}) for n in range(12)]
+    transport = Transport(faults="server_error=0.05", retry=RetryPolicy(base_s=0.001, cap_s=0.01))
+    for budget in (400, 900):
+        session = Session(
+            store=str(db), transport=transport, budget=Budget(max_samples=budget), window=4
+        )
+        resume = budget != 400
+        done = execute(options, session, "b", batch=batch, resume=resume)
+        assert done.outcome.status == "stopped", done.outcome.reason
+        done.store.close()
+    return db
+
+
+def _batch_naive(store: Store, run: RunRecord) -> list[tuple[int, dict[str, Any]]]:
+    return [(it.item, d) for it in store.items(run) for d in store.decisions(run, item=it.item)]
+
+
+@pytest.mark.parametrize("chunk", [5, aggregate_module.CHUNK])
+def test_a_batch_aggregates_over_its_items_step_by_step(
+    batch_journal: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a small chunk: many items' blocks gathered, and cut, mid-way
+    monkeypatch.setattr(aggregate_module, "CHUNK", chunk)
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None and run.kind == "batch"
+    rows = _batch_naive(store, run)
+    agg = aggregate(store, run, max_bins=9)
+    assert agg.batch and agg.bins.t_end is None
+    assert agg.decided == len(rows) == run.stats["steps_decided"] > 0
+    assert agg.samples == run.stats["samples"]
+    assert agg.flags == run.stats["flags"] and agg.flags
+    assert agg.samples_hist == dict(Counter(d["samples"] for _, d in rows))
+    tallies: Counter[tuple[int, int]] = Counter()
+    for _, d in rows:
+        votes = json.loads(d["votes"])
+        tallies[(votes[0], sum(votes[1:]))] += 1
+    assert agg.tallies == dict(tallies)
+    # bins over the step within each item, summed over the items
+    assert agg.bins.end == max(it.next_step for it in store.items(run))
+    edges = [*agg.bins.edges.tolist(), agg.bins.end]
+    assert len(edges) - 1 <= 9
+    for i in range(len(edges) - 1):
+        inside = [d for _, d in rows if edges[i] <= d["step"] < edges[i + 1]]
+        assert agg.bins.steps[i] == len(inside)
+        assert agg.bins.samples[i] == sum(d["samples"] for d in inside)
+        assert agg.bins.samples_max[i] == max((d["samples"] for d in inside), default=0)
+        assert agg.bins.contested[i] == sum(len(json.loads(d["votes"])) > 1 for d in inside)
+        assert agg.bins.elapsed[i] == pytest.approx(sum(d["elapsed"] for d in inside), abs=1e-5)
+    slowest = sorted(((d["elapsed"], item, d["step"]) for item, d in rows), reverse=True)
+    assert [(i, s) for _, i, s in agg.slowest] == [(i, s) for _, i, s in slowest[:10]]
+    # the items, from their committed totals
+    items = agg.items
+    assert items is not None and items.count == 12
+    assert items.by_status == {
+        "completed": 0, "stopped": 0, "failed": 0, "pending": 0, **store.item_counts(run)
+    }  # fmt: skip
+    records = list(store.items(run))
+    assert items.steps.tolist() == [it.stats.get("steps_decided", 0) for it in records]
+    assert items.samples.tolist() == [it.stats.get("samples", 0) for it in records]
+    assert int(items.steps.sum()) == agg.decided
+    assert sum(len(v) for v in agg.transport.values()) == run.stats["transport_failures"] > 0
+
+
+def test_a_batch_page_has_its_items_and_no_clock_it_does_not_have(
+    batch_journal: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "b.html"
+    assert main(["report", "b", "--store", str(batch_journal), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert re.findall(r'data-plot="([a-z_]+)"', page) == list(BATCH_PLOTS)
+    ids = re.findall(r'id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    assert "<script" not in page.lower()
+    section = page[page.index('id="run1-items"') :]
+    section = section[: section.index("</section>")]
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    for it in store.items(run):  # a small batch: every item listed, in order
+        assert f"<td>{it.item_id}</td><td>{it.status}</td>" in section
+    assert "items listed" not in section
+    assert "<th>items</th>" in page and "(0 completed" not in page
+    assert "Progress: attempts and items" in page
+    # tables name the item of each row: slowest steps, transport failures
+    slow = page[page.index('id="run1-slowest"') :]
+    assert "<th>item</th><th>step</th>" in slow[: slow.index("</section>")]
+    moves = page[page.index('id="run1-transport"') :]
+    assert "<th>item</th><th>step</th>" in moves[: moves.index("</section>")]
+    # the attempts of a batch start no step of their own
+    attempts = page[page.index('id="run1-attempts"') :]
+    assert "first step" not in attempts[: attempts.index("</section>")]
+
+
+def test_a_large_batch_lists_a_bounded_table(
+    batch_journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    head, later = html_report.item_rows(store, run, first=3, unfinished=2)
+    assert [it.item for it in head] == [0, 1, 2]
+    unfinished = [it.item for it in store.items(run, unfinished=True) if it.item > 2]
+    assert [it.item for it in later] == unfinished[:2] and len(unfinished) > 2
+    monkeypatch.setattr(html_report, "FIRST_ITEMS", 3)
+    monkeypatch.setattr(html_report, "NOT_COMPLETED", 2)
+    report = html_report.failure_patterns(store, ["b"])
+    section = html_report.items_section(html_report._view(store, "b", 1, report))
+    assert section is not None
+    assert section.html.count("<tr>") == 1 + 3 + 1 + 2  # header, head, gap, not completed
+    assert "5 of 12 items listed" in section.html

@@ -147,9 +147,14 @@ def page(tmp_path: Path) -> Iterator[Page]:
         log.close()
 
 
+# a batch's item ids are the user's text: two of them are hostile
+ITEM_IDS = (HOSTILE[0], HOSTILE[1], "plain", "four", "five")
+
+
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
-    """A report of two runs: a hostile one, and one with red flags, faults and a resume."""
+    """A report of three runs: a hostile one, one with red flags, faults and a resume, and
+    a batch whose item ids are hostile, stopped by its budget with items left."""
     db = hostile_journal(tmp_path / "runs.db")
     run = ["run", "hanoi", "--disks", "6", "--k", "3", "--store", str(db), "--run-id", "busy",
            "--model", "sim:error=0.1,flag=0.05,seed=3", "--inject-faults",
@@ -157,8 +162,16 @@ def report(tmp_path: Path) -> Path:
     assert cli(*run).returncode == 1  # stopped at its budget
     resumed = cli("resume", "busy", "--store", str(db), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
+    items = tmp_path / "items.jsonl"
+    items.write_text(
+        "".join(json.dumps({"id": i, "disks": 3 + n}) + "\n" for n, i in enumerate(ITEM_IDS))
+    )
+    batch = ["run", "hanoi", "--items", str(items), "--k", "3", "--store", str(db),
+             "--run-id", "bat", "--model", "sim:error=0.1,flag=0.05,seed=5",
+             "--max-samples", "400", "--quiet"]  # fmt: skip
+    assert cli(*batch).returncode == 1  # stopped at its budget, some items not completed
     out = tmp_path / "report.html"
-    done = cli("report", "hostile", "busy", "--store", str(db), "-o", str(out))
+    done = cli("report", "hostile", "busy", "bat", "--store", str(db), "-o", str(out))
     assert done.returncode == 0, done.stderr
     return out
 
@@ -182,6 +195,8 @@ def test_the_report_loads_clean_and_shows_hostile_text_as_text(
           samples: [...document.querySelectorAll('pre.sample')].map(p => p.textContent),
           text: document.body.innerText.length,
           runs: [...document.querySelectorAll('section.run')].map(s => s.dataset.run),
+          items: [...document.querySelectorAll('section[id$="-items"] tbody tr')]
+            .map(r => [...r.cells].map(c => c.textContent)),
         })"""
     )
     state = json.loads(state)
@@ -191,9 +206,9 @@ def test_the_report_loads_clean_and_shows_hostile_text_as_text(
     shutil.copy(shot, ARTIFACTS / "report-browser.png")
     print(f"screenshot: {shot} and {ARTIFACTS / 'report-browser.png'}")
 
-    assert state["runs"] == ["hostile", "busy"]
+    assert state["runs"] == ["hostile", "busy", "bat"]
     keys = [p["key"] for p in state["plots"]]
-    assert keys == [*RUN_PLOTS, *RUN_PLOTS, "failures"]
+    assert keys == [*RUN_PLOTS, *RUN_PLOTS, *RUN_PLOTS, "items", "failures"]
     assert all(p["drawn"] for p in state["plots"]), state["plots"]
     assert state["scripts"] == 0 and state["foreignImages"] == 0 and state["handlers"] == 0
     # the hostile responses are on the page, as the text they are
@@ -201,6 +216,9 @@ def test_the_report_loads_clean_and_shows_hostile_text_as_text(
     assert HOSTILE[0] in shown and HOSTILE[1] in shown
     assert "\\x1b[2J" in shown and "\\u202e" in shown  # control characters made visible
     assert "more characters]" in shown  # the 1 MB response, cut
+    # the batch's items, one row each, hostile ids shown as the text they are
+    assert [row[0] for row in state["items"]] == list(ITEM_IDS)
+    assert {row[1] for row in state["items"]} >= {"completed", "stopped"}
     assert state["text"] < 300_000
     console = page.console()
     assert not [c for c in console if CANARY in c[1]], console

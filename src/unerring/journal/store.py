@@ -744,9 +744,9 @@ class Store:
         return int(row[0])
 
     def item_ids(self, run: RunRecord, items: Iterable[int]) -> dict[int, str]:
-        """The ids (names) of some of a run's items, by index."""
+        """The ids (names) of a few of a run's items, by index."""
         out: dict[int, str] = {}
-        for i in set(items):
+        for i in sorted(set(items)):
             row = self.conn.execute(
                 "SELECT item_id FROM items WHERE run = ? AND item = ?", (run.id, i)
             ).fetchone()

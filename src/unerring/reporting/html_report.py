@@ -1,9 +1,10 @@
 """`unerring report`: one self-contained HTML file about one or more runs.
 
 Sections are functions from a run's view to a Section (or None when the run has nothing
-for them), so that new kinds of runs add sections without touching the others: a per-item
-table for batches and a tree summary for graphs come with the journal's item and node
-records (the scheduler rebuild); until then their functions return None.
+for them), so that new kinds of runs add sections without touching the others: a batch
+has its items section (a bounded table and the distribution over items); a tree summary
+for graphs comes with the journal's node records, and until then its function returns
+None.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from unerring import __version__
 from unerring.analysis.localize import localize
 from unerring.analysis.report import failure_patterns
 from unerring.journal.lock import live_status
-from unerring.journal.store import MEMORY, RunRecord, Store
+from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store
 from unerring.reporting import plots
-from unerring.reporting.aggregate import RunAggregate, aggregate
+from unerring.reporting.aggregate import Items, RunAggregate, aggregate
 from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
 from unerring.runner import summary
 
@@ -51,6 +53,10 @@ class RunView:
     def anchor(self, name: str) -> str:
         return f"run{self.index}-{name}"
 
+    @property
+    def batch(self) -> bool:
+        return self.run.kind == "batch"
+
 
 def _overview(v: RunView) -> Section:
     s = v.summary
@@ -72,12 +78,24 @@ def _overview(v: RunView) -> Section:
         ("wall time", f"{s['wall_s']:,.1f} s ({s['us_per_step']:,.1f} us per step)"),
         ("attempts", num(s["attempts"])),
     ]
+    if v.batch:
+        counts = ", ".join(
+            f"{s[f'items_{status}']:,} {status}"
+            for status in ("completed", "stopped", "failed", "pending")
+        )
+        rows.insert(4, ("items", f"{s['items']:,} ({counts})"))
     loc = v.localisation
     if loc.get("first_wrong_step") is not None:
+        where = f"{loc['first_wrong_step']:,}"
+        if v.batch:
+            where = (
+                f"item {shown(loc['first_wrong_item'], 200)}, step {where} (by item, then step; "
+                f"{loc['wrong_items']:,} item(s) with a wrong step)"
+            )
         rows.append(
             (
                 "first wrong step",
-                f"{loc['first_wrong_step']:,} (tally {esc(loc['tally'])}, "
+                f"{where} (tally {esc(loc['tally'])}, "
                 f"{loc['wrong_steps']:,} wrong in all); winner: "
                 f'<pre class="sample">{shown(loc["winner"])}</pre>',
             )
@@ -95,17 +113,18 @@ def _overview(v: RunView) -> Section:
 
 def _plots(v: RunView) -> Section:
     parts = [
-        figure(p.key, v.anchor(p.key), p.title, p.caption, p.png)
+        figure(p.key, v.anchor(f"plot-{p.key}"), p.title, p.caption, p.png)
         for p in plots.run_plots(v.agg, v.incidents)
     ]
     return Section(v.anchor("plots"), "Plots", "".join(parts))
 
 
 def _attempts(v: RunView) -> Section:
+    # a batch's attempt starts no step of its own: its items resume where each stopped
     rows = [
         (
             num(a.number),
-            num(a.first_step),
+            *(() if v.batch else (num(a.first_step),)),
             num(a.start_s, 5),
             "running" if a.end_s is None else num(a.end_s, 5),
             esc(a.status),
@@ -113,60 +132,135 @@ def _attempts(v: RunView) -> Section:
         )
         for a in v.agg.attempts
     ]
-    headers = ("attempt", "first step", "start (s)", "end (s)", "status", "reason")
-    return Section(v.anchor("attempts"), "Attempts", table(headers, rows, numeric=(0, 1, 2, 3)))
+    first = () if v.batch else ("first step",)
+    headers = ("attempt", *first, "start (s)", "end (s)", "status", "reason")
+    numeric = (0, 1, 2) if v.batch else (0, 1, 2, 3)
+    return Section(v.anchor("attempts"), "Attempts", table(headers, rows, numeric=numeric))
+
+
+def _item_column(v: RunView, indices: Sequence[int]) -> Callable[[int], tuple[str, ...]]:
+    """A batch's tables name each row's item (by its id) first; a chain's have no such column."""
+    if not v.batch:
+        return lambda _: ()
+    ids = v.store.item_ids(v.run, indices)
+    return lambda i: (shown(ids.get(i, str(i + 1)), 200),)
 
 
 def _slowest(v: RunView) -> Section | None:
     if not v.agg.slowest:
         return None
-    rows = [(num(step), f"{elapsed * 1e3:,.2f}") for elapsed, step in v.agg.slowest]
+    item = _item_column(v, [i for _, i, _ in v.agg.slowest])
+    rows = [
+        (*item(i), num(step), f"{elapsed * 1e3:,.2f}") for elapsed, i, step in v.agg.slowest
+    ]
+    first = ("item",) if v.batch else ()
+    n = len(first)
     return Section(
         v.anchor("slowest"),
         "Slowest steps",
-        table(("step", "elapsed (ms)"), rows, numeric=(0, 1)),
+        table((*first, "step", "elapsed (ms)"), rows, numeric=(n, n + 1)),
     )
 
 
 def _transport(v: RunView, limit: int = 20) -> Section | None:
-    rows = []
-    for row in v.store.transport_failures(v.run):
-        rows.append(
-            (
-                num(round(float(row["time"]) - v.agg.start, 3), 6),
-                num(int(row["step"])),
-                num(int(row["attempt"])),
-                esc(row["kind"]),
-                "yes" if row["retried"] else "no",
-                shown(row["message"], 200),
-            )
-        )
-        if len(rows) == limit:
-            break
-    if not rows:
+    found = list(islice(v.store.transport_failures(v.run), limit))
+    if not found:
         return None
+    item = _item_column(v, [int(row["item"]) for row in found])
+    rows = [
+        (
+            num(round(float(row["time"]) - v.agg.start, 3), 6),
+            *item(int(row["item"])),
+            num(int(row["step"])),
+            num(int(row["attempt"])),
+            esc(row["kind"]),
+            "yes" if row["retried"] else "no",
+            shown(row["message"], 200),
+        )
+        for row in found
+    ]
     total = sum(len(t) for t in v.agg.transport.values())
     more = f"<p class='muted'>The first {limit} of {total:,}.</p>" if total > limit else ""
-    headers = ("time (s)", "step", "attempt", "kind", "retried", "message")
+    first = ("item",) if v.batch else ()
+    n = len(first)
+    headers = ("time (s)", *first, "step", "attempt", "kind", "retried", "message")
     return Section(
         v.anchor("transport"),
         "Transport failures",
-        table(headers, rows, numeric=(0, 1, 2)) + more,
+        table(headers, rows, numeric=(0, n + 1, n + 2)) + more,
     )
 
 
-def items_section(v: RunView) -> Section | None:
-    """Batches: per item status, steps, errors, cost, and the distribution over items.
+FIRST_ITEMS = 50  # items listed from the start of a batch
+NOT_COMPLETED = 200  # and at most this many of those not completed after them
 
-    The journal has no item records yet (they come with the scheduler); None until then.
-    """
-    return None
+
+def _item_row(it: ItemRecord) -> tuple[str, ...]:
+    st = it.stats
+    decided = int(st.get("steps_decided", 0))
+    total = f" / {it.steps_total:,}" if it.steps_total is not None else ""
+    checked = int(st.get("checked", 0)) > 0 or decided == 0
+    return (
+        shown(it.item_id, 200),
+        esc(it.status),
+        f"{decided:,}{total}",
+        num(int(st.get("errors", 0))) if checked else "–",
+        num(int(st.get("samples", 0))),
+        f"${float(st.get('cost', 0.0)):,.4f}",
+        shown(it.reason, 300),
+    )
+
+
+def item_rows(
+    store: Store, run: RunRecord, first: int = FIRST_ITEMS, unfinished: int = NOT_COMPLETED
+) -> tuple[list[ItemRecord], list[ItemRecord]]:
+    """The items a batch's table lists: the first `first`, then up to `unfinished` of those
+    not completed after them (bounded, however large the batch)."""
+    head = list(islice(store.items(run), first))
+    last = head[-1].item if len(head) == first else None
+    later = (
+        []
+        if last is None
+        else list(
+            islice((it for it in store.items(run, unfinished=True) if it.item > last), unfinished)
+        )
+    )
+    return head, later
+
+
+def items_section(v: RunView) -> Section | None:
+    """Batches: each item's status, steps, errors, samples and cost (the first items and
+    then those not completed, bounded), and the distribution over all the items."""
+    items: Items | None = v.agg.items
+    if items is None:
+        return None
+    head, later = item_rows(v.store, v.run, FIRST_ITEMS, NOT_COMPLETED)
+    plot = plots.items_plot(v.agg, items)
+    parts = [figure(plot.key, v.anchor(f"plot-{plot.key}"), plot.title, plot.caption, plot.png)]
+    headers = ("item", "status", "steps decided", "errors", "samples", "cost", "reason")
+    rows = [_item_row(it) for it in head]
+    if later:
+        rows.append(("…", "", "", "", "", "", ""))
+        rows += [_item_row(it) for it in later]
+    parts.append(table(headers, rows, numeric=(2, 3, 4, 5)))
+    not_completed = items.count - items.by_status.get("completed", 0)
+    listed = len(head) + len(later)
+    if listed < items.count:
+        shown_nc = sum(1 for it in head if it.status != "completed") + len(later)
+        parts.append(
+            f"<p class='muted'>{listed:,} of {items.count:,} items listed: the first "
+            f"{len(head):,}, then {len(later):,} not completed; {shown_nc:,} of the "
+            f"{not_completed:,} not completed are listed. "
+            f"<code>unerring show {esc(v.run.run_id)}</code> lists them all.</p>"
+        )
+    return Section(v.anchor("items"), "Items", "".join(parts))
 
 
 def tree_section(v: RunView) -> Section | None:
     """Graphs: the task tree's depth, width and node status.
 
-    The journal has no node records yet (they come with graphs); None until then.
+    The journal has no node records yet (they come with graphs): renders nothing until a
+    nodes table exists; then it reads its aggregates here, as items_section does.
     """
     return None
 
@@ -265,7 +359,16 @@ def _view(store: Store, run_id: str, index: int, report: dict[str, Any]) -> RunV
 
 
 def build_report(store: Store, run_ids: Sequence[str], *, examples: int = 4) -> str:
-    """The report's HTML. Raises UnknownRun for a run id the store does not hold."""
+    """The report's HTML. Raises UnknownRun for a run id the store does not hold.
+
+    Everything is read in one snapshot of the journal: a run still going is shown as one
+    committed state, its items' table and its aggregates alike.
+    """
+    with store.snapshot():
+        return _build(store, run_ids, examples)
+
+
+def _build(store: Store, run_ids: Sequence[str], examples: int) -> str:
     for r in run_ids:
         if store.get_run(r) is None:
             raise UnknownRun(r)

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from unerring.reporting.aggregate import Floats, RunAggregate
+from unerring.reporting.aggregate import Floats, Items, RunAggregate
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 3.4, 90
 STYLE: dict[Any, Any] = {
@@ -81,6 +81,8 @@ def _time_unit(seconds: float) -> tuple[float, str]:
 
 
 def _resumes(ax: Axes, agg: RunAggregate, *, on_time: bool, scale: float = 1.0) -> None:
+    if agg.batch and not on_time:
+        return  # a batch's attempt does not start at a step: its items resume where they were
     for a in agg.attempts[1:]:
         x = a.start_s / scale if on_time else a.first_step
         ax.axvline(x, color="#555", linestyle="--", linewidth=0.8)
@@ -96,6 +98,10 @@ def _resumes(ax: Axes, agg: RunAggregate, *, on_time: bool, scale: float = 1.0) 
         )
 
 
+def _step_axis(agg: RunAggregate) -> str:
+    return "step (within its item; all items summed)" if agg.batch else "step"
+
+
 def _per_step(values: Floats, steps: Floats) -> Floats:
     out = np.zeros(len(values), np.float64)
     np.divide(values, steps, out=out, where=steps > 0)
@@ -103,7 +109,10 @@ def _per_step(values: Floats, steps: Floats) -> Floats:
 
 
 def progress(agg: RunAggregate) -> Plot:
+    if agg.items is not None:
+        return batch_progress(agg, agg.items)
     b = agg.bins
+    assert b.t_end is not None  # a chain's clock
     fig, (left, right) = _figure()
     has = b.steps > 0
     if not has.any():
@@ -150,6 +159,100 @@ def progress(agg: RunAggregate) -> Plot:
     return Plot("progress", "Progress and throughput", caption, _png(fig))
 
 
+STATUS_COLORS = {
+    "completed": COLORS[2],
+    "stopped": COLORS[3],
+    "failed": COLORS[1],
+    "pending": COLORS[7],
+    "running": COLORS[0],
+    "interrupted": COLORS[7],
+}
+
+
+def batch_progress(agg: RunAggregate, items: Items) -> Plot:
+    """A batch's progress: its attempts on the wall clock, and its items by status.
+
+    The journal does not time each decision of a batch (items decide side by side), so
+    there is no decided-steps-over-time line to draw: what it knows is drawn instead.
+    """
+    fig, (left, right) = _figure()
+    if not agg.attempts:
+        _none(left, "not started yet")
+    else:
+        scale, unit = _time_unit(agg.end_s)
+        for i, a in enumerate(agg.attempts):
+            end = a.end_s if a.end_s is not None else agg.end_s
+            left.barh(
+                i,
+                max(end - a.start_s, agg.end_s / 400) / scale,
+                left=a.start_s / scale,
+                color=STATUS_COLORS.get(a.status, COLORS[0]),
+                height=0.6,
+            )
+        left.set_yticks(range(len(agg.attempts)), [f"attempt {a.number}" for a in agg.attempts])
+        left.invert_yaxis()
+        left.set_xlabel(f"wall time ({unit} from the start)")
+        left.set_title("Attempts (colour: how each ended)")
+    names = list(items.by_status)
+    counts = [items.by_status[n] for n in names]
+    right.bar(names, counts, color=[STATUS_COLORS.get(n, COLORS[0]) for n in names])
+    right.set_ylabel("items")
+    right.set_title(f"Items by status ({items.count:,} in all)")
+    done = items.by_status.get("completed", 0)
+    wall = float(agg.run.stats.get("wall_s", 0.0))
+    rate = f"; {agg.decided / wall:,.0f} steps per second of running" if wall > 0 else ""
+    caption = (
+        f"{agg.decided:,} steps decided over {items.count:,} items ({done:,} completed) in "
+        f"{len(agg.attempts)} attempt(s){rate}. Items decide side by side, so the journal "
+        "times the attempts, not each decision: no progress line over time for a batch."
+    )
+    return Plot("progress", "Progress: attempts and items", caption, _png(fig))
+
+
+def _histogram(ax: Axes, values: npt.NDArray[Any], what: str, bins: int = 40) -> None:
+    """A histogram of one number per item (integer bins when the values are few)."""
+    if not len(values):
+        _none(ax, "no items")
+        return
+    lo, hi = float(values.min()), float(values.max())
+    whole = values.dtype.kind in "iu"
+    if whole and hi - lo < bins:
+        edges = np.arange(lo - 0.5, hi + 1.5)
+    else:
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    counts, edges = np.histogram(values, bins=edges)
+    ax.stairs(counts, edges, fill=True, color=COLORS[0])
+    _log_if_wide(ax, counts)
+    ax.set_xlabel(what)
+    ax.set_ylabel("items")
+
+
+def items_distribution(agg: RunAggregate, items: Items) -> Plot:
+    """One number per item, three ways: steps decided, samples, and cost (or errors)."""
+    fig, axes = _figure(3)
+    _histogram(axes[0], items.steps, "steps decided")
+    axes[0].set_title("Steps decided per item")
+    _histogram(axes[1], items.samples, "samples")
+    axes[1].set_title("Samples per item")
+    if items.cost.any():
+        _histogram(axes[2], items.cost, _label("cost ($)"))
+        axes[2].set_title("Cost per item")
+        third = "cost"
+    else:
+        _histogram(axes[2], items.errors, "decisions the checker rejected")
+        axes[2].set_title("Errors per item")
+        third = "errors (the model's price is unknown: no cost)"
+    n = max(items.count, 1)
+    caption = (
+        f"{items.count:,} items: on average {items.steps.sum() / n:,.1f} steps, "
+        f"{items.samples.sum() / n:,.1f} samples"
+        + (f", ${items.cost.sum() / n:,.4f}" if items.cost.any() else "")
+        + f" each; {int((items.errors > 0).sum()):,} item(s) with a wrong decision. "
+        f"Histograms of steps, samples and {third} per item, from the items' committed totals."
+    )
+    return Plot("items", "Items: the distribution over a batch", caption, _png(fig))
+
+
 def samples(agg: RunAggregate) -> Plot:
     b = agg.bins
     fig, (left, right) = _figure()
@@ -171,7 +274,7 @@ def samples(agg: RunAggregate) -> Plot:
         right.plot(mid, b.samples_max[has], color=COLORS[3], linewidth=0.6, label="max per bin")
         if agg.plan is not None:
             right.axhline(agg.plan.samples_per_step, color=COLORS[2], ls=":", label="planned")
-        right.set_xlabel("step")
+        right.set_xlabel(_step_axis(agg))
         right.set_ylabel("samples per step")
         right.set_title("Samples per step, over the steps")
         right.legend(loc="upper right", fontsize=7)
@@ -217,7 +320,7 @@ def tallies(agg: RunAggregate, top: int = 12) -> Plot:
             linewidth=0.6,
             label="votes against per step",
         )
-        right.set_xlabel("step")
+        right.set_xlabel(_step_axis(agg))
         right.set_title("Contested steps over the steps")
         right.legend(loc="upper right", fontsize=7)
         _resumes(right, agg, on_time=False)
@@ -250,7 +353,7 @@ def red_flags(agg: RunAggregate) -> Plot:
                 label=_label(kind),
             )
             bottom += v
-        ax.set_xlabel("step")
+        ax.set_xlabel(_step_axis(agg))
         ax.set_ylabel("red-flagged samples per bin")
         ax.set_title("Red flags by kind over the steps")
         ax.legend(loc="upper right", fontsize=7)
@@ -284,20 +387,28 @@ def usage(agg: RunAggregate) -> Plot:
     left.set_ylabel("samples (cumulative)")
     left.set_title("Samples against the plan")
     left.legend(loc="upper left", fontsize=7)
-    scale, unit = _time_unit(float(b.t_end[has].max()))
-    t = b.t_end[has] / scale
     priced = agg.cost > 0
     spent = np.cumsum(b.cost if priced else b.prompt_tokens + b.completion_tokens)[has]
-    right.plot(t, spent, color=COLORS[0], label="spent")
+    if b.t_end is not None:
+        scale, unit = _time_unit(float(b.t_end[has].max()))
+        x = b.t_end[has] / scale
+        right.set_xlabel(f"wall time ({unit} from the start)")
+        over = "over time"
+    else:  # a batch: no clock per decision, so against the steps decided
+        scale, unit = 1.0, ""
+        x = steps_done.astype(np.float64)
+        right.set_xlabel("steps decided (all items, by step within the item)")
+        over = "over the steps"
+    right.plot(x, spent, color=COLORS[0], label="spent")
     if agg.plan is not None:
         rate = per_sample_cost if priced else per_sample_tokens
         planned = steps_done * agg.plan.samples_per_step * rate
-        right.plot(t, planned, ls=":", c=COLORS[2], label="plan")
-    right.set_xlabel(f"wall time ({unit} from the start)")
+        right.plot(x, planned, ls=":", c=COLORS[2], label="plan")
     right.set_ylabel("cost ($, cumulative)" if priced else "tokens (cumulative)")
-    right.set_title(("Cost" if priced else "Tokens") + " over time against the plan")
+    right.set_title(("Cost" if priced else "Tokens") + f" {over} against the plan")
     right.legend(loc="upper left", fontsize=7)
-    _resumes(right, agg, on_time=True, scale=scale)
+    if b.t_end is not None:
+        _resumes(right, agg, on_time=True, scale=scale)
     caption = (
         f"{agg.prompt_tokens:,} prompt and {agg.completion_tokens:,} completion tokens"
         + (f", ${agg.cost:,.4f}" if priced else " (no price known: no cost)")
@@ -316,11 +427,7 @@ def usage(agg: RunAggregate) -> Plot:
 def transport(agg: RunAggregate, incidents: Sequence[tuple[float, float]]) -> Plot:
     total = sum(len(v) for v in agg.transport.values())
     fig, (ax,) = _figure(1, HEIGHT_IN if total or incidents else 1.6)
-    end = max(
-        [float(agg.bins.t_end.max()) if len(agg.bins.t_end) else 0.0]
-        + [a.end_s or a.start_s for a in agg.attempts]
-        + [max(v) for v in agg.transport.values() if v]
-    )
+    end = agg.end_s
     scale, unit = _time_unit(end)
     if not total:
         _none(ax, "no transport failures in this run")
@@ -402,6 +509,11 @@ def run_plots(agg: RunAggregate, incidents: Sequence[tuple[float, float]]) -> li
             usage(agg),
             transport(agg, incidents),
         ]
+
+
+def items_plot(agg: RunAggregate, items: Items) -> Plot:
+    with mpl.rc_context(STYLE):
+        return items_distribution(agg, items)
 
 
 def failures_plot(by_category: Mapping[str, int], patterns: Sequence[tuple[str, int]]) -> Plot:
