@@ -409,3 +409,16 @@ def test_a_large_batch_lists_a_bounded_table(
     assert section is not None
     assert section.html.count("<tr>") == 1 + 3 + 1 + 2  # header, head, gap, not completed
     assert "5 of 12 items listed" in section.html
+
+
+def test_a_batch_with_nothing_committed_yet(tmp_path: Path) -> None:
+    db = tmp_path / "eb.db"
+    store = Store(str(db))
+    config = {"model": "sim:error=0.01", "k_resolved": 2}
+    store.create_run("eb", "hanoi", config, 14, [("a", {}, 7), ("b", {}, 7)], "batch")
+    store.close()
+    out = tmp_path / "eb.html"
+    assert main(["report", "eb", "--store", str(db), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert re.findall(r'data-plot="([a-z_]+)"', page) == list(BATCH_PLOTS)
+    assert '<td>a</td><td>pending</td><td class="n">0 / 7</td>' in page

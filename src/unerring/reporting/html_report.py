@@ -150,9 +150,7 @@ def _slowest(v: RunView) -> Section | None:
     if not v.agg.slowest:
         return None
     item = _item_column(v, [i for _, i, _ in v.agg.slowest])
-    rows = [
-        (*item(i), num(step), f"{elapsed * 1e3:,.2f}") for elapsed, i, step in v.agg.slowest
-    ]
+    rows = [(*item(i), num(step), f"{elapsed * 1e3:,.2f}") for elapsed, i, step in v.agg.slowest]
     first = ("item",) if v.batch else ()
     n = len(first)
     return Section(
