@@ -274,8 +274,10 @@ class _Decisions:
     def __init__(self, steps: int, elapsed: float) -> None:
         self.rows = [{"step": s, "elapsed": elapsed} for s in range(steps)]
 
-    def decisions(self, run: RunRecord, start: int = 0, item: int = 0) -> Iterator[dict[str, Any]]:
-        return iter(self.rows)
+    def decision_values(
+        self, run: RunRecord, column: str, item: int = 0
+    ) -> Iterator[tuple[int, Any]]:
+        return iter([(r["step"], r[column]) for r in self.rows])
 
 
 def test_times_of_a_batch_item_start_at_its_attempt_and_move_on_past_its_end() -> None:

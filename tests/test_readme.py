@@ -1,9 +1,12 @@
 """The README's examples must keep working."""
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
+
+from unerring.cli.main import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -35,3 +38,21 @@ def test_quick_start_names_the_two_make_targets() -> None:
     assert "make demo" in text and "make test" in text
     makefile = (README.parent / "Makefile").read_text()
     assert "unerring run hanoi --disks 10 --model sim:error=0.01" in makefile
+
+
+def test_the_parquet_export_example_reads_into_pandas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = README.read_text()
+    shell = next(b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if "parquet" in b)
+    code = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "parquet" in b)
+    monkeypatch.chdir(tmp_path)
+    for line in shell.strip().splitlines():
+        command = shlex.split(line)
+        assert command[0] == "unerring"
+        assert main(command[1:]) == 0, line
+    capsys.readouterr()
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_parquet"})
+    rows, mean, contested = capsys.readouterr().out.split()
+    assert int(rows) == 255  # 8 disks: 2^8 - 1 steps
+    assert float(mean) >= 2 and int(contested) > 0

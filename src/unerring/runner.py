@@ -18,9 +18,10 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from unerring import reliability
+from unerring.backends.base import Backend
 from unerring.errors import UsageError
 from unerring.events import Events, ItemEnd, NodesAdded, Totals, TransportFailure
 from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes
@@ -53,6 +54,7 @@ __all__ = [
     "RunResult",
     "Session",
     "UsageError",
+    "Watcher",
     "execute",
     "item_summary",
     "summary",
@@ -113,6 +115,18 @@ def config_difference(journal: dict[str, Any], given: dict[str, Any]) -> list[st
     return out
 
 
+class Watcher(Protocol):
+    """Watches one attempt from outside (telemetry): wraps the backend, learns each item's
+    id as the item starts, and hears the scheduler's events through its on_* methods, as
+    any subscriber."""
+
+    def wrap(self, backend: Backend) -> Backend: ...
+
+    def item_started(self, item: int, item_id: str) -> None: ...
+
+    def end(self, status: str, reason: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Session:
     """How this attempt runs; may differ between attempts of one run (no decision
@@ -130,6 +144,8 @@ class Session:
     max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
     speculate: int = 0  # steps a chain may open ahead of its vote (0: none)
     window: int | None = None  # items deciding at once (default: from the concurrency)
+    # makes a Watcher for each attempt (run, k); None (the default) adds nothing to the hot path
+    watch: Callable[[RunRecord, int], Watcher] | None = None
 
 
 @dataclass(frozen=True)
@@ -527,6 +543,10 @@ def _drive(
             fn(f)
 
     backend = make_backend(spec, transport, on_failure)
+    watcher = session.watch(run, voting.k) if session.watch is not None else None
+    if watcher is not None:
+        backend = watcher.wrap(backend)
+        events.subscribe(watcher)
     attempt = store.begin_attempt(run)
     concurrency = transport.concurrency or 8
     scheduler = Scheduler(
@@ -577,9 +597,9 @@ def _drive(
     source: Source
     if graph is not None:
         tree = _tree(graph, options, store, run, events)
-        source = Tracked(tree, live)
+        source = Tracked(tree, live, watcher)
     else:
-        source = Tracked(Items(items()), live)
+        source = Tracked(Items(items()), live, watcher)
 
     outcome: RunEnd | None = None
     try:
@@ -601,6 +621,8 @@ def _drive(
         # if the store itself failed (disk full), the committed records still stand
         with contextlib.suppress(Exception):
             store.end_attempt(run, attempt, status, reason)
+        if watcher is not None:
+            watcher.end(status, reason)
     fresh = store.get_run(run.run_id) or run
     assert outcome is not None
     s = summary(fresh, writer.totals.as_dict(), outcome, store, attempt)
@@ -654,14 +676,22 @@ class Tracked:
     """A source whose items' processes are kept (by item index) until the journal has
     taken their end: the journal writer asks for them (dump_state, features)."""
 
-    def __init__(self, source: Source, live: dict[int, Process[Any, Any]]) -> None:
+    def __init__(
+        self,
+        source: Source,
+        live: dict[int, Process[Any, Any]],
+        watcher: Watcher | None = None,
+    ) -> None:
         self.source = source
         self.live = live
+        self.watcher = watcher
 
     def take(self) -> Item | None:
         it = self.source.take()
         if it is not None:
             self.live[it.index] = it.process
+            if self.watcher is not None:
+                self.watcher.item_started(it.index, it.item_id)
         return it
 
     def ended(self, item: Item, end: ItemEnd) -> ItemEnd:

@@ -204,8 +204,7 @@ def _times(
     out: dict[int, float] = {}
     ai = 0
     clock = starts[0][1]
-    for row in store.decisions(run, item=item):  # rows and packed blocks, in step order
-        step = int(row["step"])
+    for step, elapsed in store.decision_values(run, "elapsed", item):  # in step order
         if chain:
             while ai + 1 < len(starts) and step >= starts[ai + 1][0]:
                 ai += 1
@@ -213,7 +212,7 @@ def _times(
         elif ai + 1 < len(starts) and starts[ai][2] is not None and clock > starts[ai][2]:
             ai += 1
             clock = starts[ai][1]
-        clock += float(row["elapsed"])
+        clock += elapsed
         if step in wanted:
             out[step] = clock
     # an undecided step has no decision row: it happened right after the last one
@@ -379,10 +378,13 @@ def _item_records(
         replayed += steps
         process = None
     if process is not None:
+        # steps share few feature combinations: count those, spell them as tokens once
+        # (a value's type is part of its combination: True and 1 spell differently)
+        combos: Counter[tuple[tuple[str, type, Feature], ...]] = Counter()
         try:
             for s, state in replay(process, store, run, item=it.item, limit=replay_limit):
                 f = process.features(state, s)
-                baseline.update(tokens_of(f))
+                combos[tuple([(k, v.__class__, v) for k, v in f.items()])] += 1
                 replayed += 1
                 if s in wanted and s not in features:
                     features[s] = dict(f)
@@ -390,6 +392,9 @@ def _item_records(
                     right[s] = _right_texts(process, state, s, by_step.get(s, []))
         except Exception:  # a replay that cannot go on (a diverged state): use what we have
             pass
+        for combo, n in combos.items():
+            for token in tokens_of({k: v for k, _, v in combo}):
+                baseline[token] += n
 
     times = _times(store, run, it.item, attempts, wanted)
     where = _Where(run.run_id, it.item_id, it.item)

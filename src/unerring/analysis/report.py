@@ -71,6 +71,20 @@ def save_records(store: Store, runs: Sequence[RunFailures], pattern_of: dict[int
 def failures_report(
     store: Store, run_ids: Sequence[str], examples: int = 3, *, save: bool = False
 ) -> dict[str, Any]:
+    """Patterns and incidents (see failure_patterns), the first wrong step, correlation."""
+    report = failure_patterns(store, run_ids, examples, save=save)
+    report["localisation"] = [localize(store, r).as_dict() for r in run_ids]
+    report["correlation"] = [{"run_id": r, **correlation(store, r).as_dict()} for r in run_ids]
+    return report
+
+
+def failure_patterns(
+    store: Store, run_ids: Sequence[str], examples: int = 3, *, save: bool = False
+) -> dict[str, Any]:
+    """Failure records of runs, clustered into patterns; incidents; counts by category.
+
+    Without the localisation and the correlation check, which read every decision again.
+    """
     runs: list[RunFailures] = [build(store, r) for r in run_ids]
     mark_across_runs(runs)
     records = []
@@ -134,8 +148,4 @@ def failures_report(
         ],
         "failures_in_incidents": incident_records,
         "patterns": [pattern_dict(p, len(runs)) for p in clustering.patterns],
-        "localisation": [localize(store, rf.run_id).as_dict() for rf in runs],
-        "correlation": [
-            {"run_id": rf.run_id, **correlation(store, rf.run_id).as_dict()} for rf in runs
-        ],
     }

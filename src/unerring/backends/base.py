@@ -138,7 +138,11 @@ class FatalBackendError(TransportError):
 
 @dataclass(frozen=True, slots=True)
 class TransportFailure:
-    """One failed attempt to fetch samples. `retried`: whether another attempt followed."""
+    """One failed attempt to fetch samples. `retried`: whether another attempt followed.
+
+    (item, step, first_index) name the request it failed: with many requests in flight
+    (one per sample, steps of many items at once) that is the only way to tell them apart.
+    """
 
     kind: str
     step: int
@@ -147,3 +151,4 @@ class TransportFailure:
     retried: bool
     message: str = ""
     item: int = 0
+    first_index: int = 0  # the index of the request's first sample within its step

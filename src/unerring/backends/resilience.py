@@ -173,7 +173,14 @@ class Retrying(Wrapping):
         if self.on_failure is not None:
             self.on_failure(
                 TransportFailure(
-                    err.kind, request.step, attempt, time.time(), retried, str(err), request.item
+                    err.kind,
+                    request.step,
+                    attempt,
+                    time.time(),
+                    retried,
+                    str(err),
+                    request.item,
+                    request.first_index,
                 )
             )
 

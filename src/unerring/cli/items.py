@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from unerring.errors import UsageError
+from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.runner import BatchItem
 from unerring.tasks.registry import TaskSpec
 
@@ -79,3 +80,17 @@ def numbered_items(n: int, spec: TaskSpec, base: dict[str, Any]) -> list[BatchIt
         BatchItem(str(i), {**base, "seed": i - 1} if has_seed else dict(base))
         for i in range(1, n + 1)
     ]
+
+
+def named_item(store: Store, run: RunRecord, item_id: str | None) -> ItemRecord | None:
+    """The item `--item ID` names (None without --item)."""
+    if item_id is None:
+        return None
+    if run.kind == "chain":
+        raise UsageError(
+            f"run {run.run_id!r} is a single chain; --item applies to batches and graphs"
+        )
+    found = store.item(run, item_id)
+    if found is None:
+        raise UsageError(f"run {run.run_id!r} has no item {item_id!r} (see `unerring show`)")
+    return found

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from unerring import __version__, reliability
 from unerring.backends.resilience import RetryPolicy
 from unerring.calibrate import run_calibration
-from unerring.cli import analysis_cmds
+from unerring.cli import analysis_cmds, otel_opts, report_cmds
 from unerring.cli.args import (
     Parser,
     add_store,
@@ -28,20 +28,20 @@ from unerring.cli.args import (
     probability,
     unit_interval,
 )
-from unerring.cli.items import items_from_file, numbered_items
-from unerring.cli.tree import node_rows, render_tree
+from unerring.cli.items import items_from_file, named_item, numbered_items
+from unerring.cli.tree import render_tree
 from unerring.graph import MAX_DEPTH
 from unerring.journal.lock import live_status
 from unerring.journal.store import (
     DEFAULT_STORE,
     MEMORY,
-    ItemRecord,
     RunRecord,
     Store,
     StoreError,
 )
 from unerring.models import Transport, make_backend, parse_model
 from unerring.progress import Progress
+from unerring.reporting.rows import export_rows
 from unerring.runner import (
     BatchItem,
     RunOptions,
@@ -168,6 +168,7 @@ def _session(args: argparse.Namespace) -> Session:
         progress=_progress(not args.json and not args.quiet),
         transport=_transport(args),
         speculate=args.speculate,
+        watch=otel_opts.watch(args),
     )
 
 
@@ -400,20 +401,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _item_of(store: Store, run: RunRecord, item_id: str | None) -> ItemRecord | None:
-    """The item `--item ID` names (None without --item)."""
-    if item_id is None:
-        return None
-    if run.kind == "chain":
-        raise UsageError(
-            f"run {run.run_id!r} is a single chain; --item applies to batches and graphs"
-        )
-    found = store.item(run, item_id)
-    if found is None:
-        raise UsageError(f"run {run.run_id!r} has no item {item_id!r} (see `unerring show`)")
-    return found
-
-
 def _item_table(store: Store, run: RunRecord) -> None:
     print(f"\n{'ITEM':<16} {'STATUS':<10} {'STEPS':>17} {'ERRORS':>7} {'SAMPLES':>10} {'COST':>10}")
     for it in store.items(run):
@@ -441,7 +428,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(text)
         return 0
     attempts = store.attempts(run)
-    item = _item_of(store, run, args.item)
+    item = named_item(store, run, args.item)
     line = _status_line(run, args.store)
     if item is not None:
         s = item_summary(run, item, store)
@@ -501,40 +488,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 _JSON_COLUMNS = ("votes", "flags", "features")
 
 
-def _rows(
-    store: Store, run: RunRecord, what: str, item: ItemRecord | None
-) -> Iterator[dict[str, Any]]:
-    """A run's records; of a batch, every item's (each row naming its item) unless one
-    item is asked for, which comes in the single-run form."""
-    if what == "nodes":
-        if run.kind != "graph":
-            raise UsageError(f"run {run.run_id!r} is a {run.kind}; --what nodes needs a graph")
-        yield from node_rows(store, run)
-        return
-    if run.kind in ("batch", "graph") and item is None:
-        ids = {it.item: it.item_id for it in store.items(run)}
-        if what == "decisions":
-            for index, item_id in ids.items():
-                for d in store.decisions(run, item=index):
-                    yield {"item": item_id, **d}
-            return
-        for row in store.samples(run):
-            d = dict(row)
-            d.pop("run", None)
-            d["item"] = ids.get(d["item"], d["item"])
-            yield d
-        return
-    index = 0 if item is None else item.item
-    if what == "decisions":
-        yield from store.decisions(run, item=index)
-        return
-    for row in store.samples(run, item=index):
-        d = dict(row)
-        d.pop("run", None)
-        d.pop("item", None)
-        yield d
-
-
 def _json_values(d: dict[str, Any]) -> dict[str, Any]:
     """The JSON-text columns as the values they hold, so JSONL readers decode once."""
     for key in _JSON_COLUMNS:
@@ -547,12 +500,16 @@ def _json_values(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "parquet":
+        return report_cmds.cmd_export_parquet(args)
+    if args.output:
+        raise UsageError("-o is for --format parquet; jsonl and csv go to standard output")
     store = _open_read(args.store)
     run = store.get_run(args.run_id)
     if run is None:
         raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     out = sys.stdout
-    rows = _rows(store, run, args.what, _item_of(store, run, args.item))
+    rows = export_rows(store, run, args.what, named_item(store, run, args.item))
     if args.format == "jsonl":
         for d in rows:
             out.write(json.dumps(_json_values(d)) + "\n")
@@ -603,6 +560,7 @@ def _add_run_session(p: argparse.ArgumentParser) -> None:
         help="stop cleanly at this many tokens (prompt + completion)",
     )
     add_transport_options(p)
+    otel_opts.add_otel_options(p)
 
 
 def build_parser() -> Parser:
@@ -771,10 +729,19 @@ def build_parser() -> Parser:
     )
     show.set_defaults(func=cmd_show)
 
-    export = sub.add_parser("export", help="stream a run's records as JSON lines or CSV")
+    export = sub.add_parser(
+        "export", help="stream a run's records as JSON lines or CSV, or write Parquet"
+    )
     export.add_argument("run_id", metavar="RUN_ID")
     add_store(export)
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "parquet"),
+        default="jsonl",
+        help="jsonl or csv to standard output; parquet to -o FILE (pip install "
+        "'unerring[parquet]')",
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="the Parquet file to write")
     export.add_argument(
         "--what",
         choices=("decisions", "samples", "nodes"),
@@ -785,6 +752,7 @@ def build_parser() -> Parser:
     export.add_argument("--item", metavar="ID", help="one item of a batch, in the single-run form")
     export.set_defaults(func=cmd_export)
     analysis_cmds.register(sub)
+    report_cmds.register(sub)
     return parser
 
 

@@ -6,38 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from unerring.journal.store import ItemRecord, RunRecord, Store
-
-# the journal's item status, as a node's
-NODE_STATUS = {"completed": "decided", "stopped": "undecided", "failed": "failed"}
-
-
-def node_status(it: ItemRecord) -> str:
-    return NODE_STATUS.get(it.status, "pending")
-
-
-def node_rows(store: Store, run: RunRecord) -> Iterator[dict[str, Any]]:
-    """Every node: id, parent, kind, dependencies, status, depth, input, output (JSON
-    values), voted steps, samples, tokens, errors (in the order the nodes were made)."""
-    items = list(store.items(run))
-    ids = {it.item: it.item_id for it in items}
-    for it in items:
-        st = it.stats
-        yield {
-            "id": it.item_id,
-            "parent": None if it.parent is None else ids.get(it.parent),
-            "kind": it.kind,
-            "dependencies": json.loads(it.deps) if it.deps else [],
-            "status": node_status(it),
-            "depth": it.depth,
-            "input": json.loads(it.input) if it.input else None,
-            "output": json.loads(it.output) if it.output is not None else None,
-            "steps": int(st.get("steps_decided", 0)),
-            "samples": int(st.get("samples", 0)),
-            "tokens": int(st.get("prompt_tokens", 0)) + int(st.get("completion_tokens", 0)),
-            "errors": int(st.get("errors", 0)),
-            "reason": it.reason,
-        }
+from unerring.journal.store import RunRecord, Store
+from unerring.reporting.rows import node_rows
 
 
 def _short(value: Any, limit: int = 48) -> str:

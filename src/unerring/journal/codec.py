@@ -13,12 +13,14 @@ import sqlite3
 import zlib
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 BLOCK_SEPARATOR = "\x1e"
 
 
 _INT_COLUMNS = ("samples", "surplus", "prompt_tokens", "completion_tokens", "elapsed_us", "correct")
+_INT_WIDTH = array("i").itemsize * len(_INT_COLUMNS)  # bytes per step
 
 
 def pack_holes(first: int, holes: list[int]) -> bytes | None:
@@ -53,38 +55,92 @@ def pack_block(
 _INT32_MAX = 2**31 - 1
 
 
-def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
-    """The decisions packed in one decision_blocks row, as decision rows."""
-    winners = zlib.decompress(row["winners"]).decode().split(BLOCK_SEPARATOR)
-    n = len(winners)
+@dataclass(frozen=True, slots=True)
+class BlockColumns:
+    """The plain decisions of one decision_blocks row, column by column (C arrays).
+
+    For aggregates over many steps (reports): no dict per step, no winner texts.
+    `holes`: offsets from first_step of the steps in the range that are not in the block.
+    """
+
+    item: int
+    first_step: int
+    last_step: int
+    holes: array[int]
+    samples: array[int]
+    surplus: array[int]
+    prompt_tokens: array[int]
+    completion_tokens: array[int]
+    elapsed_us: array[int]
+    correct: array[int]  # 1 right, 0 wrong, -1 not checked
+    cost: array[float]  # empty when no step of the block cost anything
+
+
+def unpack_holes(blob: bytes | None) -> array[int]:
+    """A block's holes: offsets from its first step (see pack_holes)."""
+    holes = array("i")
+    if blob:
+        holes.frombytes(blob)
+    return holes
+
+
+def block_columns(row: sqlite3.Row) -> BlockColumns:
+    """Decode a decision_blocks row's numbers (the winners are not read)."""
+    first, last = int(row["first_step"]), int(row["last_step"])
+    holes = unpack_holes(row["holes"])
+    n = last - first + 1 - len(holes)
     ints = array("i")
     blob = row["data"]
-    width = ints.itemsize * n * len(_INT_COLUMNS)
+    width = _INT_WIDTH * n
     ints.frombytes(blob[:width])
     costs = array("d")
     costs.frombytes(blob[width:])
-    col = {name: ints[i * n : (i + 1) * n] for i, name in enumerate(_INT_COLUMNS)}
-    first = row["first_step"]
-    holes = array("i")
-    # steps in the range that have their own row in `decisions` (a v1-3 store has none;
-    # `in row` would look at a Row's values, not its column names)
-    if "holes" in row.keys() and row["holes"]:  # noqa: SIM118
-        holes.frombytes(row["holes"])
+    # positional, in _INT_COLUMNS' order: a batch of small items decodes many blocks
+    return BlockColumns(
+        int(row["item"]),
+        first,
+        last,
+        holes,
+        ints[:n],
+        ints[n : 2 * n],
+        ints[2 * n : 3 * n],
+        ints[3 * n : 4 * n],
+        ints[4 * n : 5 * n],
+        ints[5 * n :],
+        costs,
+    )
+
+
+def block_steps(first: int, last: int, holes: array[int]) -> list[int]:
+    """The steps a block holds: its range less its holes."""
+    if not holes:
+        return list(range(first, last + 1))
     skip = set(holes)
-    steps = [first + o for o in range(row["last_step"] - first + 1) if o not in skip]
-    for i, winner in enumerate(winners):
-        correct = col["correct"][i]
+    return [first + o for o in range(last - first + 1) if o not in skip]
+
+
+def block_winners(row: sqlite3.Row) -> list[str]:
+    """A block's winners, in step order."""
+    return zlib.decompress(row["winners"]).decode().split(BLOCK_SEPARATOR)
+
+
+def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
+    """The decisions packed in one decision_blocks row, as decision rows."""
+    c = block_columns(row)
+    steps = block_steps(c.first_step, c.last_step, c.holes)
+    for i, winner in enumerate(block_winners(row)):
+        correct = c.correct[i]
         yield {
             "step": steps[i],
             "winner": winner,
-            "votes": f"[{col['samples'][i] - col['surplus'][i]}]",
-            "samples": col["samples"][i],
-            "surplus": col["surplus"][i],
+            "votes": f"[{c.samples[i] - c.surplus[i]}]",
+            "samples": c.samples[i],
+            "surplus": c.surplus[i],
             "flags": None,
-            "prompt_tokens": col["prompt_tokens"][i],
-            "completion_tokens": col["completion_tokens"][i],
-            "cost": costs[i] if costs else 0.0,
-            "elapsed": col["elapsed_us"][i] / 1e6,
+            "prompt_tokens": c.prompt_tokens[i],
+            "completion_tokens": c.completion_tokens[i],
+            "cost": c.cost[i] if c.cost else 0.0,
+            "elapsed": c.elapsed_us[i] / 1e6,
             "undecided": 0,
             "correct": None if correct < 0 else correct,
             "features": None,

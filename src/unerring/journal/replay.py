@@ -29,14 +29,14 @@ def replay(
     longer parses (a changed process: what follows cannot be trusted).
     """
     state = process.initial_state() if initial is None else initial
-    for row in store.decisions(run, item=item):
-        step = row["step"]
+    # the winners alone, without a dict per step
+    for step, winner in store.decision_values(run, "winner", item):
         if limit is not None and step >= limit:
             return
         yield step, state
-        if row["winner"] is None:
+        if winner is None:
             return
-        answer = process.parse(row["winner"])
+        answer = process.parse(winner)
         if isinstance(answer, Flag):
             return
         state = process.advance(state, answer)
@@ -49,11 +49,11 @@ def restore_state(
     if saved is not None:
         return process.load_state(saved)
     state = process.initial_state()
-    for row in store.decisions(run, item=item):
-        answer = process.parse(row["winner"])
+    for step, winner in store.decision_values(run, "winner", item):
+        answer = process.parse(winner)
         if isinstance(answer, Flag):
             raise ValueError(
-                f"step {row['step']}'s committed winner no longer parses: the process "
+                f"step {step}'s committed winner no longer parses: the process "
                 "changed since the run started; it cannot be resumed"
             )
         state = process.advance(state, answer)

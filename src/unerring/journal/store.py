@@ -9,12 +9,20 @@ import sqlite3
 import stat
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unerring.journal.codec import unpack_block
+from unerring.journal.codec import (
+    BlockColumns,
+    block_columns,
+    block_steps,
+    block_winners,
+    unpack_block,
+    unpack_holes,
+)
 from unerring.journal.filelock import try_lock, unlock
 from unerring.journal.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 
@@ -333,6 +341,18 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state, while another process goes on writing."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     # -- runs -----------------------------------------------------------------------------
     def create_run(
         self,
@@ -487,6 +507,47 @@ class Store:
                 (run.id, item),
             )
         yield from cur
+
+    def decision_values(
+        self, run: RunRecord, column: str, item: int = 0
+    ) -> Iterator[tuple[int, Any]]:
+        """(step, value) of one column ("winner" or "elapsed") for each of an item's
+        decisions, in step order: what a replay or a clock needs, without a dict per step."""
+        if column not in ("winner", "elapsed"):
+            raise ValueError(f"decision_values reads winner or elapsed, not {column!r}")
+        full = self.conn.execute(
+            f"SELECT step, {column} FROM decisions WHERE run = ? AND item = ? ORDER BY step",
+            (run.id, item),
+        )
+        rows = (tuple(r) for r in full)
+        packed: Iterator[tuple[int, Any]]
+        if column == "winner":
+            blocks = self.conn.execute(
+                "SELECT first_step, last_step, holes, winners FROM decision_blocks"
+                " WHERE run = ? AND item = ? ORDER BY first_step",
+                (run.id, item),
+            )
+            packed = (
+                pair
+                for b in blocks
+                for pair in zip(
+                    block_steps(b["first_step"], b["last_step"], unpack_holes(b["holes"])),
+                    block_winners(b),
+                    strict=True,
+                )
+            )
+        else:
+            packed = (
+                pair
+                for c in self.block_columns(run, item)
+                for pair in zip(
+                    block_steps(c.first_step, c.last_step, c.holes),
+                    (e / 1e6 for e in c.elapsed_us),
+                    strict=True,
+                )
+            )
+        # steps are unique across the two streams: tuples never compare their values
+        yield from heapq.merge(rows, packed)
 
     def transport_failures(self, run: RunRecord) -> Iterator[sqlite3.Row]:
         cur = self.conn.execute(
@@ -643,6 +704,77 @@ class Store:
     def notebook_rows(self) -> list[sqlite3.Row]:
         """Every notebook version, by name then version."""
         return self.conn.execute("SELECT * FROM notebooks ORDER BY name, version").fetchall()
+
+    # -- report queries ---------------------------------------------------------------------
+    # what `unerring report` reads: the decisions as columns, never a dict per plain step
+    def block_columns(self, run: RunRecord, item: int | None = None) -> Iterator[BlockColumns]:
+        """The plain decisions of one item (or of every item), one packed block at a time,
+        as columns; an item's blocks in step order, items in order.
+
+        With `decision_rows` this covers every decision once, without building a dict per
+        step: what aggregates over a million steps need.
+        """
+        where, args = _of_item(run, item)
+        cur = self.conn.execute(
+            "SELECT item, first_step, last_step, data, holes FROM decision_blocks"
+            f" WHERE {where} ORDER BY item, first_step",
+            args,
+        )
+        for row in cur:
+            yield block_columns(row)
+
+    def decision_rows(self, run: RunRecord, item: int | None = None) -> Iterator[dict[str, Any]]:
+        """The decisions of one item (or of every item) with a row of their own (contested,
+        flagged, rejected, undecided), by item then step, without their texts (winner,
+        features)."""
+        where, args = _of_item(run, item)
+        cur = self.conn.execute(
+            "SELECT item, step, votes, samples, surplus, flags, prompt_tokens,"
+            " completion_tokens, cost, elapsed, undecided, correct FROM decisions"
+            f" WHERE {where} ORDER BY item, step",
+            args,
+        )
+        for row in cur:
+            yield dict(row)
+
+    def item_numbers(self, run: RunRecord) -> Iterator[tuple[int, str, int, int, float, int]]:
+        """(item, status, steps decided, samples, cost, errors) of each of a run's items, in
+        order: read from each item's totals inside SQLite (no JSON parsed here)."""
+        cur = self.conn.execute(
+            "SELECT item, status, coalesce(json_extract(stats, '$.steps_decided'), 0),"
+            " coalesce(json_extract(stats, '$.samples'), 0),"
+            " coalesce(json_extract(stats, '$.cost'), 0.0),"
+            " coalesce(json_extract(stats, '$.errors'), 0)"
+            " FROM items WHERE run = ? ORDER BY item",
+            (run.id,),
+        )
+        for row in cur:
+            yield int(row[0]), str(row[1]), int(row[2]), int(row[3]), float(row[4]), int(row[5])
+
+    def item_extent(self, run: RunRecord) -> int:
+        """The furthest any item of the run got: the largest next step."""
+        row = self.conn.execute(
+            "SELECT coalesce(max(next_step), 0) FROM items WHERE run = ?", (run.id,)
+        ).fetchone()
+        return int(row[0])
+
+    def item_ids(self, run: RunRecord, items: Iterable[int]) -> dict[int, str]:
+        """The ids (names) of a few of a run's items, by index."""
+        out: dict[int, str] = {}
+        for i in sorted(set(items)):
+            row = self.conn.execute(
+                "SELECT item_id FROM items WHERE run = ? AND item = ?", (run.id, i)
+            ).fetchone()
+            if row is not None:
+                out[i] = str(row[0])
+        return out
+
+
+def _of_item(run: RunRecord, item: int | None) -> tuple[str, tuple[int, ...]]:
+    """The WHERE clause (and its arguments) for one item of a run, or all of them."""
+    if item is None:
+        return "run = ?", (run.id,)
+    return "run = ? AND item = ?", (run.id, item)
 
 
 def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:

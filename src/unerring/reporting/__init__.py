@@ -1,0 +1,1 @@
+"""What a person or a data tool reads from a journal: the HTML report and exports."""

@@ -1,0 +1,420 @@
+"""`unerring report`: one self-contained HTML file about one or more runs.
+
+Sections are functions from a run's view to a Section (or None when the run has nothing
+for them), so that new kinds of runs add sections without touching the others: a batch
+has its items section (a bounded table and the distribution over items); a tree summary
+for graphs comes with the journal's node records, and until then its function returns
+None.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from unerring import __version__
+from unerring.analysis.localize import localize
+from unerring.analysis.report import failure_patterns
+from unerring.journal.lock import live_status
+from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store
+from unerring.reporting import plots
+from unerring.reporting.aggregate import Items, RunAggregate, aggregate
+from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
+from unerring.runner import summary
+
+
+class UnknownRun(LookupError):
+    """A run id that the store does not hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    anchor: str
+    title: str
+    html: str
+
+
+@dataclass
+class RunView:
+    """What the sections of one run read: the journal's aggregates, never per-step data."""
+
+    store: Store
+    run: RunRecord
+    index: int
+    status: str
+    agg: RunAggregate
+    summary: dict[str, Any]
+    incidents: list[tuple[float, float]]  # seconds from the run's start
+    localisation: dict[str, Any]
+
+    def anchor(self, name: str) -> str:
+        return f"run{self.index}-{name}"
+
+    @property
+    def batch(self) -> bool:
+        return self.run.kind == "batch"
+
+
+def _overview(v: RunView) -> Section:
+    s = v.summary
+    total = f" of {s['steps_total']:,}" if s["steps_total"] else ""
+    errors = "no checker" if s["errors"] is None else f"{s['errors']:,}"
+    rows = [
+        ("task", esc(f"{s['task']} {s['task_options']}")),
+        ("model", esc(s["model"])),
+        ("k", esc(s["k"])),
+        ("status", esc(v.status) + (f" — {shown(s['reason'], 300)}" if s["reason"] else "")),
+        ("steps decided", f"{s['steps_decided']:,}{total}"),
+        ("errors (checker)", errors),
+        ("undecided", num(s["undecided"])),
+        ("samples", f"{s['samples']:,} ({s['samples_per_step']:.3f} per step)"),
+        ("red flags", esc(f"{s['red_flags']:,} {s['flags'] or ''}")),
+        ("tokens", f"{s['prompt_tokens']:,} in, {s['completion_tokens']:,} out"),
+        ("cost", f"${s['cost']:,.4f}"),
+        ("transport failures", num(s["transport_failures"])),
+        ("wall time", f"{s['wall_s']:,.1f} s ({s['us_per_step']:,.1f} us per step)"),
+        ("attempts", num(s["attempts"])),
+    ]
+    if v.batch:
+        counts = ", ".join(
+            f"{s[f'items_{status}']:,} {status}"
+            for status in ("completed", "stopped", "failed", "pending")
+        )
+        rows.insert(4, ("items", f"{s['items']:,} ({counts})"))
+    loc = v.localisation
+    if loc.get("first_wrong_step") is not None:
+        where = f"{loc['first_wrong_step']:,}"
+        if v.batch:
+            where = (
+                f"item {shown(loc['first_wrong_item'], 200)}, step {where} (by item, then step; "
+                f"{loc['wrong_items']:,} item(s) with a wrong step)"
+            )
+        rows.append(
+            (
+                "first wrong step",
+                f"{where} (tally {esc(loc['tally'])}, "
+                f"{loc['wrong_steps']:,} wrong in all); winner: "
+                f'<pre class="sample">{shown(loc["winner"])}</pre>',
+            )
+        )
+    note = ""
+    if v.status == "running":
+        note = (
+            '<p class="note">This run is still going: the report shows what was committed '
+            f"when it was made ({esc(time.strftime('%Y-%m-%d %H:%M:%S'))}).</p>"
+        )
+    elif v.status == "interrupted":
+        note = '<p class="note">This run was interrupted: its writer is gone; resume it.</p>'
+    return Section(v.anchor("summary"), "Summary", note + pairs(rows))
+
+
+def _plots(v: RunView) -> Section:
+    parts = [
+        figure(p.key, v.anchor(f"plot-{p.key}"), p.title, p.caption, p.png)
+        for p in plots.run_plots(v.agg, v.incidents)
+    ]
+    return Section(v.anchor("plots"), "Plots", "".join(parts))
+
+
+def _attempts(v: RunView) -> Section:
+    # a batch's attempt starts no step of its own: its items resume where each stopped
+    rows = [
+        (
+            num(a.number),
+            *(() if v.batch else (num(a.first_step),)),
+            num(a.start_s, 5),
+            "running" if a.end_s is None else num(a.end_s, 5),
+            esc(a.status),
+            shown(a.reason, 300),
+        )
+        for a in v.agg.attempts
+    ]
+    first = () if v.batch else ("first step",)
+    headers = ("attempt", *first, "start (s)", "end (s)", "status", "reason")
+    numeric = (0, 1, 2) if v.batch else (0, 1, 2, 3)
+    return Section(v.anchor("attempts"), "Attempts", table(headers, rows, numeric=numeric))
+
+
+def _item_column(v: RunView, indices: Sequence[int]) -> Callable[[int], tuple[str, ...]]:
+    """A batch's tables name each row's item (by its id) first; a chain's have no such column."""
+    if not v.batch:
+        return lambda _: ()
+    ids = v.store.item_ids(v.run, indices)
+    return lambda i: (shown(ids.get(i, str(i + 1)), 200),)
+
+
+def _slowest(v: RunView) -> Section | None:
+    if not v.agg.slowest:
+        return None
+    item = _item_column(v, [i for _, i, _ in v.agg.slowest])
+    rows = [(*item(i), num(step), f"{elapsed * 1e3:,.2f}") for elapsed, i, step in v.agg.slowest]
+    first = ("item",) if v.batch else ()
+    n = len(first)
+    return Section(
+        v.anchor("slowest"),
+        "Slowest steps",
+        table((*first, "step", "elapsed (ms)"), rows, numeric=(n, n + 1)),
+    )
+
+
+def _transport(v: RunView, limit: int = 20) -> Section | None:
+    found = list(islice(v.store.transport_failures(v.run), limit))
+    if not found:
+        return None
+    item = _item_column(v, [int(row["item"]) for row in found])
+    rows = [
+        (
+            num(round(float(row["time"]) - v.agg.start, 3), 6),
+            *item(int(row["item"])),
+            num(int(row["step"])),
+            num(int(row["attempt"])),
+            esc(row["kind"]),
+            "yes" if row["retried"] else "no",
+            shown(row["message"], 200),
+        )
+        for row in found
+    ]
+    total = sum(len(t) for t in v.agg.transport.values())
+    more = f"<p class='muted'>The first {limit} of {total:,}.</p>" if total > limit else ""
+    first = ("item",) if v.batch else ()
+    n = len(first)
+    headers = ("time (s)", *first, "step", "attempt", "kind", "retried", "message")
+    return Section(
+        v.anchor("transport"),
+        "Transport failures",
+        table(headers, rows, numeric=(0, n + 1, n + 2)) + more,
+    )
+
+
+FIRST_ITEMS = 50  # items listed from the start of a batch
+NOT_COMPLETED = 200  # and at most this many of those not completed after them
+
+
+def _item_row(it: ItemRecord) -> tuple[str, ...]:
+    st = it.stats
+    decided = int(st.get("steps_decided", 0))
+    total = f" / {it.steps_total:,}" if it.steps_total is not None else ""
+    checked = int(st.get("checked", 0)) > 0 or decided == 0
+    return (
+        shown(it.item_id, 200),
+        esc(it.status),
+        f"{decided:,}{total}",
+        num(int(st.get("errors", 0))) if checked else "–",
+        num(int(st.get("samples", 0))),
+        f"${float(st.get('cost', 0.0)):,.4f}",
+        shown(it.reason, 300),
+    )
+
+
+def item_rows(
+    store: Store, run: RunRecord, first: int = FIRST_ITEMS, unfinished: int = NOT_COMPLETED
+) -> tuple[list[ItemRecord], list[ItemRecord]]:
+    """The items a batch's table lists: the first `first`, then up to `unfinished` of those
+    not completed after them (bounded, however large the batch)."""
+    head = list(islice(store.items(run), first))
+    last = head[-1].item if len(head) == first else None
+    later = (
+        []
+        if last is None
+        else list(
+            islice((it for it in store.items(run, unfinished=True) if it.item > last), unfinished)
+        )
+    )
+    return head, later
+
+
+def items_section(v: RunView) -> Section | None:
+    """Batches: each item's status, steps, errors, samples and cost (the first items and
+    then those not completed, bounded), and the distribution over all the items."""
+    items: Items | None = v.agg.items
+    if items is None:
+        return None
+    head, later = item_rows(v.store, v.run, FIRST_ITEMS, NOT_COMPLETED)
+    plot = plots.items_plot(v.agg, items)
+    parts = [figure(plot.key, v.anchor(f"plot-{plot.key}"), plot.title, plot.caption, plot.png)]
+    headers = ("item", "status", "steps decided", "errors", "samples", "cost", "reason")
+    rows = [_item_row(it) for it in head]
+    if later:
+        rows.append(("…", "", "", "", "", "", ""))
+        rows += [_item_row(it) for it in later]
+    parts.append(table(headers, rows, numeric=(2, 3, 4, 5)))
+    not_completed = items.count - items.by_status.get("completed", 0)
+    listed = len(head) + len(later)
+    if listed < items.count:
+        shown_nc = sum(1 for it in head if it.status != "completed") + len(later)
+        parts.append(
+            f"<p class='muted'>{listed:,} of {items.count:,} items listed: the first "
+            f"{len(head):,}, then {len(later):,} not completed; {shown_nc:,} of the "
+            f"{not_completed:,} not completed are listed. "
+            f"<code>unerring show {esc(v.run.run_id)}</code> lists them all.</p>"
+        )
+    return Section(v.anchor("items"), "Items", "".join(parts))
+
+
+def tree_section(v: RunView) -> Section | None:
+    """Graphs: the task tree's depth, width and node status.
+
+    The journal has no node records yet (they come with graphs): renders nothing until a
+    nodes table exists; then it reads its aggregates here, as items_section does.
+    """
+    return None
+
+
+RUN_SECTIONS: tuple[Callable[[RunView], Section | None], ...] = (
+    _overview,
+    _plots,
+    items_section,
+    tree_section,
+    _attempts,
+    _slowest,
+    _transport,
+)
+
+
+def _failures(report: dict[str, Any]) -> Section:
+    sizes = [(str(p["id"]), int(p["size"])) for p in report["patterns"]]
+    plot = plots.failures_plot(report["by_category"], sizes)
+    parts = [figure(plot.key, "failures-plot", plot.title, plot.caption, plot.png)]
+    runs = ", ".join(
+        f"{esc(r['run_id'])}: {r['failures']:,} records (samples kept: {esc(r['record_level'])})"
+        for r in report["runs"]
+    )
+    parts.append(f"<p>{runs}.</p>")
+    if report["incidents"]:
+        rows = [
+            (
+                esc(i["run_id"]),
+                esc(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i["start"]))),
+                f"{i['end'] - i['start']:,.1f}",
+                num(i["failures"]),
+                num(i["steps"]),
+                esc(", ".join(f"{k} {c}" for k, c in i["categories"].items())),
+            )
+            for i in report["incidents"]
+        ]
+        parts.append("<h3>Incidents</h3>")
+        headers = ("run", "start", "seconds", "failures", "steps", "kinds")
+        parts.append(table(headers, rows, numeric=(2, 3, 4)))
+    for p in report["patterns"]:
+        tax = p["taxonomy"]
+        over = ", ".join(f"{x['feature']} ×{x['lift']:.1f}" for x in p["over_represented"][:4])
+        details = [
+            ("category", esc(p["category"])),
+            (
+                "taxonomy",
+                esc(
+                    f"AgentErrorTaxonomy: {tax['AgentErrorTaxonomy']}; TRAIL: {tax['TRAIL']}; "
+                    f"MAST: {tax['MAST']}"
+                ),
+            ),
+            (
+                "size",
+                f"{p['size']:,} failures ({p['share_of_samples']:.3%} of samples), "
+                f"{p['steps_affected']:,} steps, {esc(p['nature'])}",
+            ),
+            ("first steps", esc(", ".join(f"{s:,}" for s in p["first_steps"]))),
+        ]
+        if over:
+            details.append(("over-represented", esc(over)))
+        details.append(("advice", esc(p["advice"])))
+        examples = "".join(f'<pre class="sample">{shown(e)}</pre>' for e in p["examples"])
+        details.append(("examples", examples or "<span class='muted'>none kept</span>"))
+        parts.append(
+            f'<div class="pattern" data-pattern="{esc(p["id"])}">'
+            f"<h3>Pattern {esc(p['id'])}</h3>{pairs(details)}</div>"
+        )
+    if not report["patterns"]:
+        parts.append("<p>No failure pattern: nothing failed, or too little to group.</p>")
+    return Section("failures", "Failure patterns", "".join(parts))
+
+
+def _view(store: Store, run_id: str, index: int, report: dict[str, Any]) -> RunView:
+    with store.snapshot():
+        run = store.get_run(run_id)
+        if run is None:
+            raise UnknownRun(run_id)
+        agg = aggregate(store, run)
+        attempts = len(agg.attempts)
+    status = run.status if store.path == MEMORY else live_status(store.path, run.status, run_id)
+    incidents = [
+        (float(i["start"]) - agg.start, float(i["end"]) - agg.start)
+        for i in report["incidents"]
+        if i["run_id"] == run_id
+    ]
+    return RunView(
+        store=store,
+        run=run,
+        index=index,
+        status=status,
+        agg=agg,
+        summary=summary(run, run.stats, None, store, attempts),
+        incidents=incidents,
+        localisation=localize(store, run_id).as_dict(),
+    )
+
+
+def build_report(store: Store, run_ids: Sequence[str], *, examples: int = 4) -> str:
+    """The report's HTML. Raises UnknownRun for a run id the store does not hold.
+
+    Everything is read in one snapshot of the journal: a run still going is shown as one
+    committed state, its items' table and its aggregates alike.
+    """
+    with store.snapshot():
+        return _build(store, run_ids, examples)
+
+
+def _build(store: Store, run_ids: Sequence[str], examples: int) -> str:
+    for r in run_ids:
+        if store.get_run(r) is None:
+            raise UnknownRun(r)
+    report = failure_patterns(store, run_ids, examples)
+    toc: list[tuple[str, str]] = []
+    body: list[str] = []
+    views = [_view(store, r, i, report) for i, r in enumerate(run_ids, 1)]
+    if len(views) > 1:
+        rows = [
+            (
+                f'<a href="#run{v.index}">{esc(v.run.run_id)}</a>',
+                esc(v.run.task),
+                esc(v.status),
+                num(v.summary["steps_decided"]),
+                "–" if v.summary["errors"] is None else num(v.summary["errors"]),
+                f"{v.summary['samples_per_step']:.3f}",
+                num(v.summary["red_flags"]),
+                f"${v.summary['cost']:,.4f}",
+                f"{v.summary['wall_s']:,.1f}",
+            )
+            for v in views
+        ]
+        headers = ("run", "task", "status", "steps", "errors", "samples/step", "red flags")
+        body.append(
+            '<section id="overview"><h2>Runs</h2>'
+            + table((*headers, "cost", "wall s"), rows, numeric=(3, 4, 5, 6, 7, 8))
+            + "</section>"
+        )
+        toc.append(("overview", "Runs"))
+    for v in views:
+        parts = []
+        for make in RUN_SECTIONS:
+            section = make(v)
+            if section is not None:
+                parts.append(f'<section id="{esc(section.anchor)}"><h3>{esc(section.title)}</h3>')
+                parts.append(section.html + "</section>")
+        body.append(
+            f'<section class="run" id="run{v.index}" data-run="{esc(v.run.run_id)}">'
+            f"<h2>Run {esc(v.run.run_id)}</h2>{''.join(parts)}</section>"
+        )
+        toc.append((f"run{v.index}", f"Run {v.run.run_id}"))
+    failures = _failures(report)
+    body.append(f'<section id="{failures.anchor}"><h2>{esc(failures.title)}</h2>{failures.html}')
+    body.append("</section>")
+    toc.append((failures.anchor, failures.title))
+    title = "unerring report: " + ", ".join(run_ids)
+    subtitle = (
+        f"made {time.strftime('%Y-%m-%d %H:%M:%S')} by unerring {__version__} from the "
+        f"journal {store.path}; self-contained, no script"
+    )
+    return frame(title, subtitle, toc, "".join(body))

@@ -1,0 +1,77 @@
+"""A run's records as the rows every export writes (JSON lines, CSV, Parquet)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from unerring.errors import UsageError
+from unerring.journal.store import ItemRecord, RunRecord, Store
+
+
+def export_rows(
+    store: Store, run: RunRecord, what: str, item: ItemRecord | None = None
+) -> Iterator[dict[str, Any]]:
+    """A run's decisions or samples; of a batch or a graph, every item's (each row naming
+    its item first) unless one item is asked for, which comes in the single-run form; or a
+    graph's nodes."""
+    if what == "nodes":
+        if run.kind != "graph":
+            raise UsageError(f"run {run.run_id!r} is a {run.kind}; --what nodes needs a graph")
+        yield from node_rows(store, run)
+        return
+    if run.kind in ("batch", "graph") and item is None:
+        ids = {it.item: it.item_id for it in store.items(run)}
+        if what == "decisions":
+            for index, item_id in ids.items():
+                for d in store.decisions(run, item=index):
+                    yield {"item": item_id, **d}
+            return
+        for row in store.samples(run):
+            d = dict(row)
+            d.pop("run", None)
+            d["item"] = ids.get(d["item"], d["item"])
+            yield d
+        return
+    index = 0 if item is None else item.item
+    if what == "decisions":
+        yield from store.decisions(run, item=index)
+        return
+    for row in store.samples(run, item=index):
+        d = dict(row)
+        d.pop("run", None)
+        d.pop("item", None)
+        yield d
+
+
+# the journal's item status, as a node's
+NODE_STATUS = {"completed": "decided", "stopped": "undecided", "failed": "failed"}
+
+
+def node_status(it: ItemRecord) -> str:
+    return NODE_STATUS.get(it.status, "pending")
+
+
+def node_rows(store: Store, run: RunRecord) -> Iterator[dict[str, Any]]:
+    """Every node: id, parent, kind, dependencies, status, depth, input, output (JSON
+    values), voted steps, samples, tokens, errors (in the order the nodes were made)."""
+    items = list(store.items(run))
+    ids = {it.item: it.item_id for it in items}
+    for it in items:
+        st = it.stats
+        yield {
+            "id": it.item_id,
+            "parent": None if it.parent is None else ids.get(it.parent),
+            "kind": it.kind,
+            "dependencies": json.loads(it.deps) if it.deps else [],
+            "status": node_status(it),
+            "depth": it.depth,
+            "input": json.loads(it.input) if it.input else None,
+            "output": json.loads(it.output) if it.output is not None else None,
+            "steps": int(st.get("steps_decided", 0)),
+            "samples": int(st.get("samples", 0)),
+            "tokens": int(st.get("prompt_tokens", 0)) + int(st.get("completion_tokens", 0)),
+            "errors": int(st.get("errors", 0)),
+            "reason": it.reason,
+        }

@@ -1,0 +1,424 @@
+"""`unerring report`: aggregates that add up to the journal step by step, a self-contained
+page, a run still going, and bad input (one line, exit 2, nothing half-written)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.helpers import child_env, cli, one_line_error
+from tests.report_helpers import hostile_journal
+from unerring.backends.resilience import RetryPolicy
+from unerring.cli.main import main
+from unerring.journal.store import RunRecord, Store
+from unerring.models import Transport
+from unerring.reporting import aggregate as aggregate_module
+from unerring.reporting import html_report
+from unerring.reporting.aggregate import aggregate
+from unerring.runner import BatchItem, RunOptions, Session, execute
+from unerring.settings import Budget
+
+PLOTS = ("progress", "samples", "margins", "red_flags", "usage", "transport", "failures")
+
+
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6-disk run with red flags, contested steps and transport faults, resumed once."""
+    db = tmp_path_factory.mktemp("report") / "runs.db"
+    options = RunOptions(
+        task="hanoi",
+        task_options={"disks": 6},
+        model="sim:error=0.15,flag=0.05,seed=4",
+        k=3,
+    )
+    transport = Transport(faults="server_error=0.05", retry=RetryPolicy(base_s=0.001, cap_s=0.01))
+    first = Session(store=str(db), transport=transport, budget=Budget(max_samples=120))
+    assert execute(options, first, "r").outcome.status == "stopped"
+    second = Session(store=str(db), transport=transport)
+    assert execute(options, second, "r", resume=True).outcome.status == "completed"
+    return db
+
+
+def _naive(store: Store, run_id: str) -> dict[str, Any]:
+    """Everything the aggregates hold, computed one step at a time from the journal."""
+    run = store.get_run(run_id)
+    assert run is not None
+    out: dict[str, Any] = {"samples": Counter(), "tallies": Counter(), "flags": Counter()}
+    steps = []
+    for d in store.decisions(run):
+        votes = json.loads(d["votes"])
+        out["samples"][d["samples"]] += 1
+        out["tallies"][(votes[0], sum(votes[1:]))] += 1
+        for kind, c in json.loads(d["flags"] or "{}").items():
+            out["flags"][kind] += c
+        steps.append(d)
+    out["steps"] = steps
+    return out
+
+
+def test_aggregates_add_up_to_the_journal_step_by_step(journal: Path) -> None:
+    store = Store(str(journal), read_only=True)
+    run = store.get_run("r")
+    assert run is not None
+    naive = _naive(store, "r")
+    agg = aggregate(store, run, max_bins=7)
+    steps = naive["steps"]
+    assert agg.decided == len(steps) == 63
+    assert agg.samples == sum(d["samples"] for d in steps) == run.stats["samples"]
+    assert agg.prompt_tokens == run.stats["prompt_tokens"]
+    assert agg.samples_hist == dict(naive["samples"])
+    assert agg.tallies == dict(naive["tallies"])
+    assert agg.flags == dict(naive["flags"]) and agg.flags  # this run has red flags
+    assert sum(len(v) for v in agg.transport.values()) == run.stats["transport_failures"] > 0
+    # the resume point is a bin edge; bins stay within the bound (plus attempt edges)
+    assert len(agg.attempts) == 2
+    resume = agg.attempts[1].first_step
+    assert resume in agg.bins.edges and len(agg.bins.edges) <= 7 + 1
+    # per bin: the sums, and the clock (attempt start + elapsed so far in that attempt)
+    edges = [*agg.bins.edges.tolist(), agg.bins.end]
+    for i in range(len(edges) - 1):
+        inside = [d for d in steps if edges[i] <= d["step"] < edges[i + 1]]
+        assert agg.bins.steps[i] == len(inside)
+        assert agg.bins.samples[i] == sum(d["samples"] for d in inside)
+        assert agg.bins.samples_max[i] == max(d["samples"] for d in inside)
+        assert agg.bins.contested[i] == sum(len(json.loads(d["votes"])) > 1 for d in inside)
+        flags: Counter[str] = Counter()
+        for d in inside:
+            flags.update(json.loads(d["flags"] or "{}"))
+        assert {k: int(v[i]) for k, v in agg.bins.flags.items() if v[i]} == dict(flags)
+        attempt = agg.attempts[1] if edges[i] >= resume else agg.attempts[0]
+        lo = attempt.first_step
+        clock = sum(d["elapsed"] for d in steps if lo <= d["step"] < edges[i + 1])
+        assert agg.bins.t_end[i] == pytest.approx(attempt.start_s + clock, abs=1e-6)
+    assert agg.plan is not None and agg.plan.samples_per_step > 3
+
+
+def test_bins_are_bounded_however_long_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "long.db"
+    options = RunOptions(task="hanoi", task_options={"disks": 12}, model="sim:error=0.01", k=2)
+    execute(options, Session(store=str(db)), "long")
+    store = Store(str(db), read_only=True)
+    run = store.get_run("long")
+    assert run is not None
+    agg = aggregate(store, run, max_bins=100)
+    assert len(agg.bins.edges) <= 100
+    assert int(agg.bins.steps.sum()) == 4095
+    assert np.all(np.diff(agg.bins.t_end) >= 0)  # one attempt: time only goes forward
+
+
+def test_the_page_is_self_contained_with_every_plot(
+    journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.html"
+    assert main(["report", "r", "--store", str(journal), "-o", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert re.findall(r'data-plot="([a-z_]+)"', page) == list(PLOTS)
+    assert page.count('src="data:image/png;base64,') == len(PLOTS)
+    ids = re.findall(r'id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # every anchor names one place
+    assert "<script" not in page.lower()
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    # offline: nothing refers to the network
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "resume 2" not in page  # plot labels are pixels, not text: no marks per step
+    assert len(page) < 1_000_000
+
+
+def test_hostile_text_is_escaped_and_bounded(tmp_path: Path) -> None:
+    db = hostile_journal(tmp_path / "h.db")
+    out = tmp_path / "h.html"
+    assert main(["report", "hostile", "--store", str(db), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "<script" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;console.error(&#x27;CANARY&#x27;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=&quot;" in page
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202e]", page)
+    assert "\\x1b[2J" in page and "\\u202e" in page
+    assert len(page) < 1_000_000  # a 1 MB response does not make a 1 MB page
+
+
+def test_a_run_still_going_is_reported_as_committed(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unerring", "run", "hanoi", "--disks", "14", "--store", str(db),
+         "--run-id", "live", "--model", "sim:error=0.01,latency=1", "--quiet"],
+        env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "the run committed nothing in 60 s"
+            if db.exists():
+                try:
+                    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                    row = conn.execute("SELECT next_step FROM runs").fetchone()
+                    conn.close()
+                except sqlite3.Error:
+                    row = None
+                if row and row[0] > 50:
+                    break
+            time.sleep(0.1)
+        out = tmp_path / "live.html"
+        done = cli("report", "live", "--store", str(db), "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        assert proc.poll() is None  # still going while it was reported
+        page = out.read_text()
+        assert "This run is still going" in page
+        found = re.search(r"<th>steps decided</th><td>([\d,]+) of", page)
+        assert found is not None
+        decided = int(found[1].replace(",", ""))
+        assert 50 < decided < 16383
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_chain_has_no_items_section_and_no_run_has_a_tree_yet(journal: Path) -> None:
+    store = Store(str(journal), read_only=True)
+    report = html_report.failure_patterns(store, ["r"])
+    view = html_report._view(store, "r", 1, report)
+    assert html_report.items_section(view) is None
+    assert html_report.tree_section(view) is None
+    assert html_report.items_section in html_report.RUN_SECTIONS
+    assert html_report.tree_section in html_report.RUN_SECTIONS
+
+
+# -- bad input ------------------------------------------------------------------------
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_an_unknown_run_is_one_line_and_writes_nothing(journal: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    out.write_text("the previous report")
+    done = cli("report", "r", "nope", "--store", str(journal), "-o", str(out))
+    assert done.returncode == 2
+    assert "no run 'nope'" in one_line_error(done.stderr)
+    assert out.read_text() == "the previous report" and not _leftovers(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("where", "words"),
+    [("missing/r.html", "cannot write"), (".", "is a directory")],
+)
+def test_an_output_that_cannot_be_written(
+    journal: Path, tmp_path: Path, where: str, words: str
+) -> None:
+    done = cli("report", "r", "--store", str(journal), "-o", str(tmp_path / where))
+    assert done.returncode == 2 and words in one_line_error(done.stderr)
+    assert not _leftovers(tmp_path)
+
+
+def test_a_store_that_is_not_a_journal(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database " * 20)
+    done = cli("report", "r", "--store", str(text), "-o", str(tmp_path / "r.html"))
+    assert done.returncode == 2 and "not an unerring store" in one_line_error(done.stderr)
+    done = cli("report", "r", "--store", str(tmp_path / "none.db"), "-o", str(tmp_path / "r.html"))
+    assert done.returncode == 2 and "no store at" in one_line_error(done.stderr)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_missing_extra_names_it(journal: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "block" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('absent')\n")
+    env = child_env()
+    env["PYTHONPATH"] = f"{blocker.parent}:{env['PYTHONPATH']}"
+    done = subprocess.run(
+        [sys.executable, "-m", "unerring", "report", "r", "--store", str(journal),
+         "-o", str(tmp_path / "r.html")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "pip install 'unerring[report]'" in one_line_error(done.stderr)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_failure_while_building_leaves_nothing(
+    journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(html_report, "build_report", broken)
+    out = tmp_path / "r.html"
+    assert main(["report", "r", "--store", str(journal), "-o", str(out)]) == 1
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_flags_are_counted_by_kind_over_the_steps(journal: Path) -> None:
+    store = Store(str(journal), read_only=True)
+    run = store.get_run("r")
+    assert run is not None
+    by_kind: defaultdict[str, int] = defaultdict(int)
+    for d in store.decision_rows(run):
+        for kind, c in json.loads(d["flags"] or "{}").items():
+            by_kind[kind] += c
+    assert aggregate(store, run).flags == dict(by_kind) == run.stats["flags"]
+
+
+def test_a_run_with_nothing_committed_yet(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    store = Store(str(db))
+    store.create_run("empty", "hanoi", {"model": "sim:error=0.01", "k_resolved": 2}, 7)
+    store.close()
+    out = tmp_path / "e.html"
+    assert main(["report", "empty", "--store", str(db), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert re.findall(r'data-plot="([a-z_]+)"', page) == list(PLOTS)
+    assert "no decision committed yet" not in page  # drawn into the images, not the text
+    assert "interrupted" in page  # marked running, but no writer holds it
+
+
+# -- batches --------------------------------------------------------------------------
+
+BATCH_PLOTS = (*PLOTS[:-1], "items", "failures")
+
+
+@pytest.fixture(scope="module")
+def batch_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A batch of 12 Hanoi items with red flags, contested steps and transport faults,
+    stopped by its budget twice (two attempts; some items not completed)."""
+    db = tmp_path_factory.mktemp("batch") / "runs.db"
+    options = RunOptions(
+        task="hanoi", task_options={"disks": 3}, model="sim:error=0.15,flag=0.05,seed=4", k=3
+    )
+    batch = [BatchItem(f"i{n}", {"disks": 3 + n % 4}) for n in range(12)]
+    transport = Transport(faults="server_error=0.05", retry=RetryPolicy(base_s=0.001, cap_s=0.01))
+    for budget in (400, 900):
+        session = Session(
+            store=str(db), transport=transport, budget=Budget(max_samples=budget), window=4
+        )
+        resume = budget != 400
+        done = execute(options, session, "b", batch=batch, resume=resume)
+        assert done.outcome.status == "stopped", done.outcome.reason
+        done.store.close()
+    return db
+
+
+def _batch_naive(store: Store, run: RunRecord) -> list[tuple[int, dict[str, Any]]]:
+    return [(it.item, d) for it in store.items(run) for d in store.decisions(run, item=it.item)]
+
+
+@pytest.mark.parametrize("chunk", [5, aggregate_module.CHUNK])
+def test_a_batch_aggregates_over_its_items_step_by_step(
+    batch_journal: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a small chunk: many items' blocks gathered, and cut, mid-way
+    monkeypatch.setattr(aggregate_module, "CHUNK", chunk)
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None and run.kind == "batch"
+    rows = _batch_naive(store, run)
+    agg = aggregate(store, run, max_bins=9)
+    assert agg.batch and agg.bins.t_end is None
+    assert agg.decided == len(rows) == run.stats["steps_decided"] > 0
+    assert agg.samples == run.stats["samples"]
+    assert agg.flags == run.stats["flags"] and agg.flags
+    assert agg.samples_hist == dict(Counter(d["samples"] for _, d in rows))
+    tallies: Counter[tuple[int, int]] = Counter()
+    for _, d in rows:
+        votes = json.loads(d["votes"])
+        tallies[(votes[0], sum(votes[1:]))] += 1
+    assert agg.tallies == dict(tallies)
+    # bins over the step within each item, summed over the items
+    assert agg.bins.end == max(it.next_step for it in store.items(run))
+    edges = [*agg.bins.edges.tolist(), agg.bins.end]
+    assert len(edges) - 1 <= 9
+    for i in range(len(edges) - 1):
+        inside = [d for _, d in rows if edges[i] <= d["step"] < edges[i + 1]]
+        assert agg.bins.steps[i] == len(inside)
+        assert agg.bins.samples[i] == sum(d["samples"] for d in inside)
+        assert agg.bins.samples_max[i] == max((d["samples"] for d in inside), default=0)
+        assert agg.bins.contested[i] == sum(len(json.loads(d["votes"])) > 1 for d in inside)
+        assert agg.bins.elapsed[i] == pytest.approx(sum(d["elapsed"] for d in inside), abs=1e-5)
+    slowest = sorted(((d["elapsed"], item, d["step"]) for item, d in rows), reverse=True)
+    assert [(i, s) for _, i, s in agg.slowest] == [(i, s) for _, i, s in slowest[:10]]
+    # the items, from their committed totals
+    items = agg.items
+    assert items is not None and items.count == 12
+    assert items.by_status == {
+        "completed": 0, "stopped": 0, "failed": 0, "pending": 0, **store.item_counts(run)
+    }  # fmt: skip
+    records = list(store.items(run))
+    assert items.steps.tolist() == [it.stats.get("steps_decided", 0) for it in records]
+    assert items.samples.tolist() == [it.stats.get("samples", 0) for it in records]
+    assert int(items.steps.sum()) == agg.decided
+    assert sum(len(v) for v in agg.transport.values()) == run.stats["transport_failures"] > 0
+
+
+def test_a_batch_page_has_its_items_and_no_clock_it_does_not_have(
+    batch_journal: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "b.html"
+    assert main(["report", "b", "--store", str(batch_journal), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert re.findall(r'data-plot="([a-z_]+)"', page) == list(BATCH_PLOTS)
+    ids = re.findall(r'id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    assert "<script" not in page.lower()
+    section = page[page.index('id="run1-items"') :]
+    section = section[: section.index("</section>")]
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    for it in store.items(run):  # a small batch: every item listed, in order
+        assert f"<td>{it.item_id}</td><td>{it.status}</td>" in section
+    assert "items listed" not in section
+    assert "<th>items</th>" in page and "(0 completed" not in page
+    assert "Progress: attempts and items" in page
+    # tables name the item of each row: slowest steps, transport failures
+    slow = page[page.index('id="run1-slowest"') :]
+    assert "<th>item</th><th>step</th>" in slow[: slow.index("</section>")]
+    moves = page[page.index('id="run1-transport"') :]
+    assert "<th>item</th><th>step</th>" in moves[: moves.index("</section>")]
+    # the attempts of a batch start no step of their own
+    attempts = page[page.index('id="run1-attempts"') :]
+    assert "first step" not in attempts[: attempts.index("</section>")]
+
+
+def test_a_large_batch_lists_a_bounded_table(
+    batch_journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    head, later = html_report.item_rows(store, run, first=3, unfinished=2)
+    assert [it.item for it in head] == [0, 1, 2]
+    unfinished = [it.item for it in store.items(run, unfinished=True) if it.item > 2]
+    assert [it.item for it in later] == unfinished[:2] and len(unfinished) > 2
+    monkeypatch.setattr(html_report, "FIRST_ITEMS", 3)
+    monkeypatch.setattr(html_report, "NOT_COMPLETED", 2)
+    report = html_report.failure_patterns(store, ["b"])
+    section = html_report.items_section(html_report._view(store, "b", 1, report))
+    assert section is not None
+    assert section.html.count("<tr>") == 1 + 3 + 1 + 2  # header, head, gap, not completed
+    assert "5 of 12 items listed" in section.html
+
+
+def test_a_batch_with_nothing_committed_yet(tmp_path: Path) -> None:
+    db = tmp_path / "eb.db"
+    store = Store(str(db))
+    config = {"model": "sim:error=0.01", "k_resolved": 2}
+    store.create_run("eb", "hanoi", config, 14, [("a", {}, 7), ("b", {}, 7)], "batch")
+    store.close()
+    out = tmp_path / "eb.html"
+    assert main(["report", "eb", "--store", str(db), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert re.findall(r'data-plot="([a-z_]+)"', page) == list(BATCH_PLOTS)
+    assert '<td>a</td><td>pending</td><td class="n">0 / 7</td>' in page
