@@ -97,6 +97,9 @@ def test_a_store_before_holes_is_read_through_todays_schema(tmp_path: Path) -> N
         "INSERT INTO main.decision_blocks"
         " SELECT run, first_step, last_step, winners, data FROM src.decision_blocks"
     )
+    # (decisions committed one by one have rows of their own: the columns v3 had)
+    columns = ", ".join(r[1] for r in conn.execute("PRAGMA main.table_info(decisions)"))
+    conn.execute(f"INSERT INTO main.decisions SELECT {columns} FROM src.decisions")
     conn.execute("DETACH src")
     conn.close()
     v3.chmod(0o444)
