@@ -185,7 +185,7 @@ def test_a_run_still_going_is_reported_as_committed(tmp_path: Path) -> None:
         proc.wait()
 
 
-def test_a_chain_has_no_items_section_and_no_run_has_a_tree_yet(journal: Path) -> None:
+def test_a_chain_has_no_items_section_and_no_tree(journal: Path) -> None:
     store = Store(str(journal), read_only=True)
     report = html_report.failure_patterns(store, ["r"])
     view = html_report._view(store, "r", 1, report)
@@ -193,6 +193,26 @@ def test_a_chain_has_no_items_section_and_no_run_has_a_tree_yet(journal: Path) -
     assert html_report.tree_section(view) is None
     assert html_report.items_section in html_report.RUN_SECTIONS
     assert html_report.tree_section in html_report.RUN_SECTIONS
+
+
+def test_a_graph_report_summarises_its_task_tree(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    done = cli("run", "sort", "--numbers", "12", "--store", str(db), "--run-id", "g", "--json")
+    assert done.returncode == 0, done.stderr
+    store = Store(str(db), read_only=True)
+    report = html_report.failure_patterns(store, ["g"])
+    view = html_report._view(store, "g", 1, report)
+    section = html_report.tree_section(view)
+    assert section is not None and section.title == "Task tree"
+    html = section.html
+    # 12 numbers: 11 cuts, each expanding into two halves and a merge: 34 nodes
+    assert "<th>nodes</th><td>34</td>" in html
+    assert "merge 11, sort 23" in html
+    # the width is the most nodes at one depth; every node is decided
+    rows = re.findall(r"<tr><td>(\d+)</td><td class=\"n\">(\d+)</td>", html)
+    assert sum(int(n) for _, n in rows) == 34
+    assert f"<td>{max(int(n) for _, n in rows)}</td>" in html
+    assert "pending" not in html and "failed" not in html
 
 
 # -- bad input ------------------------------------------------------------------------

@@ -2,9 +2,8 @@
 
 Sections are functions from a run's view to a Section (or None when the run has nothing
 for them), so that new kinds of runs add sections without touching the others: a batch
-has its items section (a bounded table and the distribution over items); a tree summary
-for graphs comes with the journal's node records, and until then its function returns
-None.
+has its items section (a bounded table and the distribution over items), a graph its
+task tree (depth, width, node status and kinds).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store
 from unerring.reporting import plots
 from unerring.reporting.aggregate import Items, RunAggregate, aggregate
 from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
+from unerring.reporting.rows import NODE_STATUS
 from unerring.runner import summary
 
 
@@ -255,12 +255,56 @@ def items_section(v: RunView) -> Section | None:
 
 
 def tree_section(v: RunView) -> Section | None:
-    """Graphs: the task tree's depth, width and node status.
-
-    The journal has no node records yet (they come with graphs): renders nothing until a
-    nodes table exists; then it reads its aggregates here, as items_section does.
-    """
-    return None
+    """Graphs: the task tree's depth, width (nodes at each depth), node status and kinds,
+    and the nodes not decided (bounded), aggregated from the journal's node records."""
+    if v.run.kind != "graph":
+        return None
+    levels: dict[int, dict[str, int]] = {}
+    kinds: dict[str, int] = {}
+    open_nodes: list[ItemRecord] = []
+    total = 0
+    for it in v.store.items(v.run):
+        total += 1
+        status = NODE_STATUS.get(it.status, "pending")
+        level = levels.setdefault(it.depth, {})
+        level[status] = level.get(status, 0) + 1
+        kinds[it.kind or "step"] = kinds.get(it.kind or "step", 0) + 1
+        if status != "decided" and len(open_nodes) < NOT_COMPLETED:
+            open_nodes.append(it)
+    statuses = sorted({s for level in levels.values() for s in level})
+    rows = [
+        (str(depth), num(sum(c.values())), *(num(c.get(s, 0)) for s in statuses))
+        for depth, c in sorted(levels.items())
+    ]
+    width = max((sum(c.values()) for c in levels.values()), default=0)
+    parts = [
+        pairs(
+            [
+                ("nodes", num(total)),
+                ("depth", num(max(levels, default=0))),
+                ("width (most nodes at one depth)", num(width)),
+                ("kinds", esc(", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items())))),
+            ]
+        ),
+        table(("depth", "nodes", *statuses), rows, numeric=tuple(range(1, 2 + len(statuses)))),
+    ]
+    if open_nodes:
+        parts.append(
+            table(
+                ("node", "kind", "status", "depth", "reason"),
+                [
+                    (
+                        shown(it.item_id, 200),
+                        esc(it.kind or ""),
+                        esc(NODE_STATUS.get(it.status, "pending")),
+                        str(it.depth),
+                        shown(it.reason, 300),
+                    )
+                    for it in open_nodes
+                ],
+            )  # fmt: skip
+        )
+    return Section(v.anchor("tree"), "Task tree", "".join(parts))
 
 
 RUN_SECTIONS: tuple[Callable[[RunView], Section | None], ...] = (
