@@ -302,7 +302,7 @@ def tree_section(v: RunView) -> Section | None:
                     )
                     for it in open_nodes
                 ],
-            )  # fmt: skip
+            )
         )
     return Section(v.anchor("tree"), "Task tree", "".join(parts))
 
