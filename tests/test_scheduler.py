@@ -605,3 +605,22 @@ def test_speculation_never_changes_a_decision(depth: int) -> None:
     assert thrown.samples > 0
     assert sched.totals.speculative_samples == thrown.samples
     assert sched.totals.samples == sum(d.samples for d in seen.decisions)
+
+
+def test_a_request_that_fails_every_attempt_stops_its_item_only() -> None:
+    from unerring.backends.resilience import RetriesExhausted
+
+    class OneBad(SimBackend):
+        async def sample(self, request: SampleRequest) -> list[Sample]:
+            if request.item == 1 and request.step == 3:
+                raise RetriesExhausted("timeout", "gave up after 10 attempts: timed out")
+            return await super().sample(request)
+
+    events, seen = Events(), Collect()
+    events.subscribe(seen)
+    sched = Scheduler(OneBad(SimConfig(error=0.0)), VotingConfig(k=1), events, simulate=True)
+    end = run_sync(sched.run(_batch(3, 3)))
+    assert end.status == "stopped" and "gave up after 10 attempts" in end.reason
+    assert end.ended == {"completed": 2, "stopped": 1, "failed": 0}
+    assert {d.item for d in seen.decisions if d.step == 6} == {0, 2}
+    assert [d.step for d in seen.decisions if d.item == 1] == [0, 1, 2]

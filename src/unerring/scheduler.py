@@ -39,6 +39,7 @@ from unerring.backends.base import (
     TransportError,
     whole_rounds,
 )
+from unerring.backends.resilience import RetriesExhausted
 from unerring.backends.sim import ProcessOracle
 from unerring.events import Decision, Discarded, Events, ItemEnd, SampleOutcome, Totals
 from unerring.process import NoteSelector, Process, with_notes
@@ -243,6 +244,11 @@ class Scheduler:
                 self.failure = reason
             self.request_stop(reason)
             self._end_item(it, "stopped", reason)
+        except RetriesExhausted as e:
+            # one request failed on every attempt while others did not (an outage opens
+            # the breaker and stops the run instead): this item stops, resumable, and the
+            # others go on
+            self._end_item(it, "stopped", f"model unreachable ({e.kind}): {e}")
         except TransportError as e:
             reason = f"model unreachable ({e.kind}): {e}"
             self.request_stop(reason)
