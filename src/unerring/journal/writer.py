@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 from unerring.events import Decision, Discarded, ItemEnd, Totals, TransportFailure
-from unerring.journal.codec import BLOCK_SEPARATOR, pack_block, pack_holes, pack_winners
+from unerring.journal.group import Group
 from unerring.journal.store import RunRecord, Store
 from unerring.process import Process
 
@@ -93,7 +93,7 @@ class JournalWriter:
         self._items: dict[int, _ItemLog] = {}  # items with work not yet committed
         self._wall_base = self.totals.wall_s
         self._t0 = time.perf_counter()
-        self._group = _Group()  # filled by the step loop, taken whole by the writer
+        self._group = Group()  # filled by the step loop, taken whole by the writer
         self._lock = threading.Lock()  # held for a few appends, or to take the group
         self._wake = threading.Event()
         self._drained = threading.Event()
@@ -121,6 +121,23 @@ class JournalWriter:
             self._wake.set()
             self._drained.wait(5.0)
 
+    def on_group(self, group: Group) -> None:
+        """Take a whole group of events at once (a remote worker's, in the order made)."""
+        with self._lock:
+            for item in group.item_indices():
+                if item not in self._items:
+                    self._items[item] = _ItemLog(self.process_of(item))
+            self._group.merge(group)
+            size = self._group.size
+        if self._thread is None:
+            self._drain()
+        elif size >= 2 * self.max_group:  # as on_decision: keep memory bounded
+            self._drained.clear()
+            self._wake.set()
+            self._drained.wait(5.0)
+        elif size >= self.max_group:
+            self._wake.set()
+
     def _other(self, x: TransportFailure | Discarded | ItemEnd) -> None:
         with self._lock:
             if x.item not in self._items:
@@ -146,9 +163,9 @@ class JournalWriter:
     def _drain(self) -> None:
         with self._lock:
             group = self._group
-            if group.size or group.items:
-                self._group = _Group()
-        if (group.size or group.items) and self.error is None:
+            if group:
+                self._group = Group()
+        if group and self.error is None:
             try:
                 self._commit(group)
             except Exception as e:  # never let the thread die: the run must hear of it
@@ -188,7 +205,7 @@ class JournalWriter:
         ).fetchone()
         return Totals(json.loads(row[0]) if row is not None else None)
 
-    def _commit(self, group: _Group) -> None:
+    def _commit(self, group: Group) -> None:
         run_id = self.run.id
         t = self.totals
         full_rows: list[tuple[Any, ...]] = []
@@ -242,9 +259,8 @@ class JournalWriter:
                 row = b.block(run_id, item, t, item_totals)
                 if row is not None:
                     block_rows.append(row)
-                last = b.last
-                if last is not None:
-                    touched[item] = (last.step + 1, _dump(process, last.state_after))
+                if b.last_step >= 0:
+                    touched[item] = (b.last_step + 1, _dump(process, b.last_state))
             for item in ends:
                 touched.setdefault(item, (None, None))
         except UserCodeError as e:
@@ -405,140 +421,3 @@ class _ItemLog:
     def __init__(self, process: Process[Any, Any]) -> None:
         self.process = process
         self.totals: Totals | None = None  # the item's committed totals, read when needed
-
-
-_SEP = BLOCK_SEPARATOR  # ASCII record separator: joins the winner texts of a block
-
-
-class _Block:
-    """One item's plain decisions in a group, as columns (the writer packs them whole at
-    C speed into one `decision_blocks` row); inside its range, noteworthy steps are holes."""
-
-    __slots__ = (
-        "completion",
-        "correct",
-        "cost",
-        "elapsed_us",
-        "first",
-        "holes",
-        "last",
-        "last_plain",
-        "prompt",
-        "samples",
-        "surplus",
-        "winners",
-    )
-
-    def __init__(self) -> None:
-        self.winners: list[str] = []
-        self.samples: list[int] = []
-        self.surplus: list[int] = []
-        self.prompt: list[int] = []
-        self.completion: list[int] = []
-        self.elapsed_us: list[int] = []
-        self.correct: list[int] = []  # 1 right, -1 unchecked (a plain step is never wrong)
-        self.cost: list[float] = []
-        self.first = 0  # the first plain step
-        self.last_plain = 0
-        self.holes: list[int] = []
-        self.last: Decision | None = None  # the last decision that moved the state
-
-    def block(
-        self, run_id: int, item: int, run_totals: Totals, item_totals: Totals
-    ) -> tuple[Any, ...] | None:
-        """The block row of the plain decisions (None if none), counted into the totals."""
-        n = len(self.winners)
-        if not n:
-            return None
-        first, last = self.first, self.last_plain
-        holes = [h for h in self.holes if h < last]  # noteworthy steps after it: no holes
-        data = pack_block(
-            self.samples,
-            self.surplus,
-            self.prompt,
-            self.completion,
-            self.elapsed_us,
-            self.correct,
-            self.cost,
-        )
-        samples, prompt, completion = sum(self.samples), sum(self.prompt), sum(self.completion)
-        cost = sum(self.cost)
-        checked = n - self.correct.count(-1)
-        for t in (run_totals, item_totals):
-            t.steps_decided += n
-            t.samples += samples
-            t.prompt_tokens += prompt
-            t.completion_tokens += completion
-            t.cost += cost
-            t.checked += checked
-        return (
-            run_id,
-            first,
-            last,
-            pack_winners(self.winners),
-            data,
-            pack_holes(first, holes),
-            item,
-        )
-
-
-class _Group:
-    """The events of one commit: per item a block of plain decisions (added as column
-    values in the step loop, so the Decision can go at once), and in order the noteworthy
-    decisions, transport failures, discarded speculation and item ends."""
-
-    __slots__ = ("_block", "_item", "blocks", "items", "sampled", "size")
-
-    def __init__(self) -> None:
-        self.blocks: dict[int, _Block] = {}
-        self.items: list[Decision | TransportFailure | Discarded | ItemEnd] = []
-        self.sampled: list[Decision] = []  # plain decisions whose samples are recorded
-        self.size = 0
-        self._item = -1  # the item of the last decision, and its block: runs of one item
-        self._block: _Block | None = None
-
-    def add(self, d: Decision) -> int:
-        """Take one decision; return how many the group holds."""
-        if d.item == self._item:
-            b = self._block
-            assert b is not None
-        else:
-            b = self.blocks.get(d.item)
-            if b is None:
-                b = self.blocks[d.item] = _Block()
-            self._item = d.item
-            self._block = b
-        winner = d.winner_text
-        correct = d.correct
-        if (
-            d.flags is None
-            and correct is not False
-            and not d.undecided
-            and len(d.votes) == 1
-            and winner is not None
-            and _SEP not in winner
-        ):
-            if not b.winners:
-                b.first = d.step
-            b.last_plain = d.step
-            b.winners.append(winner)
-            b.samples.append(d.samples)
-            b.surplus.append(d.surplus)  # unanimous, unflagged: votes = samples - surplus
-            b.prompt.append(d.prompt_tokens)
-            b.completion.append(d.completion_tokens)
-            # integer microseconds: exact enough, and packs as an integer column
-            b.elapsed_us.append(int(d.elapsed_s * 1e6))
-            b.correct.append(-1 if correct is None else 1)
-            b.cost.append(d.cost)
-            b.last = d
-            if d.outcomes:  # `--record samples` keeps a plain step's samples too
-                self.sampled.append(d)
-        else:
-            if d.state_after is not None:
-                if b.winners:  # a step before the block's first needs no hole
-                    b.holes.append(d.step)
-                b.last = d
-            # else undecided and stopped: nothing follows it (a resume decides it again)
-            self.items.append(d)
-        self.size += 1
-        return self.size
