@@ -238,13 +238,16 @@ class Totals:
 class Events:
     """Subscribers by event. Callables are kept in tuples: the hot path just iterates."""
 
-    NAMES = ("decision", "transport_failure", "discarded", "item_end")
+    NAMES = ("decision", "transport_failure", "discarded", "item_end", "group")
 
     def __init__(self) -> None:
         self.decision: tuple[Any, ...] = ()
         self.transport_failure: tuple[Any, ...] = ()
         self.discarded: tuple[Any, ...] = ()
         self.item_end: tuple[Any, ...] = ()
+        # a remote worker's events, gathered into a commit group (journal/group.py) where
+        # they were made: a remote executor emits these instead of the events one by one
+        self.group: tuple[Any, ...] = ()
 
     def subscribe(self, observer: object) -> None:
         for name in self.NAMES:

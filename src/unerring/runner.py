@@ -8,7 +8,6 @@ outcome back from the journal.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import threading
@@ -21,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from unerring import reliability
 from unerring.errors import UsageError
-from unerring.events import Events, ItemEnd, Totals, TransportFailure
+from unerring.events import Events, Totals
+from unerring.executors import Execution, Executor, ExecutorSpec, Work, open_executor
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
 from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreError
@@ -31,12 +31,11 @@ from unerring.models import (
     Transport,
     known_error_mixture,
     known_valid_rate,
-    make_backend,
     parse_model,
     price_table,
 )
 from unerring.process import Process
-from unerring.scheduler import Item, RunEnd, Scheduler
+from unerring.scheduler import Item, RunEnd
 from unerring.settings import Budget, Prices, VotingConfig
 from unerring.tasks.registry import get_task
 
@@ -112,14 +111,16 @@ class Session:
     durability: Durability = "group"
     budget: Budget = field(default_factory=Budget)
     prices: Prices = field(default_factory=Prices)
-    # (scheduler, run, (items, items completed before) for a batch, else None) -> a context
+    # (execution, run, (items, items completed before) for a batch, else None) -> a context
     # manager that shows progress while the run goes on
-    progress: Callable[[Scheduler, RunRecord, tuple[int, int] | None], Any] | None = None
+    progress: Callable[[Execution, RunRecord, tuple[int, int] | None], Any] | None = None
     handle_signals: bool = True
     transport: Transport = field(default_factory=Transport)
     max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
     speculate: int = 0  # steps a chain may open ahead of its vote (0: none)
     window: int | None = None  # items deciding at once (default: from the concurrency)
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where items are decided
+    notify: Callable[[str], None] | None = None  # hears what an executor reports (a restart)
 
 
 @dataclass(frozen=True)
@@ -253,13 +254,13 @@ def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
 
 
 @contextmanager
-def _signals(scheduler: Scheduler, enabled: bool) -> Iterator[None]:
+def _signals(execution: Execution, enabled: bool) -> Iterator[None]:
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: object) -> None:
-        scheduler.request_stop(f"interrupted by {signal.Signals(signum).name}")
+        execution.request_stop(f"interrupted by {signal.Signals(signum).name}")
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -405,6 +406,30 @@ def execute(
         rows = [("1", {}, steps)]
     if not resume:
         voting_config(options, steps)
+    # the last check before the store: an executor that cannot start (Ray missing, an
+    # address where nothing answers) writes nothing
+    executor = open_executor(session.executor, session.notify)
+    try:
+        executor.check(session.transport)
+        return _execute(options, session, run_id, resume, events, on_start, process, batch,
+                        steps, rows, executor)  # fmt: skip
+    finally:
+        executor.close()
+
+
+def _execute(
+    options: RunOptions,
+    session: Session,
+    run_id: str | None,
+    resume: bool,
+    events: Events | None,
+    on_start: Callable[[RunRecord, int], None] | None,
+    process: Process[Any, Any] | None,
+    batch: Sequence[BatchItem] | None,
+    steps: int | None,
+    rows: list[tuple[str, dict[str, Any], int | None]],
+    executor: Executor,
+) -> RunResult:
     store = Store(session.store, max_pages=session.max_pages)
     run = store.get_run(run_id) if run_id else None
     if run is None and resume:
@@ -447,7 +472,7 @@ def execute(
         own = {b.item_id: b.process for b in batch or () if b.process is not None}
         if batch is None and process is not None:
             own["1"] = process
-        return _drive(voting, options, session, store, run, events, own, notes)
+        return _drive(voting, options, session, store, run, events, own, executor, notes)
     finally:
         if lock is not None:
             lock.release()
@@ -461,6 +486,7 @@ def _drive(
     run: RunRecord,
     events: Events | None,
     own: dict[str, Process[Any, Any]],
+    executor: Executor,
     notes: Notebook | None = None,
 ) -> RunResult:
     spec = parse_model(options.model)
@@ -480,42 +506,20 @@ def _drive(
     store.reset_items(run)
     pending = list(store.items(run, unfinished=True))
     done = store.item_counts(run).get("completed", 0)
-    live: dict[int, Process[Any, Any]] = {}  # the processes of items not yet ended
-
-    def on_failure(f: TransportFailure) -> None:
-        totals.transport_failures += 1
-        for fn in events.transport_failure:
-            fn(f)
-
-    backend = make_backend(spec, transport, on_failure)
+    # the processes of items started and not yet seen by the journal writer, which asks
+    # once per item and keeps it until the item's end is committed
+    live: dict[int, Process[Any, Any]] = {}
     attempt = store.begin_attempt(run)
-    concurrency = transport.concurrency or 8
-    scheduler = Scheduler(
-        backend,
-        voting,
-        events,
-        simulate=spec.sim is not None,
-        prices=prices,
-        budget=session.budget,
-        totals=totals,
-        speculate=session.speculate,
-        window=session.window or max(16, 4 * concurrency),
-    )
+    work = Work(spec, transport, voting, prices, session.budget, session.speculate, session.window)
+    execution = executor.start(work, events, totals)
     writer = JournalWriter(
         store,
         run,
-        live.__getitem__,
+        live.pop,
         durability=session.durability,
-        on_error=scheduler.request_stop,
+        on_error=execution.request_stop,
     )
     events.subscribe(writer)
-
-    class Forget:
-        # after the writer has taken an item's end: its process is no longer needed
-        def on_item_end(self, e: ItemEnd) -> None:
-            live.pop(e.item, None)
-
-    events.subscribe(Forget())
 
     def items() -> Iterator[Item]:
         for rec in pending:
@@ -537,11 +541,11 @@ def _drive(
 
     outcome: RunEnd | None = None
     try:
-        with _signals(scheduler, session.handle_signals):
+        with _signals(execution, session.handle_signals):
             counts = (len(pending) + done, done) if run.kind == "batch" else None
-            progress = session.progress(scheduler, run, counts) if session.progress else None
+            progress = session.progress(execution, run, counts) if session.progress else None
             with progress if progress is not None else contextlib.nullcontext():
-                outcome = asyncio.run(_run(scheduler, items()))
+                outcome = execution.run(items())
     finally:
         writer.close()
         if outcome is None:
@@ -557,13 +561,6 @@ def _drive(
             store.end_attempt(run, attempt, status, reason)
     fresh = store.get_run(run.run_id) or run
     assert outcome is not None
-    return RunResult(
-        outcome, fresh, summary(fresh, writer.totals.as_dict(), outcome, store, attempt), store
-    )
-
-
-async def _run(scheduler: Scheduler, items: Iterator[Item]) -> RunEnd:
-    try:
-        return await scheduler.run(items)
-    finally:
-        await scheduler.backend.aclose()
+    s = summary(fresh, writer.totals.as_dict(), outcome, store, attempt)
+    s.update(execution.report())
+    return RunResult(outcome, fresh, s, store)

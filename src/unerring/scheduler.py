@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
@@ -76,6 +76,31 @@ class RunEnd:
     not_completed: tuple[ItemEnd, ...] = ()  # the first few that stopped or failed
     step: int = 0  # where the last item to end stopped (a single chain: where it ended)
     state: Any = None  # and its state
+
+
+def run_end(
+    ended: dict[str, int],
+    not_completed: tuple[ItemEnd, ...],
+    last: ItemEnd | None,
+    failure: str | None,
+    stop_reason: str | None,
+) -> RunEnd:
+    """How a run ended, from how its items ended (and a failure or a stop, if any)."""
+    where = (0, None) if last is None else (last.next_step, last.state)
+    ended = dict(ended)
+    ends = not_completed
+    if failure is not None:
+        return RunEnd("failed", failure, ended, ends, *where)
+    if stop_reason is not None:
+        return RunEnd("stopped", stop_reason, ended, ends, *where)
+    failed, stopped = ended["failed"], ended["stopped"]
+    if not failed and not stopped:
+        return RunEnd("completed", "", ended, ends, *where)
+    status: Status = "failed" if failed and not stopped else "stopped"
+    if failed + stopped == 1:
+        return RunEnd(status, ends[0].reason, ended, ends, *where)
+    parts = [f"{n} {s}" for s, n in (("stopped", stopped), ("failed", failed)) if n]
+    return RunEnd(status, f"items {' and '.join(parts)}", ended, ends, *where)
 
 
 class _Open:
@@ -148,19 +173,34 @@ class Scheduler:
             self.stop_reason = reason
 
     # -- the run ---------------------------------------------------------------------------
-    async def run(self, items: Iterable[Item]) -> RunEnd:
-        """Decide every item's steps until all end, the run stops, or it fails."""
+    async def run(self, items: Iterable[Item] | AsyncIterable[Item]) -> RunEnd:
+        """Decide every item's steps until all end, the run stops, or it fails.
+
+        `items` may be asynchronous: a worker of a remote executor is handed its items
+        while it runs.
+        """
         totals = self.totals
         t0 = perf_counter()
         wall0 = totals.wall_s
         active: set[asyncio.Task[None]] = set()
+
+        async def admit(it: Item) -> None:
+            nonlocal active
+            while len(active) >= self.window:
+                _, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
+            active.add(asyncio.create_task(self._drive(it)))
+
         try:
-            for it in items:
-                if self.stop_reason is not None:
-                    break
-                while len(active) >= self.window:
-                    _, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
-                active.add(asyncio.create_task(self._drive(it)))
+            if isinstance(items, AsyncIterable):
+                async for it in items:
+                    if self.stop_reason is not None:
+                        break
+                    await admit(it)
+            else:
+                for it in items:
+                    if self.stop_reason is not None:
+                        break
+                    await admit(it)
             if active:
                 await asyncio.wait(active)
         finally:
@@ -170,22 +210,9 @@ class Scheduler:
         return self._end()
 
     def _end(self) -> RunEnd:
-        ends = tuple(self._not_completed)
-        last = self._last_end
-        where = (0, None) if last is None else (last.next_step, last.state)
-        ended = dict(self.ended)
-        if self.failure is not None:
-            return RunEnd("failed", self.failure, ended, ends, *where)
-        if self.stop_reason is not None:
-            return RunEnd("stopped", self.stop_reason, ended, ends, *where)
-        failed, stopped = self.ended["failed"], self.ended["stopped"]
-        if not failed and not stopped:
-            return RunEnd("completed", "", ended, ends, *where)
-        status: Status = "failed" if failed and not stopped else "stopped"
-        if failed + stopped == 1:
-            return RunEnd(status, ends[0].reason, ended, ends, *where)
-        parts = [f"{n} {s}" for s, n in (("stopped", stopped), ("failed", failed)) if n]
-        return RunEnd(status, f"items {' and '.join(parts)}", ended, ends, *where)
+        return run_end(
+            self.ended, tuple(self._not_completed), self._last_end, self.failure, self.stop_reason
+        )
 
     async def _drive(self, it: Item) -> None:
         self.items_active += 1
