@@ -132,6 +132,7 @@ class Scheduler:
         totals: Totals | None = None,
         speculate: int = 0,
         window: int = 64,
+        burst: int = BURST,
     ) -> None:
         if speculate < 0:
             raise ValueError(f"speculate must not be negative, got {speculate}")
@@ -146,6 +147,7 @@ class Scheduler:
         self.totals = totals or Totals()
         self.speculate = speculate
         self.window = window
+        self.burst = burst  # steps an item decides at once on a backend that never waits
         self.whole = whole_rounds(backend)
         self.stop_reason: str | None = None  # set from a signal handler or another thread
         self.failure: str | None = None
@@ -289,7 +291,7 @@ class Scheduler:
             state = it.state = d.state_after
             step = it.step = step + 1
             burst += 1
-            if burst == BURST:  # a backend that never waits would never let others run
+            if burst == self.burst:  # a backend that never waits would never let others run
                 burst = 0
                 await asyncio.sleep(0)
         self._end_item(it, "completed")

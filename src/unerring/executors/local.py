@@ -10,7 +10,7 @@ from unerring.backends.base import Backend
 from unerring.events import Events, ItemEnd, Totals, TransportFailure
 from unerring.executors.base import Work
 from unerring.models import Transport, make_backend
-from unerring.scheduler import Item, RunEnd, Scheduler
+from unerring.scheduler import BURST, Item, RunEnd, Scheduler
 
 
 class LocalExecution:
@@ -50,6 +50,7 @@ def local_scheduler(
     events: Events,
     totals: Totals,
     wrap: Callable[[Backend], Backend] | None = None,
+    burst: int = BURST,
 ) -> Scheduler:
     """A scheduler for `work` with its own backend (`wrap`ped, if given); transport
     failures count into `totals` and go out as events."""
@@ -70,6 +71,7 @@ def local_scheduler(
         totals=totals,
         speculate=work.speculate,
         window=work.items_window,
+        burst=burst,
     )
 
 

@@ -23,6 +23,9 @@ from unerring.redflags import estimate_tokens
 from unerring.scheduler import Item, Scheduler
 
 GATHER_S = 0.02  # how long a call lets a group gather before it answers
+# steps an item decides before it lets the loop run (the local scheduler's 256 would keep
+# a worker on a model that never waits from answering the driver for too long)
+BURST = 32
 
 
 class Counting(Wrapping):
@@ -81,7 +84,9 @@ class Worker:
         events = Events()
         events.subscribe(self)
         self.counting: Counting | None = None
-        self.scheduler: Scheduler = local_scheduler(work, events, self.totals, self._count)
+        self.scheduler: Scheduler = local_scheduler(
+            work, events, self.totals, self._count, burst=BURST
+        )
         self._queue: asyncio.Queue[Item | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None
