@@ -223,6 +223,8 @@ class RayExecution:
         try:
             for s in slots:
                 s.actor = self._remote.remote(s.work)
+            self._deal(slots)
+            for s in slots:
                 self._send(s)
             while not all(s.done for s in slots):
                 calls = {s.pending: s for s in slots if s.pending is not None}
@@ -270,20 +272,40 @@ class RayExecution:
                 s.stop_sent = True
             items = []  # handed after a stop: never started, left for a resume
         else:
-            room = 2 * s.work.items_window - len(s.owned)
-            while room > 0 and not self._exhausted:
-                it = next(self._source, None)
+            for _ in range(2 * s.work.items_window - len(s.owned)):
+                it = self._next(s)
                 if it is None:
-                    self._exhausted = True
                     break
-                s.owned[it.index] = it
                 items.append(it)
-                room -= 1
         close = self._exhausted and not s.closed
         if close:
             s.closed = True
         # the actor gets its own copies (pickled): the driver's stay as last received
         s.pending = s.actor.exchange.remote(items, stop, close, POLL_S)
+
+    def _next(self, s: _Slot) -> Item | None:
+        """The next item for slot `s` (now its owner), or None when there is none."""
+        if self._exhausted:
+            return None
+        it = next(self._source, None)
+        if it is None:
+            self._exhausted = True
+            return None
+        s.owned[it.index] = it
+        return it
+
+    def _deal(self, slots: list[_Slot]) -> None:
+        """The first items, one to each worker in turn (a small batch is spread evenly);
+        later each worker is topped up as it reports."""
+        want = {s.index: 2 * s.work.items_window for s in slots}
+        while not self._exhausted and any(want.values()):
+            for s in slots:
+                if want[s.index]:
+                    it = self._next(s)
+                    if it is None:
+                        return
+                    s.rehand.append(it)
+                    want[s.index] -= 1
 
     def _take(self, s: _Slot, rep: Report) -> None:
         """A report: journal its group, move the items' resume points, count its totals."""
