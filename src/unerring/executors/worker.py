@@ -39,11 +39,21 @@ class Counting(Wrapping):
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         got = await self.inner.sample(request)
-        self.samples += len(got)
-        for s in got:
-            ct = s.completion_tokens
-            self.tokens += (s.prompt_tokens or 0) + (estimate_tokens(s.text) if ct is None else ct)
+        n = len(got)
+        if not n:
+            return got
+        self.samples += n
+        s0 = got[0]
+        if n == 1 or got.count(s0) == n:  # one object for the round (the simulator's usual)
+            self.tokens += n * _tokens(s0)
+        else:
+            self.tokens += sum(map(_tokens, got))
         return got
+
+
+def _tokens(s: Sample) -> int:
+    ct = s.completion_tokens
+    return (s.prompt_tokens or 0) + (estimate_tokens(s.text) if ct is None else ct)
 
 
 @dataclass
