@@ -24,15 +24,13 @@ import argparse
 import json
 import logging
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hanoi import run_child
 
 LATENCY = "lognormal:100:0.5"
 
@@ -52,27 +50,41 @@ def start_cluster(cpus: int) -> str:
     return str(ray.get_runtime_context().gcs_address)
 
 
-def one(args: list[str], tmp: str, n: int) -> tuple[dict[str, Any], float]:
+def one(args: list[str], tmp: str, n: int) -> tuple[dict[str, Any], float, float]:
+    """A run's summary, its process's wall time and CPU seconds (the driver's, for Ray:
+    the actors are the cluster's processes, and report their own)."""
+    cmd = [sys.executable, "-m", "unerring", "run", "hanoi", "--json"]
+    cmd += ["--store", f"{tmp}/run{n}.db", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    s, _ = run_child(
-        ["-m", "unerring", "run", "hanoi", "--json", "--store", f"{tmp}/run{n}.db", *args]
-    )
-    return s, time.perf_counter() - t0
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall, cpu
 
 
 def compare(local: list[str], far: list[str], repeat: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"local": [], "ray": []}
     e2e: dict[str, list[float]] = {"local": [], "ray": []}
+    cpu: dict[str, list[float]] = {"local": [], "ray": [], "ray_workers": []}
+    load0 = os.getloadavg()[0]
     last: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         n = 0
         for _ in range(repeat):
             for name, args in (("local", local), ("ray", far)):
-                s, wall = one(args, tmp, n)
+                s, wall, used = one(args, tmp, n)
                 n += 1
                 assert s["status"] == "completed", s["reason"]
-                rates[name].append(s["steps_decided"] / s["wall_s"])
-                e2e[name].append(s["steps_decided"] / wall)
+                steps = s["steps_decided"]
+                rates[name].append(steps / s["wall_s"])
+                e2e[name].append(steps / wall)
+                cpu[name].append(1e6 * used / steps)
+                if name == "ray":
+                    cpu["ray_workers"].append(1e6 * s["worker_cpu_s"] / steps)
                 last[name] = s
     lo, ra = statistics.median(rates["local"]), statistics.median(rates["ray"])
     return {
@@ -87,6 +99,13 @@ def compare(local: list[str], far: list[str], repeat: int) -> dict[str, Any]:
         "e2e_ray_vs_local": round(
             statistics.median(e2e["ray"]) / statistics.median(e2e["local"]), 3
         ),
+        # CPU microseconds per decided step: where the work went (on a shared machine the
+        # ratio of rates also says how many cores the runs could get)
+        "local_cpu_us_per_step": round(statistics.median(cpu["local"]), 1),
+        "ray_driver_cpu_us_per_step": round(statistics.median(cpu["ray"]), 1),
+        "ray_workers_cpu_us_per_step": round(statistics.median(cpu["ray_workers"]), 1),
+        "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "cores": os.cpu_count(),
         "runs_each": repeat,
         "local_rates": [round(x, 1) for x in rates["local"]],
         "ray_rates": [round(x, 1) for x in rates["ray"]],

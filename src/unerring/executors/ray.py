@@ -178,6 +178,7 @@ class RayExecution:
         self.restarts = 0
         self.redrawn_samples = 0
         self.redrawn_tokens = 0
+        self.worker_cpu_s = 0.0
         self.max_restarts = max(3, 2 * workers)
         self._not_completed: list[ItemEnd] = []
         self._last_end: ItemEnd | None = None
@@ -207,6 +208,7 @@ class RayExecution:
             "worker_restarts": self.restarts,
             "redrawn_samples": self.redrawn_samples,
             "redrawn_tokens": self.redrawn_tokens,
+            "worker_cpu_s": round(self.worker_cpu_s, 3),
         }
 
     def worker_pids(self) -> list[int]:
@@ -328,6 +330,7 @@ class RayExecution:
             for fn in self.events.group:
                 fn(group)
         s.in_flight = rep.in_flight
+        self.worker_cpu_s += rep.cpu_s
         s.unreported, s.unreported_tokens = rep.unreported, rep.unreported_tokens
         if rep.failure is not None and self.failure is None:
             self.failure = rep.failure

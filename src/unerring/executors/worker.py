@@ -65,6 +65,7 @@ class Report:
     drawn: int  # samples drawn so far, whether handed over or not
     unreported: int  # of those, samples not yet in any group (steps still deciding)
     unreported_tokens: int
+    cpu_s: float  # CPU seconds the worker's process spent since the last exchange
     active: int  # items deciding
     in_flight: int  # sample requests out
     stop_reason: str | None = None  # why the worker's scheduler stopped, if it did
@@ -101,6 +102,7 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None
         self.done = False
+        self._cpu = time.process_time()
 
     def _count(self, backend: Backend) -> Backend:
         self.counting = Counting(backend)
@@ -155,12 +157,14 @@ class Worker:
         handed = now.samples + now.speculative_samples
         tokens = now.prompt_tokens + now.completion_tokens
         s = self.scheduler
+        cpu, self._cpu = self._cpu, time.process_time()
         return Report(
             group=group,
             totals=delta,
             drawn=counting.samples,
             unreported=counting.samples - handed,
             unreported_tokens=counting.tokens - tokens,
+            cpu_s=self._cpu - cpu,
             active=s.items_active,
             in_flight=s.in_flight,
             stop_reason=s.stop_reason,
