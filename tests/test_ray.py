@@ -179,7 +179,7 @@ def _kill_one_worker(execution: Any, when: int, killed: list[int]) -> Iterator[N
 def test_a_killed_worker_loses_nothing_and_decides_nothing_twice(
     cluster: str, tmp_path: Path
 ) -> None:
-    model = "sim:error=0.02,flag=0.02,seed=5,latency=fixed:4"  # slow enough to kill mid-batch
+    model = "sim:error=0.02,flag=0.02,seed=5,latency=lognormal:4:0.5"  # killed mid-batch
     killed: list[int] = []
     heard: list[str] = []
     n, disks = 16, 6
@@ -210,8 +210,10 @@ def test_a_killed_worker_loses_nothing_and_decides_nothing_twice(
     # the journal counts each decision once: what the dead worker drew again is reported
     assert s["samples"] == ref.summary["samples"]
     # steps half voted at the dead worker's last report are drawn again, and said so
-    assert s["redrawn_samples"] > 0
-    assert f"at least {s['redrawn_samples']} samples are drawn again" in heard[0]
+    # (a lower bound: it can be 0 when the report caught no step half voted)
+    assert "the steps in flight on it are drawn again" in heard[0]
+    if s["redrawn_samples"]:
+        assert f"drawn again, at least {s['redrawn_samples']} samples" in heard[0]
 
 
 @pytest.mark.slow
@@ -246,7 +248,7 @@ def test_a_killed_driver_is_a_crash_like_any_other(cluster: str, tmp_path: Path)
     assert _record(db, "d") == _record(tmp_path / "ref.db", "d")
 
 
-def _committed_steps(db: Path) -> int:
+def _committed_steps(db: Path, run_id: str = "d") -> int:
     if not db.exists():
         return 0
     try:
@@ -254,7 +256,7 @@ def _committed_steps(db: Path) -> int:
     except Exception:
         return 0
     try:
-        run = store.get_run("d")
+        run = store.get_run(run_id)
         return 0 if run is None else int(run.stats.get("steps_decided", 0))
     finally:
         store.close()
@@ -347,3 +349,57 @@ def test_a_library_batch_of_own_processes_on_ray(cluster: str, tmp_path: Path) -
         got = [{k: v for k, v in d.items() if k != "elapsed"} for d in far.decisions(name)]
         want = [{k: v for k, v in d.items() if k != "elapsed"} for d in near.decisions(name)]
         assert got == want and len(got) == 2 ** int(name[1:]) - 1
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process under `pid`."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True)
+    children: dict[int, list[tuple[int, str]]] = {}
+    for line in out.stdout.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2:
+            children.setdefault(int(parts[1]), []).append(
+                (int(parts[0]), parts[2] if len(parts) > 2 else "")
+            )
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child[0])
+    return found
+
+
+@pytest.mark.slow
+def test_the_cli_with_its_own_cluster_survives_a_killed_worker(tmp_path: Path) -> None:
+    """No --ray-address: the CLI starts its own cluster (on 127.0.0.1) and stops it; a
+    worker killed under it is reported in one line on stderr; stdout stays one JSON line."""
+    db = tmp_path / "c.db"
+    args = [
+        sys.executable, "-m", "unerring", "run", "hanoi", "--disks", "6", "--batch", "16",
+        "--k", "3", "--model", "sim:error=0.01,latency=fixed:5", "--store", str(db),
+        "--run-id", "c", "--json", "--executor", "ray", "--workers", "2",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env()
+    )
+    try:
+        deadline = time.monotonic() + 90
+        victim = None
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            workers = [p for p, cmd in _descendants(proc.pid) if cmd.startswith("ray::Worker")]
+            if workers and _committed_steps(db, "c") >= 100:
+                victim = workers[0]
+            time.sleep(0.05)
+        assert victim is not None, "no worker to kill"
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    s = json.loads(out)  # stdout holds the summary alone
+    assert s["status"] == "completed" and s["errors"] == 0 and s["worker_restarts"] == 1
+    died = [x for x in err.splitlines() if "died" in x]
+    assert len(died) == 1 and died[0].startswith("unerring: worker "), err
+    assert "Traceback" not in err

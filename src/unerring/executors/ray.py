@@ -73,6 +73,27 @@ def check_address(address: str) -> None:
         ) from None
 
 
+def _route_errors() -> None:
+    """Ray prints the cluster's error messages on the driver's stdout, where `--json`
+    writes its summary: send them to stderr, and leave out a worker's death, which the
+    driver reports in its own words. (Ray's module function, replaced where it is looked
+    up; if a Ray version moves it, its messages stay as they were.)"""
+    mod = sys.modules.get("ray._private.worker")
+    original = getattr(mod, "print_to_stdstream", None)
+    if mod is None or original is None or getattr(original, "_unerring", False):
+        return
+
+    def routed(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet":
+            if any("worker died" in str(line) for line in data.get("lines", ())):
+                return
+            data = {**data, "is_err": True}
+        original(data, ignore_prefix)
+
+    routed._unerring = True  # type: ignore[attr-defined]
+    mod.print_to_stdstream = routed  # type: ignore[attr-defined]
+
+
 class RayExecutor:
     """Connects to a Ray cluster (or starts one on this machine) and runs items on it."""
 
@@ -101,6 +122,7 @@ class RayExecutor:
                 text = " ".join(str(e).split())
                 raise UsageError(f"Ray could not start or connect: {text}") from None
             self.started = True
+            _route_errors()
         self.cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = spec.workers or max(1, self.cpus)
 
@@ -369,9 +391,10 @@ class RayExecution:
         s.actor = self._remote.remote(s.work)
         s.rehand = held + s.rehand
         s.closed = s.stop_sent = False
+        again = f", at least {s.unreported} samples" if s.unreported else ""
         self._say(
             f"{what}; a new worker takes its {len(held)} unfinished items from their last "
-            f"decisions received (at least {s.unreported} samples are drawn again)"
+            f"decisions received (the steps in flight on it are drawn again{again})"
         )
         s.in_flight = s.unreported = s.unreported_tokens = 0
 
