@@ -403,3 +403,30 @@ def test_the_cli_with_its_own_cluster_survives_a_killed_worker(tmp_path: Path) -
     died = [x for x in err.splitlines() if "died" in x]
     assert len(died) == 1 and died[0].startswith("unerring: worker "), err
     assert "Traceback" not in err
+
+
+@ray.remote(num_cpus=1)
+class _Hog:
+    def ready(self) -> bool:
+        return True
+
+
+def test_workers_that_cannot_start_stop_the_run_with_the_reason(
+    cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster without room for the workers: the run stops, resumable, saying why."""
+    from unerring.executors import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "START_S", 2.0)
+    hogs = [_Hog.remote() for _ in range(4)]  # every CPU of the module's cluster
+    try:
+        ray.get([h.ready.remote() for h in hogs], timeout=60)
+        result = _run(tmp_path / "n.db", "n", ExecutorSpec("ray", workers=2), n=4, disks=4)
+    finally:
+        for h in hogs:
+            ray.kill(h)
+    assert result.outcome.status == "stopped"
+    assert "2 of 2 workers did not start within 2 s" in result.outcome.reason
+    assert result.summary["items_pending"] == 4
+    again = _run(tmp_path / "n.db", "n", LOCAL, n=4, disks=4)
+    assert again.outcome.status == "completed"

@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,7 @@ from unerring.scheduler import KEEP_ENDS, Item, RunEnd, run_end
 INSTALL = "pip install 'unerring[ray]'"
 POLL_S = 0.2  # the longest an exchange waits when its actor has nothing to report
 TICK_S = 0.05  # how often the driver looks up from waiting (a stop asked by a signal)
+START_S = 120.0  # the longest a worker may take to answer its first call (a busy cluster)
 
 
 def import_ray(local: bool) -> Any:
@@ -155,6 +157,8 @@ class _Slot:
         "owned",
         "pending",
         "rehand",
+        "since",
+        "started",
         "stop_sent",
         "unreported",
         "unreported_tokens",
@@ -170,6 +174,8 @@ class _Slot:
         self.rehand: list[Item] = []  # items to hand (again) with the next exchange
         self.closed = False
         self.stop_sent = False
+        self.started = False  # its actor has answered once
+        self.since = 0.0  # when its actor was made
         self.done = False
         self.in_flight = 0
         self.unreported = 0
@@ -247,10 +253,12 @@ class RayExecution:
         try:
             for s in slots:
                 s.actor = self._remote.remote(s.work)
+                s.since = time.monotonic()
             self._deal(slots)
             for s in slots:
                 self._send(s)
             while not all(s.done for s in slots):
+                self._not_started(slots)
                 calls = {s.pending: s for s in slots if s.pending is not None}
                 ready, _ = ray.wait(list(calls), num_returns=1, timeout=TICK_S)
                 for ref in ready:
@@ -351,6 +359,7 @@ class RayExecution:
         if group:
             for fn in self.events.group:
                 fn(group)
+        s.started = True
         s.in_flight = rep.in_flight
         self.worker_cpu_s += rep.cpu_s
         s.unreported, s.unreported_tokens = rep.unreported, rep.unreported_tokens
@@ -389,6 +398,7 @@ class RayExecution:
             self._say(f"{what}; the run is stopping: its {len(held)} unfinished items are left")
             return
         s.actor = self._remote.remote(s.work)
+        s.since, s.started = time.monotonic(), False
         s.rehand = held + s.rehand
         s.closed = s.stop_sent = False
         again = f", at least {s.unreported} samples" if s.unreported else ""
@@ -397,6 +407,23 @@ class RayExecution:
             f"decisions received (the steps in flight on it are drawn again{again})"
         )
         s.in_flight = s.unreported = s.unreported_tokens = 0
+
+    def _not_started(self, slots: list[_Slot]) -> None:
+        """Workers that never answered (a cluster with no room for them): the run stops,
+        their items are left for a resume."""
+        now = time.monotonic()
+        late = [s for s in slots if not (s.started or s.done) and now - s.since > START_S]
+        if not late:
+            return
+        self.request_stop(
+            f"{len(late)} of {len(slots)} workers did not start within {START_S:.0f} s "
+            "(is there a free CPU for each? see --workers)"
+        )
+        for s in late:
+            with contextlib.suppress(Exception):
+                self.ray.kill(s.actor, no_restart=True)
+            s.actor = s.pending = None
+            s.done = True
 
     def _failed(self, s: _Slot, error: BaseException) -> None:
         first = str(error).strip().splitlines()
