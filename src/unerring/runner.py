@@ -411,8 +411,10 @@ def execute(
     executor = open_executor(session.executor, session.notify)
     try:
         executor.check(session.transport)
-        return _execute(options, session, run_id, resume, events, on_start, process, batch,
-                        steps, rows, executor)  # fmt: skip
+        return _execute(
+            options, session, run_id, resume, events, on_start, process, batch, steps, rows,
+            executor,
+        )  # fmt: skip
     finally:
         executor.close()
 
@@ -430,6 +432,7 @@ def _execute(
     rows: list[tuple[str, dict[str, Any], int | None]],
     executor: Executor,
 ) -> RunResult:
+    """`execute` once its executor is open: the store, the run, its lock, the drive."""
     store = Store(session.store, max_pages=session.max_pages)
     run = store.get_run(run_id) if run_id else None
     if run is None and resume:
