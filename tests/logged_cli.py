@@ -41,8 +41,8 @@ def install(log_path: str) -> None:
         if upto["next"] < 0:
             upto["next"] = self.run.next_step  # where this attempt started
         block = group.blocks.get(0)
-        if block is not None and block.last is not None:
-            upto["next"] = block.last.step + 1
+        if block is not None and block.last_step >= 0:
+            upto["next"] = block.last_step + 1
         os.write(fd, f"B {upto['next']}\n".encode())
         commit(self, group)
         if self.error is None:

@@ -1,6 +1,7 @@
 """unerring: long LLM processes that finish with zero errors."""
 
 from unerring.api import run, run_batch
+from unerring.executors import ExecutorSpec
 from unerring.graph import Graph, Memory, Node
 from unerring.process import Answer, Process
 from unerring.redflags import Flag
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "Budget",
+    "ExecutorSpec",
     "Flag",
     "Graph",
     "Memory",

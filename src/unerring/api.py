@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from unerring.executors import ExecutorSpec
 from unerring.graph import Graph
 from unerring.journal.store import MEMORY
 from unerring.journal.writer import Durability
@@ -71,10 +72,12 @@ def run_batch(
     durability: Durability = "group",
     budget: Budget | None = None,
     concurrency: int = 8,
+    executor: ExecutorSpec | None = None,
     **voting: Any,
 ) -> RunResult:
     """Decide every step of every process, as one run: one budget, one rate limit, one
-    journal; many steps in flight (up to `concurrency` requests).
+    journal; many steps in flight (up to `concurrency` requests). `executor` spreads the
+    items over Ray actors (`ExecutorSpec("ray", workers=N)`; the processes must pickle).
 
     Items are named by the mapping's keys, else "1".."N" in order. k is planned over the
     steps of all items. With a file `store` and an existing `run_id`, the batch resumes:
@@ -98,5 +101,6 @@ def run_batch(
         budget=budget or Budget(),
         handle_signals=False,
         transport=Transport(concurrency=concurrency),
+        executor=executor or ExecutorSpec(),
     )
     return execute(options, session, run_id, batch=batch)

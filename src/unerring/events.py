@@ -248,7 +248,7 @@ class Totals:
 class Events:
     """Subscribers by event. Callables are kept in tuples: the hot path just iterates."""
 
-    NAMES = ("decision", "transport_failure", "discarded", "item_end", "nodes_added")
+    NAMES = ("decision", "transport_failure", "discarded", "item_end", "nodes_added", "group")
 
     def __init__(self) -> None:
         self.decision: tuple[Any, ...] = ()
@@ -256,6 +256,9 @@ class Events:
         self.discarded: tuple[Any, ...] = ()
         self.item_end: tuple[Any, ...] = ()
         self.nodes_added: tuple[Any, ...] = ()
+        # a remote worker's events, gathered into a commit group (journal/group.py) where
+        # they were made: a remote executor emits these instead of the events one by one
+        self.group: tuple[Any, ...] = ()
 
     def subscribe(self, observer: object) -> None:
         for name in self.NAMES:

@@ -1,4 +1,4 @@
-"""A live progress line on stderr, drawn by its own thread from the scheduler's counters.
+"""A live progress line on stderr, drawn by its own thread from the run's counters.
 
 It reads a few integers a few times a second, so it costs the step loop nothing.
 """
@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from unerring.scheduler import Scheduler
+    from unerring.executors import Execution
 
 
 def _eta(seconds: float) -> str:
@@ -32,18 +32,18 @@ class Progress:
 
     def __init__(
         self,
-        scheduler: Scheduler,
+        execution: Execution,
         total: int | None,
         items: int | None = None,
         items_done: int = 0,
         stream: TextIO | None = None,
         interval_s: float | None = None,
     ) -> None:
-        self.scheduler = scheduler
+        self.execution = execution
         self.total = total
         self.items = items  # None for a single chain
         self.items_done = items_done  # completed before this attempt
-        self.start = scheduler.totals.steps_decided
+        self.start = execution.totals.steps_decided
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         # on a terminal redraw in place; in a log file write a line every 10 s
@@ -53,7 +53,7 @@ class Progress:
         self._t0 = time.perf_counter()
 
     def line(self) -> str:
-        sched = self.scheduler
+        sched = self.execution
         s = sched.totals
         elapsed = time.perf_counter() - self._t0
         done_now = s.steps_decided - self.start

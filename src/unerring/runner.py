@@ -8,7 +8,6 @@ outcome back from the journal.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -23,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from unerring import reliability
 from unerring.backends.base import Backend
 from unerring.errors import UsageError
-from unerring.events import Events, ItemEnd, NodesAdded, Totals, TransportFailure
+from unerring.events import Events, ItemEnd, NodesAdded, Totals
+from unerring.executors import Execution, Executor, ExecutorSpec, Work, open_executor
 from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
@@ -36,12 +36,11 @@ from unerring.models import (
     api_key,
     known_error_mixture,
     known_valid_rate,
-    make_backend,
     parse_model,
     price_table,
 )
 from unerring.process import Process
-from unerring.scheduler import Item, Items, RunEnd, Scheduler, Source
+from unerring.scheduler import Item, Items, RunEnd, Source
 from unerring.settings import Budget, Prices, VotingConfig
 from unerring.tasks.registry import get_task
 
@@ -136,9 +135,9 @@ class Session:
     durability: Durability = "group"
     budget: Budget = field(default_factory=Budget)
     prices: Prices = field(default_factory=Prices)
-    # (scheduler, run, (items, items completed before) for a batch, else None) -> a context
+    # (execution, run, (items, items completed before) for a batch, else None) -> a context
     # manager that shows progress while the run goes on
-    progress: Callable[[Scheduler, RunRecord, tuple[int, int] | None], Any] | None = None
+    progress: Callable[[Execution, RunRecord, tuple[int, int] | None], Any] | None = None
     handle_signals: bool = True
     transport: Transport = field(default_factory=Transport)
     max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
@@ -146,6 +145,8 @@ class Session:
     window: int | None = None  # items deciding at once (default: from the concurrency)
     # makes a Watcher for each attempt (run, k); None (the default) adds nothing to the hot path
     watch: Callable[[RunRecord, int], Watcher] | None = None
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # where items are decided
+    notify: Callable[[str], None] | None = None  # hears what an executor reports (a restart)
 
 
 @dataclass(frozen=True)
@@ -280,13 +281,13 @@ def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
 
 
 @contextmanager
-def _signals(scheduler: Scheduler, enabled: bool) -> Iterator[None]:
+def _signals(execution: Execution, enabled: bool) -> Iterator[None]:
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: object) -> None:
-        scheduler.request_stop(f"interrupted by {signal.Signals(signum).name}")
+        execution.request_stop(f"interrupted by {signal.Signals(signum).name}")
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -384,6 +385,12 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
     return steps
 
 
+_GRAPHS_LOCAL = (
+    "a graph runs on the local executor (its ready nodes come from its task tree in this "
+    "process); leave out --executor ray"
+)
+
+
 def check_batch(batch: Sequence[BatchItem]) -> None:
     if not batch:
         raise UsageError("a batch needs at least one item")
@@ -448,6 +455,35 @@ def execute(
         api_key(parse_model(options.model), session.transport)  # refused before any record
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if isinstance(process, Graph) and session.executor.kind != "local":
+        raise UsageError(_GRAPHS_LOCAL)
+    # the last check before the store: an executor that cannot start (Ray missing, an
+    # address where nothing answers) writes nothing
+    executor = open_executor(session.executor, session.notify)
+    try:
+        executor.check(session.transport)
+        return _execute(
+            options, session, run_id, resume, events, on_start, process, batch, steps, rows,
+            executor,
+        )  # fmt: skip
+    finally:
+        executor.close()
+
+
+def _execute(
+    options: RunOptions,
+    session: Session,
+    run_id: str | None,
+    resume: bool,
+    events: Events | None,
+    on_start: Callable[[RunRecord, int], None] | None,
+    process: Process[Any, Any] | Graph | None,
+    batch: Sequence[BatchItem] | None,
+    steps: int | None,
+    rows: list[tuple[str, dict[str, Any], int | None]],
+    executor: Executor,
+) -> RunResult:
+    """`execute` once its executor is open: the store, the run, its lock, the drive."""
     store = Store(session.store, max_pages=session.max_pages)
     run = store.get_run(run_id) if run_id else None
     if run is None and resume:
@@ -459,6 +495,8 @@ def execute(
                 f"(`unerring resume {run.run_id}`)"
             )
         steps = run.steps_total  # planned when the run started: the same k again
+        if run.kind == "graph" and session.executor.kind != "local":
+            raise UsageError(_GRAPHS_LOCAL)
     voting = voting_config(options, steps)
     notes = None
     if options.notes is not None:
@@ -495,7 +533,7 @@ def execute(
             graph = make_process(options)
         if batch is None and isinstance(process, Process):
             own["1"] = process
-        return _drive(voting, options, session, store, run, events, own, notes, graph)
+        return _drive(voting, options, session, store, run, events, own, executor, notes, graph)
     finally:
         if lock is not None:
             lock.release()
@@ -509,6 +547,7 @@ def _drive(
     run: RunRecord,
     events: Events | None,
     own: dict[str, Process[Any, Any]],
+    executor: Executor,
     notes: Notebook | None = None,
     graph: Graph | None = None,
 ) -> RunResult:
@@ -535,46 +574,23 @@ def _drive(
     store.reset_items(run)
     pending = list(store.items(run, unfinished=True))
     done = store.item_counts(run).get("completed", 0)
-    live: dict[int, Process[Any, Any]] = {}  # the processes of items not yet ended
-
-    def on_failure(f: TransportFailure) -> None:
-        totals.transport_failures += 1
-        for fn in events.transport_failure:
-            fn(f)
-
-    backend = make_backend(spec, transport, on_failure)
+    # the processes of items started and not yet seen by the journal writer, which asks
+    # once per item and keeps it until the item's end is committed
+    live: dict[int, Process[Any, Any]] = {}
     watcher = session.watch(run, voting.k) if session.watch is not None else None
     if watcher is not None:
-        backend = watcher.wrap(backend)
         events.subscribe(watcher)
     attempt = store.begin_attempt(run)
-    concurrency = transport.concurrency or 8
-    scheduler = Scheduler(
-        backend,
-        voting,
-        events,
-        simulate=spec.sim is not None,
-        prices=prices,
-        budget=session.budget,
-        totals=totals,
-        speculate=session.speculate,
-        window=session.window or max(16, 4 * concurrency),
-    )
+    work = Work(spec, transport, voting, prices, session.budget, session.speculate, session.window)
+    execution = executor.start(work, events, totals, None if watcher is None else watcher.wrap)
     writer = JournalWriter(
         store,
         run,
-        live.__getitem__,
+        live.pop,
         durability=session.durability,
-        on_error=scheduler.request_stop,
+        on_error=execution.request_stop,
     )
     events.subscribe(writer)
-
-    class Forget:
-        # after the writer has taken an item's end: its process is no longer needed
-        def on_item_end(self, e: ItemEnd) -> None:
-            live.pop(e.item, None)
-
-    events.subscribe(Forget())
 
     def items() -> Iterator[Item]:
         for rec in pending:
@@ -603,11 +619,11 @@ def _drive(
 
     outcome: RunEnd | None = None
     try:
-        with _signals(scheduler, session.handle_signals):
+        with _signals(execution, session.handle_signals):
             counts = (len(pending) + done, done) if run.kind == "batch" else None
-            progress = session.progress(scheduler, run, counts) if session.progress else None
+            progress = session.progress(execution, run, counts) if session.progress else None
             with progress if progress is not None else contextlib.nullcontext():
-                outcome = asyncio.run(_run(scheduler, source))
+                outcome = execution.run(source)
     finally:
         writer.close()
         if outcome is None:
@@ -629,6 +645,7 @@ def _drive(
     if tree is not None and graph is not None:
         s["nodes"] = len(tree.seen)
         s["result_correct"] = graph.check(tree.outputs()) if outcome.status == "completed" else None
+    s.update(execution.report())
     return RunResult(outcome, fresh, s, store)
 
 
@@ -696,10 +713,3 @@ class Tracked:
 
     def ended(self, item: Item, end: ItemEnd) -> ItemEnd:
         return self.source.ended(item, end)
-
-
-async def _run(scheduler: Scheduler, source: Source) -> RunEnd:
-    try:
-        return await scheduler.run(source)
-    finally:
-        await scheduler.backend.aclose()

@@ -24,6 +24,7 @@ paid for, never counted as votes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,36 @@ class Source(Protocol):
         ...
 
 
+class Fed:
+    """Items handed over while the run goes on (a remote executor's worker is fed by its
+    driver): open until `close`; each `put` wakes the scheduler's idle workers."""
+
+    def __init__(self) -> None:
+        self._items: deque[Item] = deque()
+        self.closed = False
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, wake: asyncio.Event) -> None:
+        self._wake = wake
+
+    def put(self, items: Iterable[Item]) -> None:
+        self._items.extend(items)
+        if self._wake is not None:
+            self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def take(self) -> Item | None:
+        return self._items.popleft() if self._items else None
+
+    def ended(self, item: Item, end: ItemEnd) -> ItemEnd:
+        return end
+
+
 class Items:
     """A fixed sequence of items, taken in order (pulled lazily: a batch's processes are
     built only as their items start)."""
@@ -105,6 +136,31 @@ class RunEnd:
     not_completed: tuple[ItemEnd, ...] = ()  # the first few that stopped or failed
     step: int = 0  # where the last item to end stopped (a single chain: where it ended)
     state: Any = None  # and its state
+
+
+def run_end(
+    ended: dict[str, int],
+    not_completed: tuple[ItemEnd, ...],
+    last: ItemEnd | None,
+    failure: str | None,
+    stop_reason: str | None,
+) -> RunEnd:
+    """How a run ended, from how its items ended (and a failure or a stop, if any)."""
+    where = (0, None) if last is None else (last.next_step, last.state)
+    ended = dict(ended)
+    ends = not_completed
+    if failure is not None:
+        return RunEnd("failed", failure, ended, ends, *where)
+    if stop_reason is not None:
+        return RunEnd("stopped", stop_reason, ended, ends, *where)
+    failed, stopped = ended["failed"], ended["stopped"]
+    if not failed and not stopped:
+        return RunEnd("completed", "", ended, ends, *where)
+    status: Status = "failed" if failed and not stopped else "stopped"
+    if failed + stopped == 1:
+        return RunEnd(status, ends[0].reason, ended, ends, *where)
+    parts = [f"{n} {s}" for s, n in (("stopped", stopped), ("failed", failed)) if n]
+    return RunEnd(status, f"items {' and '.join(parts)}", ended, ends, *where)
 
 
 class _Open:
@@ -136,6 +192,7 @@ class Scheduler:
         totals: Totals | None = None,
         speculate: int = 0,
         window: int = 64,
+        burst: int = BURST,
     ) -> None:
         if speculate < 0:
             raise ValueError(f"speculate must not be negative, got {speculate}")
@@ -150,6 +207,7 @@ class Scheduler:
         self.totals = totals or Totals()
         self.speculate = speculate
         self.window = window
+        self.burst = burst  # steps an item decides at once on a backend that never waits
         self.whole = whole_rounds(backend)
         self.stop_reason: str | None = None  # set from a signal handler or another thread
         self.failure: str | None = None
@@ -158,6 +216,8 @@ class Scheduler:
         self.ended: dict[str, int] = {"completed": 0, "stopped": 0, "failed": 0}
         self._not_completed: list[ItemEnd] = []
         self._source: Source = Items(())
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_end: ItemEnd | None = None
         v = voting
         self._per_step = (
@@ -176,6 +236,19 @@ class Scheduler:
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+        wake, loop = self._wake, self._loop
+        if wake is not None and loop is not None:
+            # workers waiting for items must see the stop; this may be another thread
+            # (the journal writer's), and an asyncio event is set on its own loop only
+            try:
+                here = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            if here is loop:
+                wake.set()
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits
+                    loop.call_soon_threadsafe(wake.set)
 
     # -- the run ---------------------------------------------------------------------------
     async def run(self, items: Source | Iterable[Item]) -> RunEnd:
@@ -190,7 +263,11 @@ class Scheduler:
         totals = self.totals
         t0 = perf_counter()
         wall0 = totals.wall_s
-        wake = asyncio.Event()
+        wake = self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        bind = getattr(source, "bind", None)
+        if bind is not None:  # a source fed from outside wakes the workers as items come
+            bind(wake)
         workers = [asyncio.create_task(self._worker(source, wake)) for _ in range(self.window)]
         try:
             await asyncio.gather(*workers)
@@ -204,7 +281,9 @@ class Scheduler:
         while self.stop_reason is None:
             it = source.take()
             if it is None:
-                if not self.items_active:  # nothing ready and nothing that could make it so
+                if not self.items_active and getattr(source, "closed", True):
+                    # nothing ready, nothing deciding that could make it so, and nothing
+                    # more to come from outside
                     wake.set()
                     return
                 wake.clear()
@@ -214,22 +293,9 @@ class Scheduler:
             wake.set()
 
     def _end(self) -> RunEnd:
-        ends = tuple(self._not_completed)
-        last = self._last_end
-        where = (0, None) if last is None else (last.next_step, last.state)
-        ended = dict(self.ended)
-        if self.failure is not None:
-            return RunEnd("failed", self.failure, ended, ends, *where)
-        if self.stop_reason is not None:
-            return RunEnd("stopped", self.stop_reason, ended, ends, *where)
-        failed, stopped = self.ended["failed"], self.ended["stopped"]
-        if not failed and not stopped:
-            return RunEnd("completed", "", ended, ends, *where)
-        status: Status = "failed" if failed and not stopped else "stopped"
-        if failed + stopped == 1:
-            return RunEnd(status, ends[0].reason, ended, ends, *where)
-        parts = [f"{n} {s}" for s, n in (("stopped", stopped), ("failed", failed)) if n]
-        return RunEnd(status, f"items {' and '.join(parts)}", ended, ends, *where)
+        return run_end(
+            self.ended, tuple(self._not_completed), self._last_end, self.failure, self.stop_reason
+        )
 
     async def _drive(self, it: Item) -> None:
         self.items_active += 1
@@ -314,7 +380,7 @@ class Scheduler:
             state = it.state = d.state_after
             step = it.step = step + 1
             burst += 1
-            if burst == BURST:  # a backend that never waits would never let others run
+            if burst == self.burst:  # a backend that never waits would never let others run
                 burst = 0
                 await asyncio.sleep(0)
         self._end_item(it, "completed")

@@ -30,6 +30,7 @@ from unerring.cli.args import (
 )
 from unerring.cli.items import items_from_file, named_item, numbered_items
 from unerring.cli.tree import render_tree
+from unerring.executors import EXECUTORS, Execution, ExecutorSpec
 from unerring.graph import MAX_DEPTH
 from unerring.journal.lock import live_status
 from unerring.journal.store import (
@@ -52,7 +53,6 @@ from unerring.runner import (
     item_summary,
     summary,
 )
-from unerring.scheduler import Scheduler
 from unerring.settings import Budget
 from unerring.tasks.registry import TASKS, get_task
 
@@ -89,11 +89,11 @@ def _progress(enabled: bool) -> Any:
         return None
 
     def make(
-        scheduler: Scheduler, run: RunRecord, items: tuple[int, int] | None
+        execution: Execution, run: RunRecord, items: tuple[int, int] | None
     ) -> AbstractContextManager[Any]:
         if items is None:
-            return Progress(scheduler, run.steps_total)
-        return Progress(scheduler, run.steps_total, items[0], items[1])
+            return Progress(execution, run.steps_total)
+        return Progress(execution, run.steps_total, items[0], items[1])
 
     return make
 
@@ -169,7 +169,13 @@ def _session(args: argparse.Namespace) -> Session:
         transport=_transport(args),
         speculate=args.speculate,
         watch=otel_opts.watch(args),
+        executor=ExecutorSpec(args.executor, args.workers, args.ray_address),
+        notify=_notice,
     )
+
+
+def _notice(text: str) -> None:
+    print(f"unerring: {text}", file=sys.stderr, flush=True)
 
 
 def _batch(args: argparse.Namespace, base: dict[str, Any]) -> list[BatchItem] | None:
@@ -549,6 +555,27 @@ def _add_run_session(p: argparse.ArgumentParser) -> None:
         metavar="D",
         help="open up to D steps of a chain ahead, each on the first valid answer of the "
         "step before it; work on an answer that loses is discarded (default 0: off)",
+    )
+    g = p.add_argument_group("where items are decided (a session option: a resume may change it)")
+    g.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: one scheduler in this process (default); ray: a batch's items spread "
+        "over Ray actors, journaled here (needs the extra: pip install 'unerring[ray]')",
+    )
+    g.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="Ray actors, each a scheduler with its share of --concurrency, --rpm and --tpm "
+        "(default: the cluster's CPUs)",
+    )
+    g.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="a running Ray cluster (`ray start --head` prints it; default: start one on "
+        "this machine, on 127.0.0.1)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON summary, no progress")
     p.add_argument("--quiet", action="store_true", help="no progress display")

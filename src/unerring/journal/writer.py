@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 from unerring.events import Decision, Discarded, ItemEnd, NodesAdded, Totals, TransportFailure
-from unerring.journal.codec import BLOCK_SEPARATOR, pack_block, pack_holes, pack_winners
+from unerring.journal.group import Group
 from unerring.journal.store import RunRecord, Store
 from unerring.process import Process
 
@@ -91,7 +91,7 @@ class JournalWriter:
         self._fresh: set[int] = set()  # nodes made in this attempt, not committed yet
         self._wall_base = self.totals.wall_s
         self._t0 = time.perf_counter()
-        self._group = _Group()  # filled by the step loop, taken whole by the writer
+        self._group = Group()  # filled by the step loop, taken whole by the writer
         self._lock = threading.Lock()  # held for a few appends, or to take the group
         self._wake = threading.Event()
         self._drained = threading.Event()
@@ -119,6 +119,23 @@ class JournalWriter:
             self._drained.clear()
             self._wake.set()
             self._drained.wait(5.0)
+
+    def on_group(self, group: Group) -> None:
+        """Take a whole group of events at once (a remote worker's, in the order made)."""
+        with self._lock:
+            for item in group.item_indices():
+                if item not in self._items:
+                    self._items[item] = _ItemLog(self.process_of(item))
+            self._group.merge(group)
+            size = self._group.size
+        if self._thread is None:
+            self._drain()
+        elif size >= 2 * self.max_group and self.error is None:  # as on_decision
+            self._drained.clear()
+            self._wake.set()
+            self._drained.wait(5.0)
+        elif size >= self.max_group:
+            self._wake.set()
 
     def _other(self, x: TransportFailure | Discarded | ItemEnd) -> None:
         with self._lock:
@@ -151,9 +168,9 @@ class JournalWriter:
     def _drain(self) -> None:
         with self._lock:
             group = self._group
-            if group.size or group.items:
-                self._group = _Group()
-        if (group.size or group.items) and self.error is None:
+            if group:
+                self._group = Group()
+        if group and self.error is None:
             try:
                 self._commit(group)
             except Exception as e:
@@ -207,7 +224,7 @@ class JournalWriter:
         ).fetchone()
         return Totals(json.loads(row[0]) if row is not None else None)
 
-    def _commit(self, group: _Group) -> None:
+    def _commit(self, group: Group) -> None:
         run_id = self.run.id
         t = self.totals
         full_rows: list[tuple[Any, ...]] = []
@@ -279,17 +296,17 @@ class JournalWriter:
                     row = b.block(run_id, item, t, item_totals)
                     if row is not None:
                         block_rows.append(row)
-                last = b.last
-                if last is not None:
+                if b.last_step >= 0:
+                    nxt = b.last_step + 1
                     try:
-                        touched[item] = (last.step + 1, _dump(process, last.state_after), False)
+                        touched[item] = (nxt, _dump(process, b.last_state), False)
                     except Exception as e:
                         # user code: the decisions still commit, with no snapshot (a
                         # resume replays the committed winners); then the run stops
-                        touched[item] = (last.step + 1, None, True)
+                        touched[item] = (nxt, None, True)
                         dump_failed = dump_failed or (
                             f"process {process.name!r} dump_state failed at step "
-                            f"{last.step}: {type(e).__name__}: {e}"
+                            f"{b.last_step}: {type(e).__name__}: {e}"
                         )
             for item in ends:
                 touched.setdefault(item, (None, None, False))
@@ -470,151 +487,3 @@ class _ItemLog:
     def __init__(self, process: Process[Any, Any]) -> None:
         self.process = process
         self.totals: Totals | None = None  # the item's committed totals, read when needed
-
-
-_SEP = BLOCK_SEPARATOR  # ASCII record separator: joins the winner texts of a block
-_FEW = 8  # an item's plain decisions in a group up to this many get rows of their own
-
-
-class _Block:
-    """One item's plain decisions in a group, as columns (the writer packs them whole at
-    C speed into one `decision_blocks` row); inside its range, noteworthy steps are holes."""
-
-    __slots__ = (
-        "completion",
-        "correct",
-        "cost",
-        "elapsed_us",
-        "few",
-        "first",
-        "holes",
-        "last",
-        "last_plain",
-        "prompt",
-        "samples",
-        "surplus",
-        "winners",
-    )
-
-    def __init__(self) -> None:
-        # the plain decisions themselves while there are few (a graph's one-step nodes):
-        # they get rows of their own, a block being worth it only for many
-        self.few: list[Decision] | None = []
-        self.winners: list[str] = []
-        self.samples: list[int] = []
-        self.surplus: list[int] = []
-        self.prompt: list[int] = []
-        self.completion: list[int] = []
-        self.elapsed_us: list[int] = []
-        self.correct: list[int] = []  # 1 right, -1 unchecked (a plain step is never wrong)
-        self.cost: list[float] = []
-        self.first = 0  # the first plain step
-        self.last_plain = 0
-        self.holes: list[int] = []
-        self.last: Decision | None = None  # the last decision that moved the state
-
-    def block(
-        self, run_id: int, item: int, run_totals: Totals, item_totals: Totals
-    ) -> tuple[Any, ...] | None:
-        """The block row of the plain decisions (None if none), counted into the totals."""
-        n = len(self.winners)
-        if not n:
-            return None
-        first, last = self.first, self.last_plain
-        holes = [h for h in self.holes if h < last]  # noteworthy steps after it: no holes
-        data = pack_block(
-            self.samples,
-            self.surplus,
-            self.prompt,
-            self.completion,
-            self.elapsed_us,
-            self.correct,
-            self.cost,
-        )
-        samples, prompt, completion = sum(self.samples), sum(self.prompt), sum(self.completion)
-        cost = sum(self.cost)
-        checked = n - self.correct.count(-1)
-        for t in (run_totals, item_totals):
-            t.steps_decided += n
-            t.samples += samples
-            t.prompt_tokens += prompt
-            t.completion_tokens += completion
-            t.cost += cost
-            t.checked += checked
-        return (
-            run_id,
-            first,
-            last,
-            pack_winners(self.winners),
-            data,
-            pack_holes(first, holes),
-            item,
-        )
-
-
-class _Group:
-    """The events of one commit: per item a block of plain decisions (added as column
-    values in the step loop, so the Decision can go at once), and in order the noteworthy
-    decisions, transport failures, discarded speculation and item ends."""
-
-    __slots__ = ("_block", "_item", "blocks", "items", "sampled", "size")
-
-    def __init__(self) -> None:
-        self.blocks: dict[int, _Block] = {}
-        self.items: list[Decision | TransportFailure | Discarded | ItemEnd | NodesAdded] = []
-        self.sampled: list[Decision] = []  # plain decisions whose samples are recorded
-        self.size = 0
-        self._item = -1  # the item of the last decision, and its block: runs of one item
-        self._block: _Block | None = None
-
-    def add(self, d: Decision) -> int:
-        """Take one decision; return how many the group holds."""
-        if d.item == self._item:
-            b = self._block
-            assert b is not None
-        else:
-            b = self.blocks.get(d.item)
-            if b is None:
-                b = self.blocks[d.item] = _Block()
-            self._item = d.item
-            self._block = b
-        winner = d.winner_text
-        correct = d.correct
-        if (
-            d.flags is None
-            and correct is not False
-            and not d.undecided
-            and len(d.votes) == 1
-            and winner is not None
-            and _SEP not in winner
-        ):
-            if not b.winners:
-                b.first = d.step
-            b.last_plain = d.step
-            few = b.few
-            if few is not None:
-                if len(few) < _FEW:
-                    few.append(d)
-                else:
-                    b.few = None
-            b.winners.append(winner)
-            b.samples.append(d.samples)
-            b.surplus.append(d.surplus)  # unanimous, unflagged: votes = samples - surplus
-            b.prompt.append(d.prompt_tokens)
-            b.completion.append(d.completion_tokens)
-            # integer microseconds: exact enough, and packs as an integer column
-            b.elapsed_us.append(int(d.elapsed_s * 1e6))
-            b.correct.append(-1 if correct is None else 1)
-            b.cost.append(d.cost)
-            b.last = d
-            if d.outcomes:  # `--record samples` keeps a plain step's samples too
-                self.sampled.append(d)
-        else:
-            if d.state_after is not None:
-                if b.winners:  # a step before the block's first needs no hole
-                    b.holes.append(d.step)
-                b.last = d
-            # else undecided and stopped: nothing follows it (a resume decides it again)
-            self.items.append(d)
-        self.size += 1
-        return self.size

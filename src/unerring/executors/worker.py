@@ -1,0 +1,183 @@
+"""A worker of a remote executor: a scheduler over the items the driver hands it, whose
+events it gathers into commit groups for the driver to journal.
+
+Plain Python, no Ray: the Ray executor runs one per actor, and tests drive one directly.
+Everything goes through one call, `exchange`: the driver hands items (and a stop, or the
+end of its items) and gets back what was decided since the last call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from unerring.backends.base import Backend, Sample, SampleRequest, Wrapping
+from unerring.events import Decision, Discarded, Events, ItemEnd, Totals, TransportFailure
+from unerring.executors.base import Work
+from unerring.executors.local import local_scheduler
+from unerring.journal.group import Group
+from unerring.redflags import estimate_tokens
+from unerring.scheduler import Fed, Item, Scheduler
+
+GATHER_S = 0.02  # how long a call lets a group gather before it answers
+# steps an item decides before it lets the loop run (the local scheduler's 256 would keep
+# a worker on a model that never waits from answering the driver for too long)
+BURST = 32
+
+
+class Counting(Wrapping):
+    """Counts every sample drawn, so the driver knows what a worker that dies had drawn
+    and not yet handed over."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.samples = 0
+        self.tokens = 0
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        got = await self.inner.sample(request)
+        n = len(got)
+        if not n:
+            return got
+        self.samples += n
+        s0 = got[0]
+        if n == 1 or got.count(s0) == n:  # one object for the round (the simulator's usual)
+            self.tokens += n * _tokens(s0)
+        else:
+            self.tokens += sum(map(_tokens, got))
+        return got
+
+
+def _tokens(s: Sample) -> int:
+    ct = s.completion_tokens
+    return (s.prompt_tokens or 0) + (estimate_tokens(s.text) if ct is None else ct)
+
+
+@dataclass
+class Report:
+    """What a worker hands the driver at each exchange."""
+
+    group: Group  # the events since the last exchange
+    totals: Totals  # what they add to the run's totals
+    drawn: int  # samples drawn so far, whether handed over or not
+    unreported: int  # of those, samples not yet in any group (steps still deciding)
+    unreported_tokens: int
+    cpu_s: float  # CPU seconds the worker's process spent since the last exchange
+    active: int  # items deciding
+    in_flight: int  # sample requests out
+    stop_reason: str | None = None  # why the worker's scheduler stopped, if it did
+    failure: str | None = None
+    done: bool = False  # the worker's run has ended: nothing more will come
+
+
+def _minus(a: Totals, b: Totals) -> Totals:
+    out = Totals()
+    for name in Totals.__slots__:
+        if name == "flags":
+            out.flags = {f: c - b.flags.get(f, 0) for f, c in a.flags.items()}
+            out.flags = {f: c for f, c in out.flags.items() if c}
+        elif name != "wall_s":
+            setattr(out, name, getattr(a, name) - getattr(b, name))
+    return out
+
+
+class Worker:
+    """A scheduler fed by the driver; its events gathered into groups."""
+
+    def __init__(self, work: Work) -> None:
+        self.group = Group()
+        self.totals = Totals()
+        self._sent = Totals()
+        self._sent_tokens = 0
+        events = Events()
+        events.subscribe(self)
+        self.counting: Counting | None = None
+        self.scheduler: Scheduler = local_scheduler(
+            work, events, self.totals, self._count, burst=BURST
+        )
+        self.fed = Fed()  # the items the driver hands over
+        self._task: asyncio.Task[None] | None = None
+        self.failure: str | None = None
+        self.done = False
+        self._cpu = time.process_time()
+
+    def _count(self, backend: Backend) -> Backend:
+        self.counting = Counting(backend)
+        return self.counting
+
+    # -- the scheduler's events ----------------------------------------------------------------
+    def on_decision(self, d: Decision) -> None:
+        self.group.add(d)
+
+    def _other(self, x: TransportFailure | Discarded | ItemEnd) -> None:
+        self.group.items.append(x)
+
+    on_transport_failure = _other
+    on_discarded = _other
+    on_item_end = _other
+
+    # -- the driver's calls --------------------------------------------------------------------
+    def pid(self) -> int:
+        return os.getpid()
+
+    async def exchange(
+        self,
+        items: Sequence[Item] = (),
+        stop: str | None = None,
+        close: bool = False,
+        wait_s: float = 0.2,
+    ) -> Report:
+        """Take items (a stop, the end of the items), then hand over what was decided
+        since the last call: at least GATHER_S later, at most `wait_s` if nothing was."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        self.fed.put(items)
+        if stop is not None:
+            self.scheduler.request_stop(stop)
+            self.fed.close()
+        if close:
+            self.fed.close()
+        t0 = time.monotonic()
+        await asyncio.sleep(GATHER_S)
+        while not (self.group or self.done) and time.monotonic() - t0 < wait_s:
+            await asyncio.sleep(GATHER_S)
+        return self._report()
+
+    def _report(self) -> Report:
+        group, self.group = self.group, Group()
+        now = self.totals.copy()
+        delta = _minus(now, self._sent)
+        self._sent = now
+        counting = self.counting
+        assert counting is not None
+        handed = now.samples + now.speculative_samples
+        tokens = now.prompt_tokens + now.completion_tokens
+        s = self.scheduler
+        cpu, self._cpu = self._cpu, time.process_time()
+        return Report(
+            group=group,
+            totals=delta,
+            drawn=counting.samples,
+            unreported=counting.samples - handed,
+            unreported_tokens=counting.tokens - tokens,
+            cpu_s=self._cpu - cpu,
+            active=s.items_active,
+            in_flight=s.in_flight,
+            stop_reason=s.stop_reason,
+            failure=self.failure or s.failure,
+            done=self.done,
+        )
+
+    async def _run(self) -> None:
+        try:
+            await self.scheduler.run(self.fed)
+        except Exception as e:  # a bug of ours: the driver must hear of it, in one line
+            self.failure = f"worker failed ({type(e).__name__}: {e})"
+        finally:
+            try:
+                await self.scheduler.backend.aclose()
+            finally:
+                self.done = True

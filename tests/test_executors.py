@@ -1,0 +1,173 @@
+"""Executors without Ray: how limits are split, bad specs, the commit group's merge, and a
+worker (the code each Ray actor runs) driven directly, journaled by the driver's writer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unerring.errors import UsageError
+from unerring.events import Decision, Events, Totals
+from unerring.executors import ExecutorSpec, Work
+from unerring.executors.base import shares
+from unerring.executors.worker import Worker
+from unerring.journal.group import Group
+from unerring.journal.store import Store
+from unerring.journal.writer import JournalWriter
+from unerring.models import Transport, parse_model
+from unerring.runner import BatchItem, RunOptions, Session, execute
+from unerring.scheduler import Item, Scheduler
+from unerring.settings import Budget, Prices, VotingConfig
+from unerring.tasks.hanoi import Hanoi
+
+MODEL = "sim:error=0.05,flag=0.03,seed=5"
+
+
+def _work(transport: Transport | None = None, **kw: Any) -> Work:
+    return Work(
+        parse_model(MODEL), transport or Transport(), VotingConfig(k=2), Prices(),
+        Budget(max_samples=10), **kw,
+    )  # fmt: skip
+
+
+def test_limits_are_split_among_workers_and_add_up() -> None:
+    t = Transport(concurrency=10, requests_per_min=600.0, tokens_per_min=9000.0)
+    parts = shares(_work(t), 4)
+    assert [p.transport.concurrency for p in parts] == [3, 3, 2, 2]
+    assert sum(p.transport.requests_per_min or 0 for p in parts) == pytest.approx(600.0)
+    assert sum(p.transport.tokens_per_min or 0 for p in parts) == pytest.approx(9000.0)
+    # the budget is the driver's: a worker's scheduler has none
+    assert all(not p.budget.active for p in parts)
+    # each worker's item window follows its own share of requests in flight
+    assert parts[0].items_window == 16 and _work(Transport(concurrency=64)).items_window == 256
+    with pytest.raises(ValueError, match="cannot be split"):
+        shares(_work(Transport(concurrency=2)), 3)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (ExecutorSpec("spark"), "--executor must be one of local, ray, got 'spark'"),
+        (ExecutorSpec("ray", workers=0), "--workers must be at least 1, got 0"),
+        (ExecutorSpec("local", workers=2), "--workers applies to --executor ray"),
+        (ExecutorSpec("local", address="h:1"), "--ray-address applies to --executor ray"),
+    ],
+)
+def test_bad_executor_specs_say_what_is_wrong(spec: ExecutorSpec, message: str) -> None:
+    with pytest.raises(UsageError) as e:
+        spec.check()
+    assert str(e.value) == message
+
+
+def _decisions(items: int, disks: int) -> list[Decision]:
+    seen: list[Decision] = []
+
+    class Keep:
+        def on_decision(self, d: Decision) -> None:
+            seen.append(d)
+
+    events = Events()
+    events.subscribe(Keep())
+    spec = parse_model(MODEL)
+    from unerring.models import make_backend
+
+    sched = Scheduler(make_backend(spec), VotingConfig(k=2), events, simulate=True, burst=7)
+    run = [Item(i, Hanoi(disks), Hanoi(disks).initial_state(), 0) for i in range(items)]
+    assert asyncio.run(sched.run(run)).status == "completed"
+    return seen
+
+
+def _rows(g: Group) -> dict[int, Any]:
+    t = Totals()
+    return {
+        item: (b.block(1, item, t, Totals()), b.last_step, b.last_state)
+        for item, b in sorted(g.blocks.items())
+    }
+
+
+def test_groups_merged_in_any_cut_equal_one_group() -> None:
+    decisions = _decisions(5, 6)
+    whole = Group()
+    for d in decisions:
+        whole.add(d)
+    assert whole.items and whole.blocks  # noteworthy and plain steps both
+    rng = random.Random(4)
+    for _ in range(20):
+        merged = Group()
+        i = 0
+        while i < len(decisions):
+            n = rng.randint(1, 40)
+            part = Group()
+            for d in decisions[i : i + n]:
+                part.add(d)
+            merged.merge(part)
+            i += n
+        assert _rows(merged) == _rows(whole)
+        assert merged.items == whole.items and merged.size == whole.size == len(decisions)
+
+
+def test_dropping_an_item_leaves_the_others_whole() -> None:
+    decisions = _decisions(3, 5)
+    g = Group()
+    for d in decisions:
+        g.add(d)
+    g.drop_item(1)
+    assert g.item_indices() == {0, 2}
+    assert g.size == sum(1 for d in decisions if d.item != 1)
+
+
+def test_a_worker_driven_directly_journals_what_a_local_run_does(tmp_path: Path) -> None:
+    """The Ray actor's code, without Ray: its groups, handed to the driver's writer in
+    the order they come, make the journal of a local run."""
+    n, disks = 8, 5
+    options = RunOptions(task="hanoi", task_options={"disks": disks}, model=MODEL, k=2)
+    ref = execute(
+        options,
+        Session(store=str(tmp_path / "ref.db"), handle_signals=False),
+        "w",
+        batch=[BatchItem(str(i), {"disks": disks}) for i in range(1, n + 1)],
+    )
+    assert ref.outcome.status == "completed"
+    store = Store(str(tmp_path / "w.db"))
+    config = ref.run.config
+    rows = [(str(i), {"disks": disks}, 2**disks - 1) for i in range(1, n + 1)]
+    run = store.create_run("w", "hanoi", config, n * (2**disks - 1), rows, "batch")
+    procs = {i: Hanoi(disks) for i in range(n)}
+    writer = JournalWriter(store, run, procs.__getitem__)
+    work = Work(parse_model(MODEL), Transport(), VotingConfig(k=2), Prices(), Budget())
+
+    async def drive() -> int:
+        worker = Worker(work)
+        items = [Item(i, p, p.initial_state(), 0, None, str(i + 1)) for i, p in procs.items()]
+        rep = await worker.exchange(items[:3])  # items arrive while it runs
+        reports = [rep]
+        rep = await worker.exchange(items[3:], close=True)
+        reports.append(rep)
+        while not rep.done:
+            rep = await worker.exchange()
+            reports.append(rep)
+        total = Totals()
+        for r in reports:
+            writer.on_group(r.group)
+            total.merge(r.totals)
+        assert total.steps_decided == n * (2**disks - 1)
+        assert rep.unreported == 0 and rep.drawn == total.samples
+        return len(reports)
+
+    assert asyncio.run(drive()) >= 2
+    writer.close()
+    want = Store(str(tmp_path / "ref.db"), read_only=True)
+    ref_run = want.get_run("w")
+    assert ref_run is not None
+    for i in range(n):
+        got = [{k: v for k, v in d.items() if k != "elapsed"} for d in store.decisions(run, item=i)]
+        exp = [
+            {k: v for k, v in d.items() if k != "elapsed"} for d in want.decisions(ref_run, item=i)
+        ]
+        assert got == exp and len(got) == 2**disks - 1
+    got_items = [(it.status, it.next_step, it.state) for it in store.items(run)]
+    assert got_items == [(it.status, it.next_step, it.state) for it in want.items(ref_run)]
