@@ -147,7 +147,7 @@ def test_a_wrong_split_is_still_a_sound_one_and_counted() -> None:
 
 
 # -- the task memory: what a node sees ----------------------------------------------------------
-def test_a_node_sees_its_path_and_dependencies_only() -> None:
+def test_a_node_sees_its_path_and_dependencies_only(monkeypatch: pytest.MonkeyPatch) -> None:
     prompts: dict[int, list[str]] = {}
 
     class Spy(SimBackend):
@@ -160,16 +160,13 @@ def test_a_node_sees_its_path_and_dependencies_only() -> None:
     graph = Sort(numbers=64, seed=5)
     options = RunOptions(task="sort", task_options=dict(graph.options()), k=1, model="sim:error=0")
     session = Session(store=":memory:", handle_signals=False)
-    original = unerring.runner.make_backend
+    from unerring.executors import local
 
     def spy_backend(spec: Any, transport: Any, on_failure: Any) -> Any:
         return Spy(spec.sim)
 
-    unerring.runner.make_backend = spy_backend  # type: ignore[assignment]
-    try:
-        res = execute(options, session, process=graph)
-    finally:
-        unerring.runner.make_backend = original  # type: ignore[assignment]
+    monkeypatch.setattr(local, "make_backend", spy_backend)
+    res = execute(options, session, process=graph)
     assert res.summary["result_correct"] is True
     deep = "s.L.R.L.R"
     (prompt,) = prompts[node_index(deep)]
@@ -380,3 +377,11 @@ def test_failures_of_a_graph_carry_node_kind_and_depth_and_name_the_first_wrong_
     assert first_wrong_node(chain, {"b", "c"}) == "b"
     assert first_wrong_node(chain, {"c"}) == "c"
     assert first_wrong_node(chain, {"a", "c"}) == "a"
+
+
+def test_a_graph_on_ray_is_refused_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "never.db"
+    res = cli("run", "sort", "--executor", "ray", "--store", str(db))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "a graph runs on the local executor" in res.stderr.strip().splitlines()[-1]
+    assert not db.exists()
