@@ -60,6 +60,27 @@ def decisions(db: Path, run_id: str) -> list[dict[str, Any]]:
         store.close()
 
 
+def item_decisions(db: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Every item's (a graph's: every node's) decisions in step order, by id (elapsed
+    left out: it is wall time)."""
+    from unerring.journal.store import Store
+
+    store = Store(str(db), read_only=True)
+    try:
+        run = store.get_run(run_id)
+        assert run is not None, f"no run {run_id} in {db}"
+        out = {}
+        for it in store.items(run):
+            rows = []
+            for d in store.decisions(run, item=it.item):
+                d.pop("elapsed")
+                rows.append(d)
+            out[it.item_id] = rows
+        return out
+    finally:
+        store.close()
+
+
 def run_row(db: Path, run_id: str) -> dict[str, Any]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row

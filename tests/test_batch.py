@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import child_env, cli
+from tests.helpers import child_env, cli, item_decisions
 from unerring.journal.store import Store
 from unerring.runner import BatchItem, RunOptions, Session, execute
 
@@ -23,24 +23,6 @@ HERE = Path(__file__).resolve().parent
 def _json(res: subprocess.CompletedProcess[str]) -> Any:
     assert res.returncode in (0, 1), res.stderr
     return json.loads(res.stdout)
-
-
-def _item_decisions(db: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Every item's decisions in step order (elapsed left out: it is wall time)."""
-    store = Store(str(db), read_only=True)
-    try:
-        run = store.get_run(run_id)
-        assert run is not None
-        out = {}
-        for it in store.items(run):
-            rows = []
-            for d in store.decisions(run, item=it.item):
-                d.pop("elapsed")
-                rows.append(d)
-            out[it.item_id] = rows
-        return out
-    finally:
-        store.close()
 
 
 def test_batch_of_n_runs_every_item_with_its_own_seed(tmp_path: Path) -> None:
@@ -158,7 +140,7 @@ def test_one_undecided_item_stops_alone_and_resume_leaves_the_others(tmp_path: P
     assert stopped and all("step 5 undecided" in r for r in stopped.values())
     assert s["items_completed"] + s["items_stopped"] == 5 == s["items_completed"] + len(stopped)
     assert "1" not in stopped  # 3 steps: it has no step 5
-    before = _item_decisions(db, "u")
+    before = item_decisions(db, "u")
     assert [d["step"] for d in before["1"]] == [0, 1, 2]
     for item_id in stopped:
         assert [d["step"] for d in before[item_id]] == [0, 1, 2, 3, 4]
@@ -166,7 +148,7 @@ def test_one_undecided_item_stops_alone_and_resume_leaves_the_others(tmp_path: P
     res = cli("resume", "u", "--store", str(db), "--json")
     s = _json(res)
     assert s["items_stopped"] == len(stopped)  # the same step is undecided again
-    after = _item_decisions(db, "u")
+    after = item_decisions(db, "u")
     assert after == before  # no decision twice, the completed item untouched
 
 
@@ -281,7 +263,7 @@ def test_sigkill_during_a_batch_loses_nothing_and_decides_nothing_twice(tmp_path
         assert proc.returncode == -signal.SIGKILL, err
         assert attempt < 60
     assert kills >= 10
-    got = _item_decisions(db, "kb")
+    got = item_decisions(db, "kb")
     for rows in got.values():
         assert [d["step"] for d in rows] == list(range(2**DISKS - 1))  # none missing, none twice
     # equal to an uninterrupted run's, item by item (latency changes no sample)
@@ -293,7 +275,7 @@ def test_sigkill_during_a_batch_loses_nothing_and_decides_nothing_twice(tmp_path
     )
     assert ref.outcome.status == "completed"
     ref.store.close()
-    want = _item_decisions(tmp_path / "ref.db", "ref")
+    want = item_decisions(tmp_path / "ref.db", "ref")
     assert got == want
     # what the kills cost beyond an uninterrupted run: the samples of steps in flight
     assert spent >= int(ref.summary["samples"])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import unerring
-from tests.helpers import child_env, cli
+from tests.helpers import child_env, cli, item_decisions
 from unerring.backends.base import SampleRequest
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.errors import UsageError
@@ -29,23 +29,6 @@ from unerring.tasks.multiply import Multiply
 from unerring.tasks.sort import Sort
 
 HERE = Path(__file__).resolve().parent
-
-
-def _node_decisions(db: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    store = Store(str(db), read_only=True)
-    try:
-        run = store.get_run(run_id)
-        assert run is not None
-        out = {}
-        for it in store.items(run):
-            rows = []
-            for d in store.decisions(run, item=it.item):
-                d.pop("elapsed")
-                rows.append(d)
-            out[it.item_id] = rows
-        return out
-    finally:
-        store.close()
 
 
 # -- the graph as described -----------------------------------------------------------------
@@ -251,7 +234,7 @@ def test_a_graph_stopped_by_its_budget_resumes_to_the_same_decisions(tmp_path: P
     # the same outputs, right or wrong (k=2 at a 10% error rate lets some through)
     assert again.summary["result_correct"] == ref.summary["result_correct"]
     assert again.summary["errors"] == ref.summary["errors"]
-    assert _node_decisions(tmp_path / "g.db", "g") == _node_decisions(tmp_path / "r.db", "g")
+    assert item_decisions(tmp_path / "g.db", "g") == item_decisions(tmp_path / "r.db", "g")
     assert again.summary["samples"] == ref.summary["samples"]  # nothing drawn twice
 
 
@@ -302,7 +285,7 @@ def test_sigkill_during_a_graph_run_loses_nothing_and_redoes_no_expansion(
     )
     assert ref.outcome.status == "completed"
     ref.store.close()
-    got, want = _node_decisions(db, "kg"), _node_decisions(tmp_path / "ref.db", "kg")
+    got, want = item_decisions(db, "kg"), item_decisions(tmp_path / "ref.db", "kg")
     assert got == want  # every node, every step once, as uninterrupted
     shown = json.loads(cli("show", "kg", "--store", str(db), "--json").stdout)
     assert shown["status"] == "completed"

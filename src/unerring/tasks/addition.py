@@ -35,6 +35,14 @@ def _digits(count: int, max_digit: int, seed: int, salt: int) -> tuple[int, ...]
     return tuple(out)
 
 
+def check_digits(digits: int, max_digit: int, most: int) -> None:
+    """Refuse operands the column tasks cannot take (one line, for the CLI)."""
+    if not 1 <= digits <= most:
+        raise ValueError(f"--digits must be between 1 and {most}, got {digits}")
+    if not 1 <= max_digit <= 9:
+        raise ValueError(f"--max-digit must be between 1 and 9, got {max_digit}")
+
+
 class Addition(Process[State, int]):
     """Add two `digits`-digit numbers whose digits are drawn (seeded) from 0..max_digit."""
 
@@ -44,10 +52,7 @@ class Addition(Process[State, int]):
 
     def __init__(self, digits: int = 100, max_digit: int = 9, seed: int = 0) -> None:
         # the written digits live in the state, which is copied every step: keep it short
-        if not 1 <= digits <= 5000:
-            raise ValueError(f"--digits must be between 1 and 5000, got {digits}")
-        if not 1 <= max_digit <= 9:
-            raise ValueError(f"--max-digit must be between 1 and 9, got {max_digit}")
+        check_digits(digits, max_digit, 5000)
         self.digits = digits
         self.max_digit = max_digit
         self.seed = seed

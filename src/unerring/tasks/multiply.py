@@ -19,7 +19,7 @@ from typing import Any
 from unerring.graph import Graph, Memory, Node
 from unerring.process import Feature, Process
 from unerring.redflags import Flag
-from unerring.tasks.addition import Addition, _digits
+from unerring.tasks.addition import Addition, _digits, check_digits
 
 # (column, carry-in, pending product or -1, digits written so far, lowest first)
 State = tuple[int, int, int, tuple[int, ...]]
@@ -139,10 +139,7 @@ class Multiply(Graph):
     stop: tuple[str, ...] = ("\n",)  # every node's answer is one line
 
     def __init__(self, digits: int = 4, max_digit: int = 9, seed: int = 0) -> None:
-        if not 1 <= digits <= 200:
-            raise ValueError(f"--digits must be between 1 and 200, got {digits}")
-        if not 1 <= max_digit <= 9:
-            raise ValueError(f"--max-digit must be between 1 and 9, got {max_digit}")
+        check_digits(digits, max_digit, 200)
         self.digits = digits
         self.max_digit = max_digit
         self.seed = seed
