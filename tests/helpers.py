@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,59 @@ def decisions(db: Path, run_id: str) -> list[dict[str, Any]]:
         return out
     finally:
         store.close()
+
+
+def kill_and_resume(
+    first: list[str],
+    resume: list[str],
+    folder: Path,
+    *,
+    kills: int = 10,
+    seed: int = 0,
+    max_delay_s: float = 0.5,
+    before: Callable[[], Any] | None = None,
+    after: Callable[[Path, Any], None] | None = None,
+) -> int:
+    """Run `unerring FIRST` (under tests/logged_cli.py, which logs each draw), kill -9 it
+    `kills` times at seeded random moments once it draws, resume it (`unerring RESUME`)
+    until it completes; return the attempts made. `before()` runs ahead of each attempt
+    and what it returns goes to `after(log, value)` once the attempt has ended."""
+    rng = random.Random(seed)
+    killed = attempt = 0
+    here = Path(__file__).resolve().parent
+    while True:
+        seen = before() if before is not None else None
+        log = folder / f"attempt-{attempt}.log"
+        args = first if attempt == 0 else resume
+        proc = subprocess.Popen(
+            [sys.executable, str(here / "logged_cli.py"), str(log), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+        )  # fmt: skip
+        attempt += 1
+        try:
+            deadline = time.monotonic() + 60
+            while not (log.exists() and log.stat().st_size) and proc.poll() is None:
+                assert time.monotonic() < deadline, "the attempt never drew a sample"
+                time.sleep(0.005)
+            if killed < kills and proc.poll() is None:
+                time.sleep(rng.uniform(0.05, max_delay_s))
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                    killed += 1
+            _out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        if after is not None:
+            after(log, seen)
+        if proc.returncode == 0 or "already completed" in err:
+            break  # (a kill can land as the last attempt exits: the run is done)
+        assert proc.returncode == -signal.SIGKILL, err
+        assert attempt < 60
+    assert killed >= kills, f"only {killed} kills: the run ended first"
+    return attempt
 
 
 def item_decisions(db: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:

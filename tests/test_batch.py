@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import random
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import child_env, cli, item_decisions
+from tests.helpers import cli, item_decisions, kill_and_resume
 from unerring.journal.store import Store
 from unerring.runner import BatchItem, RunOptions, Session, execute
 
@@ -187,20 +183,6 @@ DISKS = 7
 MODEL = "sim:error=0.05,flag=0.02,seed=9"
 
 
-def _start(db: Path, log: Path, first: bool) -> subprocess.Popen[str]:
-    common = ["--store", str(db), "--quiet", "--concurrency", "8"]
-    first_args = ["run", "hanoi", "--disks", str(DISKS), "--batch", str(ITEMS), "--k", "2"]
-    first_args += ["--model", f"{MODEL},latency=2", "--run-id", "kb"]
-    args = [*first_args, *common] if first else ["resume", "kb", *common]
-    return subprocess.Popen(
-        [sys.executable, str(HERE / "logged_cli.py"), str(log), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(),
-    )
-
-
 def _committed(db: Path) -> dict[int, int]:
     """Each item's committed resume point (index -> next step)."""
     if not db.exists():
@@ -228,41 +210,23 @@ def _draws(log: Path) -> list[tuple[int, int, int]]:
 
 @pytest.mark.slow
 def test_sigkill_during_a_batch_loses_nothing_and_decides_nothing_twice(tmp_path: Path) -> None:
-    rng = random.Random(20261129)
     db = tmp_path / "kb.db"
-    kills = 0
-    attempt = 0
     spent = 0
-    while True:
-        before = _committed(db)
-        log = tmp_path / f"attempt-{attempt}.log"
-        proc = _start(db, log, attempt == 0)
-        attempt += 1
-        try:
-            deadline = time.monotonic() + 60
-            while not (log.exists() and log.stat().st_size) and proc.poll() is None:
-                assert time.monotonic() < deadline, "the attempt never drew a sample"
-                time.sleep(0.005)
-            if kills < 10 and proc.poll() is None:
-                time.sleep(rng.uniform(0.05, 0.6))
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                    kills += 1
-            _out, err = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+
+    def after(log: Path, before: dict[int, int]) -> None:
+        nonlocal spent
         draws = _draws(log)
         spent += sum(n for _, _, n in draws)
         # no sample was drawn for a step its item had committed before the attempt began
         assert all(step >= before.get(item, 0) for item, step, _ in draws)
-        if proc.returncode == 0:
-            break
-        assert proc.returncode == -signal.SIGKILL, err
-        assert attempt < 60
-    assert kills >= 10
+
+    common = ["--store", str(db), "--quiet", "--concurrency", "8"]
+    first = ["run", "hanoi", "--disks", str(DISKS), "--batch", str(ITEMS), "--k", "2"]
+    first += ["--model", f"{MODEL},latency=2", "--run-id", "kb", *common]
+    attempts = kill_and_resume(
+        first, ["resume", "kb", *common], tmp_path, seed=20261129, max_delay_s=0.6,
+        before=lambda: _committed(db), after=after,
+    )  # fmt: skip
     got = item_decisions(db, "kb")
     for rows in got.values():
         assert [d["step"] for d in rows] == list(range(2**DISKS - 1))  # none missing, none twice
@@ -279,7 +243,7 @@ def test_sigkill_during_a_batch_loses_nothing_and_decides_nothing_twice(tmp_path
     assert got == want
     # what the kills cost beyond an uninterrupted run: the samples of steps in flight
     assert spent >= int(ref.summary["samples"])
-    print(f"{kills} kills in {attempt} attempts; {spent - ref.summary['samples']} extra samples")
+    print(f"10 kills in {attempts} attempts; {spent - ref.summary['samples']} extra samples")
 
 
 def test_batch_summary_names_stopped_items_on_stderr(tmp_path: Path) -> None:

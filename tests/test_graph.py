@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +11,7 @@ from typing import Any
 import pytest
 
 import unerring
-from tests.helpers import child_env, cli, item_decisions
+from tests.helpers import cli, item_decisions, kill_and_resume
 from unerring.backends.base import SampleRequest
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.errors import UsageError
@@ -242,42 +237,12 @@ def test_a_graph_stopped_by_its_budget_resumes_to_the_same_decisions(tmp_path: P
 def test_sigkill_during_a_graph_run_loses_nothing_and_redoes_no_expansion(
     tmp_path: Path,
 ) -> None:
-    rng = random.Random(11)
     db = tmp_path / "kg.db"
     model = "sim:error=0.05,flag=0.02,seed=13"
     common = ["--store", str(db), "--quiet", "--concurrency", "8"]
-    kills = attempt = 0
-    while True:
-        log = tmp_path / f"attempt-{attempt}.log"
-        first = ["run", "sort", "--numbers", "300", "--k", "2", "--run-id", "kg"]
-        first += ["--model", f"{model},latency=2"]
-        args = [*first, *common] if attempt == 0 else ["resume", "kg", *common]
-        proc = subprocess.Popen(
-            [sys.executable, str(HERE / "logged_cli.py"), str(log), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
-        )  # fmt: skip
-        attempt += 1
-        try:
-            deadline = time.monotonic() + 60
-            while not (log.exists() and log.stat().st_size) and proc.poll() is None:
-                assert time.monotonic() < deadline
-                time.sleep(0.005)
-            if kills < 10 and proc.poll() is None:
-                time.sleep(rng.uniform(0.05, 0.5))
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                    kills += 1
-            _out, err = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        if proc.returncode == 0 or "already completed" in err:
-            break  # (a kill can land as the last attempt exits: the run is done)
-        assert proc.returncode == -signal.SIGKILL, err
-        assert attempt < 60
-    assert kills >= 10
+    first = ["run", "sort", "--numbers", "300", "--k", "2", "--run-id", "kg"]
+    first += ["--model", f"{model},latency=2", *common]
+    kill_and_resume(first, ["resume", "kg", *common], tmp_path, seed=11)
     ref = execute(
         RunOptions(task="sort", task_options=dict(Sort(numbers=300).options()), model=model, k=2),
         Session(store=str(tmp_path / "ref.db"), handle_signals=False),
