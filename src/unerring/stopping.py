@@ -8,7 +8,9 @@ n_1 >= n_2 >= ... (N votes), hypothesis "answer i is right" under class c has li
 stops when P(leader wrong | counts) <= sum_c P(c | counts) * e_c, with the per-class
 allowances e_c chosen so that sum_c pi_c * e_c is the step's share of the run's error
 budget; since posterior class probabilities are a martingale, the expected number of wrong
-decisions stays within the budget. docs/stopping.md derives the rule and its choices.
+decisions stays within the budget. The model a step decides with is fitted on a set of
+decided steps fixed in advance (its cut: see `AdaptiveRule`), so decisions do not depend on
+the order in which steps are decided. docs/stopping.md derives the rule and its choices.
 """
 
 from __future__ import annotations
