@@ -56,6 +56,7 @@ Status = Literal["completed", "stopped", "failed"]
 BURST = 256
 # item ends kept with their reasons for the run's summary (the journal keeps them all)
 KEEP_ENDS = 20
+_ONE_PROMPT: dict[int, str] = {}  # a run without prompt variants (never written to)
 
 
 @dataclass(slots=True)
@@ -496,18 +497,24 @@ class Scheduler:
                 prompt = with_notes(notes, prompt)
         oracle = ProcessOracle(process, state, step, notes) if self.simulate else None
         system = process.system()
-        tally: StepTally = Tally(k) if self.rule is None else await self._tally(it, step)
+        tally: StepTally
+        if self.rule is None:
+            tally = Tally(k)
+            n = k if k <= cap else cap  # the first round
+        else:
+            tally = await self._tally(it, step)
+            n = min(tally.needed(), cap)
         vote = StepVote(tally, cap, limit, partial(judge, process, state))
         backend = self.backend
         item = it.index
         variants = self._variants
-        prompts: dict[int, str] = {}
+        prompts = _ONE_PROMPT
         if variants is not None:  # each sample asked with its variant's form of the prompt
+            prompts = {}
             for v in variants:
                 p = process.variant_prompt(state, step, v)
                 prompts[v] = with_notes(notes, p) if notes else p
         if self.whole:
-            n = vote.next_round(parallel)
             first = 0
             while n:  # a whole round per request, counted as it comes back
                 if variants is None:
