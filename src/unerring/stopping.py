@@ -136,6 +136,12 @@ class AdaptiveConfig:
 
 
 def _lse(xs: list[float]) -> float:
+    if len(xs) == 2:  # two classes, the usual case: the same sum, without a generator
+        a, b = xs
+        m = a if a >= b else b
+        if m == -math.inf:
+            return m
+        return m + math.log(math.exp(a - m) + math.exp(b - m))
     m = max(xs)
     if m == -math.inf:
         return m
@@ -212,8 +218,27 @@ class Posterior:
             return False
         if len(counts) > 1 and counts[0] == counts[1]:
             return False  # a tie has no leader
-        w, _, th = self._terms(counts)
+        w, th = self._wrong_and_threshold(counts)
         return w <= th
+
+    def _wrong_and_threshold(self, counts: tuple[int, ...]) -> tuple[float, float]:
+        """`_terms` without the denominator, which the stopping test does not need."""
+        n = sum(counts)
+        lead = counts[0]
+        wrong: list[float] = []
+        thresh: list[float] = []
+        rest = counts[1:]
+        log1p, exp = math.log1p, math.exp
+        for lp, le, lq, la in self._logs:
+            w = lp + n * le  # no answer seen so far is right
+            for c in rest:
+                x = lp + c * lq + (n - c) * le
+                w = x + log1p(exp(w - x)) if x > w else w + log1p(exp(x - w))
+            right = lp + lead * lq + (n - lead) * le
+            t = right + log1p(exp(w - right)) if right > w else w + log1p(exp(right - w))
+            wrong.append(w)
+            thresh.append(t + la)
+        return _lse(wrong), _lse(thresh)
 
 
 def _fit(
@@ -300,6 +325,9 @@ def _gain(
         mix = max(le, lh) + math.log1p(math.exp(-abs(le - lh)))
         total += m * (mix - (w * li + (n - w) * lqi))
     return total
+
+
+FITS_KEPT = 256  # models kept for reuse by the steps fitted on the same patterns
 
 
 def refit_point(step: int) -> int:
@@ -460,7 +488,10 @@ class AdaptiveRule:
         self._history: Counter[tuple[int, ...]] = Counter()
         self._history_n = 0
         self._snapshots: dict[int, tuple[Counter[tuple[int, ...]], int]] = {0: (Counter(), 0)}
-        self._bases: dict[int, Fitted] = {}
+        # models by the steps they are fitted on: items whose cuts hold the same vote
+        # patterns (a group's items at their start; unanimous early steps) share one, and
+        # with it what it has worked out (when a step stops, the votes still needed)
+        self._fits: dict[tuple[frozenset[tuple[tuple[int, ...], int]], int], Fitted] = {}
 
     # -- the run's items -------------------------------------------------------------------
     def begin(self, items: int, pending: Iterable[int]) -> None:
@@ -544,14 +575,14 @@ class AdaptiveRule:
             own.snap = Counter(own.patterns)
             own.fitted = None
 
-    def _base(self, h: int) -> Fitted:
-        f = self._bases.get(h)
+    def _learn(self, patterns: Counter[tuple[int, ...]], observed: int) -> Fitted:
+        key = (frozenset(patterns.items()), observed)
+        f = self._fits.pop(key, None)
         if f is None:
-            patterns, n = self._snapshots[h]
-            f = learn(self.config, patterns, n)
-            if len(self._bases) >= 4:  # items start in index order: older ones are done with
-                del self._bases[next(iter(self._bases))]
-            self._bases[h] = f
+            f = learn(self.config, patterns, observed)
+            if len(self._fits) >= FITS_KEPT:  # the least recently used goes
+                del self._fits[next(iter(self._fits))]
+        self._fits[key] = f
         return f
 
     def fitted(self, step: int, item: int = 0) -> Fitted | None:
@@ -569,12 +600,8 @@ class AdaptiveRule:
             raise RuntimeError(f"step {step} of item {item} asked after step {own.observed}")
         f = own.fitted
         if f is None:
-            if not own.cut:
-                f = self._base(own.base)
-            else:
-                patterns, n = self._snapshots[own.base]
-                f = learn(self.config, patterns + own.snap, n + own.cut)
-            own.fitted = f
+            patterns, n = self._snapshots[own.base]
+            f = own.fitted = self._learn(patterns + own.snap, n + own.cut)
         return f
 
     def tally(self, step: int | None = None, item: int = 0) -> AdaptiveTally:
