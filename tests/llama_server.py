@@ -69,8 +69,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def llama_server(threads: int = 2, ready_s: float = 90.0) -> Iterator[str]:
-    """Yield the base URL (http://127.0.0.1:PORT/v1) of a running server; kill it after."""
+def llama_server(
+    threads: int = 2, ready_s: float = 90.0, extra: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """Yield the base URL (http://127.0.0.1:PORT/v1) of a running server; kill it after.
+
+    `extra`: more server options, e.g. ("--cache", "true") to keep the KV state of past
+    prompts in memory (prompt variants then reuse their own prefix)."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise ServerUnavailable(
             "llama-cpp-python is missing: pip install 'llama-cpp-python[server]==0.3.36'"
@@ -80,7 +85,7 @@ def llama_server(threads: int = 2, ready_s: float = 90.0) -> Iterator[str]:
     cmd = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(model),
         "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "2048", "--n_threads", str(threads),
+        "--n_ctx", "2048", "--n_threads", str(threads), *extra,
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     with tempfile.TemporaryFile() as log:

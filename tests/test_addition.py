@@ -74,9 +74,21 @@ def test_state_and_answers_round_trip() -> None:
 
 def test_wrong_answers_are_wrong_and_in_range() -> None:
     p = Addition(5)
-    for ans in range(20):
-        wrong = p.wrong_answers(p.initial_state(), 0, ans)
-        assert wrong and ans not in wrong and all(0 <= w <= 19 for w in wrong)
+    column, carry = p.initial_state(), (1, 1, 12, (3,))
+    for state, answers in ((column, range(19)), (carry, range(1, 20))):
+        for ans in answers:
+            wrong = p.wrong_answers(state, 0, ans)
+            assert wrong and ans not in wrong and all(p.validate(state, w) for w in wrong)
+
+
+def test_answers_no_two_digits_can_sum_to_are_red_flagged() -> None:
+    # a column of two digits sums to at most 18 (2 x max digit), a carried one to 19: a
+    # larger answer would lead to a question ("19 + 1") whose right answer does not fit
+    p, small = Addition(5), Addition(5, max_digit=4)
+    column, carry = p.initial_state(), (1, 1, 12, (3,))
+    assert p.validate(column, 18) and not p.validate(column, 19)
+    assert p.validate(carry, 19) and not p.validate(carry, 20)
+    assert small.validate(column, 8) and not small.validate(column, 9)
 
 
 def test_bad_options_are_refused() -> None:

@@ -161,7 +161,10 @@ def test_plan_prices_the_run(capsys: pytest.CaptureFixture[str]) -> None:
         ]
     )
     out = capsys.readouterr().out
-    assert "k_min        3" in out and "cost         $" in out
+    assert "k_min        3" in out
+    # both stopping rules side by side; on i.i.d. errors they plan the same votes
+    cost = next(line for line in out.splitlines() if line.startswith("cost"))
+    assert cost.split()[1:] == ["$12.24", "$12.24"]
 
 
 def test_calibrate_measures_p_on_a_well_behaved_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -442,3 +442,31 @@ def test_a_batch_with_nothing_committed_yet(tmp_path: Path) -> None:
     page = out.read_text()
     assert re.findall(r'data-plot="([a-z_]+)"', page) == list(BATCH_PLOTS)
     assert '<td>a</td><td>pending</td><td class="n">0 / 7</td>' in page
+
+
+def test_an_adaptive_run_is_planned_and_captioned_by_its_rule(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    opts = RunOptions(
+        task="hanoi",
+        task_options={"disks": 10},
+        model="sim:error=0.1,hard=0.05,hard_error=0.45,seed=3",
+        target=0.99,
+        stopping="adaptive",
+    )
+    res = execute(opts, Session(store=str(db), handle_signals=False), "a")
+    assert res.outcome.status == "completed"
+    res.store.close()
+    store = Store(str(db), read_only=True)
+    run = store.get_run("a")
+    assert run is not None
+    agg = aggregate(store, run)
+    assert agg.k is None and agg.plan is not None
+    assert agg.plan.basis.startswith("the adaptive rule")
+    # the rule's own prediction (stopping.predict), near what the run spent (bench/certainty.py:
+    # within a few percent over 20 seeds; one run's few dozen hard steps vary more)
+    per_step = res.summary["samples_per_step"]
+    assert 0.8 * per_step < agg.plan.samples_per_step < 1.25 * per_step
+    out = tmp_path / "a.html"
+    assert main(["report", "a", "--store", str(db), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "Adaptive stopping: a step is decided" in page and "adaptive stopping" in page

@@ -11,6 +11,7 @@ from unerring.backends.base import Sample
 from unerring.redflags import Flag
 from unerring.tasks.hanoi import Hanoi
 from unerring.vote import StepVote, judge
+from unerring.voting import Tally
 
 H = Hanoi(1)
 STATE = H.initial_state()
@@ -24,7 +25,7 @@ TEXTS = {
 
 
 def _vote(k: int, cap: int) -> StepVote:
-    return StepVote(k, cap, 750, partial(judge, H, STATE))
+    return StepVote(Tally(k), cap, 750, partial(judge, H, STATE))
 
 
 def sequential(samples: list[Sample], k: int, cap: int, parallel: int) -> StepVote:

@@ -38,8 +38,9 @@ def run(
     from `target` unless given.
 
     Extra keyword arguments are voting options of RunOptions (temperature, max_tokens,
-    max_samples_per_step, on_undecided, parallel, record). With a file `store` and a
-    `run_id` that is already there, the run resumes where it stopped.
+    max_samples_per_step, on_undecided, parallel, record, stopping="adaptive", variants:
+    a tuple of prompt variants). With a file `store` and a `run_id` that is already there,
+    the run resumes where it stopped.
     """
     options = _options(
         process.name,

@@ -4,15 +4,63 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from unerring import reliability
 from unerring.backends.base import Backend, SampleRequest
+from unerring.backends.ensemble import Ensemble
 from unerring.backends.sim import ProcessOracle, mix64, unit
 from unerring.process import Process
 from unerring.redflags import Flag, estimate_tokens
 from unerring.vote import judge
+
+
+@dataclass
+class GroupStats:
+    """One source of samples (a model, a prompt variant, or both) on the sampled steps.
+
+    collisions: steps whose first two valid samples from this group were wrong and equal;
+    hard: steps where most of the group's valid samples (two or more) were wrong, the
+    steps that voting over this group's samples cannot fix."""
+
+    steps: int = 0
+    samples: int = 0
+    valid: int = 0
+    correct: int = 0
+    both_wrong: int = 0
+    collisions: int = 0
+    hard: int = 0
+
+    def add(self, judged: list[bool | None], answers: list[object]) -> None:
+        """One step: each sample's judgement (True right, False wrong, None flagged)."""
+        self.steps += 1
+        self.samples += len(judged)
+        valid = [(ok, a) for ok, a in zip(judged, answers, strict=True) if ok is not None]
+        self.valid += len(valid)
+        self.correct += sum(1 for ok, _ in valid if ok)
+        wrong = [a for ok, a in valid if not ok]
+        if len(valid) >= 2 and not valid[0][0] and not valid[1][0]:
+            self.both_wrong += 1
+            if valid[0][1] == valid[1][1]:
+                self.collisions += 1
+        if len(valid) >= 2 and 2 * len(wrong) > len(valid):
+            self.hard += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        p = self.correct / self.valid if self.valid else 0.0
+        return {
+            "steps": self.steps,
+            "samples": self.samples,
+            "p": p,
+            "error_rate": 1.0 - p if self.valid else None,
+            "both_wrong": self.both_wrong,
+            "expected_both_wrong": self.steps * (1.0 - p) ** 2,
+            "collisions": self.collisions,
+            "collision_rate": self.collisions / self.steps if self.steps else 0.0,
+            "hard": self.hard,
+            "hard_share": self.hard / self.steps if self.steps else 0.0,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +77,10 @@ class Calibration:
     collisions: int  # ... and equal
     expected_both_wrong: float  # what independent errors would give
     warnings: tuple[str, ...]
+    # with several models or prompt variants: each one on its own, and "pooled" (the first
+    # two samples a vote would draw: two different sources, rotating with the step)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hard_share: float = 0.0  # steps where most of all their valid samples were wrong
 
     @property
     def collision_rate(self) -> float:
@@ -48,6 +100,8 @@ class Calibration:
             "expected_both_wrong": self.expected_both_wrong,
             "collisions": self.collisions,
             "collision_rate": self.collision_rate,
+            "hard_share": self.hard_share,
+            "groups": self.groups,
             "warnings": list(self.warnings),
         }
 
@@ -65,6 +119,9 @@ def _steps_to_sample(process: Process[Any, Any], n: int, seed: int) -> list[int]
     return sorted(chosen)
 
 
+Source = tuple[str, int, Backend]  # (model name, prompt variant, backend)
+
+
 async def calibrate(
     process: Process[Any, Any],
     backend: Backend,
@@ -76,54 +133,89 @@ async def calibrate(
     first_temperature: float = 0.0,
     temperature: float = 0.1,
     max_tokens: int = 750,
+    variants: tuple[int, ...] = (0,),
 ) -> Calibration:
-    """Sample `per_step` answers on `samples` steps of the correct trajectory."""
+    """Sample `per_step` answers on `samples` steps of the correct trajectory, from every
+    model of an ensemble and every prompt variant on its own."""
+    members = backend.members if isinstance(backend, Ensemble) else None
+    models = [(name, b) for _, name, b in members] if members else [(backend.model, backend)]
+    sources: list[Source] = [(name, v, b) for name, b in models for v in variants]
     chosen = _steps_to_sample(process, samples, seed)
     wanted = set(chosen)
     state = process.initial_state()
     step = 0
-    n_samples = valid = correct = both_wrong = collisions = 0
+    stats: dict[tuple[str, int], GroupStats] = {(n, v): GroupStats() for n, v, _ in sources}
+    pooled = GroupStats()
+    n_samples = valid = correct = both_wrong = collisions = hard = 0
     last = chosen[-1] if chosen else -1
     while step <= last and not process.done(state, step):
         right = process.solve(state, step)
         if step in wanted:
             right_key = process.key(right)
             oracle = ProcessOracle(process, state, step) if simulate else None
-            got = await backend.sample(
-                SampleRequest(
-                    process.prompt(state, step),
-                    step,
-                    0,
-                    per_step,
-                    max_tokens,
-                    first_temperature,
-                    temperature,
-                    process.system(),
-                    oracle,
+            firsts: list[tuple[bool | None, object]] = []
+            every: list[bool | None] = []
+            for j, (name, v, b) in enumerate(sources):
+                prompt = process.variant_prompt(state, step, v)
+                # each source its own sample indices, as in a run (a model's draws are
+                # per index: the same index under two prompts would be one draw)
+                got = await b.sample(
+                    SampleRequest(
+                        prompt,
+                        step,
+                        j * per_step,
+                        per_step,
+                        max_tokens,
+                        first_temperature,
+                        temperature,
+                        process.system(),
+                        oracle,
+                        variant=v,
+                    )
                 )
-            )
-            wrong_keys = []
-            for s in got:
-                n_samples += 1
-                ct = s.completion_tokens or estimate_tokens(s.text)
-                r = Flag.OVERLONG if ct > max_tokens else judge(process, state, s.text)
-                if isinstance(r, Flag):
-                    continue
-                valid += 1
-                if r[0] == right_key:
-                    correct += 1
-                else:
-                    wrong_keys.append(r[0])
-            if len(wrong_keys) >= 2:
-                both_wrong += 1
-                if wrong_keys[0] == wrong_keys[1]:
-                    collisions += 1
+                judged: list[bool | None] = []
+                answers: list[object] = []
+                for smp in got:
+                    ct = smp.completion_tokens or estimate_tokens(smp.text)
+                    r = Flag.OVERLONG if ct > max_tokens else judge(process, state, smp.text)
+                    if isinstance(r, Flag):
+                        judged.append(None)
+                        answers.append(None)
+                    else:
+                        judged.append(r[0] == right_key)
+                        answers.append(r[0])
+                stats[(name, v)].add(judged, answers)
+                every += judged
+                first = next(
+                    ((ok, a) for ok, a in zip(judged, answers, strict=True) if ok is not None),
+                    (None, None),
+                )
+                firsts.append(first)
+            # the first two samples a vote draws come from two sources, rotating per step
+            if len(sources) > 1:
+                n = len(sources)
+                order = [firsts[(step + i) % n] for i in range(n)]
+                pooled.add([ok for ok, _ in order], [a for _, a in order])
+            n_samples += len(every)
+            ok_all = [ok for ok in every if ok is not None]
+            valid += len(ok_all)
+            correct += sum(ok_all)
+            if len(ok_all) >= 2 and 2 * (len(ok_all) - sum(ok_all)) > len(ok_all):
+                hard += 1
         state = process.advance(state, right)
         step += 1
     n_steps = len(chosen)
+    if len(sources) == 1:
+        only = next(iter(stats.values()))
+        both_wrong, collisions = only.both_wrong, only.collisions
+    else:
+        both_wrong, collisions = pooled.both_wrong, pooled.collisions
     p = correct / valid if valid else 0.0
     lo, hi = reliability.wilson_interval(correct, valid)
     expected = n_steps * (1.0 - p) ** 2
+    groups: dict[str, dict[str, Any]] = {}
+    if len(sources) > 1:
+        groups = _groups(stats, pooled, len(models) > 1, len(variants) > 1)
     warnings = []
     if valid == 0:
         warnings.append(
@@ -158,7 +250,37 @@ async def calibrate(
         collisions,
         expected,
         tuple(warnings),
+        groups,
+        hard / n_steps if n_steps else 0.0,
     )
+
+
+def _groups(
+    stats: dict[tuple[str, int], GroupStats],
+    pooled: GroupStats,
+    by_model: bool,
+    by_variant: bool,
+) -> dict[str, dict[str, Any]]:
+    """Per model, per variant (each summed over the other) and pooled."""
+    out: dict[str, dict[str, Any]] = {}
+    keys: list[tuple[str, object, list[GroupStats]]] = []
+    if by_model:
+        for name in dict.fromkeys(n for n, _ in stats):
+            keys.append((f"model {name}", name, [g for (n, _), g in stats.items() if n == name]))
+    if by_variant:
+        for v in dict.fromkeys(v for _, v in stats):
+            keys.append((f"variant {v}", v, [g for (_, w), g in stats.items() if w == v]))
+    for label, _, parts in keys:
+        total = GroupStats()
+        for g in parts:
+            for f in ("steps", "samples", "valid", "correct", "both_wrong", "collisions", "hard"):
+                setattr(total, f, getattr(total, f) + getattr(g, f))
+        # a group summed over several sources counts each step once per source
+        d = total.as_dict()
+        d["sources"] = len(parts)
+        out[label] = d
+    out["pooled"] = pooled.as_dict()
+    return out
 
 
 def run_calibration(

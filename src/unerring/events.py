@@ -29,18 +29,26 @@ class SampleOutcome:
     """A sample and what became of it: the key it voted for, or the flag that discarded it.
 
     `counted` is False for a valid sample drawn in the deciding round after the decision.
+    `variant` is the prompt variant it was asked with (None: the run's one prompt).
     """
 
-    __slots__ = ("counted", "flag", "index", "key", "sample")
+    __slots__ = ("counted", "flag", "index", "key", "sample", "variant")
 
     def __init__(
-        self, index: int, sample: Sample, key: Hashable | None, flag: Flag | None, counted: bool
+        self,
+        index: int,
+        sample: Sample,
+        key: Hashable | None,
+        flag: Flag | None,
+        counted: bool,
+        variant: int | None = None,
     ) -> None:
         self.index = index  # the sample's index within its step
         self.sample = sample
         self.key = key
         self.flag = flag
         self.counted = counted
+        self.variant = variant
 
 
 class Decision:

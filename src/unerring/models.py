@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import httpx
+
 from unerring.backends.base import Backend
+from unerring.backends.ensemble import Ensemble
 from unerring.backends.faults import FaultInjecting, FaultSpec
 from unerring.backends.openai import Api, NMode, OpenAICompatible, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
@@ -18,22 +22,79 @@ from unerring.pricing import PriceTable, load_prices
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """A parsed `--model`: `sim:NAME=VALUE,...` or `PROVIDER:MODEL_NAME`."""
+    """A parsed `--model`: `sim:NAME=VALUE,...`, `PROVIDER:MODEL_NAME`, or an ensemble of
+    several, `A + 2*B` (samples spread over the members by weight, votes pooled)."""
 
     provider: str
     name: str
     sim: SimConfig | None = None
+    members: tuple[tuple[float, ModelSpec], ...] = ()  # (weight, model) of an ensemble
+    given: str = ""  # the text as given (an ensemble member's name in the journal)
+
+    @property
+    def label(self) -> str:
+        return self.given or self.text
 
     @property
     def text(self) -> str:
+        if self.members:
+            return self.name
         return self.sim.describe() if self.sim is not None else f"{self.provider}:{self.name}"
+
+    @property
+    def simulated(self) -> bool:
+        """Does any sample come from the simulated model (which needs the process's oracle)?"""
+        return self.sim is not None or any(m.simulated for _, m in self.members)
+
+    @property
+    def remote(self) -> bool:
+        """Does any sample come from a server (which may need a key)?"""
+        if self.members:
+            return any(m.remote for _, m in self.members)
+        return self.sim is None
 
 
 PROVIDERS = ("sim", "openai")
+# members of an ensemble: `A + B` (a plus sign between spaces; sim modes use a bare `+`)
+_MEMBER_SEPARATOR = re.compile(r"\s+\+\s+")
+_WEIGHT = re.compile(r"^\s*([^*:\s]+)\s*\*\s*(.+)$")
+
+
+def ensemble_text(models: list[str]) -> str:
+    """One `--model` text for several given one by one (`--model A --model 2*B`)."""
+    return " + ".join(m.strip() for m in models)
 
 
 def parse_model(text: str) -> ModelSpec:
     """Parse a `--model` value; ValueError says what is wrong and what is expected."""
+    parts = _MEMBER_SEPARATOR.split(text.strip())
+    if len(parts) > 1 or _WEIGHT.match(text):
+        members = []
+        for part in parts:
+            weight = 1.0
+            m = _WEIGHT.match(part)
+            if m is not None:
+                try:
+                    weight = float(m.group(1))
+                except ValueError:
+                    raise ValueError(
+                        f"ensemble member {part!r}: weight {m.group(1)!r} is not a number"
+                    ) from None
+                if not weight > 0 or weight == float("inf"):
+                    raise ValueError(f"ensemble member {part!r}: weight must be positive")
+                part = m.group(2)
+            try:
+                members.append((weight, replace(_parse_one(part), given=part.strip())))
+            except ValueError as e:
+                raise ValueError(f"ensemble member {part.strip()!r}: {e}") from None
+        if len(members) == 1 and members[0][0] == 1.0:
+            return members[0][1]
+        name = " + ".join((f"{w:g}*" if w != 1.0 else "") + m.label for w, m in members)
+        return ModelSpec("ensemble", name, None, tuple(members))
+    return _parse_one(text)
+
+
+def _parse_one(text: str) -> ModelSpec:
     provider, colon, rest = text.partition(":")
     provider = provider.strip()
     if provider == "sim":
@@ -106,7 +167,7 @@ def api_key(
 ) -> str | None:
     """The API key a model needs (None: none, or the simulated model); ValueError, which
     never quotes the key, when it cannot be sent as it is."""
-    if spec.sim is not None:
+    if not spec.remote:
         return None
     env = os.environ if env is None else env
     key = env.get(transport.api_key_env)
@@ -128,6 +189,10 @@ def make_backend(
     """The backend for a model spec, wrapped in fault injection, limits and retries."""
     t = transport or Transport()
     env = os.environ if env is None else env
+    if spec.members:  # each member with its own wrappers (limits, retries): its own server
+        return Ensemble(
+            [(w, m.label, make_backend(m, t, on_failure, env)) for w, m in spec.members]
+        )
     inner: Backend
     if spec.sim is not None:
         inner = SimBackend(spec.sim)
@@ -176,7 +241,13 @@ def price_table(transport: Transport | None = None) -> PriceTable:
 
 
 def known_error_mixture(spec: ModelSpec) -> list[tuple[float, float]] | None:
-    """(per-sample error rate, share of steps) components when the model's errors are known."""
+    """(per-sample error rate, share of steps) components when the model's errors are known.
+
+    An ensemble of simulated models pools its members' errors: a step is hard for each
+    member on its own draw (members of one seed share their hard steps), and the step's
+    error is the members' errors weighted by their share of the samples."""
+    if spec.members:
+        return _ensemble_mixture(spec)
     c = spec.sim
     if c is None:
         return None
@@ -185,5 +256,49 @@ def known_error_mixture(spec: ModelSpec) -> list[tuple[float, float]] | None:
     return [(c.error, 1.0 - c.hard), (c.hard_error, c.hard)]
 
 
+def _ensemble_mixture(spec: ModelSpec) -> list[tuple[float, float]] | None:
+    sims = [(w, m.sim) for w, m in spec.members]
+    if any(c is None for _, c in sims):
+        return None
+    total = sum(w for w, _ in sims)
+    seeds = sorted({c.seed for _, c in sims if c is not None and c.hard > 0})
+    combos: list[tuple[float, float]] = []
+    for mask in range(1 << len(seeds)):
+        hard_seeds = {s for i, s in enumerate(seeds) if mask >> i & 1}
+        share = 1.0
+        for i, seed in enumerate(seeds):
+            # members of one seed share their hard steps; their hard share is their own
+            h = max(c.hard for _, c in sims if c is not None and c.seed == seed)
+            share *= h if mask >> i & 1 else 1.0 - h
+        err = 0.0
+        for w, c in sims:
+            assert c is not None
+            hard = c.seed in hard_seeds and c.hard > 0
+            err += w / total * (c.hard_error if hard else c.error)
+        if share > 0:
+            combos.append((err, share))
+    return combos
+
+
 def known_valid_rate(spec: ModelSpec) -> float | None:
+    if spec.members:
+        rates = [(w, known_valid_rate(m)) for w, m in spec.members]
+        if any(r is None for _, r in rates):
+            return None
+        total = sum(w for w, _ in rates)
+        return sum(w * r for w, r in rates if r is not None) / total
     return None if spec.sim is None else 1.0 - spec.sim.flag
+
+
+def check_reachable(spec: ModelSpec, transport: Transport, env: Mapping[str, str]) -> None:
+    """Every server an ensemble's members need answers `GET /models`; ValueError if not."""
+    for _, m in spec.members:
+        if m.provider != "openai":
+            continue
+        url = base_url(transport, env).rstrip("/") + "/models"
+        try:
+            httpx.get(url, timeout=min(transport.timeout_s, 10.0))
+        except httpx.HTTPError as e:
+            raise ValueError(
+                f"ensemble member {m.text!r} cannot be reached at {url}: {type(e).__name__}"
+            ) from None

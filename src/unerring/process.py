@@ -55,6 +55,20 @@ class Process(Generic[S, A]):
         system message for chat models); servers with prefix caching reuse them."""
         return None
 
+    def prompt_variants(self) -> int:
+        """How many forms of each step's prompt the process offers (decorrelation)."""
+        return 1
+
+    def variant_prompt(self, state: S, step: int, variant: int) -> str:
+        """Form `variant` (0 .. prompt_variants() - 1) of the step's prompt; 0 is `prompt`.
+
+        Forms differ in what does not change the answer (few-shot examples, their order,
+        phrasing), so that samples drawn with different forms err less alike.
+        """
+        if variant == 0:
+            return self.prompt(state, step)
+        raise ValueError(f"process {self.name!r} offers no prompt variant {variant}")
+
     def key(self, answer: A) -> Hashable:
         """What votes are compared by. Default: the answer itself (it must be hashable)."""
         return answer

@@ -151,3 +151,27 @@ def k_min_mixture(
         if log_p >= log_t:
             return k
     raise ValueError(f"no k up to {k_max} reaches the target {target}")
+
+
+def mixture_samples(components: list[tuple[float, float]], k: int) -> float:
+    """Expected valid votes per step under ahead-by-k when steps differ (error, share)."""
+    total = 0.0
+    for err, share in components:
+        if share <= 0:
+            continue
+        if err >= 0.5:
+            return math.inf
+        total += share * (k if err <= 0 else expected_samples(1.0 - err, k))
+    return total
+
+
+def p_full_mixture(components: list[tuple[float, float]], k: int, steps: int) -> float:
+    """P(every step right) under ahead-by-k when steps differ: components (error, share)."""
+    log_p = 0.0
+    for err, share in components:
+        if share <= 0 or err <= 0:
+            continue
+        if err >= 0.5:
+            return 0.0
+        log_p -= steps * share * math.log1p(_odds(1.0 - err) ** k)
+    return math.exp(log_p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import threading
 import time
@@ -34,6 +35,7 @@ from unerring.models import (
     ModelSpec,
     Transport,
     api_key,
+    check_reachable,
     known_error_mixture,
     known_valid_rate,
     parse_model,
@@ -42,6 +44,7 @@ from unerring.models import (
 from unerring.process import Process
 from unerring.scheduler import Item, Items, RunEnd, Source
 from unerring.settings import Budget, Prices, VotingConfig
+from unerring.stopping import AdaptiveConfig, AdaptiveRule, ErrorModel
 from unerring.tasks.registry import get_task
 
 if TYPE_CHECKING:
@@ -81,31 +84,43 @@ class RunOptions:
     base_url: str | None = None  # the endpoint of an openai: model (never a key)
     notes: str | None = None  # a mistake notebook in the store: NAME or NAME@VERSION
     max_depth: int = MAX_DEPTH  # a graph deeper than this is refused (its node fails)
+    stopping: str = "ahead-by-k"  # or "adaptive" (see unerring.stopping)
+    variants: tuple[int, ...] = (0,)  # prompt variants spread over each step's samples
 
     def config(self) -> dict[str, Any]:
         from unerring import __version__
 
         c = asdict(self)
+        c["variants"] = list(self.variants)  # as the journal's JSON gives it back
         c["unerring_version"] = __version__
         return c
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RunOptions:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in names})
+        given = {k: v for k, v in config.items() if k in names}
+        if "variants" in given:
+            given["variants"] = tuple(given["variants"])
+        return cls(**given)
 
 
 # options a resume may change: they do not change which answers win
 CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url"})
+# resolved when a run starts and kept by every resume (never recomputed)
+KEPT = frozenset({"stopping_resolved"})
+STOPPING_RULES = ("ahead-by-k", "adaptive")
 
-
-_DEFAULTS = {f.name: f.default for f in fields(RunOptions)}
+# each option's default as the journal holds it (an option newer than a run is at it)
+_DEFAULTS = {
+    **{f.name: f.default for f in fields(RunOptions)},
+    "variants": list(RunOptions(task="").variants),
+}
 
 
 def config_difference(journal: dict[str, Any], given: dict[str, Any]) -> list[str]:
     out = []
     for name in sorted(set(journal) | set(given)):
-        if name in CHANGEABLE:
+        if name in CHANGEABLE or name in KEPT:
             continue
         if name not in journal and given.get(name) == _DEFAULTS.get(name):
             continue  # an option newer than the run, at its default: what the run used
@@ -205,6 +220,58 @@ def plan_k(options: RunOptions, steps: int | None) -> tuple[int, float | None]:
         raise UsageError(str(e)) from None
 
 
+def adaptive_prior(options: RunOptions) -> tuple[ErrorModel, float]:
+    """The error model the adaptive rule starts from, and its weight in steps.
+
+    A simulated model's own error model counts as a calibration of 100 steps; a measured
+    --error-rate leaves room for hard steps (10% at error 0.45, worth 20 steps); nothing
+    known starts from error 0.1 with 10% hard steps, worth 10 steps.
+    """
+    if options.error_rate is not None:
+        return ErrorModel(0.1, min(options.error_rate, 0.45), 0.45), 20.0
+    mixture = known_error_mixture(parse_model(options.model))
+    if mixture is not None:
+        return ErrorModel.from_components(mixture), 100.0
+    return ErrorModel(0.1, 0.1, 0.45), 10.0
+
+
+def adaptive_cap(k: int) -> int:
+    """The adaptive rule's default cap: 50 x k, and room for a hard step near error 0.45."""
+    return max(50 * k, 2000)
+
+
+def _voting_k(options: RunOptions, steps: int | None) -> int:
+    """k for ahead-by-k; for the adaptive rule only the default cap (50 x k) uses it."""
+    if options.stopping not in STOPPING_RULES:
+        raise UsageError(
+            f"unknown stopping rule {options.stopping!r} (known: {', '.join(STOPPING_RULES)})"
+        )
+    if options.stopping == "ahead-by-k":
+        return plan_k(options, steps)[0]
+    if steps is None:
+        raise UsageError(
+            "--stopping adaptive spreads the run's error budget over its steps: this "
+            "task's length is not known in advance"
+        )
+    try:
+        return plan_k(options, steps)[0]
+    except UsageError:
+        if options.k is not None:
+            raise
+        return 20  # the model's error rate is unknown: the rule learns it
+
+
+def check_variants(process: Process[Any, Any], variants: tuple[int, ...]) -> None:
+    """Refuse prompt variants the process does not offer."""
+    offered = process.prompt_variants()
+    if max(variants) >= offered:
+        raise UsageError(
+            f"--variants: process {process.name!r} offers "
+            + (f"prompt variants 0-{offered - 1}" if offered > 1 else "one prompt only")
+            + f", not variant {max(variants)}"
+        )
+
+
 def new_run_id(task: str) -> str:
     return f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
@@ -229,16 +296,32 @@ def voting_config(options: RunOptions, steps: int | None) -> VotingConfig:
         parse_model(options.model)
         if options.api not in ("chat", "completions"):
             raise UsageError(f"--api must be chat or completions, got {options.api!r}")
-        k, _ = plan_k(options, steps)
+        variants = tuple(options.variants)
+        if not variants or len(set(variants)) != len(variants) or min(variants) < 0:
+            raise UsageError(f"--variants {variants}: give distinct variant numbers from 0")
+        k = _voting_k(options, steps)
+        adaptive = None
+        if options.stopping == "adaptive":
+            assert steps is not None
+            prior, weight = adaptive_prior(options)
+            adaptive = AdaptiveConfig(
+                steps,
+                options.target,
+                prior,
+                prior_steps=weight,
+                cap=options.max_samples_per_step or adaptive_cap(k),
+            )
         return VotingConfig(
             k=k,
             first_temperature=options.first_temperature,
             temperature=options.temperature,
             max_tokens=options.max_tokens,
-            max_samples_per_step=options.max_samples_per_step,
+            max_samples_per_step=adaptive.cap if adaptive else options.max_samples_per_step,
             on_undecided=options.on_undecided,  # type: ignore[arg-type]
             parallel=options.parallel,
             record=options.record,  # type: ignore[arg-type]
+            adaptive=adaptive,
+            variants=variants,
         )
     except UsageError:
         raise
@@ -317,6 +400,7 @@ def summary(
         "task_options": cfg.get("task_options", {}),
         "model": cfg.get("model"),
         "k": k,
+        "stopping": cfg.get("stopping", "ahead-by-k"),
         "status": outcome.status if outcome else run.status,
         "reason": outcome.reason if outcome else run.reason,
         "steps_total": run.steps_total,
@@ -381,6 +465,8 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
                 f"task {options.task!r} is a graph: a batch of graphs is not supported; "
                 "run each graph on its own"
             )
+        if options.variants != (0,):
+            check_variants(p, tuple(options.variants))
         steps.append(p.total_steps())
     return steps
 
@@ -447,16 +533,32 @@ def execute(
                 check_nodes(process.nodes(), {}, options.max_depth)
             except GraphError as e:
                 raise UsageError(str(e)) from None
+            if options.variants != (0,):
+                raise UsageError(
+                    f"--variants: task {options.task!r} is a graph; prompt variants are "
+                    "for chains and batches"
+                )
         else:
             rows = [("1", {}, steps)]
+            if options.variants != (0,):
+                check_variants(process, tuple(options.variants))
     if not resume:
         voting_config(options, steps)
     try:
-        api_key(parse_model(options.model), session.transport)  # refused before any record
+        spec = parse_model(options.model)
+        api_key(spec, session.transport)  # refused before any record
+        if spec.members:  # an ensemble: every member's server answers before anything
+            check_reachable(spec, session.transport, os.environ)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if isinstance(process, Graph) and session.executor.kind != "local":
         raise UsageError(_GRAPHS_LOCAL)
+    if options.stopping == "adaptive" and session.executor.kind != "local":
+        # items learn from earlier items' steps, in one rule: it lives in one process
+        raise UsageError(
+            "--stopping adaptive runs on the local executor (its rule learns from every "
+            "item's decided steps, in this process); leave out --executor ray"
+        )
     # the last check before the store: an executor that cannot start (Ray missing, an
     # address where nothing answers) writes nothing
     executor = open_executor(session.executor, session.notify)
@@ -505,6 +607,8 @@ def _execute(
         options = replace(options, notes=f"{notes.name}@{notes.version}")
     config = options.config()
     config["k_resolved"] = voting.k
+    if voting.adaptive is not None:
+        config["stopping_resolved"] = voting.adaptive.as_dict()
     if run is None:
         kind = "batch" if batch is not None else "graph" if isinstance(process, Graph) else "chain"
         run = store.create_run(
@@ -519,6 +623,9 @@ def _execute(
             )
         if run.status == "completed":
             raise StoreError(f"run {run.run_id!r} is already completed; nothing to resume")
+        kept = run.config.get("stopping_resolved")
+        if kept is not None:  # the rule's parameters as the run started, not recomputed
+            voting = replace(voting, adaptive=AdaptiveConfig.from_dict(kept))
     lock = None if store.memory else RunLock(session.store, run.run_id)
     if lock is not None:
         lock.acquire()
@@ -580,8 +687,13 @@ def _drive(
     watcher = session.watch(run, voting.k) if session.watch is not None else None
     if watcher is not None:
         events.subscribe(watcher)
+    rule = None
+    if voting.adaptive is not None:
+        rule = _learnt_rule(voting.adaptive, store, run, pending)
     attempt = store.begin_attempt(run)
-    work = Work(spec, transport, voting, prices, session.budget, session.speculate, session.window)
+    work = Work(
+        spec, transport, voting, prices, session.budget, session.speculate, session.window, rule
+    )
     execution = executor.start(work, events, totals, None if watcher is None else watcher.wrap)
     writer = JournalWriter(
         store,
@@ -642,11 +754,35 @@ def _drive(
     fresh = store.get_run(run.run_id) or run
     assert outcome is not None
     s = summary(fresh, writer.totals.as_dict(), outcome, store, attempt)
+    if rule is not None:
+        s["stopping_state"] = rule.describe()
     if tree is not None and graph is not None:
         s["nodes"] = len(tree.seen)
         s["result_correct"] = graph.check(tree.outputs()) if outcome.status == "completed" else None
     s.update(execution.report())
     return RunResult(outcome, fresh, s, store)
+
+
+def _learnt_rule(
+    config: AdaptiveConfig, store: Store, run: RunRecord, pending: list[ItemRecord]
+) -> AdaptiveRule:
+    """The adaptive rule as the journal left it: every committed decision replayed.
+
+    A batch's items learn from one another (by index); a graph's node indices are hashes,
+    with no order to learn in, so each node learns from its own steps only."""
+    rule = AdaptiveRule(config, across_items=run.kind != "graph")
+    items = list(store.items(run))
+    for it in items:
+        if not it.next_step:
+            continue
+        for d in store.decisions(run, item=it.item):
+            step = int(d["step"])
+            if step >= it.next_step:  # an undecided step that stopped: decided again
+                break
+            rule.observe(step, json.loads(d["votes"]), it.item)
+    if run.kind != "graph":
+        rule.begin(len(items), (it.item for it in pending))
+    return rule
 
 
 def _tree(

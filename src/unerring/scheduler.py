@@ -45,8 +45,10 @@ from unerring.backends.sim import ProcessOracle
 from unerring.events import Decision, Discarded, Events, ItemEnd, SampleOutcome, Totals
 from unerring.process import NoteSelector, Process, with_notes
 from unerring.redflags import Flag
-from unerring.settings import Budget, Prices, VotingConfig
-from unerring.vote import Judged, StepVote, judge
+from unerring.settings import Budget, Prices, VotingConfig, variant_of
+from unerring.stopping import AdaptiveRule
+from unerring.vote import Judged, StepTally, StepVote, judge
+from unerring.voting import Tally
 
 Status = Literal["completed", "stopped", "failed"]
 
@@ -54,6 +56,7 @@ Status = Literal["completed", "stopped", "failed"]
 BURST = 256
 # item ends kept with their reasons for the run's summary (the journal keeps them all)
 KEEP_ENDS = 20
+_ONE_PROMPT: dict[int, str] = {}  # a run without prompt variants (never written to)
 
 
 @dataclass(slots=True)
@@ -193,6 +196,7 @@ class Scheduler:
         speculate: int = 0,
         window: int = 64,
         burst: int = BURST,
+        rule: AdaptiveRule | None = None,
     ) -> None:
         if speculate < 0:
             raise ValueError(f"speculate must not be negative, got {speculate}")
@@ -208,6 +212,13 @@ class Scheduler:
         self.speculate = speculate
         self.window = window
         self.burst = burst  # steps an item decides at once on a backend that never waits
+        # the adaptive stopping rule (None: ahead-by-k); it learns from every decided step
+        if rule is None and voting.adaptive is not None:
+            rule = AdaptiveRule(voting.adaptive)
+        self.rule = rule
+        self._learnt: asyncio.Event | None = None  # set when the rule has learnt more
+        # the prompt variants a step's samples are spread over (None: the one prompt)
+        self._variants = voting.variants if voting.varied else None
         self.whole = whole_rounds(backend)
         self.stop_reason: str | None = None  # set from a signal handler or another thread
         self.failure: str | None = None
@@ -249,6 +260,34 @@ class Scheduler:
             else:
                 with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits
                     loop.call_soon_threadsafe(wake.set)
+
+    # -- learning (the adaptive rule) --------------------------------------------------------
+    def _learnt_more(self) -> None:
+        """The rule learnt something: steps waiting for it look again."""
+        ev = self._learnt
+        if ev is not None:
+            self._learnt = None
+            ev.set()
+
+    async def _await_learning(self) -> None:
+        """Wait until the rule learns more (or a moment passes: a stop request, set from a
+        signal handler or another thread, is seen without a wake-up)."""
+        ev = self._learnt
+        if ev is None:
+            ev = self._learnt = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ev.wait(), 0.2)
+
+    async def _tally(self, it: Item, step: int) -> StepTally:
+        """The step's tally under the adaptive rule, once the steps it learns from are in
+        (only a speculative step, opened before the steps before it are decided, waits)."""
+        rule = self.rule
+        assert rule is not None
+        fitted = rule.fitted(step, it.index)
+        while fitted is None:
+            await self._await_learning()
+            fitted = rule.fitted(step, it.index)
+        return fitted.tally()
 
     # -- the run ---------------------------------------------------------------------------
     async def run(self, items: Source | Iterable[Item]) -> RunEnd:
@@ -300,6 +339,15 @@ class Scheduler:
     async def _drive(self, it: Item) -> None:
         self.items_active += 1
         try:
+            rule = self.rule
+            if rule is not None:
+                # the items this one learns from must have ended (they started before it)
+                while not rule.ready(it.index):
+                    reason = self._halt()
+                    if reason is not None:
+                        self._end_item(it, "stopped", reason)
+                        return
+                    await self._await_learning()
             if self.speculate and not self.whole:
                 await self._chain_speculative(it)
             else:
@@ -331,6 +379,9 @@ class Scheduler:
         # the source first: a graph turns an ended node into its output and ready nodes
         # (or fails a node whose expansion is bad)
         end = self._last_end = self._source.ended(it, end)
+        if self.rule is not None:
+            self.rule.item_ended(it.index)
+            self._learnt_more()
         self.ended[end.status] += 1
         if end.status != "completed" and len(self._not_completed) < KEEP_ENDS:
             self._not_completed.append(end)
@@ -349,11 +400,18 @@ class Scheduler:
         self.totals.add(d)
         for fn in self.events.decision:
             fn(d)
+        if self.rule is not None and d.state_after is not None:
+            self.rule.observe(d.step, d.votes.values(), d.item)
+            self._learnt_more()
 
     def _undecided_reason(self, d: Decision) -> str:
+        why = (
+            f"no answer led by k={self.voting.k}"
+            if self.rule is None
+            else "no answer reached the adaptive rule's certainty"
+        )
         return (
-            f"step {d.step} undecided after {d.samples} samples "
-            f"(no answer led by k={self.voting.k}); raise the cap with "
+            f"step {d.step} undecided after {d.samples} samples ({why}); raise the cap with "
             "--max-samples-per-step, or pass --on-undecided plurality"
         )
 
@@ -363,6 +421,7 @@ class Scheduler:
         state, step = it.state, it.step
         budgeted = self.budget.active
         totals = self.totals
+        rule = self.rule
         burst = 0
         while not process.done(state, step):
             if budgeted or self.stop_reason is not None:
@@ -374,6 +433,9 @@ class Scheduler:
             totals.add(d)  # as _emit does, inline: this loop runs for every step
             for fn in self.events.decision:
                 fn(d)
+            if rule is not None and d.state_after is not None:
+                rule.observe(step, d.votes.values(), it.index)
+                self._learnt_more()
             if d.state_after is None:  # undecided, and not taken by plurality
                 self._end_item(it, "stopped", self._undecided_reason(d))
                 return
@@ -500,21 +562,41 @@ class Scheduler:
                 prompt = with_notes(notes, prompt)
         oracle = ProcessOracle(process, state, step, notes) if self.simulate else None
         system = process.system()
-        vote = StepVote(k, cap, limit, partial(judge, process, state))
+        tally: StepTally
+        if self.rule is None:
+            tally = Tally(k)
+            n = k if k <= cap else cap  # the first round
+        else:
+            tally = await self._tally(it, step)
+            n = min(tally.needed(), cap)
+        vote = StepVote(tally, cap, limit, partial(judge, process, state))
         backend = self.backend
         item = it.index
+        variants = self._variants
+        prompts = _ONE_PROMPT
+        if variants is not None:  # each sample asked with its variant's form of the prompt
+            prompts = {}
+            for v in variants:
+                p = process.variant_prompt(state, step, v)
+                prompts[v] = with_notes(notes, p) if notes else p
         if self.whole:
-            n = k if k <= cap else cap
             first = 0
             while n:  # a whole round per request, counted as it comes back
-                vote.offer(
-                    first,
-                    await backend.sample(
+                if variants is None:
+                    got = await backend.sample(
                         SampleRequest(
                             prompt, step, first, n, limit, t_first, t_rest, system, oracle, item
                         )
-                    ),
-                )
+                    )
+                else:  # a round of several variants: one request per sample
+                    got = []
+                    for i in range(first, first + n):
+                        v = variant_of(step, i, variants)
+                        one = SampleRequest(
+                            prompts[v], step, i, 1, limit, t_first, t_rest, system, oracle, item, v
+                        )
+                        got += await backend.sample(one)
+                vote.offer(first, got)
                 if vote.decided_at >= 0:  # the usual step: decided by its first round
                     break
                 n = vote.next_round(parallel)
@@ -524,8 +606,13 @@ class Scheduler:
                 opened.vote = vote
 
             def request(i: int) -> SampleRequest:
+                if variants is None:
+                    return SampleRequest(
+                        prompt, step, i, 1, limit, t_first, t_rest, system, oracle, item
+                    )
+                v = variant_of(step, i, variants)
                 return SampleRequest(
-                    prompt, step, i, 1, limit, t_first, t_rest, system, oracle, item
+                    prompts[v], step, i, 1, limit, t_first, t_rest, system, oracle, item, v
                 )
 
             first_seen: Callable[[tuple[Hashable, Any]], None] | None = None
@@ -586,7 +673,7 @@ class Scheduler:
         if level == "samples" or (
             level == "contested" and (flags or len(counts) > 1 or undecided or correct is False)
         ):
-            outcomes = _outcomes(vote, drawn, undecided)
+            outcomes = _outcomes(vote, drawn, undecided, step, self._variants)
         ptoks, ctoks = vote.prompt_tokens, vote.completion_tokens
         return Decision(
             item=it.index,
@@ -610,17 +697,25 @@ class Scheduler:
         )
 
 
-def _outcomes(vote: StepVote, drawn: list[Sample], undecided: bool) -> list[SampleOutcome]:
-    """Every sample of a step with the key it voted for or the flag that discarded it."""
+def _outcomes(
+    vote: StepVote,
+    drawn: list[Sample],
+    undecided: bool,
+    step: int,
+    variants: tuple[int, ...] | None,
+) -> list[SampleOutcome]:
+    """Every sample of a step with the key it voted for or the flag that discarded it (and
+    the prompt variant it was asked with, when the run spreads samples over several)."""
     out = []
     decided_at = vote.decided_at
     for position, s in enumerate(drawn):
         judged: Judged = vote.judged(s)
         counted = undecided or position <= decided_at
+        v = None if variants is None else variant_of(step, position, variants)
         if judged.__class__ is Flag:
-            out.append(SampleOutcome(position, s, None, judged, counted))
+            out.append(SampleOutcome(position, s, None, judged, counted, v))
         else:
-            out.append(SampleOutcome(position, s, judged[0], None, counted))
+            out.append(SampleOutcome(position, s, judged[0], None, counted, v))
     return out
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from unerring.events import Totals
+from unerring.stopping import AdaptiveConfig
 
 RecordLevel = Literal["decisions", "contested", "samples"]
 UndecidedPolicy = Literal["stop", "plurality"]
@@ -23,6 +24,10 @@ class VotingConfig:
     on_undecided: UndecidedPolicy = "stop"
     parallel: int = 1  # samples drawn per round after the first (at least the fewest needed)
     record: RecordLevel = "contested"
+    # None: first-to-ahead-by-k; else the adaptive rule (k then only sets the default cap)
+    adaptive: AdaptiveConfig | None = None
+    # the prompt variants spread over each step's samples (see variant_of); (0,): one prompt
+    variants: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -31,6 +36,8 @@ class VotingConfig:
             raise ValueError(f"the token limit must be at least 1, got {self.max_tokens}")
         if self.parallel < 1:
             raise ValueError(f"parallel must be at least 1, got {self.parallel}")
+        if not self.variants or min(self.variants) < 0:
+            raise ValueError(f"prompt variants must be numbers from 0, got {self.variants}")
         if self.max_samples_per_step is not None and self.max_samples_per_step < self.k:
             raise ValueError(
                 f"max samples per step ({self.max_samples_per_step}) must be at least k"
@@ -39,6 +46,16 @@ class VotingConfig:
     @property
     def cap(self) -> int:
         return self.max_samples_per_step or 50 * self.k
+
+    @property
+    def varied(self) -> bool:
+        """Are a step's samples asked with several forms of its prompt?"""
+        return self.variants != (0,)
+
+
+def variant_of(step: int, index: int, variants: tuple[int, ...]) -> int:
+    """The prompt variant of a step's sample: round robin, starting one further each step."""
+    return variants[(step + index) % len(variants)]
 
 
 @dataclass(frozen=True, slots=True)

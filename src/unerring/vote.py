@@ -9,12 +9,11 @@ simulator hands out one object for equal responses) is judged and counted at onc
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Protocol
 
 from unerring.backends.base import Sample
 from unerring.process import Process
 from unerring.redflags import Flag, estimate_tokens
-from unerring.voting import Tally
 
 # a judged response: (vote key, parsed answer), or the red flag that discards it
 Judged = tuple[Hashable, Any] | Flag
@@ -38,6 +37,25 @@ def judge(process: Process[Any, Any], state: Any, text: str) -> Judged:
         return Flag.INVALID
 
 
+class StepTally(Protocol):
+    """One step's votes under a stopping rule: `voting.Tally` (first-to-ahead-by-k) or
+    `stopping.AdaptiveTally`. Frozen once decided."""
+
+    counts: dict[Hashable, int]
+    winner: Hashable | None
+
+    def add_many(self, key: Hashable, m: int) -> int:
+        """Count up to m votes for one key; return how many it took to decide, else 0."""
+        ...
+
+    def needed(self) -> int:
+        """Fewest further votes that could decide the step (the first round's size before
+        any vote)."""
+        ...
+
+    def plurality(self) -> Hashable | None: ...
+
+
 def completion_tokens(s: Sample) -> int:
     """The backend's count of a response's tokens, or the documented estimate."""
     counted = s.completion_tokens
@@ -45,7 +63,8 @@ def completion_tokens(s: Sample) -> int:
 
 
 class StepVote:
-    """First-to-ahead-by-k over one step's samples, with red flags.
+    """One step's vote over its samples, with red flags, under the stopping rule of the
+    tally it is given (`voting.Tally(k)`: first-to-ahead-by-k; or the adaptive rule's).
 
     The caller reserves indices with `expect(n)` (one round), hands samples back with
     `offer(first_index, samples)` as they arrive, and asks `next_round` what to draw next.
@@ -69,9 +88,9 @@ class StepVote:
     )
 
     def __init__(
-        self, k: int, cap: int, max_tokens: int, judge_text: Callable[[str], Judged]
+        self, tally: StepTally, cap: int, max_tokens: int, judge_text: Callable[[str], Judged]
     ) -> None:
-        self.tally = Tally(k)
+        self.tally = tally
         self.cap = cap
         self._limit = max_tokens
         self._judge = judge_text
@@ -97,13 +116,14 @@ class StepVote:
     def next_round(self, parallel: int) -> int:
         """How many samples to draw next: 0 while a round is out or once finished.
 
-        The first round is k; later ones as many as could still decide (at least
-        `parallel`), never past the cap.
+        The first round is what the rule needs to decide a unanimous step (k for
+        ahead-by-k); later ones as many as could still decide (at least `parallel`), never
+        past the cap.
         """
         if self.outstanding or self.finished:
             return 0
         if not self.drawn:
-            return min(self.tally.k, self.cap)
+            return min(self.tally.needed(), self.cap)
         return min(max(parallel, self.tally.needed()), self.cap - len(self.drawn))
 
     def offer(self, first: int, samples: list[Sample]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from unerring import reliability
@@ -38,6 +38,8 @@ class Correlation:
     p_full_mixture: float | None
     k_needed: int | None
     warnings: tuple[str, ...]
+    # per prompt variant and per model of an ensemble, over the steps whose samples were kept
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -57,13 +59,18 @@ def _p_full(components: list[tuple[float, float]], k: int, steps: int) -> float 
 
 
 def _item_counts(
-    store: Store, run: RunRecord, item: int, per_step: list[tuple[int, int]]
+    store: Store,
+    run: RunRecord,
+    item: int,
+    per_step: list[tuple[int, int]],
+    groups: dict[str, _Group],
 ) -> tuple[int, int, int, int]:
     """One item's (steps, valid samples, wrong samples, collisions); appends each step's
-    (wrong, valid) to per_step."""
+    (wrong, valid) to per_step, and its kept samples to their variant's and model's group."""
     rows: dict[int, list[tuple[int, str | None]]] = defaultdict(list)
     for step, idx, vote in store.sample_votes(run, item):
         rows[step].append((idx, vote))
+    sources = store.sample_sources(run, item)
     winners = store.winning_votes(run, item)
     steps = valid = wrong = collisions = 0
     for d in store.decisions(run, item=item):  # rows and packed blocks, in step order
@@ -85,6 +92,9 @@ def _item_counts(
                 w = sum(1 for _, v in smp if v == winners.get(step))
             else:
                 w = sum(1 for _, v in smp if v != right)
+            if sources.get(step):
+                bad = winners.get(step) if correct == 0 else right
+                _by_source(groups, smp, sources[step], bad, correct == 0)
             first = dict(smp)
             a, b = first.get(0), first.get(1)
             if a is not None and a == b:
@@ -103,8 +113,9 @@ def correlation(store: Store, run_id: str, hard_at: float = 0.2) -> Correlation:
         raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
     steps = valid = wrong = collisions = 0
     per_step: list[tuple[int, int]] = []  # (wrong, valid) of each step of each item
+    groups: dict[str, _Group] = {}
     for it in list(store.items(run)):
-        c = _item_counts(store, run, it.item, per_step)
+        c = _item_counts(store, run, it.item, per_step, groups)
         steps += c[0]
         valid += c[1]
         wrong += c[2]
@@ -172,4 +183,64 @@ def correlation(store: Store, run_id: str, hard_at: float = 0.2) -> Correlation:
         p_mix,
         k_needed,
         tuple(warnings),
+        {name: groups[name].as_dict() for name in sorted(groups, key=_natural)},
     )
+
+
+def _natural(name: str) -> tuple[str, int, str]:
+    """`variant 2` before `variant 10`."""
+    kind, _, rest = name.partition(" ")
+    return (kind, int(rest), "") if rest.isdigit() else (kind, -1, rest)
+
+
+@dataclass
+class _Group:
+    steps: int = 0
+    paired: int = 0  # steps with two or more of the group's samples: collisions need two
+    valid: int = 0
+    wrong: int = 0
+    collisions: int = 0
+    hard: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        e = self.wrong / self.valid if self.valid else 0.0
+        return {
+            "steps": self.steps,
+            "steps_paired": self.paired,
+            "samples": self.valid,
+            "error_rate": e,
+            "collisions": self.collisions,
+            "collision_rate": self.collisions / self.paired if self.paired else None,
+            "independent_collision": e * e,
+            "hard": self.hard,
+            "hard_share": self.hard / self.paired if self.paired else None,
+        }
+
+
+def _by_source(
+    groups: dict[str, _Group],
+    samples: list[tuple[int, str | None]],
+    source: dict[int, tuple[int | None, str | None]],
+    ref: str | None,
+    ref_is_wrong: bool,
+) -> None:
+    """Add one step's kept samples to the group of their prompt variant and their model."""
+    parts: dict[str, list[str | None]] = defaultdict(list)
+    for idx, vote in samples:
+        variant, model = source.get(idx, (None, None))
+        if variant is not None:
+            parts[f"variant {variant}"].append(vote)
+        if model is not None:
+            parts[f"model {model}"].append(vote)
+    for name, votes in parts.items():
+        g = groups.setdefault(name, _Group())
+        # a vote is wrong if it is the (wrong) winner, or if it differs from the right one
+        bad = [(v == ref) if ref_is_wrong else (v != ref) for v in votes]
+        g.steps += 1
+        g.paired += len(votes) >= 2
+        g.valid += len(votes)
+        g.wrong += sum(bad)
+        if len(votes) >= 2 and bad[0] and bad[1] and votes[0] == votes[1]:
+            g.collisions += 1
+        if len(votes) >= 2 and 2 * sum(bad) > len(votes):
+            g.hard += 1

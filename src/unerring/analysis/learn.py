@@ -251,7 +251,7 @@ def learn(
                 spots(randoms),
                 trial,
                 samples=samples,
-                simulate=spec.sim is not None,
+                simulate=spec.simulated,
                 max_tokens=max_tokens,
                 temperatures=temps,
             ),

@@ -32,7 +32,9 @@ class SampleRequest:
     """Ask for `n` samples of one step; sample indices first_index .. first_index + n - 1.
 
     Sample index 0 of a step is drawn at `first_temperature`, every other at `temperature`
-    (decorrelation: the paper's first vote at 0, later votes at 0.1). Treat as immutable.
+    (decorrelation: the paper's first vote at 0, later votes at 0.1). `variant`: which
+    form of the step's prompt `prompt` is (0 unless the run uses prompt variants; the
+    simulated model gives each variant hard steps of its own). Treat as immutable.
     """
 
     prompt: str
@@ -45,6 +47,7 @@ class SampleRequest:
     system: str | None = None
     oracle: Oracle | None = None
     item: int = 0  # the item of a batch the step belongs to (0 for a single chain)
+    variant: int = 0
 
 
 class Sample:
@@ -56,7 +59,7 @@ class Sample:
     Never changed after it is made.
     """
 
-    __slots__ = ("completion_tokens", "label", "latency_s", "prompt_tokens", "text")
+    __slots__ = ("completion_tokens", "label", "latency_s", "model", "prompt_tokens", "text")
 
     def __init__(
         self,
@@ -65,12 +68,14 @@ class Sample:
         completion_tokens: int | None = None,
         latency_s: float = 0.0,
         label: str | None = None,
+        model: str | None = None,
     ) -> None:
         self.text = text
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.latency_s = latency_s
         self.label = label
+        self.model = model  # which model of an ensemble answered (None: the run's one model)
 
     def __repr__(self) -> str:
         return f"Sample(text={self.text[:40]!r}..., label={self.label!r})"

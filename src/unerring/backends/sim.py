@@ -240,13 +240,19 @@ class SimBackend:
             return self._seed_base + step + mix64(item * 0xA24BAED4963EE407)
         return self._seed_base + step
 
-    def step_error(self, step: int, item: int = 0) -> float:
-        """This step's per-sample error rate (hard steps are drawn from (seed, item, step))."""
+    def step_error(self, step: int, item: int = 0, variant: int = 0) -> float:
+        """This step's per-sample error rate (hard steps are drawn from (seed, item, step)).
+
+        Each prompt variant other than 0 has hard steps of its own (drawn from (seed, item,
+        step, variant)): the model of a prompt whose errors are decorrelated from the
+        others'."""
         c = self.config
         if c.hard > 0.0:
             h = self._seed_base ^ (step * 0xD6E8FEB86659FD93)
             if item:
                 h ^= mix64(item * 0x9FB21C651E98DF25)
+            if variant:
+                h = mix64(h ^ (variant * 0xA24BAED4963EE407 & _M64))
             if unit(mix64(h)) < c.hard:
                 return c.hard_error
         return c.error
@@ -256,7 +262,7 @@ class SimBackend:
         if oracle is None:
             raise ValueError("the simulated model needs a process that can be simulated")
         c = self.config
-        err = self.step_error(request.step, request.item)
+        err = self.step_error(request.step, request.item, request.variant)
         flag = c.flag
         # what a server would count: the shared instructions and the step's prompt
         system = request.system

@@ -102,6 +102,19 @@ def cmd_failures(args: argparse.Namespace) -> int:
             f"{c['collisions']} ({ratio} the independent bound), hard steps "
             f"{c['hard_share']:.1%} at error {c['hard_error']:.2f}"
         )
+        for name, g in c["groups"].items():
+            if g["steps_paired"]:
+                pairs = (
+                    f"collisions {g['collisions']} of {g['steps_paired']} steps with two of "
+                    f"its samples ({g['collision_rate']:.1%}), hard steps {g['hard_share']:.1%}"
+                )
+            else:
+                pairs = "never two samples on one step: no collision to measure"
+            _out(
+                f"  {safe(name, 80)}: error {g['error_rate']:.4f} over {g['steps']} steps, {pairs}"
+            )
+        if c["groups"]:
+            _out("  (per variant and per model: the steps whose samples were kept)")
         for w in c["warnings"]:
             print(f"unerring: warning: {w}", file=sys.stderr)
     return 0

@@ -68,6 +68,26 @@ def unit_interval(text: str) -> float:
     return v
 
 
+def variant_list(text: str) -> tuple[int, ...]:
+    """`--variants`: N (the first N prompt variants) or a list of them, `0,3,7`."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not N or a list of variant numbers (0,3,7)"
+        ) from None
+    if not numbers:
+        raise argparse.ArgumentTypeError("give N or a list of variant numbers")
+    if "," not in text:
+        if numbers[0] < 1:
+            raise argparse.ArgumentTypeError(f"{numbers[0]} must be at least 1")
+        return tuple(range(numbers[0]))
+    if min(numbers) < 0 or len(set(numbers)) != len(numbers):
+        raise argparse.ArgumentTypeError(f"{text!r}: variant numbers are distinct, from 0")
+    return tuple(numbers)
+
+
 def add_task_options(p: argparse.ArgumentParser) -> None:
     """Every built-in task's options; the command checks they fit the chosen task."""
     seen: set[str] = set()

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from unerring import __version__, reliability
+from unerring.analysis.records import safe
 from unerring.backends.resilience import RetryPolicy
 from unerring.calibrate import run_calibration
 from unerring.cli import analysis_cmds, otel_opts, report_cmds
@@ -27,6 +28,7 @@ from unerring.cli.args import (
     positive_int,
     probability,
     unit_interval,
+    variant_list,
 )
 from unerring.cli.items import items_from_file, named_item, numbered_items
 from unerring.cli.tree import render_tree
@@ -40,20 +42,24 @@ from unerring.journal.store import (
     Store,
     StoreError,
 )
-from unerring.models import Transport, make_backend, parse_model
+from unerring.models import Transport, ensemble_text, make_backend, parse_model
 from unerring.progress import Progress
 from unerring.reporting.rows import export_rows
 from unerring.runner import (
+    STOPPING_RULES,
     BatchItem,
     RunOptions,
     RunResult,
     Session,
     UsageError,
+    adaptive_cap,
+    check_variants,
     execute,
     item_summary,
     summary,
 )
 from unerring.settings import Budget
+from unerring.stopping import AdaptiveConfig, ErrorModel, predict
 from unerring.tasks.registry import TASKS, get_task
 
 
@@ -114,7 +120,7 @@ def _print_result(result: RunResult, as_json: bool) -> int:
                 print(f"  item {it['id']} {it['status']}: {it['reason']}")
         print(
             f"run {s['run_id']} {s['status']}: {s['steps_decided']:,}{total} steps, "
-            f"{errors}, {s['samples']:,} samples ({s['samples_per_step']:.2f}/step, k={s['k']}), "
+            f"{errors}, {s['samples']:,} samples ({s['samples_per_step']:.2f}/step, {_rule(s)}), "
             f"{s['red_flags']:,} red flags, {s['undecided']} undecided, "
             f"{s['wall_s']:.2f} s ({s['us_per_step']:.1f} us/step)"
         )
@@ -131,6 +137,17 @@ def _print_result(result: RunResult, as_json: bool) -> int:
         print(f"unerring: run {s['status']}: {s['reason']}{hint}", file=sys.stderr)
         return 1
     return 0
+
+
+def _model(given: list[str] | None) -> str | None:
+    """`--model A --model 2*B`: one model, or an ensemble of several (checked later)."""
+    return ensemble_text(given) if given else None
+
+
+def _rule(s: dict[str, Any]) -> str:
+    if s.get("stopping") == "adaptive":
+        return "adaptive stopping"
+    return f"k={s['k']}"
 
 
 def _transport(args: argparse.Namespace) -> Transport:
@@ -193,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         task=args.task_name,
         task_options=_task_options(args, args.task_name),
-        model=args.model,
+        model=_model(args.model) or "sim:error=0.01",
         k=args.k,
         target=args.target,
         error_rate=args.error_rate,
@@ -208,6 +225,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         notes=args.notes,
         max_depth=args.max_depth,
+        stopping=args.stopping,
+        variants=args.variants,
     )
     batch = _batch(args, options.task_options)
     result = execute(
@@ -223,8 +242,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _announce(store: str) -> Any:
     def announce(run: RunRecord, k: int) -> None:
         where = "" if store == DEFAULT_STORE else f" --store {store}"
+        rule = _rule({"stopping": run.config.get("stopping"), "k": k})
         print(
-            f"unerring: run {run.run_id}: {run.task} on {run.config['model']}, k={k}, "
+            f"unerring: run {run.run_id}: {run.task} on {run.config['model']}, {rule}, "
             f"store {store}; if stopped, resume with: "
             f"unerring resume {run.run_id}{where}",
             file=sys.stderr,
@@ -246,8 +266,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         merged = dict(options.task_options)
         merged.update(explicit)
         options = RunOptions(**{**options.__dict__, "task_options": merged})
-    if args.model is not None and args.model != options.model:
-        options = RunOptions(**{**options.__dict__, "model": args.model})
+    model = _model(args.model)
+    if model is not None and model != options.model:
+        options = RunOptions(**{**options.__dict__, "model": model})
     if args.api is not None and args.api != options.api:
         options = RunOptions(**{**options.__dict__, "api": args.api})
     if args.base_url is not None:
@@ -265,6 +286,57 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _print_result(result, args.json)
 
 
+def _side_by_side(
+    components: list[tuple[float, float]],
+    steps: int,
+    target: float,
+    valid_rate: float,
+    cost_per_sample: float | None,
+    k: int | None,
+) -> dict[str, Any]:
+    """Both stopping rules on one error model: samples per step and P(every step right)."""
+    if k is None:
+        k = reliability.k_min_mixture(components, steps, target)
+    fixed = reliability.mixture_samples(components, k) / valid_rate
+    model = ErrorModel.from_components(components)
+    pred = predict(AdaptiveConfig(steps, target, model, cap=adaptive_cap(k)))
+    adaptive = pred.samples_per_step / valid_rate
+
+    def cost(per_step: float) -> float | None:
+        return None if cost_per_sample is None else per_step * steps * cost_per_sample
+
+    return {
+        "ahead-by-k": {
+            "k": k,
+            "samples_per_step": fixed,
+            "samples_total": fixed * steps,
+            "p_full": reliability.p_full_mixture(components, k, steps),
+            "cost_total": cost(fixed),
+        },
+        "adaptive": {
+            "first_round": pred.first_round,
+            "samples_per_step": adaptive,
+            "samples_total": adaptive * steps,
+            "p_full": pred.p_full,
+            "p_undecided_step": pred.p_undecided,
+            "cap": adaptive_cap(k),
+            "cost_total": cost(adaptive),
+        },
+    }
+
+
+def _print_rules(rules: dict[str, Any]) -> None:
+    f, a = rules["ahead-by-k"], rules["adaptive"]
+    print(f"{'':<14}{'ahead-by-k':>16}{'adaptive':>16}")
+    print(f"{'votes':<14}{'k=' + str(f['k']):>16}{'first ' + str(a['first_round']):>16}")
+    print(f"{'samples/step':<14}{f['samples_per_step']:>16.3f}{a['samples_per_step']:>16.3f}")
+    print(f"{'samples':<14}{f['samples_total']:>16,.0f}{a['samples_total']:>16,.0f}")
+    print(f"{'p_full':<14}{f['p_full']:>16.6f}{a['p_full']:>16.6f}")
+    if f["cost_total"] is not None:
+        print(f"{'cost':<14}{'$' + format(f['cost_total'], ',.2f'):>16}"
+              f"{'$' + format(a['cost_total'], ',.2f'):>16}")  # fmt: skip
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     if args.calibrate:
         return _calibrate(args)
@@ -272,6 +344,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError("plan needs --error-rate E and --steps S (or --calibrate TASK)")
     if not 0.0 < args.error_rate < 1.0:
         raise UsageError(f"--error-rate must be strictly between 0 and 1, got {args.error_rate}")
+    components = [(args.error_rate, 1.0)]
+    if args.hard_share:
+        if not 0.0 < args.hard_error < 1.0:
+            raise UsageError(
+                f"--hard-error must be strictly between 0 and 1, got {args.hard_error}"
+            )
+        components = [(args.error_rate, 1.0 - args.hard_share), (args.hard_error, args.hard_share)]
     try:
         plan = reliability.plan(
             args.error_rate,
@@ -281,20 +360,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
             args.cost_per_sample,
             k=args.k,
         )
+        rules = _side_by_side(
+            components, args.steps, args.target, args.valid_rate, args.cost_per_sample, args.k
+        )
     except ValueError as e:
         raise UsageError(str(e)) from None
-    d = plan.as_dict()
+    d: dict[str, Any] = plan.as_dict()
+    d["hard_share"] = args.hard_share
+    d["hard_error"] = args.hard_error if args.hard_share else None
+    d["rules"] = rules
     if args.json:
         print(json.dumps(d))
         return 0
-    print(f"steps {plan.steps:,}, per-sample error {1 - plan.p:.4g}, target {plan.target}")
-    print(f"k_min        {plan.k}")
-    print(f"p_sub        {plan.p_sub:.10f}  (one step decided right)")
-    print(f"p_full       {plan.p_full:.6f}  (every step right)")
-    print(f"samples/step {plan.samples_per_step:.3f}  (valid rate {plan.valid_rate})")
-    print(f"samples      {plan.samples_total:,.0f}")
-    if plan.cost_total is not None:
-        print(f"cost         ${plan.cost_total:,.2f}  (${plan.cost_per_sample} per sample)")
+    hard = ""
+    if args.hard_share:
+        hard = f" ({args.hard_share:.3g} of steps hard, error {args.hard_error:.3g})"
+    print(f"steps {plan.steps:,}, per-sample error {1 - plan.p:.4g}{hard}, target {plan.target}")
+    if not args.hard_share:
+        print(f"k_min        {plan.k}")
+        print(f"p_sub        {plan.p_sub:.10f}  (one step decided right)")
+        print(f"valid rate   {plan.valid_rate}")
+    _print_rules(rules)
     return 0
 
 
@@ -306,12 +392,14 @@ def _calibrate(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
-        spec = parse_model(args.model or "sim:error=0.01")
+        spec = parse_model(_model(args.model) or "sim:error=0.01")
     except ValueError as e:
         raise UsageError(str(e)) from None
     transport = _transport(args)
     if not transport.stop:
         transport = replace(transport, stop=tuple(getattr(process, "stop", ())))
+    variants = tuple(args.variants)
+    check_variants(process, variants)
     try:
         backend = make_backend(spec, transport)
     except ValueError as e:
@@ -320,8 +408,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         process,
         backend,
         args.samples,
-        simulate=spec.sim is not None,
+        simulate=spec.simulated,
         seed=spec.sim.seed if spec.sim else 0,
+        variants=variants,
     )
     steps = args.steps or process.total_steps()
     out = cal.as_dict()
@@ -333,6 +422,14 @@ def _calibrate(args: argparse.Namespace) -> int:
             1.0 - cal.p, steps, args.target, max(cal.valid_rate, 1e-9), args.cost_per_sample
         )
         out["plan"] = plan.as_dict()
+        out["rules"] = _side_by_side(
+            [(1.0 - cal.p, 1.0)],
+            steps,
+            args.target,
+            max(cal.valid_rate, 1e-9),
+            args.cost_per_sample,
+            None,
+        )
     elif cal.p >= 1.0:
         out["plan"] = None
         out["note"] = "no error in the sample: take more samples for a usable estimate"
@@ -346,6 +443,9 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"collisions   {cal.collisions} of {cal.steps} steps "
             f"(first two samples wrong and equal)"
         )
+        print(f"hard steps   {cal.hard_share:.1%} (most of their samples wrong)")
+        if cal.groups:
+            _print_groups(cal.groups)
         if plan is not None:
             print(
                 f"plan         k={plan.k} for {steps:,} steps at target {args.target}: "
@@ -354,6 +454,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     for w in cal.warnings:
         print(f"unerring: warning: {w}", file=sys.stderr)
     return 0
+
+
+def _print_groups(groups: dict[str, dict[str, Any]]) -> None:
+    """Per model and per prompt variant, and pooled: does decorrelation work?"""
+    width = max(len(safe(name, 80)) for name in groups) + 2
+    print(f"{'':<{width}}{'p':>7}{'collisions':>16}{'hard steps':>16}")
+    for name, g in groups.items():
+        coll = f"{g['collisions']} ({g['collision_rate']:.1%})"
+        hard = f"{g['hard']} ({g['hard_share']:.1%})"
+        print(f"{safe(name, 80):<{width}}{g['p']:>7.3f}{coll:>16}{hard:>16}")
 
 
 def _open_read(path: str) -> Store:
@@ -459,6 +569,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "task_options",
         "model",
         "k",
+        "stopping",
         "status",
         "reason",
         "steps_decided",
@@ -605,8 +716,10 @@ def build_parser() -> Parser:
     add_task_options(run)
     run.add_argument(
         "--model",
-        default="sim:error=0.01",
-        help="model spec: sim:error=0.01,seed=7 or openai:MODEL_NAME (default sim:error=0.01)",
+        action="append",
+        help="model spec: sim:error=0.01,seed=7 or openai:MODEL_NAME (default "
+        "sim:error=0.01); give it again for an ensemble (--model A --model 2*B, or "
+        "'A + 2*B'): samples spread over the members by weight, votes pooled",
     )
     run.add_argument("--k", type=positive_int, help="vote margin (default: planned from --target)")
     run.add_argument(
@@ -619,6 +732,24 @@ def build_parser() -> Parser:
         "--error-rate",
         type=probability,
         help="the model's per-sample error rate, to plan k for a real model",
+    )
+    run.add_argument(
+        "--stopping",
+        choices=STOPPING_RULES,
+        default="ahead-by-k",
+        help="when a step is decided: ahead-by-k (one answer leads every other by k; "
+        "default) or adaptive (the leader is right with the run's allotted certainty, "
+        "learning the error model from the run's votes; docs/stopping.md)",
+    )
+    run.add_argument(
+        "--variants",
+        type=variant_list,
+        default=(0,),
+        metavar="N|LIST",
+        help="spread each step's samples over forms of its prompt that the process offers "
+        "(other few-shot examples, orderings, phrasings): N for the first N, or a list "
+        "such as 0,3,7; sample i of step s uses form number (s + i) mod N of them "
+        "(default: the one prompt)",
     )
     run.add_argument("--run-id", help="name the run (default: generated and printed)")
     run.add_argument(
@@ -693,7 +824,7 @@ def build_parser() -> Parser:
         "decision; no decided step is sampled again.",
     )
     resume.add_argument("run_id", metavar="RUN_ID")
-    resume.add_argument("--model", help="must equal the journal's (checked)")
+    resume.add_argument("--model", action="append", help="must equal the journal's (checked)")
     add_task_options(resume)
     _add_run_session(resume)
     resume.set_defaults(func=cmd_resume)
@@ -718,17 +849,41 @@ def build_parser() -> Parser:
         default=1.0,
         help="share of samples that pass the red flags (default 1)",
     )
+    plan.add_argument(
+        "--hard-share",
+        type=unit_interval,
+        default=0.0,
+        help="share of steps that are hard (errors not i.i.d.; default 0)",
+    )
+    plan.add_argument(
+        "--hard-error",
+        type=number,
+        default=0.45,
+        help="per-sample error rate on hard steps (default 0.45)",
+    )
     plan.add_argument("--cost-per-sample", type=number, help="dollars per sample")
     plan.add_argument("--k", type=positive_int, help="evaluate this k instead of k_min")
     plan.add_argument(
         "--calibrate", metavar="TASK", help="measure p on sampled steps of TASK with --model"
     )
-    plan.add_argument("--model", help="model to calibrate (with --calibrate)")
+    plan.add_argument(
+        "--model",
+        action="append",
+        help="model to calibrate (with --calibrate); several for an ensemble: each member "
+        "is measured on its own and pooled",
+    )
     plan.add_argument(
         "--samples",
         type=positive_int,
         default=200,
         help="steps to sample when calibrating (default 200)",
+    )
+    plan.add_argument(
+        "--variants",
+        type=variant_list,
+        default=(0,),
+        metavar="N|LIST",
+        help="with --calibrate: measure each of these prompt variants on its own, and pooled",
     )
     add_task_options(plan)
     add_transport_options(plan)

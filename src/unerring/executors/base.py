@@ -14,6 +14,7 @@ from unerring.events import Events, ItemEnd, Totals
 from unerring.models import ModelSpec, Transport
 from unerring.scheduler import RunEnd, Source
 from unerring.settings import Budget, Prices, VotingConfig
+from unerring.stopping import AdaptiveRule
 
 EXECUTORS = ("local", "ray")
 
@@ -56,6 +57,8 @@ class Work:
     budget: Budget
     speculate: int = 0
     window: int | None = None  # items deciding at once (default: from the concurrency)
+    # the adaptive stopping rule as the journal left it (local only: it learns in-process)
+    rule: AdaptiveRule | None = None
 
     @property
     def items_window(self) -> int:

@@ -65,13 +65,14 @@ def local_scheduler(
         backend if wrap is None else wrap(backend),
         work.voting,
         events,
-        simulate=work.spec.sim is not None,
+        simulate=work.spec.simulated,
         prices=work.prices,
         budget=work.budget,
         totals=totals,
         speculate=work.speculate,
         window=work.items_window,
         burst=burst,
+        rule=work.rule,
     )
 
 

@@ -227,6 +227,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE items ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX items_by_parent ON items (run, parent);
     """,
+    # 7: decorrelation: the prompt variant each sample was asked with, and the model of an
+    # ensemble that answered it (NULL: the run's one prompt, the run's one model)
+    """
+    ALTER TABLE samples ADD COLUMN variant INTEGER;
+    ALTER TABLE samples ADD COLUMN model TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -622,6 +622,21 @@ class Store:
         for row in cur:
             yield int(row[0]), int(row[1]), str(row[2])
 
+    def sample_sources(
+        self, run: RunRecord, item: int = 0
+    ) -> dict[int, dict[int, tuple[int | None, str | None]]]:
+        """Step -> index -> (prompt variant, model) of an item's recorded valid samples that
+        name either (a run with prompt variants or a model ensemble)."""
+        out: dict[int, dict[int, tuple[int | None, str | None]]] = {}
+        cur = self.conn.execute(
+            "SELECT step, idx, variant, model FROM samples WHERE run = ? AND item = ?"
+            " AND vote IS NOT NULL AND (variant IS NOT NULL OR model IS NOT NULL)",
+            (run.id, item),
+        )
+        for step, idx, variant, model in cur:
+            out.setdefault(int(step), {})[int(idx)] = (variant, model)
+        return out
+
     def winning_votes(self, run: RunRecord, item: int = 0) -> dict[int, str]:
         """Step -> the vote of the samples whose text won, where a sample of it was kept."""
         rows = self.conn.execute(

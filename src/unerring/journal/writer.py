@@ -340,7 +340,7 @@ class JournalWriter:
             insert_rows(
                 conn,
                 "INSERT OR IGNORE INTO samples (run, item, step, idx, text, vote, flag, counted,"
-                " prompt_tokens, completion_tokens, latency, label)",
+                " prompt_tokens, completion_tokens, latency, label, variant, model)",
                 sample_rows,
             )
             insert_rows(
@@ -438,6 +438,8 @@ class JournalWriter:
                 o.sample.completion_tokens,
                 o.sample.latency_s,
                 o.sample.label,
+                o.variant,
+                o.sample.model,
             )
             for o in d.outcomes
         ]

@@ -24,6 +24,7 @@ from unerring.journal.codec import BlockColumns
 from unerring.journal.store import RunRecord, Store
 from unerring.models import known_error_mixture, known_valid_rate, parse_model
 from unerring.reliability import expected_samples
+from unerring.stopping import AdaptiveConfig, ErrorModel, predict
 
 MAX_BINS = 2000  # bins over the steps of one run
 CHUNK = 65536  # decisions turned into columns at a time (bounds memory)
@@ -330,13 +331,24 @@ def plan_line(run: RunRecord) -> PlanLine | None:
     except ValueError:
         return None
     mixture = known_error_mixture(spec)
-    basis = f"k={k}, the simulated model's error rates"
+    rule = f"k={k}"
+    adaptive = cfg.get("stopping") == "adaptive" and cfg.get("stopping_resolved")
+    if adaptive:
+        rule = "the adaptive rule"
+    basis = f"{rule}, the simulated model's error rates"
     if cfg.get("error_rate") is not None:
         mixture = [(float(cfg["error_rate"]), 1.0)]
-        basis = f"k={k}, --error-rate {cfg['error_rate']}"
+        basis = f"{rule}, --error-rate {cfg['error_rate']}"
     if mixture is None:
         return None
     valid = known_valid_rate(spec) or 1.0
+    if adaptive:  # at its learnt state on this error model (stopping.predict)
+        try:
+            config = AdaptiveConfig.from_dict(cfg["stopping_resolved"])
+            pred = predict(config, ErrorModel.from_components(mixture))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return PlanLine(pred.samples_per_step / valid, f"{basis}, valid rate {valid:g}")
     per_step = 0.0
     for err, share in mixture:
         if err >= 0.5:
@@ -433,6 +445,8 @@ def aggregate(store: Store, run: RunRecord, max_bins: int = MAX_BINS) -> RunAggr
         t_end=t_end,
     )
     k = run.config.get("k_resolved")
+    if run.config.get("stopping") == "adaptive":
+        k = None  # k only set the cap: the rule decides
     return RunAggregate(
         run=run,
         start=start,

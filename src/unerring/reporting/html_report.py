@@ -65,7 +65,7 @@ def _overview(v: RunView) -> Section:
     rows = [
         ("task", esc(f"{s['task']} {s['task_options']}")),
         ("model", esc(s["model"])),
-        ("k", esc(s["k"])),
+        ("k", esc("adaptive stopping" if s.get("stopping") == "adaptive" else s["k"])),
         ("status", esc(v.status) + (f" — {shown(s['reason'], 300)}" if s["reason"] else "")),
         ("steps decided", f"{s['steps_decided']:,}{total}"),
         ("errors (checker)", errors),

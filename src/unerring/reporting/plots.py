@@ -325,10 +325,13 @@ def tallies(agg: RunAggregate, top: int = 12) -> Plot:
         right.legend(loc="upper right", fontsize=7)
         _resumes(right, agg, on_time=False)
     contested = int(b.contested.sum())
-    k = "?" if agg.k is None else str(agg.k)
+    if agg.k is None and agg.run.config.get("stopping") == "adaptive":
+        rule = "Adaptive stopping: a step is decided when its leading answer is certain enough. "
+    else:
+        k = "?" if agg.k is None else str(agg.k)
+        rule = f"k = {k}: a step is decided when one answer leads every other by k. "
     caption = (
-        f"k = {k}: a step is decided when one answer leads every other by k. "
-        f"{contested:,} contested steps (some valid vote against the winner); "
+        rule + f"{contested:,} contested steps (some valid vote against the winner); "
         f"{int(b.undecided.sum()):,} undecided (taken by plurality)."
     )
     return Plot("margins", "Vote margins", caption, _png(fig))

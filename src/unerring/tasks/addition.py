@@ -25,6 +25,22 @@ _ANSWER = re.compile(r"\s*(\d{1,2})\s*$")
 
 # mixed examples: a fixed increment-only set made the model copy patterns (measured)
 _EXAMPLES = ((3, 4), (7, 2), (5, 5), (1, 0), (8, 6), (2, 9), (6, 3), (0, 4))
+VARIANTS = 16  # prompt variants offered: variant 0 is _EXAMPLES, the others drawn
+
+
+def example_set(variant: int) -> tuple[tuple[int, int], ...]:
+    """Variant 0's examples, or eight different digit pairs drawn from the variant number."""
+    if variant == 0:
+        return _EXAMPLES
+    out: list[tuple[int, int]] = []
+    i = 0
+    while len(out) < len(_EXAMPLES):
+        h = mix64(mix64(0xE8A3 + variant) ^ i)
+        pair = (h % 10, (h >> 8) % 10)
+        if pair not in out:
+            out.append(pair)
+        i += 1
+    return tuple(out)
 
 
 def _digits(count: int, max_digit: int, seed: int, salt: int) -> tuple[int, ...]:
@@ -43,6 +59,10 @@ def check_digits(digits: int, max_digit: int, most: int) -> None:
         raise ValueError(f"--max-digit must be between 1 and 9, got {max_digit}")
 
 
+def _few_shot(examples: tuple[tuple[int, int], ...]) -> str:
+    return "\n".join(f"{x} + {y} = {x + y}" for x, y in examples)
+
+
 class Addition(Process[State, int]):
     """Add two `digits`-digit numbers whose digits are drawn (seeded) from 0..max_digit."""
 
@@ -59,7 +79,8 @@ class Addition(Process[State, int]):
         # lowest digit first: column i adds a[i] and b[i]
         self.a = _digits(digits, max_digit, seed, 1)
         self.b = _digits(digits, max_digit, seed, 2)
-        self._few = "\n".join(f"{x} + {y} = {x + y}" for x, y in _EXAMPLES)
+        self._few = _few_shot(_EXAMPLES)
+        self._variant_few: dict[int, str] = {0: self._few}
 
     @staticmethod
     def number(digits: tuple[int, ...]) -> int:
@@ -98,6 +119,19 @@ class Addition(Process[State, int]):
         x, y = self._question(state)
         return f"{self._few}\n{x} + {y} ="
 
+    def prompt_variants(self) -> int:
+        return VARIANTS
+
+    def variant_prompt(self, state: State, step: int, variant: int) -> str:
+        """The same question after another set of few-shot examples."""
+        few = self._variant_few.get(variant)
+        if few is None:
+            if not 0 <= variant < VARIANTS:
+                raise ValueError(f"addition offers prompt variants 0-{VARIANTS - 1}, not {variant}")
+            few = self._variant_few[variant] = _few_shot(example_set(variant))
+        x, y = self._question(state)
+        return f"{few}\n{x} + {y} ="
+
     def parse(self, text: str) -> int | Flag:
         line = text.split("\n", 1)[0]
         m = _ANSWER.fullmatch(line)
@@ -106,8 +140,10 @@ class Addition(Process[State, int]):
         return int(m.group(1))
 
     def validate(self, state: State, answer: int) -> bool:
-        # a sum of two digits, or of a column sum and a carry, is at most 19
-        return 0 <= answer <= 19
+        # two digits sum to at most 2 x max_digit, a column sum and its carry to one more: a
+        # larger answer is wrong whatever the digits, and would lead to a question ("19 + 1")
+        # whose right answer no longer fits
+        return 0 <= answer <= self._largest(state)
 
     def advance(self, state: State, answer: int) -> State:
         column, carry, pending, written = state
@@ -151,4 +187,8 @@ class Addition(Process[State, int]):
     def wrong_answers(self, state: State, step: int, answer: int) -> list[int]:
         # the model's typical slips: off by one, and the carry dropped or doubled
         out = [answer + 1, answer - 1, answer + 10, answer - 10, answer + 2]
-        return [a for a in dict.fromkeys(out) if 0 <= a <= 19 and a != answer]
+        top = self._largest(state)
+        return [a for a in dict.fromkeys(out) if 0 <= a <= top and a != answer]
+
+    def _largest(self, state: State) -> int:
+        return 2 * self.max_digit + (1 if state[2] >= 0 else 0)

@@ -1,0 +1,800 @@
+"""Adaptive stopping: decide a step once its leader is right with the run's allotted
+certainty, learning the error model from the run's own votes (pure: no I/O, no asyncio).
+
+Each step is easy (per-sample error eps_e) or hard (eps_h) with prior share pi_h. Every
+wrong vote is assumed to go to one wrong answer (the worst case for voting). For vote counts
+n_1 >= n_2 >= ... (N votes), hypothesis "answer i is right" under class c has likelihood
+(1 - eps_c)^n_i * eps_c^(N - n_i), and "no answer seen so far is right" eps_c^N. A step
+stops when P(leader wrong | counts) <= sum_c P(c | counts) * e_c, with the per-class
+allowances e_c chosen so that sum_c pi_c * e_c is the step's share of the run's error
+budget; since posterior class probabilities are a martingale, the expected number of wrong
+decisions stays within the budget. The model a step decides with is fitted on a set of
+decided steps fixed in advance (its cut: see `AdaptiveRule`), so decisions do not depend on
+the order in which steps are decided. docs/stopping.md derives the rule and its choices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ERROR_CAP = 0.49  # a class error at 0.5 or more cannot be voted right: treat it as 0.49
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorModel:
+    """A share `hard_share` of steps err at `hard_error` per sample, the rest at `easy_error`."""
+
+    hard_share: float
+    easy_error: float
+    hard_error: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.hard_share <= 1.0:
+            raise ValueError(f"hard share must be in [0, 1], got {self.hard_share}")
+        for name in ("easy_error", "hard_error"):
+            v = getattr(self, name)
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"{name.replace('_', ' ')} must be in (0, 1), got {v}")
+
+    @classmethod
+    def from_components(cls, components: list[tuple[float, float]]) -> ErrorModel:
+        """From (error rate, share) components: the lowest error is easy, the rest hard."""
+        parts = sorted((max(e, 1e-6), s) for e, s in components if s > 0)
+        if not parts:
+            raise ValueError("an error model needs at least one component with a share")
+        easy_e, easy_s = parts[0]
+        rest = parts[1:]
+        hard_s = sum(s for _, s in rest)
+        total = easy_s + hard_s
+        if not rest:
+            return cls(0.0, easy_e, 0.45)
+        hard_e = sum(e * s for e, s in rest) / hard_s
+        return cls(hard_s / total, easy_e, hard_e)
+
+    def components(self) -> list[tuple[float, float]]:
+        if self.hard_share == 0.0:
+            return [(self.easy_error, 1.0)]
+        return [(self.easy_error, 1.0 - self.hard_share), (self.hard_error, self.hard_share)]
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "hard_share": self.hard_share,
+            "easy_error": self.easy_error,
+            "hard_error": self.hard_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveConfig:
+    """What the adaptive rule starts from; journaled with the run, kept by a resume.
+
+    steps: the run's length (the error budget is spread over it); target: P(every step
+    right); prior: the error model believed before any vote, worth `prior_steps` steps of
+    `prior_votes` votes each; hard_floor: a hard step's error is never taken below it;
+    z: the easy error is taken `z` posterior standard deviations above its mean;
+    group: a batch's items learn from one another in groups of this many (an item learns
+    from every item of the groups before the one before its own: see `AdaptiveRule`).
+    """
+
+    steps: int
+    target: float
+    prior: ErrorModel
+    prior_steps: float = 100.0
+    prior_votes: float = 10.0
+    hard_floor: float = 0.3
+    z: float = 1.0
+    cap: int = 1000  # most votes one step may take (the scheduler's cap)
+    group: int = 32
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"the adaptive rule needs the run's length, got {self.steps} steps")
+        if not 0.0 < self.target < 1.0:
+            raise ValueError(f"target must be in (0, 1), got {self.target}")
+        if self.prior_steps <= 0 or self.prior_votes <= 0:
+            raise ValueError("the prior's strength must be positive")
+        if not 0.0 < self.hard_floor < 0.5:
+            raise ValueError(f"hard floor must be in (0, 0.5), got {self.hard_floor}")
+        if self.cap < 1:
+            raise ValueError(f"cap must be at least 1, got {self.cap}")
+        if self.group < 1:
+            raise ValueError(f"the item group must be at least 1, got {self.group}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "target": self.target,
+            "prior": self.prior.as_dict(),
+            "prior_steps": self.prior_steps,
+            "prior_votes": self.prior_votes,
+            "hard_floor": self.hard_floor,
+            "z": self.z,
+            "cap": self.cap,
+            "group": self.group,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AdaptiveConfig:
+        p = d["prior"]
+        return cls(
+            steps=int(d["steps"]),
+            target=float(d["target"]),
+            prior=ErrorModel(
+                float(p["hard_share"]), float(p["easy_error"]), float(p["hard_error"])
+            ),
+            prior_steps=float(d["prior_steps"]),
+            prior_votes=float(d["prior_votes"]),
+            hard_floor=float(d["hard_floor"]),
+            z=float(d["z"]),
+            cap=int(d["cap"]),
+            group=int(d.get("group", 32)),
+        )
+
+
+def _lse(xs: list[float]) -> float:
+    if len(xs) == 2:  # two classes, the usual case: the same sum, without a generator
+        a, b = xs
+        m = a if a >= b else b
+        if m == -math.inf:
+            return m
+        return m + math.log(math.exp(a - m) + math.exp(b - m))
+    m = max(xs)
+    if m == -math.inf:
+        return m
+    return m + math.log(sum(math.exp(x - m) for x in xs))
+
+
+def _drift(e: float) -> float:
+    """Expected log-likelihood ratio one vote adds on a class with error e (its speed)."""
+    return math.log((1.0 - e) / e) * (1.0 - 2.0 * e)
+
+
+@dataclass(frozen=True, slots=True)
+class Posterior:
+    """The model the rule decides with, and each class's error allowance for one step."""
+
+    model: ErrorModel
+    allowance: tuple[float, float]  # (easy, hard): the per-step error each class may keep
+    step_budget: float  # sum of share * allowance
+    _logs: tuple[tuple[float, float, float, float], ...] = field(repr=False, default=())
+
+    @classmethod
+    def make(cls, model: ErrorModel, step_budget: float) -> Posterior:
+        """Allowances: the hard class gets sqrt(drift_e / drift_h) times the easy one.
+
+        First-order optimal would be drift_e / drift_h (cheap error where votes buy little
+        certainty); its geometric mean with the uniform split is within a few percent of
+        the Bayes-optimal rule in every case tried (docs/stopping.md)."""
+        pi_h = model.hard_share
+        e_e, e_h = model.easy_error, model.hard_error
+        ratio = 1.0
+        if pi_h > 0.0 and e_h > e_e:
+            ratio = max(1.0, math.sqrt(_drift(e_e) / _drift(e_h)))
+        a_e = step_budget / ((1.0 - pi_h) + pi_h * ratio)
+        a_h = min(1.0, a_e * ratio)
+        logs = []
+        for share, err, allow in ((1.0 - pi_h, e_e, a_e), (pi_h, e_h, a_h)):
+            if share <= 0.0:
+                continue
+            logs.append((math.log(share), math.log(err), math.log1p(-err), math.log(allow)))
+        return cls(model, (a_e, a_h), step_budget, tuple(logs))
+
+    def _terms(self, counts: tuple[int, ...]) -> tuple[float, float, float]:
+        """log numerator (leader wrong), log denominator, log threshold (unnormalised)."""
+        n = sum(counts)
+        lead = counts[0]
+        wrong: list[float] = []
+        total: list[float] = []
+        thresh: list[float] = []
+        for lp, le, lq, la in self._logs:
+            w = lp + n * le  # no answer seen so far is right
+            for c in counts[1:]:
+                x = lp + c * lq + (n - c) * le
+                w = x + math.log1p(math.exp(w - x)) if x > w else w + math.log1p(math.exp(x - w))
+            right = lp + lead * lq + (n - lead) * le
+            if right > w:
+                t = right + math.log1p(math.exp(w - right))
+            else:
+                t = w + math.log1p(math.exp(right - w))
+            wrong.append(w)
+            total.append(t)
+            thresh.append(t + la)
+        return _lse(wrong), _lse(total), _lse(thresh)
+
+    def p_wrong(self, counts: tuple[int, ...]) -> float:
+        """P(the leader is wrong | counts), counts sorted from the most votes down."""
+        if not counts or counts[0] == 0:
+            return 1.0
+        w, t, _ = self._terms(counts)
+        return math.exp(w - t)
+
+    def stops(self, counts: tuple[int, ...]) -> bool:
+        """Is the leader certain enough to decide the step (counts sorted, most first)?"""
+        if not counts or counts[0] == 0:
+            return False
+        if len(counts) > 1 and counts[0] == counts[1]:
+            return False  # a tie has no leader
+        w, th = self._wrong_and_threshold(counts)
+        return w <= th
+
+    def _wrong_and_threshold(self, counts: tuple[int, ...]) -> tuple[float, float]:
+        """`_terms` without the denominator, which the stopping test does not need."""
+        n = sum(counts)
+        lead = counts[0]
+        wrong: list[float] = []
+        thresh: list[float] = []
+        rest = counts[1:]
+        log1p, exp = math.log1p, math.exp
+        for lp, le, lq, la in self._logs:
+            w = lp + n * le  # no answer seen so far is right
+            for c in rest:
+                x = lp + c * lq + (n - c) * le
+                w = x + log1p(exp(w - x)) if x > w else w + log1p(exp(x - w))
+            right = lp + lead * lq + (n - lead) * le
+            t = right + log1p(exp(w - right)) if right > w else w + log1p(exp(right - w))
+            wrong.append(w)
+            thresh.append(t + la)
+        return _lse(wrong), _lse(thresh)
+
+
+def _fit(
+    patterns: Mapping[tuple[int, ...], int], config: AdaptiveConfig, iterations: int = 200
+) -> tuple[float, float, float, float, float]:
+    """EM over decided steps' vote patterns (n votes, w of them not for the winner):
+    (hard share, easy error, its posterior sd, hard error, steps seen)."""
+    prior = config.prior
+    n0 = config.prior_steps
+    v0 = config.prior_votes
+    floor = config.hard_floor
+    pi0 = prior.hard_share
+    # pseudo-counts: the prior is worth n0 steps of v0 votes each (at least 2 votes a class)
+    a_h = n0 * pi0
+    ve = max(2.0, n0 * (1.0 - pi0) * v0)
+    vh = max(2.0, n0 * pi0 * v0)
+    ae, be = ve * prior.easy_error, ve * (1.0 - prior.easy_error)
+    eh0 = min(ERROR_CAP, max(floor, prior.hard_error))
+    ah, bh = vh * eh0, vh * (1.0 - eh0)
+    data = [(sum(p), sum(p) - p[0], m) for p, m in patterns.items()]
+    steps = float(sum(m for _, _, m in data))
+    # start with room for hard steps, so that EM can find them even under an i.i.d. prior
+    pi_h = max(pi0, 0.01)
+    e_e = min(prior.easy_error, eh0 - 1e-3)
+    e_h = eh0
+    rsum = rw = rn = ew = en = 0.0
+    for _ in range(iterations):
+        lpe, lph = math.log1p(-pi_h), math.log(pi_h) if pi_h > 0 else -math.inf
+        lee, lqe = math.log(e_e), math.log1p(-e_e)
+        leh, lqh = math.log(e_h), math.log1p(-e_h)
+        rsum = rw = rn = ew = en = 0.0
+        for n, w, m in data:
+            le = lpe + w * lee + (n - w) * lqe
+            lh = lph + w * leh + (n - w) * lqh
+            d = lh - le
+            r = 1.0 if d > 700 else (0.0 if d < -700 else 1.0 / (1.0 + math.exp(-d)))
+            rm = r * m
+            rsum += rm
+            rw += rm * w
+            rn += rm * n
+            ew += (m - rm) * w
+            en += (m - rm) * n
+        new_pi = (rsum + a_h) / (steps + n0)
+        new_eh = min(ERROR_CAP, max(floor, (rw + ah) / (rn + ah + bh)))
+        new_ee = min(new_eh, (ew + ae) / (en + ae + be))
+        done = (
+            abs(new_pi - pi_h) <= 1e-12 + 1e-6 * pi_h
+            and abs(new_ee - e_e) <= 1e-9
+            and abs(new_eh - e_h) <= 1e-9
+        )
+        pi_h, e_e, e_h = new_pi, max(new_ee, 1e-9), new_eh
+        if done:
+            break
+    if pi0 == 0.0 and steps > 0:
+        # no hard steps in the plan: let the votes show them beyond doubt (BIC: the
+        # mixture's two more parameters must buy more than ln(steps) of likelihood)
+        # before any disagreement is priced as a possibly hard step
+        wsum = sum(w * m for _, w, m in data) + ae
+        nsum = sum(n * m for n, _, m in data) + ae + be
+        e_iid = wsum / nsum
+        gain = _gain(data, pi_h, e_e, e_h, e_iid)
+        if gain < math.log(max(steps, 2.0)):
+            a, b = wsum, nsum - wsum
+            sd = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
+            return 0.0, min(e_iid, ERROR_CAP), sd, eh0, steps
+    a, b = ew + ae, en - ew + be
+    sd = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
+    return pi_h, e_e, sd, e_h, steps
+
+
+def _gain(
+    data: list[tuple[int, int, int]], pi_h: float, e_e: float, e_h: float, e_iid: float
+) -> float:
+    """Log-likelihood of the votes under the fitted mixture minus under one error rate."""
+    if pi_h <= 0.0:
+        return 0.0
+    lpe, lph = math.log1p(-pi_h), math.log(pi_h)
+    lee, lqe, leh, lqh = math.log(e_e), math.log1p(-e_e), math.log(e_h), math.log1p(-e_h)
+    li, lqi = math.log(e_iid), math.log1p(-e_iid)
+    total = 0.0
+    for n, w, m in data:
+        le = lpe + w * lee + (n - w) * lqe
+        lh = lph + w * leh + (n - w) * lqh
+        mix = max(le, lh) + math.log1p(math.exp(-abs(le - lh)))
+        total += m * (mix - (w * li + (n - w) * lqi))
+    return total
+
+
+FITS_KEPT = 256  # models kept for reuse by the steps fitted on the same patterns
+
+
+def refit_point(step: int) -> int:
+    """The last refit point at or below `step`: 0 below 16, then 16, 32, 64, ..., 1024,
+    then every 1024 (an item's own steps are learnt from at these points only)."""
+    if step < 16:
+        return 0
+    if step < 2048:
+        return 1 << (step.bit_length() - 1)
+    return step - step % 1024
+
+
+def _used(config: AdaptiveConfig, fitted: ErrorModel, easy_sd: float) -> ErrorModel:
+    """The model decided with: the easy error z sd higher, the hard error floored."""
+    return ErrorModel(
+        fitted.hard_share,
+        min(ERROR_CAP, fitted.easy_error + config.z * easy_sd),
+        min(ERROR_CAP, max(config.hard_floor, fitted.hard_error)),
+    )
+
+
+def _posterior(
+    config: AdaptiveConfig, fitted: ErrorModel, easy_sd: float, observed: int, spent: float
+) -> Posterior:
+    """The step budget: the run's even share, tightened by what the decided steps spent."""
+    delta = 1.0 - config.target
+    per_step = delta / config.steps
+    left = max(1, config.steps - observed)
+    budget = min(per_step, max(0.1 * per_step, (delta - spent) / left))
+    return Posterior.make(_used(config, fitted, easy_sd), budget)
+
+
+def learn(config: AdaptiveConfig, patterns: Mapping[tuple[int, ...], int], observed: int) -> Fitted:
+    """The model to decide with after `observed` decided steps with these vote patterns
+    (sorted counts, most first): a pure function of them. No step observed: the prior."""
+    if not observed:
+        return Fitted(_posterior(config, config.prior, 0.0, 0, 0.0), config.cap, 0, 0.0)
+    pi_h, e_e, sd, e_h, _ = _fit(patterns, config)
+    fitted = ErrorModel(pi_h, e_e, e_h)
+    # what the decided steps cost the budget, judged by the newest model
+    judge = Posterior.make(_used(config, fitted, sd), 1.0)
+    spent = sum(m * judge.p_wrong(p) for p, m in patterns.items())
+    return Fitted(_posterior(config, fitted, sd, observed, spent), config.cap, observed, spent)
+
+
+class Fitted:
+    """The model steps decide with, fitted on a fixed set of observed steps, and what it
+    implies (cached): when a step stops, the first round, the votes still needed."""
+
+    __slots__ = ("_first", "_need", "_stop", "cap", "observed", "posterior", "spent")
+
+    def __init__(self, posterior: Posterior, cap: int, observed: int, spent: float) -> None:
+        self.posterior = posterior
+        self.cap = cap
+        self.observed = observed  # the steps it was fitted on
+        self.spent = spent  # their expected wrong decisions, under this model
+        self._stop: dict[tuple[int, ...], bool] = {}
+        self._need: dict[tuple[int, ...], int] = {}
+        self._first: int | None = None
+
+    @property
+    def model(self) -> ErrorModel:
+        return self.posterior.model
+
+    def stops(self, counts: tuple[int, ...]) -> bool:
+        """Does a step with these vote counts (sorted, most first) stop now?"""
+        s = self._stop.get(counts)
+        if s is None:
+            s = self._stop[counts] = self.posterior.stops(counts)
+        return s
+
+    def first_round(self) -> int:
+        """Votes that decide a step whose votes all agree (the first round's size)."""
+        f = self._first
+        if f is None:
+            f = self._first = self.needed_from((0,))
+        return f
+
+    def needed_from(self, counts: tuple[int, ...]) -> int:
+        """Fewest further votes, all for the leader, after which the step stops."""
+        got = self._need.get(counts)
+        if got is not None:
+            return got
+        lead = counts[0]
+        rest = tuple(c for c in counts[1:] if c)
+        need = self.cap
+        for m in range(1, self.cap + 1):
+            if self.stops((lead + m, *rest)):
+                need = m
+                break
+        self._need[counts] = need
+        return need
+
+    def tally(self) -> AdaptiveTally:
+        return AdaptiveTally(self)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "rule": "adaptive",
+            "observed": self.observed,
+            "model": self.model.as_dict(),
+            "allowance": list(self.posterior.allowance),
+            "step_budget": self.posterior.step_budget,
+            "spent": self.spent,
+            "first_round": self.first_round(),
+        }
+
+
+class _Own:
+    """One item's own observations: applied in step order, a copy kept at each refit."""
+
+    __slots__ = ("base", "cut", "fitted", "next_fit", "observed", "patterns", "pending", "snap")
+
+    def __init__(self) -> None:
+        self.patterns: Counter[tuple[int, ...]] = Counter()
+        self.pending: dict[int, tuple[int, ...]] = {}  # observed early: wait for the steps before
+        self.observed = 0  # steps applied, in order from step 0
+        self.next_fit = 16
+        self.cut = 0  # the last refit point reached
+        self.snap: Counter[tuple[int, ...]] = Counter()  # the patterns of the steps before it
+        self.base: int | None = None  # the history the item learns from (items before it)
+        self.fitted: Fitted | None = None  # the model for steps from `cut` on, once made
+
+
+class AdaptiveRule:
+    """The run-level adaptive rule: which model each step of each item decides with.
+
+    Deterministic whatever the order in which steps are decided (many items and steps in
+    flight, speculation, a resume): the model a step decides with is `learn`ed from a set
+    of steps fixed in advance, the step's cut:
+
+    - the item's own steps before its last refit point (`refit_point`: 16, 32, 64, ...,
+      1024, then every 1024; a step at or past a refit point waits until the steps before
+      it are decided, which only a speculative step ever has to), and
+    - with `across_items` (a batch: item indices 0, 1, 2, ... in the batch's order), every
+      step of the items of every group of `config.group` items before the group before
+      the item's own: item i learns from items 0 .. g * (i // g - 1) - 1. An item waits at
+      its start until those have ended; they were started before it (items start in index
+      order), so nothing waits on something that cannot move, and up to 2 g items decide
+      side by side.
+
+    With one item (a chain) this is: step t decides with the model fitted on steps
+    0 .. refit_point(t) - 1. Observations may come in any order; each item's are applied in
+    step order. An item that ends (completed, stopped, failed) observes nothing more in
+    this attempt: `item_ended`. A resume replays the journal's votes with `observe` and
+    says which items will run again with `begin`, before any step is decided.
+    """
+
+    def __init__(self, config: AdaptiveConfig, *, across_items: bool = True) -> None:
+        self.config = config
+        self.across = across_items
+        self.observed = 0  # steps observed, over all items
+        self._own: dict[int, _Own] = {}
+        self._pending: set[int] | None = None  # items that may still observe (None: all)
+        self._count: int | None = None  # how many items the run has (a batch), if known
+        self._ended: set[int] = set()  # pending items that ended in this attempt
+        self._prefix = 0  # items 0 .. _prefix - 1 are learnt from (in the history)
+        self._history: Counter[tuple[int, ...]] = Counter()
+        self._history_n = 0
+        self._snapshots: dict[int, tuple[Counter[tuple[int, ...]], int]] = {0: (Counter(), 0)}
+        # models by the steps they are fitted on: items whose cuts hold the same vote
+        # patterns (a group's items at their start; unanimous early steps) share one, and
+        # with it what it has worked out (when a step stops, the votes still needed)
+        self._fits: dict[tuple[frozenset[tuple[tuple[int, ...], int]], int], Fitted] = {}
+
+    # -- the run's items -------------------------------------------------------------------
+    def begin(self, items: int, pending: Iterable[int]) -> None:
+        """The run has `items` items (indices 0 .. items - 1); only `pending` ones decide
+        steps in this attempt: every other one has observed all it will (the journal's)."""
+        self._count = items
+        self._pending = set(pending)
+
+    def item_ended(self, item: int) -> None:
+        """An item will observe nothing more in this attempt."""
+        if not self.across:
+            self._own.pop(item, None)
+            return
+        self._ended.add(item)
+
+    def _done(self, item: int) -> bool:
+        if self._count is not None and item >= self._count:
+            return False  # no such item: the history stops at the run's last item
+        if item in self._ended:
+            return True
+        return self._pending is not None and item not in self._pending
+
+    def _advance(self) -> None:
+        """Move every ended item, in index order, into the history; snapshot each group."""
+        g = self.config.group
+        while self._done(self._prefix):
+            own = self._own.pop(self._prefix, None)
+            if own is not None:
+                self._history.update(own.patterns)
+                self._history.update(own.pending.values())  # none: an ended item has no gap
+                self._history_n += own.observed + len(own.pending)
+            self._ended.discard(self._prefix)
+            self._prefix += 1
+            if self._prefix % g == 0:
+                self._snapshots[self._prefix] = (Counter(self._history), self._history_n)
+
+    def history_of(self, item: int) -> int:
+        """The items an item learns from besides itself: 0 .. history_of(item) - 1."""
+        if not self.across:
+            return 0
+        g = self.config.group
+        return max(0, g * (item // g - 1))
+
+    def ready(self, item: int) -> bool:
+        """Has every item this item learns from ended (may its first step be decided)?"""
+        h = self.history_of(item)
+        if h not in self._snapshots:
+            self._advance()
+        return h in self._snapshots
+
+    # -- learning ----------------------------------------------------------------------------
+    def _item(self, item: int) -> _Own:
+        own = self._own.get(item)
+        if own is None:
+            if self.across and item < self._prefix:
+                raise RuntimeError(f"item {item} is already learnt from: it cannot observe")
+            own = self._own[item] = _Own()
+        return own
+
+    def observe(self, step: int, counts: Iterable[int], item: int = 0) -> None:
+        """Learn from one decided step's vote counts (any order; applied in step order)."""
+        own = self._item(item)
+        if step < own.observed or step in own.pending:
+            return  # already seen (a replayed step)
+        pattern = tuple(sorted((c for c in counts if c > 0), reverse=True))
+        if step > own.observed:
+            own.pending[step] = pattern
+            return
+        self._take(own, pattern)
+        while own.pending and own.observed in own.pending:
+            self._take(own, own.pending.pop(own.observed))
+
+    def _take(self, own: _Own, pattern: tuple[int, ...]) -> None:
+        if pattern:
+            own.patterns[pattern] += 1
+        own.observed += 1
+        self.observed += 1
+        if own.observed >= own.next_fit:
+            own.next_fit = own.observed + min(max(own.observed, 16), 1024)
+            own.cut = own.observed
+            own.snap = Counter(own.patterns)
+            own.fitted = None
+
+    def _learn(self, patterns: Counter[tuple[int, ...]], observed: int) -> Fitted:
+        key = (frozenset(patterns.items()), observed)
+        f = self._fits.pop(key, None)
+        if f is None:
+            f = learn(self.config, patterns, observed)
+            if len(self._fits) >= FITS_KEPT:  # the least recently used goes
+                del self._fits[next(iter(self._fits))]
+        self._fits[key] = f
+        return f
+
+    def fitted(self, step: int, item: int = 0) -> Fitted | None:
+        """The model step `step` of item `item` decides with, or None while the steps it
+        is fitted on are not all observed yet."""
+        own = self._item(item)
+        if own.base is None:
+            if not self.ready(item):
+                return None
+            own.base = self.history_of(item)
+        c = refit_point(step)
+        if c != own.cut:
+            if c > own.cut:
+                return None  # the item's steps before c are not all decided yet
+            raise RuntimeError(f"step {step} of item {item} asked after step {own.observed}")
+        f = own.fitted
+        if f is None:
+            patterns, n = self._snapshots[own.base]
+            f = own.fitted = self._learn(patterns + own.snap, n + own.cut)
+        return f
+
+    def tally(self, step: int | None = None, item: int = 0) -> AdaptiveTally:
+        """A tally for one step (default: the item's next); its model must be ready."""
+        if step is None:
+            step = self._item(item).observed
+        f = self.fitted(step, item)
+        if f is None:
+            raise RuntimeError(f"step {step} of item {item}: the steps it learns from are not in")
+        return f.tally()
+
+    # -- the model now (a chain's, or one item's) -----------------------------------------------
+    def current(self, item: int = 0) -> Fitted:
+        """The model the item's next step decides with."""
+        f = self.fitted(self._item(item).observed, item)
+        if f is None:
+            raise RuntimeError(f"item {item}: the items it learns from have not ended")
+        return f
+
+    @property
+    def model(self) -> ErrorModel:
+        return self.current().model
+
+    def stops(self, counts: tuple[int, ...]) -> bool:
+        return self.current().stops(counts)
+
+    def first_round(self) -> int:
+        return self.current().first_round()
+
+    def needed_from(self, counts: tuple[int, ...]) -> int:
+        return self.current().needed_from(counts)
+
+    def describe(self) -> dict[str, Any]:
+        """The model learnt from every step observed so far (all items): what a completed
+        run found, the same however its steps were scheduled."""
+        patterns: Counter[tuple[int, ...]] = Counter(self._history)
+        n = self._history_n
+        for own in self._own.values():
+            patterns.update(own.patterns)
+            n += own.observed
+        return learn(self.config, patterns, n).describe()
+
+
+class AdaptiveTally:
+    """One step's votes under the adaptive rule: the interface of `voting.Tally`."""
+
+    __slots__ = ("_rule", "counts", "leader", "runner_up", "votes", "winner")
+
+    def __init__(self, rule: Fitted) -> None:
+        self._rule = rule
+        self.counts: dict[Hashable, int] = {}
+        self.votes = 0
+        self.leader: Hashable | None = None
+        self.runner_up = 0
+        self.winner: Hashable | None = None
+
+    @property
+    def decided(self) -> bool:
+        return self.winner is not None
+
+    def _pattern(self) -> tuple[int, ...]:
+        counts = self.counts
+        if len(counts) <= 2:
+            lead = counts[self.leader] if self.leader is not None else 0
+            return (lead, self.runner_up) if self.runner_up else (lead,)
+        return tuple(sorted(counts.values(), reverse=True))
+
+    def add(self, key: Hashable) -> bool:
+        """Count one valid vote; return True if this vote decided the step."""
+        if self.winner is not None:
+            raise RuntimeError("step already decided: no vote is counted after the decision")
+        counts = self.counts
+        c = counts.get(key, 0) + 1
+        counts[key] = c
+        self.votes += 1
+        leader = self.leader
+        if leader is None or (key != leader and c > counts[leader]):
+            self.runner_up = 0 if leader is None else counts[leader]
+            self.leader = key
+        elif key != leader and c > self.runner_up:
+            self.runner_up = c
+        if self.leader is not None and counts[self.leader] == self.runner_up:
+            return False
+        if self._rule.stops(self._pattern()):
+            self.winner = self.leader
+            return True
+        return False
+
+    def add_many(self, key: Hashable, m: int) -> int:
+        """Count up to m votes for one key; return how many it took to decide, else 0."""
+        if m <= 0:
+            return 0
+        if (
+            self.winner is None
+            and (self.leader is None or key == self.leader)
+            and len(self.counts) <= 2
+        ):
+            # no vote short of `need` decides; `need` does unless the cap ends the search
+            need = self.needed()
+            if m < need:
+                self.counts[key] = self.counts.get(key, 0) + m
+                self.votes += m
+                self.leader = key
+                return 0
+            lead = self.counts.get(key, 0) + need
+            after = (lead, self.runner_up) if self.runner_up else (lead,)
+            if self._rule.stops(after):
+                self.counts[key] = lead
+                self.votes += need
+                self.leader = key
+                self.winner = key
+                return need
+        for i in range(m):
+            if self.add(key):
+                return i + 1
+        return 0
+
+    def needed(self) -> int:
+        """Fewest further votes that could decide the step (all going to the leader)."""
+        if self.leader is None:
+            return self._rule.first_round()
+        return self._rule.needed_from(self._pattern())
+
+    def plurality(self) -> Hashable | None:
+        """The key with most votes (first to reach that count wins ties)."""
+        return self.leader
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the adaptive rule is expected to spend and achieve on a known error model."""
+
+    samples_per_step: float  # valid votes per step (divide by the valid rate for samples)
+    p_step_wrong: float  # chance that one step is decided wrong
+    p_undecided: float  # chance that one step hits the cap
+    p_full: float  # chance that every step is right
+    first_round: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "samples_per_step": self.samples_per_step,
+            "p_step_wrong": self.p_step_wrong,
+            "p_undecided": self.p_undecided,
+            "p_full": self.p_full,
+            "first_round": self.first_round,
+        }
+
+
+def predict(config: AdaptiveConfig, truth: ErrorModel | None = None) -> Prediction:
+    """Expected votes per step and P(every step right) of the adaptive rule, exactly.
+
+    The rule is taken at its learnt state (it decides with `truth`, default the prior) and
+    the error budget's even share per step; votes are followed state by state (correct
+    count, wrong count) until the rule stops or the cap, with all wrong votes on one answer.
+    """
+    truth = truth or config.prior
+    model = ErrorModel(
+        truth.hard_share,
+        min(ERROR_CAP, truth.easy_error),
+        min(ERROR_CAP, max(config.hard_floor, truth.hard_error)),
+    )
+    rule = Fitted(Posterior.make(model, (1.0 - config.target) / config.steps), config.cap, 0, 0.0)
+    votes = wrong = undecided = 0.0
+    for err, share in truth.components():
+        v, w, u = _follow(rule, err, config.cap)
+        votes += share * v
+        wrong += share * w
+        undecided += share * u
+    p_full = math.exp(config.steps * math.log1p(-min(wrong + undecided, 1.0 - 1e-300)))
+    return Prediction(votes, wrong, undecided, p_full, rule.first_round())
+
+
+def _follow(rule: Fitted, err: float, cap: int) -> tuple[float, float, float]:
+    """(expected votes, P(decided wrong), P(undecided)) on a step whose samples err at err."""
+    states = {(0, 0): 1.0}
+    votes = wrong = 0.0
+    p, q = 1.0 - err, err
+    for n in range(cap):
+        nxt: dict[tuple[int, int], float] = {}
+        for (x, y), mass in states.items():
+            for nx, ny, pm in ((x + 1, y, mass * p), (x, y + 1, mass * q)):
+                if pm < 1e-300:
+                    continue
+                hi, lo = (nx, ny) if nx >= ny else (ny, nx)
+                if rule.stops((hi, lo) if lo else (hi,)):
+                    votes += pm * (n + 1)
+                    if ny > nx:
+                        wrong += pm
+                else:
+                    nxt[(nx, ny)] = nxt.get((nx, ny), 0.0) + pm
+        # masses this small cannot move the answer: drop them (bounded work per vote)
+        states = {s: m for s, m in nxt.items() if m > 1e-18}
+        if not states:
+            break
+    left = sum(states.values())
+    return votes + left * cap, wrong, left
