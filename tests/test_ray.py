@@ -430,3 +430,13 @@ def test_workers_that_cannot_start_stop_the_run_with_the_reason(
     assert result.summary["items_pending"] == 4
     again = _run(tmp_path / "n.db", "n", LOCAL, n=4, disks=4)
     assert again.outcome.status == "completed"
+
+
+def test_adaptive_stopping_on_ray_is_refused_in_one_line(tmp_path: Path) -> None:
+    # the rule learns from every item's steps in one process: refused before Ray starts
+    db = tmp_path / "never.db"
+    res = cli("run", "hanoi", "--disks", "4", "--batch", "3", "--stopping", "adaptive",
+              "--executor", "ray", "--store", str(db))  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--stopping adaptive runs on the local executor" in res.stderr.strip().splitlines()[-1]
+    assert not db.exists()
