@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -152,3 +153,21 @@ def test_a_batch_exports_its_items_or_one_item(tmp_path: Path) -> None:
     assert samples.num_rows == sum(1 for _ in store.samples(run, 1)) > 0
     done = cli("export", "b", *args, "--item", "nope")
     assert done.returncode == 2 and "no item 'nope'" in one_line_error(done.stderr)
+
+
+def test_a_graph_exports_each_row_with_its_node(tmp_path: Path) -> None:
+    # a graph's nodes each count steps from 0: without the node, rows could not be told apart
+    db = tmp_path / "g.db"
+    args = ("--store", str(db), "--run-id", "g", "--quiet")
+    done = cli("run", "multiply", "--digits", "3", "--model", "sim:error=0.2", *args)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "g.parquet"
+    assert main(["export", "g", "--store", str(db), "--format", "parquet", "-o", str(out)]) == 0
+    rows = pq.read_table(out).to_pylist()
+    store = Store(str(db), read_only=True)
+    run = store.get_run("g")
+    assert run is not None
+    nodes = {it.item_id: it.stats.get("steps_decided", 0) for it in store.items(run)}
+    assert len(nodes) > 1 and len(rows) == sum(nodes.values()) == run.stats["steps_decided"]
+    assert Counter(r["item"] for r in rows) == {k: v for k, v in nodes.items() if v}
+    assert len({(r["item"], r["step"]) for r in rows}) == len(rows)

@@ -213,6 +213,20 @@ def test_a_graph_report_summarises_its_task_tree(tmp_path: Path) -> None:
     assert sum(int(n) for _, n in rows) == 34
     assert f"<td>{max(int(n) for _, n in rows)}</td>" in html
     assert "pending" not in html and "failed" not in html
+    # every node's decisions are the run's steps: drawn over the nodes, on the commits' clock
+    run = store.get_run("g")
+    assert run is not None
+    agg = view.agg
+    assert agg.many and agg.items is None and agg.timeline is not None
+    assert agg.decided == run.stats["steps_decided"] > 34
+    assert agg.samples == run.stats["samples"]
+    assert int(agg.timeline.steps.sum()) == agg.decided
+    out = tmp_path / "g.html"
+    assert main(["report", "g", "--store", str(db), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert f"{agg.decided:,} steps decided over its nodes" in page
+    slow = page[page.index('id="run1-slowest"') :]
+    assert "<th>item</th><th>step</th>" in slow[: slow.index("</section>")]
 
 
 # -- bad input ------------------------------------------------------------------------
@@ -346,7 +360,7 @@ def test_a_batch_aggregates_over_its_items_step_by_step(
     assert run is not None and run.kind == "batch"
     rows = _batch_naive(store, run)
     agg = aggregate(store, run, max_bins=9)
-    assert agg.batch and agg.bins.t_end is None
+    assert agg.many and agg.bins.t_end is None
     assert agg.decided == len(rows) == run.stats["steps_decided"] > 0
     assert agg.samples == run.stats["samples"]
     assert agg.flags == run.stats["flags"] and agg.flags
@@ -382,6 +396,31 @@ def test_a_batch_aggregates_over_its_items_step_by_step(
     assert sum(len(v) for v in agg.transport.values()) == run.stats["transport_failures"] > 0
 
 
+def test_a_batch_clock_is_its_commits_in_bounded_bins(batch_journal: Path) -> None:
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    commits = list(store.commits(run))
+    attempts = store.attempts(run)
+    assert len(attempts) == 2 and len(commits) >= 2
+    # every commit lies within an attempt (the second one's too: a resume keeps counting)
+    spans = [(a["started"], a["ended"]) for a in attempts]
+    assert all(any(lo <= c[0] <= hi for lo, hi in spans) for c in commits)
+    assert any(spans[1][0] <= c[0] for c in commits)
+    for bins in (2, aggregate_module.MAX_BINS):
+        agg = aggregate(store, run, max_bins=bins)
+        line = agg.timeline
+        assert line is not None and 1 <= len(line) <= max(bins, 1)
+        # what the commits added is what the run holds
+        assert int(line.steps.sum()) == agg.decided == run.stats["steps_decided"]
+        assert int(line.samples.sum()) == run.stats["samples"]
+        tokens = run.stats["prompt_tokens"] + run.stats["completion_tokens"]
+        assert int(line.tokens.sum()) == tokens
+        assert np.all(np.diff(line.t) >= 0)
+        assert line.t[-1] == pytest.approx(commits[-1][0] - agg.start)
+        assert agg.end_s >= float(line.t[-1])
+
+
 def test_a_batch_page_has_its_items_and_no_clock_it_does_not_have(
     batch_journal: Path, tmp_path: Path
 ) -> None:
@@ -401,7 +440,9 @@ def test_a_batch_page_has_its_items_and_no_clock_it_does_not_have(
         assert f"<td>{it.item_id}</td><td>{it.status}</td>" in section
     assert "items listed" not in section
     assert "<th>items</th>" in page and "(0 completed" not in page
-    assert "Progress: attempts and items" in page
+    # its progress over time is drawn from the journal's commits
+    assert "Progress and throughput" in page and "Time is the journal" in page
+    assert "Progress: attempts and items" not in page
     # tables name the item of each row: slowest steps, transport failures
     slow = page[page.index('id="run1-slowest"') :]
     assert "<th>item</th><th>step</th>" in slow[: slow.index("</section>")]
@@ -442,6 +483,26 @@ def test_a_batch_with_nothing_committed_yet(tmp_path: Path) -> None:
     page = out.read_text()
     assert re.findall(r'data-plot="([a-z_]+)"', page) == list(BATCH_PLOTS)
     assert '<td>a</td><td>pending</td><td class="n">0 / 7</td>' in page
+    assert "Progress: attempts and items" in page  # no commit: its attempts instead
+
+
+def test_a_batch_journal_without_commit_times_draws_its_attempts(
+    batch_journal: Path, tmp_path: Path
+) -> None:
+    # a journal written before commit times were kept reads as it did: no line over time
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(batch_journal)
+    con.execute("VACUUM INTO ?", (str(db),))
+    con.close()
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM commits")
+    con.commit()
+    con.close()
+    out = tmp_path / "old.html"
+    assert main(["report", "b", "--store", str(db), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "Progress: attempts and items" in page and "Time is the journal" not in page
+    assert re.findall(r'data-plot="([a-z_]+)"', page) == list(BATCH_PLOTS)
 
 
 def test_an_adaptive_run_is_planned_and_captioned_by_its_rule(tmp_path: Path) -> None:

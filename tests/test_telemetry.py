@@ -120,6 +120,27 @@ def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, exporter
 
 
+def test_a_graph_step_span_names_its_node() -> None:
+    # a graph's nodes each count steps from 0: a span without its node would be ambiguous
+    provider, exporter = _provider()
+    options = RunOptions(task="multiply", task_options={"digits": 3}, model="sim:error=0.1", k=2)
+    session = Session(handle_signals=False, watch=Telemetry(provider))
+    result = execute(options, session, "traced-graph")
+    assert result.outcome.status == "completed", result.outcome.reason
+    names = _by_name(list(exporter.get_finished_spans()))
+    (run,) = names["unerring run"]
+    assert _attrs(run)["unerring.kind"] == "graph"
+    steps = [_attrs(s) for s in names["unerring step"]]
+    assert len(steps) == result.summary["steps_decided"]
+    nodes = {it.item_id: it for it in result.store.items(result.run)}
+    places = {(a["unerring.node"], a["unerring.step"]) for a in steps}
+    assert len(places) == len(steps)  # one span per (node, step)
+    for a in steps:
+        assert a["unerring.item"] == a["unerring.node"] in nodes
+        assert a["unerring.item_index"] == nodes[a["unerring.node"]].item
+    assert {a["unerring.node"] for a in steps} == set(nodes)
+
+
 def test_a_batch_with_many_requests_in_flight_attributes_each_retry_to_its_request() -> None:
     """A model that takes time: one request per sample, the steps of many items at once,
     faults on some. Every step span names its item; every failure lands on the request

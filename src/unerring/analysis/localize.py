@@ -53,7 +53,7 @@ def localize(store: Store, run_id: str) -> Localisation:
     if run is None:
         raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
     checked = int(run.stats.get("checked", 0)) > 0
-    batch = run.kind in ("batch", "graph")  # many items (a graph's are its nodes)
+    batch = run.many_items  # a graph's items are its nodes
     wrong_steps, wrong_items = store.wrong_decisions(run)
     row = store.first_wrong_decision(run)
     if row is None:

@@ -132,7 +132,7 @@ class RunFailures:
     @property
     def batch(self) -> bool:
         """Many items: a batch, or a graph (whose items are its nodes)."""
-        return self.run.kind in ("batch", "graph")
+        return self.run.many_items
 
 
 def process_of(run: RunRecord, item: ItemRecord | None = None) -> Process[Any, Any] | None:
@@ -198,7 +198,7 @@ def _times(
     """
     if not attempts or not wanted:
         return {}
-    chain = run.kind != "batch"
+    chain = not run.many_items
     order = (lambda a: (a[0], a[1])) if chain else (lambda a: a[1])
     starts = sorted(((a["first_step"], a["started"], a["ended"]) for a in attempts), key=order)
     out: dict[int, float] = {}

@@ -233,6 +233,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE samples ADD COLUMN variant INTEGER;
     ALTER TABLE samples ADD COLUMN model TEXT;
     """,
+    # 8: what each commit of the journal writer added, and when: a batch's or a graph's
+    # items decide side by side, so a step's own elapsed time is no clock for the run; the
+    # report draws their progress and spending over time from these (a row per commit,
+    # a few per second at most under group commit)
+    """
+    CREATE TABLE commits (
+        run INTEGER NOT NULL,
+        time REAL NOT NULL,
+        steps INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        cost REAL NOT NULL
+    );
+    CREATE INDEX commits_run ON commits (run, time);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -70,6 +70,12 @@ class RunRecord:
             kind=row["kind"],
         )
 
+    @property
+    def many_items(self) -> bool:
+        """A batch or a graph: its decisions belong to many items deciding side by side,
+        each counting its own steps from 0 (a chain's all belong to item 0)."""
+        return self.kind != "chain"
+
 
 @dataclass(frozen=True, slots=True)
 class ItemRecord:
@@ -548,6 +554,16 @@ class Store:
             )
         # steps are unique across the two streams: tuples never compare their values
         yield from heapq.merge(rows, packed)
+
+    def commits(self, run: RunRecord) -> Iterator[tuple[float, int, int, int, float]]:
+        """What each commit of the run's journal writer added, in time order: (time,
+        steps decided, samples, tokens, cost); none for what was written before schema 8."""
+        cur = self.conn.execute(
+            "SELECT time, steps, samples, tokens, cost FROM commits WHERE run = ? ORDER BY time",
+            (run.id,),
+        )
+        for row in cur:
+            yield row[0], row[1], row[2], row[3], row[4]
 
     def transport_failures(self, run: RunRecord) -> Iterator[sqlite3.Row]:
         cur = self.conn.execute(

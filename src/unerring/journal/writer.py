@@ -379,6 +379,13 @@ class JournalWriter:
                 " WHERE run = ? AND item = ?",
                 updates,
             )
+            added = _progress(t, saved)
+            if added is not None:
+                conn.execute(
+                    "INSERT INTO commits (run, time, steps, samples, tokens, cost)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, time.time(), *added),
+                )
             chain = touched.get(0) if self.chain else None
             conn.execute(
                 "UPDATE runs SET next_step = coalesce(?, next_step),"
@@ -472,6 +479,22 @@ class JournalWriter:
             None if d.correct is None else int(d.correct),
             features,
         )
+
+
+def _progress(now: Totals, before: dict[str, Any]) -> tuple[int, int, int, float] | None:
+    """What a commit adds to the run (steps decided, samples, tokens, cost), or None when it
+    adds nothing to draw (a commit of only ends or failures)."""
+    steps = now.steps_decided - int(before["steps_decided"])
+    samples = now.samples - int(before["samples"])
+    tokens = (
+        now.prompt_tokens
+        + now.completion_tokens
+        - int(before["prompt_tokens"])
+        - int(before["completion_tokens"])
+    )
+    if not (steps or samples or tokens):
+        return None
+    return steps, samples, tokens, now.cost - float(before["cost"])
 
 
 def _dump(process: Process[Any, Any], state: Any) -> str | None:

@@ -1,5 +1,6 @@
 """A run's journal folded into a bounded picture: sums per bin of steps, histograms, the
-time axis rebuilt from the attempts and each step's elapsed time, and a batch's items.
+time axis (a chain's rebuilt from the attempts and each step's elapsed time; a batch's or
+a graph's from the journal's commits), and a batch's items.
 
 Reads the journal in columns (`Store.block_columns`, `Store.decision_rows`), gathered into
 chunks of CHUNK steps, so a million steps cost a few hundred array operations whether they
@@ -76,8 +77,8 @@ class Bins:
     undecided: Ints
     wrong: Ints
     flags: dict[str, Ints]
-    # seconds from the run's start when the bin's last step was decided; a batch has none
-    # (its items run side by side: the journal does not time each decision)
+    # seconds from the run's start when the bin's last step was decided; a batch or a graph
+    # has none (its items decide side by side: its clock is the Timeline of its commits)
     t_end: Floats | None
 
     @property
@@ -85,6 +86,37 @@ class Bins:
         """Each bin's middle step, for plotting."""
         right = np.append(self.edges[1:], self.end)
         return np.asarray((self.edges + right - 1) / 2.0, np.float64)
+
+
+@dataclass
+class Timeline:
+    """A batch's or a graph's progress over time, from the journal's commits (one row per
+    commit, a few per second): per bin of consecutive commits, the moment of its last
+    commit (seconds from the run's start) and what the bin committed."""
+
+    t: Floats
+    steps: Ints
+    samples: Ints
+    tokens: Ints
+    cost: Floats
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def timeline(store: Store, run: RunRecord, start: float, max_bins: int = MAX_BINS) -> Timeline:
+    """The run's commits, in at most `max_bins` bins of consecutive commits."""
+    rows = list(store.commits(run))
+    t = np.fromiter((r[0] for r in rows), np.float64, len(rows)) - start
+    cols = [np.fromiter((r[i] for r in rows), np.int64, len(rows)) for i in (1, 2, 3)]
+    cost = np.fromiter((r[4] for r in rows), np.float64, len(rows))
+    if len(rows) > max_bins:
+        firsts = np.linspace(0, len(rows), max_bins, endpoint=False).astype(np.int64)
+        lasts = np.append(firsts[1:], len(rows)) - 1
+        t = t[lasts]
+        cols = [np.add.reduceat(c, firsts) for c in cols]
+        cost = np.add.reduceat(cost, firsts)
+    return Timeline(t, cols[0], cols[1], cols[2], cost)
 
 
 @dataclass
@@ -122,11 +154,13 @@ class RunAggregate:
     completion_tokens: int = 0
     cost: float = 0.0
     flags: dict[str, int] = field(default_factory=dict)
-    items: Items | None = None  # a batch's items; None for a chain
+    items: Items | None = None  # a batch's items; None for a chain or a graph
+    timeline: Timeline | None = None  # a batch's or a graph's commits; None for a chain
 
     @property
-    def batch(self) -> bool:
-        return self.items is not None
+    def many(self) -> bool:
+        """A batch or a graph: steps are places within items, all items summed."""
+        return self.run.many_items
 
     @property
     def end_s(self) -> float:
@@ -135,6 +169,8 @@ class RunAggregate:
         times += [max(v) for v in self.transport.values() if v]
         if self.bins.t_end is not None and len(self.bins.t_end):
             times.append(float(self.bins.t_end.max()))
+        if self.timeline is not None and len(self.timeline):
+            times.append(float(self.timeline.t.max()))
         return max(times, default=0.0)
 
 
@@ -384,7 +420,7 @@ def items_of(store: Store, run: RunRecord) -> Items:
 
 def aggregate(store: Store, run: RunRecord, max_bins: int = MAX_BINS) -> RunAggregate:
     """Everything the report draws for one run, in one pass over its journal."""
-    batch = run.kind == "batch"
+    many = run.many_items
     rows = store.attempts(run)
     start = min((float(a["started"]) for a in rows), default=run.created)
     attempts = [
@@ -398,11 +434,12 @@ def aggregate(store: Store, run: RunRecord, max_bins: int = MAX_BINS) -> RunAggr
         )
         for a in rows
     ]
-    # a batch's steps are places within items, and its attempts start no step of their own
-    end = store.item_extent(run) if batch else int(run.next_step)
-    edges = _edges(end, () if batch else attempts, max_bins)
+    # a batch's (a graph's) steps are places within items, and its attempts start no step
+    # of their own
+    end = store.item_extent(run) if many else int(run.next_step)
+    edges = _edges(end, () if many else attempts, max_bins)
     acc = _Acc(edges)
-    only = None if batch else 0
+    only = None if many else 0
     for chunk, votes in _block_chunks(store.block_columns(run, only)):
         counts = np.bincount(votes)
         for v in np.flatnonzero(counts):
@@ -412,7 +449,7 @@ def aggregate(store: Store, run: RunRecord, max_bins: int = MAX_BINS) -> RunAggr
         _add_rows(acc, rows_)
 
     t_end: Floats | None = None
-    if not batch:
+    if not many:
         # the clock: each attempt starts at its own start, then adds its steps' elapsed times
         firsts = np.array([a.first_step for a in attempts] or [0], np.int64)
         starts = np.array([a.start_s for a in attempts] or [0.0], np.float64)
@@ -464,5 +501,6 @@ def aggregate(store: Store, run: RunRecord, max_bins: int = MAX_BINS) -> RunAggr
         completion_tokens=int(acc.completion_tokens.sum()),
         cost=float(acc.cost.sum()),
         flags={k: int(v.sum()) for k, v in sorted(acc.flags.items())},
-        items=items_of(store, run) if batch else None,
+        items=items_of(store, run) if run.kind == "batch" else None,
+        timeline=timeline(store, run, start, max_bins) if many else None,
     )

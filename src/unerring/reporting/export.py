@@ -90,11 +90,11 @@ def write_parquet(
 ) -> int:
     """Write the run's decisions or samples to `path` (a new file); returns the rows.
 
-    Of a batch, every item's rows with the item's id first (`item`), unless one item is
-    asked for: then its rows in the single-run form, as the other formats do.
+    Of a batch (a graph), every item's (node's) rows with its id first (`item`), unless one
+    item is asked for: then its rows in the single-run form, as the other formats do.
     """
     schema = DECISIONS if what == "decisions" else SAMPLES
-    if run.kind == "batch" and item is None:
+    if run.many_items and item is None:
         schema = pa.schema([pa.field("item", pa.string()), *schema])
     shape = _decision if what == "decisions" else _sample
     rows = 0

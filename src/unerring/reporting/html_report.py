@@ -57,6 +57,11 @@ class RunView:
     def batch(self) -> bool:
         return self.run.kind == "batch"
 
+    @property
+    def many(self) -> bool:
+        """A batch or a graph: rows name their item (a graph's: its node)."""
+        return self.run.many_items
+
 
 def _overview(v: RunView) -> Section:
     s = v.summary
@@ -124,7 +129,7 @@ def _attempts(v: RunView) -> Section:
     rows = [
         (
             num(a.number),
-            *(() if v.batch else (num(a.first_step),)),
+            *(() if v.many else (num(a.first_step),)),
             num(a.start_s, 5),
             "running" if a.end_s is None else num(a.end_s, 5),
             esc(a.status),
@@ -132,15 +137,16 @@ def _attempts(v: RunView) -> Section:
         )
         for a in v.agg.attempts
     ]
-    first = () if v.batch else ("first step",)
+    first = () if v.many else ("first step",)
     headers = ("attempt", *first, "start (s)", "end (s)", "status", "reason")
-    numeric = (0, 1, 2) if v.batch else (0, 1, 2, 3)
+    numeric = (0, 1, 2) if v.many else (0, 1, 2, 3)
     return Section(v.anchor("attempts"), "Attempts", table(headers, rows, numeric=numeric))
 
 
 def _item_column(v: RunView, indices: Sequence[int]) -> Callable[[int], tuple[str, ...]]:
-    """A batch's tables name each row's item (by its id) first; a chain's have no such column."""
-    if not v.batch:
+    """A batch's (a graph's) tables name each row's item (node) by its id first; a chain's
+    have no such column."""
+    if not v.many:
         return lambda _: ()
     ids = v.store.item_ids(v.run, indices)
     return lambda i: (shown(ids.get(i, str(i + 1)), 200),)
@@ -151,7 +157,7 @@ def _slowest(v: RunView) -> Section | None:
         return None
     item = _item_column(v, [i for _, i, _ in v.agg.slowest])
     rows = [(*item(i), num(step), f"{elapsed * 1e3:,.2f}") for elapsed, i, step in v.agg.slowest]
-    first = ("item",) if v.batch else ()
+    first = ("item",) if v.many else ()
     n = len(first)
     return Section(
         v.anchor("slowest"),
@@ -179,7 +185,7 @@ def _transport(v: RunView, limit: int = 20) -> Section | None:
     ]
     total = sum(len(t) for t in v.agg.transport.values())
     more = f"<p class='muted'>The first {limit} of {total:,}.</p>" if total > limit else ""
-    first = ("item",) if v.batch else ()
+    first = ("item",) if v.many else ()
     n = len(first)
     headers = ("time (s)", *first, "step", "attempt", "kind", "retried", "message")
     return Section(

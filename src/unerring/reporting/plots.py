@@ -81,7 +81,7 @@ def _time_unit(seconds: float) -> tuple[float, str]:
 
 
 def _resumes(ax: Axes, agg: RunAggregate, *, on_time: bool, scale: float = 1.0) -> None:
-    if agg.batch and not on_time:
+    if agg.many and not on_time:
         return  # a batch's attempt does not start at a step: its items resume where they were
     for a in agg.attempts[1:]:
         x = a.start_s / scale if on_time else a.first_step
@@ -99,7 +99,7 @@ def _resumes(ax: Axes, agg: RunAggregate, *, on_time: bool, scale: float = 1.0) 
 
 
 def _step_axis(agg: RunAggregate) -> str:
-    return "step (within its item; all items summed)" if agg.batch else "step"
+    return "step (within its item; all items summed)" if agg.many else "step"
 
 
 def _per_step(values: Floats, steps: Floats) -> Floats:
@@ -108,9 +108,33 @@ def _per_step(values: Floats, steps: Floats) -> Floats:
     return out
 
 
+def _idle(ax: Axes, agg: RunAggregate, scale: float) -> None:
+    """Shade the time between attempts (the run was not running)."""
+    prev_end = None
+    for a in agg.attempts:
+        if prev_end is not None and a.start_s > prev_end:
+            ax.axvspan(prev_end / scale, a.start_s / scale, color="#bbb", alpha=0.4, lw=0)
+        prev_end = a.end_s
+
+
+def _throughput(ax: Axes, t: Floats, rate: Floats, unit: str) -> None:
+    """Steps per second over time, stalls (under a tenth of the median) marked."""
+    ax.plot(t, rate, color=COLORS[0], linewidth=0.8, drawstyle="steps-post")
+    median = float(np.median(rate)) if len(rate) else 0.0
+    slow = rate < median / 10.0
+    if slow.any():
+        ax.scatter(t[slow], rate[slow], s=10, color=COLORS[1], zorder=3, label="stall")
+        ax.legend(loc="lower left", fontsize=7)
+    spread = len(rate) and rate.max() > 20 * max(rate.min(), 1e-9)
+    ax.set_yscale("log" if spread else "linear")
+    ax.set_xlabel(f"wall time ({unit} from the start)")
+    ax.set_ylabel("steps per second")
+    ax.set_title("Throughput (stalls: under a tenth of the median)")
+
+
 def progress(agg: RunAggregate) -> Plot:
-    if agg.items is not None:
-        return batch_progress(agg, agg.items)
+    if agg.many:
+        return items_progress(agg)
     b = agg.bins
     assert b.t_end is not None  # a chain's clock
     fig, (left, right) = _figure()
@@ -131,24 +155,10 @@ def progress(agg: RunAggregate) -> Plot:
         left.set_xlabel(f"wall time ({unit} from the start)")
         left.set_ylabel("steps decided")
         left.set_title("Decided steps over time")
-        prev_end = None
-        for a in agg.attempts:
-            if prev_end is not None and a.start_s > prev_end:
-                left.axvspan(prev_end / scale, a.start_s / scale, color="#bbb", alpha=0.4, lw=0)
-            prev_end = a.end_s
+        _idle(left, agg, scale)
         _resumes(left, agg, on_time=True, scale=scale)
         rate = _per_step(b.steps.astype(np.float64), b.elapsed)[has]
-        right.plot(t, rate, color=COLORS[0], linewidth=0.8, drawstyle="steps-post")
-        median = float(np.median(rate)) if len(rate) else 0.0
-        slow = rate < median / 10.0
-        if slow.any():
-            right.scatter(t[slow], rate[slow], s=10, color=COLORS[1], zorder=3, label="stall")
-            right.legend(loc="lower left", fontsize=7)
-        spread = len(rate) and rate.max() > 20 * max(rate.min(), 1e-9)
-        right.set_yscale("log" if spread else "linear")
-        right.set_xlabel(f"wall time ({unit} from the start)")
-        right.set_ylabel("steps per second")
-        right.set_title("Throughput (stalls: under a tenth of the median)")
+        _throughput(right, t, rate, unit)
         _resumes(right, agg, on_time=True, scale=scale)
     stopped = sum(1 for a in agg.attempts[1:])
     caption = (
@@ -169,12 +179,57 @@ STATUS_COLORS = {
 }
 
 
-def batch_progress(agg: RunAggregate, items: Items) -> Plot:
-    """A batch's progress: its attempts on the wall clock, and its items by status.
+def _seconds_per_bin(agg: RunAggregate, t: Floats) -> Floats:
+    """How long each commit bin ran: from the bin before it, or from its attempt's start
+    if that is later (the time between attempts is no one's)."""
+    starts = np.array([a.start_s for a in agg.attempts] or [0.0], np.float64)
+    own_start = starts[np.clip(np.searchsorted(starts, t, side="right") - 1, 0, None)]
+    before = np.maximum(np.concatenate([[starts[0]], t[:-1]]), own_start)
+    return np.asarray(t - before, np.float64)
 
-    The journal does not time each decision of a batch (items decide side by side), so
-    there is no decided-steps-over-time line to draw: what it knows is drawn instead.
-    """
+
+def items_progress(agg: RunAggregate) -> Plot:
+    """A batch's or a graph's progress over time, from the journal's commits (its items
+    decide side by side, so a step's own elapsed time is no clock for the run)."""
+    line = agg.timeline
+    if line is None or not line.steps.any():
+        return attempts_progress(agg)
+    fig, (left, right) = _figure()
+    scale, unit = _time_unit(max(float(line.t.max()), agg.end_s))
+    has = line.steps > 0
+    done = np.cumsum(line.steps)
+    # each attempt's line starts at its start, with the steps committed before it
+    starts = [(a.start_s, int(done[line.t < a.start_s][-1:].sum())) for a in agg.attempts]
+    x = np.concatenate([[s for s, _ in starts], line.t[has]]) / scale
+    y = np.concatenate([[n for _, n in starts], done[has]])
+    order = np.argsort(x, kind="stable")
+    left.plot(x[order], y[order], color=COLORS[0], linewidth=1.2)
+    left.set_xlabel(f"wall time ({unit} from the start)")
+    left.set_ylabel("steps decided (all items)")
+    left.set_title("Decided steps over time")
+    _idle(left, agg, scale)
+    _resumes(left, agg, on_time=True, scale=scale)
+    rate = _per_step(line.steps.astype(np.float64), _seconds_per_bin(agg, line.t))[has]
+    _throughput(right, line.t[has] / scale, rate, unit)
+    _resumes(right, agg, on_time=True, scale=scale)
+    what = "nodes" if agg.run.kind == "graph" else "items"
+    counts = ""
+    if agg.items is not None:
+        counts = " (" + ", ".join(f"{n:,} {s}" for s, n in agg.items.by_status.items() if n) + ")"
+    caption = (
+        f"{agg.decided:,} steps decided over its {what}{counts} in {len(agg.attempts)} "
+        f"attempt(s); {len(agg.attempts) - 1} resume point(s) marked; grey: the run was not "
+        "running. Time is the journal's: each commit (a few per second) records when it "
+        "was made and what it added, so a step reads as decided when it was committed."
+    )
+    return Plot("progress", "Progress and throughput", caption, _png(fig))
+
+
+def attempts_progress(agg: RunAggregate) -> Plot:
+    """A batch's or a graph's progress when its journal has no commit times (written
+    before schema 8, or nothing committed yet): its attempts on the wall clock, and its
+    items by status."""
+    items = agg.items
     fig, (left, right) = _figure()
     if not agg.attempts:
         _none(left, "not started yet")
@@ -193,18 +248,20 @@ def batch_progress(agg: RunAggregate, items: Items) -> Plot:
         left.invert_yaxis()
         left.set_xlabel(f"wall time ({unit} from the start)")
         left.set_title("Attempts (colour: how each ended)")
-    names = list(items.by_status)
-    counts = [items.by_status[n] for n in names]
-    right.bar(names, counts, color=[STATUS_COLORS.get(n, COLORS[0]) for n in names])
-    right.set_ylabel("items")
-    right.set_title(f"Items by status ({items.count:,} in all)")
-    done = items.by_status.get("completed", 0)
+    if items is not None:
+        names = list(items.by_status)
+        counts = [items.by_status[n] for n in names]
+        right.bar(names, counts, color=[STATUS_COLORS.get(n, COLORS[0]) for n in names])
+        right.set_ylabel("items")
+        right.set_title(f"Items by status ({items.count:,} in all)")
+    else:
+        _none(right, "no commit times in this journal")
     wall = float(agg.run.stats.get("wall_s", 0.0))
     rate = f"; {agg.decided / wall:,.0f} steps per second of running" if wall > 0 else ""
     caption = (
-        f"{agg.decided:,} steps decided over {items.count:,} items ({done:,} completed) in "
-        f"{len(agg.attempts)} attempt(s){rate}. Items decide side by side, so the journal "
-        "times the attempts, not each decision: no progress line over time for a batch."
+        f"{agg.decided:,} steps decided in {len(agg.attempts)} attempt(s){rate}. This "
+        "journal holds no commit times (it was written before they were kept, or nothing "
+        "is committed yet), so its attempts are drawn instead of a progress line."
     )
     return Plot("progress", "Progress: attempts and items", caption, _png(fig))
 
@@ -392,25 +449,34 @@ def usage(agg: RunAggregate) -> Plot:
     left.legend(loc="upper left", fontsize=7)
     priced = agg.cost > 0
     spent = np.cumsum(b.cost if priced else b.prompt_tokens + b.completion_tokens)[has]
+    line = agg.timeline
+    on_time = True
+    planned_steps = steps_done
     if b.t_end is not None:
         scale, unit = _time_unit(float(b.t_end[has].max()))
         x = b.t_end[has] / scale
-        right.set_xlabel(f"wall time ({unit} from the start)")
-        over = "over time"
-    else:  # a batch: no clock per decision, so against the steps decided
-        scale, unit = 1.0, ""
+    elif line is not None and line.steps.any():  # a batch or a graph: its commits' clock
+        scale, unit = _time_unit(float(line.t.max()))
+        x = line.t / scale
+        spent = np.cumsum(line.cost if priced else line.tokens)
+        planned_steps = np.cumsum(line.steps)
+    else:  # no clock at all (a journal older than commit times): against the steps decided
+        on_time, scale, unit = False, 1.0, ""
         x = steps_done.astype(np.float64)
+    if on_time:
+        right.set_xlabel(f"wall time ({unit} from the start)")
+    else:
         right.set_xlabel("steps decided (all items, by step within the item)")
-        over = "over the steps"
     right.plot(x, spent, color=COLORS[0], label="spent")
     if agg.plan is not None:
         rate = per_sample_cost if priced else per_sample_tokens
-        planned = steps_done * agg.plan.samples_per_step * rate
+        planned = planned_steps * agg.plan.samples_per_step * rate
         right.plot(x, planned, ls=":", c=COLORS[2], label="plan")
     right.set_ylabel("cost ($, cumulative)" if priced else "tokens (cumulative)")
+    over = "over time" if on_time else "over the steps"
     right.set_title(("Cost" if priced else "Tokens") + f" {over} against the plan")
     right.legend(loc="upper left", fontsize=7)
-    if b.t_end is not None:
+    if on_time:
         _resumes(right, agg, on_time=True, scale=scale)
     caption = (
         f"{agg.prompt_tokens:,} prompt and {agg.completion_tokens:,} completion tokens"

@@ -21,7 +21,7 @@ def export_rows(
             raise UsageError(f"run {run.run_id!r} is a {run.kind}; --what nodes needs a graph")
         yield from node_rows(store, run)
         return
-    if run.kind in ("batch", "graph") and item is None:
+    if run.many_items and item is None:
         ids = {it.item: it.item_id for it in store.items(run)}
         if what == "decisions":
             for index, item_id in ids.items():

@@ -89,7 +89,8 @@ class RunTracer:
         self.tracer: Tracer = telemetry.tracer
         self.content = telemetry.content
         self.k = k
-        self.batch = run.kind == "batch"
+        self.batch = run.many_items  # a batch or a graph: spans name their item (node)
+        self.graph = run.kind == "graph"
         cfg = run.config
         self.operation = "text_completion" if cfg.get("api") == "completions" else "chat"
         model = str(cfg.get("model", ""))
@@ -122,10 +123,15 @@ class RunTracer:
         self._cost = 0.0
 
     def item_attributes(self, item: int) -> dict[str, Any]:
-        """A batch's spans name their item: its id, and its index in the run."""
+        """A batch's spans name their item: its id, and its index in the run; a graph's,
+        their node (its id, which is the item's)."""
         if not self.batch:
             return {}
-        return {"unerring.item": self._ids.get(item, str(item + 1)), "unerring.item_index": item}
+        name = self._ids.get(item, str(item + 1))
+        out: dict[str, Any] = {"unerring.item": name, "unerring.item_index": item}
+        if self.graph:
+            out["unerring.node"] = name
+        return out
 
     # -- the runner and the backend side ------------------------------------------------
     def item_started(self, item: int, item_id: str) -> None:
@@ -185,7 +191,6 @@ class RunTracer:
             attributes[f"unerring.red_flags.{flag.value}"] = count
         if d.correct is not None:
             attributes["unerring.correct"] = d.correct
-        # graphs will say which node a step is of (unerring.node)
         if self.content and d.winner_text is not None:
             attributes["unerring.winner"] = _bounded(d.winner_text)
         span.set_attributes(attributes)
