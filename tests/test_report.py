@@ -23,7 +23,7 @@ from unerring.cli.main import main
 from unerring.journal.store import RunRecord, Store
 from unerring.models import Transport
 from unerring.reporting import aggregate as aggregate_module
-from unerring.reporting import html_report
+from unerring.reporting import html_report, plots
 from unerring.reporting.aggregate import aggregate
 from unerring.runner import BatchItem, RunOptions, Session, execute
 from unerring.settings import Budget
@@ -419,6 +419,36 @@ def test_a_batch_clock_is_its_commits_in_bounded_bins(batch_journal: Path) -> No
         assert np.all(np.diff(line.t) >= 0)
         assert line.t[-1] == pytest.approx(commits[-1][0] - agg.start)
         assert agg.end_s >= float(line.t[-1])
+
+
+def test_a_batch_progress_line_counts_every_step_once(batch_journal: Path, tmp_path: Path) -> None:
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    agg = aggregate(store, run)
+    assert agg.timeline is not None
+    x, y = plots.commit_line(agg, agg.timeline)
+    assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) >= 0)
+    assert y[0] == 0 and y[-1] == agg.decided
+    # the second attempt starts where the first one's commits left off
+    second = agg.attempts[1].start_s
+    before = int(agg.timeline.steps[agg.timeline.t < second].sum())
+    assert 0 < before < agg.decided and (second, before) in zip(x.tolist(), y.tolist(), strict=True)
+    # a store that kept commit times only from its second attempt on (migrated mid-run):
+    # the first attempt's steps count from the start, none is lost or counted twice
+    db = tmp_path / "mid.db"
+    con = sqlite3.connect(batch_journal)
+    con.execute("VACUUM INTO ?", (str(db),))
+    con.close()
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM commits WHERE time < ?", (agg.start + second,))
+    con.commit()
+    con.close()
+    mid = Store(str(db), read_only=True)
+    agg2 = aggregate(mid, run)
+    assert agg2.timeline is not None and int(agg2.timeline.steps.sum()) == agg.decided - before
+    _, y2 = plots.commit_line(agg2, agg2.timeline)
+    assert y2[0] == before and y2[-1] == agg.decided and np.all(np.diff(y2) >= 0)
 
 
 def test_a_batch_page_has_its_items_and_no_clock_it_does_not_have(

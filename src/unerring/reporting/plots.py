@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from unerring.reporting.aggregate import Floats, Items, RunAggregate
+from unerring.reporting.aggregate import Floats, Items, RunAggregate, Timeline
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 3.4, 90
 STYLE: dict[Any, Any] = {
@@ -188,6 +188,21 @@ def _seconds_per_bin(agg: RunAggregate, t: Floats) -> Floats:
     return np.asarray(t - before, np.float64)
 
 
+def commit_line(agg: RunAggregate, line: Timeline) -> tuple[Floats, Floats]:
+    """Steps decided (all items) against seconds from the run's start, from the commits:
+    each attempt's line starts at its start, with the steps committed before it."""
+    has = line.steps > 0
+    # steps committed before the journal kept commit times (a store migrated mid-run) count
+    # from the start
+    done = np.cumsum(line.steps) + max(agg.decided - int(line.steps.sum()), 0)
+    base = int(done[0] - line.steps[0]) if len(done) else 0
+    starts = [(a.start_s, int(done[line.t < a.start_s][-1:].sum() or base)) for a in agg.attempts]
+    x = np.concatenate([[s for s, _ in starts], line.t[has]])
+    y = np.concatenate([[n for _, n in starts], done[has]]).astype(np.float64)
+    order = np.argsort(x, kind="stable")
+    return np.asarray(x[order], np.float64), np.asarray(y[order], np.float64)
+
+
 def items_progress(agg: RunAggregate) -> Plot:
     """A batch's or a graph's progress over time, from the journal's commits (its items
     decide side by side, so a step's own elapsed time is no clock for the run)."""
@@ -196,19 +211,14 @@ def items_progress(agg: RunAggregate) -> Plot:
         return attempts_progress(agg)
     fig, (left, right) = _figure()
     scale, unit = _time_unit(max(float(line.t.max()), agg.end_s))
-    has = line.steps > 0
-    done = np.cumsum(line.steps)
-    # each attempt's line starts at its start, with the steps committed before it
-    starts = [(a.start_s, int(done[line.t < a.start_s][-1:].sum())) for a in agg.attempts]
-    x = np.concatenate([[s for s, _ in starts], line.t[has]]) / scale
-    y = np.concatenate([[n for _, n in starts], done[has]])
-    order = np.argsort(x, kind="stable")
-    left.plot(x[order], y[order], color=COLORS[0], linewidth=1.2)
+    x, y = commit_line(agg, line)
+    left.plot(x / scale, y, color=COLORS[0], linewidth=1.2)
     left.set_xlabel(f"wall time ({unit} from the start)")
     left.set_ylabel("steps decided (all items)")
     left.set_title("Decided steps over time")
     _idle(left, agg, scale)
     _resumes(left, agg, on_time=True, scale=scale)
+    has = line.steps > 0
     rate = _per_step(line.steps.astype(np.float64), _seconds_per_bin(agg, line.t))[has]
     _throughput(right, line.t[has] / scale, rate, unit)
     _resumes(right, agg, on_time=True, scale=scale)
