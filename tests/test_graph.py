@@ -88,6 +88,10 @@ def test_multiply_decides_every_node_and_the_product_is_right(tmp_path: Path) ->
     for r in rows:
         assert all(order.index(d) < order.index(r["id"]) for d in r["dependencies"])
     assert sum(r["steps"] for r in rows) == s["steps_decided"]
+    # a graph's total is the planner's estimate (wrong answers can change the work): `runs`
+    # says so
+    listed = cli("runs", "--store", str(db)).stdout
+    assert f"{s['steps_decided']:,}/~{s['steps_total']:,}" in listed
 
 
 def test_sort_expands_at_run_time_and_sorts(tmp_path: Path) -> None:

@@ -504,7 +504,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     print(f"{'RUN':<36} {'TASK':<10} {'STATUS':<10} {'PROGRESS':>20}  {'STARTED':<19}  LAST")
     for r in runs:
-        total = f"/{r['steps_total']:,}" if r["steps_total"] else ""
+        # a graph's total is the planner's count for a run without errors (a wrong answer
+        # can change what later nodes must do): an estimate
+        about = "~" if r["kind"] == "graph" else ""
+        total = f"/{about}{r['steps_total']:,}" if r["steps_total"] else ""
         prog = f"{r['steps_decided']:,}{total}"
         task = r["task"]
         if "items" in r:  # a batch: one line, its items' progress with its steps'
