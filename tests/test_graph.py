@@ -329,11 +329,3 @@ def test_failures_of_a_graph_carry_node_kind_and_depth_and_name_the_first_wrong_
     assert first_wrong_node(chain, {"b", "c"}) == "b"
     assert first_wrong_node(chain, {"c"}) == "c"
     assert first_wrong_node(chain, {"a", "c"}) == "a"
-
-
-def test_a_graph_on_ray_is_refused_in_one_line(tmp_path: Path) -> None:
-    db = tmp_path / "never.db"
-    res = cli("run", "sort", "--executor", "ray", "--store", str(db))
-    assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "a graph runs on the local executor" in res.stderr.strip().splitlines()[-1]
-    assert not db.exists()

@@ -151,6 +151,74 @@ def test_resume_moves_between_executors_and_worker_counts(cluster: str, tmp_path
     assert _record(db, "m") == _record(tmp_path / "ref.db", "m")
 
 
+def _nodes(db: Path, run_id: str) -> list[tuple[Any, ...]]:
+    """A graph's task tree as journaled: each node in the order it was made."""
+    store = Store(str(db), read_only=True)
+    try:
+        run = store.get_run(run_id)
+        assert run is not None and run.kind == "graph"
+        return [
+            (it.item_id, it.parent, it.kind, it.input, it.deps, it.depth, it.output, it.status)
+            for it in store.items(run)
+        ]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("task", "options"), [("multiply", {"digits": 5}), ("sort", {"numbers": 14, "seed": 3})]
+)
+def test_a_graph_on_ray_records_what_local_records(
+    cluster: str, tmp_path: Path, task: str, options: dict[str, Any]
+) -> None:
+    """The task tree stays in the driver; its ready nodes go to the actors, and what they
+    decide comes back to make the next nodes ready (sort: children made at run time)."""
+    runs = {}
+    for name, executor in (("l", LOCAL), ("r", ExecutorSpec("ray", workers=3))):
+        res = execute(
+            RunOptions(task=task, task_options=options, model=MODEL, k=2),
+            Session(store=str(tmp_path / f"{name}.db"), handle_signals=False, executor=executor),
+            "g",
+        )
+        res.store.close()
+        assert res.outcome.status == "completed", res.outcome.reason
+        runs[name] = res
+    local, far = runs["l"].summary, runs["r"].summary
+    assert far["executor"] == "ray" and far["workers"] == 3
+    assert far["result_correct"] is local["result_correct"] is True
+    for key in ("nodes", "steps_decided", "samples", "red_flags", "errors"):
+        assert far[key] == local[key], key
+    assert _nodes(tmp_path / "r.db", "g") == _nodes(tmp_path / "l.db", "g")
+    assert _record(tmp_path / "r.db", "g") == _record(tmp_path / "l.db", "g")
+    assert len(_nodes(tmp_path / "l.db", "g")) == local["nodes"] >= 9
+
+
+def test_a_graph_resumes_between_executors(cluster: str, tmp_path: Path) -> None:
+    """A sort stopped by its budget on the local executor, resumed on Ray (stopped again),
+    then finished locally: the tree and every decision are those of one local run."""
+    db = tmp_path / "g.db"
+    model = f"{MODEL},latency=fixed:2"  # a budget stops within a few samples
+    common = ["--store", str(db), "--json", "--quiet"]
+    task = ["sort", "--numbers", "20", "--seed", "4", "--model", model, "--k", "2"]
+    first = cli("run", *task, "--run-id", "g", "--max-samples", "60", *common)
+    assert first.returncode == 1 and "sample budget" in json.loads(first.stdout)["reason"]
+    ray_args = ["--executor", "ray", "--workers", "2", "--ray-address", cluster]
+    mid = cli("resume", "g", *common, *ray_args, "--max-samples", "140")
+    s = json.loads(mid.stdout)
+    assert mid.returncode == 1 and "sample budget" in s["reason"], mid.stderr
+    before = json.loads(first.stdout)["steps_decided"]
+    assert s["executor"] == "ray" and 0 < before < s["steps_decided"]
+    last = cli("resume", "g", *common)
+    s = json.loads(last.stdout)
+    assert last.returncode == 0 and s["status"] == "completed", last.stderr
+    assert s["attempts"] == 3 and s["result_correct"] is True
+    ref = tmp_path / "ref.db"
+    done = cli("run", *task, "--run-id", "g", "--store", str(ref), "--json", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert _nodes(db, "g") == _nodes(ref, "g")
+    assert _record(db, "g") == _record(ref, "g")
+
+
 @contextmanager
 def _kill_one_worker(execution: Any, when: int, killed: list[int]) -> Iterator[None]:
     """Once `when` steps are decided, SIGKILL the process of one Ray worker."""

@@ -471,12 +471,6 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
     return steps
 
 
-_GRAPHS_LOCAL = (
-    "a graph runs on the local executor (its ready nodes come from its task tree in this "
-    "process); leave out --executor ray"
-)
-
-
 def check_batch(batch: Sequence[BatchItem]) -> None:
     if not batch:
         raise UsageError("a batch needs at least one item")
@@ -551,8 +545,6 @@ def execute(
             check_reachable(spec, session.transport, os.environ)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if isinstance(process, Graph) and session.executor.kind != "local":
-        raise UsageError(_GRAPHS_LOCAL)
     if options.stopping == "adaptive" and session.executor.kind != "local":
         # items learn from earlier items' steps, in one rule: it lives in one process
         raise UsageError(
@@ -597,8 +589,6 @@ def _execute(
                 f"(`unerring resume {run.run_id}`)"
             )
         steps = run.steps_total  # planned when the run started: the same k again
-        if run.kind == "graph" and session.executor.kind != "local":
-            raise UsageError(_GRAPHS_LOCAL)
     voting = voting_config(options, steps)
     notes = None
     if options.notes is not None:

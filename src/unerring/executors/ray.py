@@ -1,4 +1,5 @@
-"""The Ray executor: a batch's items spread over Ray actors, one journal in the driver.
+"""The Ray executor: a batch's items (a graph's ready nodes) spread over Ray actors, one
+journal in the driver.
 
 Each actor runs a `Worker` (executors/worker.py): a scheduler with its own backend and its
 share of the limits (`base.shares`), over the items the driver hands it. The driver talks
@@ -20,6 +21,11 @@ journal, group commit as with the local executor) and adds its totals to the run
   reports the restart and the samples drawn again (at least those in flight at the dead
   actor's last report).
 - A driver that dies takes its actors with it (Ray ends an owner's actors): resume.
+- Graphs: the task tree stays in the driver. Its ready nodes are handed out as items (each
+  with the process the tree built for it); a node's end, reported by its actor, goes to the
+  tree, which turns it into the node's output and makes its dependents and children ready,
+  to be handed out in turn. The items run out only when no node is ready and none is held
+  by any actor.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from unerring.backends.base import Backend
@@ -222,7 +228,7 @@ class RayExecution:
         self._remote = ray.remote(Worker).options(
             num_cpus=1 if workers <= cpus else 0, scheduling_strategy="SPREAD"
         )
-        self._source: Iterator[Item] = iter(())
+        self._items: Source | None = None
         self._exhausted = False
 
     # -- the view ---------------------------------------------------------------------------
@@ -256,7 +262,7 @@ class RayExecution:
     # -- the run ----------------------------------------------------------------------------
     def run(self, items: Source) -> RunEnd:
         ray = self.ray
-        self._source = iter(items.take, None)  # a batch's items, in order
+        self._items = items  # a batch's items in order, or a graph's ready nodes
         slots = self._slots
         try:
             for s in slots:
@@ -324,12 +330,16 @@ class RayExecution:
         s.pending = s.actor.exchange.remote(items, stop, close, POLL_S)
 
     def _next(self, s: _Slot) -> Item | None:
-        """The next item for slot `s` (now its owner), or None when there is none."""
+        """The next item for slot `s` (now its owner), or None when there is none now."""
         if self._exhausted:
             return None
-        it = next(self._source, None)
+        assert self._items is not None
+        it = self._items.take()
         if it is None:
-            self._exhausted = True
+            # a graph's next nodes come from the ends of those held by the actors: the
+            # items have run out only when no actor holds one
+            if not any(x.owned for x in self._slots):
+                self._exhausted = True
             return None
         s.owned[it.index] = it
         return it
@@ -359,9 +369,14 @@ class RayExecution:
                 it = owned[item]
                 it.step = b.last_step + 1
                 it.state = b.last_state
-        for x in group.items:
+        source = self._items
+        for i, x in enumerate(group.items):
             if isinstance(x, ItemEnd):
-                owned.pop(x.item, None)
+                held = owned.pop(x.item, None)
+                if held is not None and source is not None:
+                    # the source's word on it (a graph's tree: the node's output, its
+                    # dependents and children made ready; a bad expansion fails it)
+                    x = group.items[i] = source.ended(held, x)
                 self._end(x)
         self.totals.merge(rep.totals)
         if group:
