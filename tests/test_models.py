@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Mapping
 
 import pytest
 
+from tests.helpers import child_env
 from unerring.backends.base import SampleRequest
 from unerring.backends.faults import FaultInjecting
 from unerring.backends.openai import OpenAICompatible
@@ -99,3 +102,25 @@ def test_a_fault_free_simulated_model_has_no_retry_layer() -> None:
     )
     timed = Transport(retry=RetryPolicy(timeout_s=5.0))
     assert isinstance(make_backend(parse_model("sim:error=0"), timed), Retrying)
+
+
+def test_a_simulated_run_never_loads_the_http_client() -> None:
+    # the HTTP client (httpx, with ssl and email) is a quarter of the CLI's start, and of
+    # every Ray actor's: a run on the simulated model does without it; a model served over
+    # HTTP loads it when its backend is made
+    code = (
+        "import sys, unerring\n"
+        "from unerring.tasks.hanoi import Hanoi\n"
+        "from unerring.models import Transport, make_backend, parse_model\n"
+        "r = unerring.run(Hanoi(disks=3), model='sim:error=0.1', k=2)\n"
+        "assert r.summary['steps_decided'] == 7\n"
+        "print('httpx' in sys.modules)\n"
+        "make_backend(parse_model('openai:m'), Transport(base_url='http://127.0.0.1:9/v1'),\n"
+        "             env={'OPENAI_API_KEY': 'sk-test-fake'})\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

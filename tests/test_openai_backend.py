@@ -12,7 +12,8 @@ import pytest
 
 from tests.fake_openai import Reply, completion_reply, fake_openai
 from unerring.backends.base import FatalBackendError, SampleRequest, TransportError
-from unerring.backends.openai import OpenAICompatible, OpenAIConfig
+from unerring.backends.openai import OpenAICompatible
+from unerring.backends.openai_config import OpenAIConfig
 
 KEY = "sk-test-PLANTED-0000"
 

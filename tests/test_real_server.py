@@ -18,7 +18,8 @@ from tests.fake_openai import Reply, fake_openai
 from tests.fault_proxy import fault_proxy
 from tests.llama_server import ALIAS, ServerUnavailable, llama_server
 from unerring.backends.base import SampleRequest
-from unerring.backends.openai import OpenAICompatible, OpenAIConfig
+from unerring.backends.openai import OpenAICompatible
+from unerring.backends.openai_config import OpenAIConfig
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
 from unerring.models import Transport

@@ -8,12 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import httpx
-
 from unerring.backends.base import Backend
 from unerring.backends.ensemble import Ensemble
 from unerring.backends.faults import FaultInjecting, FaultSpec
-from unerring.backends.openai import Api, NMode, OpenAICompatible, OpenAIConfig
+from unerring.backends.openai_config import Api, NMode, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
 from unerring.backends.secrets import key_problem
 from unerring.backends.sim import SimBackend, SimConfig
@@ -208,6 +206,8 @@ def make_backend(
             stop=t.stop,
             max_response_bytes=t.max_response_bytes,
         )
+        from unerring.backends.openai import OpenAICompatible  # the HTTP client, when needed
+
         inner = OpenAICompatible(config, api_key=key)
     else:
         raise ValueError(f"no backend for provider {spec.provider!r}")
@@ -295,6 +295,8 @@ def check_reachable(spec: ModelSpec, transport: Transport, env: Mapping[str, str
     for _, m in spec.members:
         if m.provider != "openai":
             continue
+        import httpx  # the HTTP client, only for a model served over HTTP
+
         url = base_url(transport, env).rstrip("/") + "/models"
         try:
             httpx.get(url, timeout=min(transport.timeout_s, 10.0))

@@ -10,54 +10,14 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 
 from unerring.backends.base import FatalBackendError, Sample, SampleRequest, TransportError
+from unerring.backends.openai_config import Api, OpenAIConfig
 from unerring.backends.secrets import key_problem, scrub, secret_forms
 from unerring.redflags import estimate_tokens
-
-Api = Literal["chat", "completions"]
-NMode = Literal["auto", "n", "separate"]
-
-
-@dataclass(frozen=True, slots=True)
-class OpenAIConfig:
-    """Where and how to ask. `n_mode`: one request with `n` (auto falls back to separate
-    requests if the server returns fewer choices), or always one request per sample."""
-
-    model: str
-    base_url: str = "https://api.openai.com/v1"
-    api: Api = "chat"
-    timeout_s: float = 60.0
-    n_mode: NMode = "auto"
-    require_usage: bool = True
-    stop: tuple[str, ...] = ()
-    max_response_bytes: int = 4 << 20  # a generous cap: an answer is a few kilobytes
-
-    def __post_init__(self) -> None:
-        if self.api not in ("chat", "completions"):
-            raise ValueError(f"--api must be chat or completions, got {self.api!r}")
-        if self.n_mode not in ("auto", "n", "separate"):
-            raise ValueError(f"n mode must be auto, n or separate, got {self.n_mode!r}")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base URL {self.base_url!r} must start with http:// or https://")
-        parts = urlsplit(self.base_url)
-        if "@" in parts.netloc or parts.query:
-            # the URL is journaled with the run: a credential in it would be journaled too
-            raise ValueError(
-                "the base URL must not carry credentials or a query; pass the key through "
-                "--api-key-env"
-            )
-        if self.timeout_s <= 0:
-            raise ValueError(f"timeout must be positive, got {self.timeout_s}")
-        if self.max_response_bytes < 1:
-            raise ValueError(
-                f"--max-response-bytes must be at least 1, got {self.max_response_bytes}"
-            )
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
