@@ -675,8 +675,9 @@ def _add_run_session(p: argparse.ArgumentParser) -> None:
         "--executor",
         choices=EXECUTORS,
         default="local",
-        help="local: one scheduler in this process (default); ray: a batch's items spread "
-        "over Ray actors, journaled here (needs the extra: pip install 'unerring[ray]')",
+        help="local: one scheduler in this process (default); ray: a batch's items (a "
+        "graph's ready nodes) spread over Ray actors, journaled here (needs the extra: "
+        "pip install 'unerring[ray]')",
     )
     g.add_argument(
         "--workers",
