@@ -15,8 +15,10 @@ from tests.helpers import cli, item_decisions, kill_and_resume
 from unerring.backends.base import SampleRequest
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.errors import UsageError
-from unerring.graph import Graph, GraphError, Memory, Node, check_nodes
+from unerring.events import ItemEnd
+from unerring.graph import MAX_DEPTH, Graph, GraphError, Memory, Node, check_nodes
 from unerring.journal.store import Store
+from unerring.memory import TaskTree
 from unerring.process import Process
 from unerring.runner import RunOptions, Session, execute
 from unerring.settings import Budget
@@ -212,6 +214,36 @@ def test_an_unsound_expansion_fails_its_node_only() -> None:
     assert res.outcome.status == "failed"
     assert "node 'root'" in res.outcome.reason and "used twice" in res.outcome.reason
     assert res.outcome.ended == {"completed": 1, "stopped": 0, "failed": 1}
+
+
+def _decide_by_hand(tree: TaskTree) -> tuple[int, int]:
+    """Drive a task tree as the scheduler does, one node at a time, every step answered
+    right: (the most nodes it held at once, the nodes decided)."""
+    most = decided = 0
+    while (it := tree.take()) is not None:
+        most = max(most, len(tree.nodes))
+        process, state, step = it.process, it.state, it.step
+        while not process.done(state, step):
+            state = process.advance(state, process.solve(state, step))
+            step += 1
+        tree.ended(it, ItemEnd(it.index, "completed", step, state, "", it.item_id))
+        decided += 1
+    return most, decided
+
+
+@pytest.mark.parametrize("numbers", [9, 200, 800])
+def test_a_decomposing_graph_holds_its_frontier_not_its_history(numbers: int) -> None:
+    # a node nothing will read again is dropped (complete, its result handed to its
+    # dependents and its parent); ready nodes are taken newest first, so a merge sort goes
+    # depth first: what is held stays near its depth, however many nodes it makes
+    graph = Sort(numbers=numbers, seed=1)
+    tree = TaskTree(graph, max_depth=MAX_DEPTH)
+    tree.start()
+    most, decided = _decide_by_hand(tree)
+    assert decided == len(tree.seen) == 1 + 3 * (numbers - 1)
+    assert list(tree.nodes) == ["s"]  # the root alone: its result is the graph's
+    assert graph.check(tree.outputs()) is True
+    assert most <= 8 * (numbers - 1).bit_length()
 
 
 # -- resume -----------------------------------------------------------------------------------

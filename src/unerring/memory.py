@@ -201,8 +201,13 @@ class TaskTree:
         return Memory(t.node, tuple(path), deps)
 
     def take(self) -> Item | None:
+        # newest ready node first: a decomposition goes depth first, so a subtree completes
+        # (and is dropped) before its siblings open theirs, and what is held stays near the
+        # graph's depth (breadth first, a merge sort would hold every split before any
+        # merge). Decisions do not depend on the order: a node's samples are drawn by its
+        # index.
         while self.ready:
-            t = self.nodes[self.ready.popleft()]
+            t = self.nodes[self.ready.pop()]
             if t.status != READY:
                 continue
             t.status = RUNNING
@@ -259,7 +264,8 @@ class TaskTree:
                 if dep.waiting == 0 and dep.status == PENDING:
                     dep.status = READY
                     self.ready.append(d)
-            for c in self.children.get(t.node.id, ()):  # their results are in t's now
+            # (a copy: forgetting a child takes it out of this list)
+            for c in list(self.children.get(t.node.id, ())):  # their results are in t's now
                 self._forget(self.nodes[c])
             self._forget(t)
             p = t.parent
