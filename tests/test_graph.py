@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 import unerring
-from tests.helpers import cli, item_decisions, kill_and_resume
+from tests.helpers import child_env, cli, item_decisions, kill_and_resume
 from unerring.backends.base import SampleRequest
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.errors import UsageError
@@ -267,6 +269,57 @@ def test_a_graph_stopped_by_its_budget_resumes_to_the_same_decisions(tmp_path: P
     assert again.summary["errors"] == ref.summary["errors"]
     assert item_decisions(tmp_path / "g.db", "g") == item_decisions(tmp_path / "r.db", "g")
     assert again.summary["samples"] == ref.summary["samples"]  # nothing drawn twice
+
+
+CRASH_AFTER_EXPANSION = """
+import os, sys
+from unerring.journal import writer
+from unerring.tasks.sort import Sort
+import unerring
+
+calls = []
+original = writer.JournalWriter.on_nodes_added
+
+
+def on_nodes_added(self, x):
+    original(self, x)
+    calls.append(x)
+    if len(calls) == 2:  # the first expansion (the first call is the graph's first node)
+        self._drain()  # the writer takes the group now, the node's end not in it yet
+        os._exit(9)  # and the process dies
+
+
+writer.JournalWriter.on_nodes_added = on_nodes_added
+unerring.run(Sort(numbers=12, seed=3), model="sim:error=0.05,seed=2", k=2,
+             store=sys.argv[1], run_id="g")
+"""
+
+
+def test_a_crash_between_an_expansion_and_its_node_end_resumes(tmp_path: Path) -> None:
+    # the journal holds a node's children but not its own end: on resume the node's
+    # committed steps end it again, and the expansion the journal kept stands (it used to
+    # be made a second time and fail the node: "node id ... is used twice")
+    db = tmp_path / "c.db"
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH_AFTER_EXPANSION, str(db)],
+        env=child_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert crashed.returncode == 9, crashed.stderr
+    store = Store(str(db), read_only=True)
+    run = store.get_run("g")
+    assert run is not None
+    items = {it.item_id: it for it in store.items(run)}
+    store.close()
+    assert items["s"].status != "completed" and {"s.L", "s.R", "s.M"} <= set(items)
+    model = "sim:error=0.05,seed=2"
+    again = unerring.run(Sort(numbers=12, seed=3), model=model, k=2, store=str(db), run_id="g")
+    again.store.close()
+    assert again.outcome.status == "completed", again.outcome.reason
+    ref_db = tmp_path / "r.db"
+    ref = unerring.run(Sort(numbers=12, seed=3), model=model, k=2, store=str(ref_db), run_id="g")
+    ref.store.close()
+    assert again.summary["result_correct"] == ref.summary["result_correct"] is True
+    assert item_decisions(db, "g") == item_decisions(ref_db, "g")
 
 
 @pytest.mark.slow

@@ -174,9 +174,15 @@ class TaskTree:
         for t in list(self.nodes.values()):
             if t.status != DECIDED:
                 self._wait(t, needs=False)
-            if t.status == PENDING and t.waiting == 0:
+            # a child whose parent's end the journal lost waits for the parent to end again
+            # (its prompt shows the parent's output)
+            if t.status == PENDING and t.waiting == 0 and self._parent_decided(t):
                 t.status = READY
                 self.ready.append(t.node.id)
+
+    @staticmethod
+    def _parent_decided(t: TreeNode) -> bool:
+        return t.parent is None or t.parent.status == DECIDED
 
     def _row(self, t: TreeNode) -> tuple[int, str, int | None, str, str, str, int]:
         """A node as the journal's items row holds it."""
@@ -238,7 +244,17 @@ class TaskTree:
             children = self.graph.expand(memory, output)
             t.output = output
             t.status = DECIDED
-            if children:
+            held = self.children.get(t.node.id)
+            if held:
+                # a resume whose journal kept this expansion but lost the node's own end (a
+                # crash between the two commits): the expansion stands as it was, and its
+                # nodes, held back until now, may start
+                for c in held:
+                    n = self.nodes[c]
+                    if n.status == PENDING and n.waiting == 0:
+                        n.status = READY
+                        self.ready.append(c)
+            elif children:
                 self.add(children, t)
         except Exception as e:  # a bad expansion fails this node, not the run
             t.status = FAILED
