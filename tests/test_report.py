@@ -20,7 +20,9 @@ from tests.helpers import child_env, cli, one_line_error
 from tests.report_helpers import hostile_journal
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
+from unerring.journal import writer as writer_module
 from unerring.journal.store import RunRecord, Store
+from unerring.journal.writer import Durability
 from unerring.models import Transport
 from unerring.reporting import aggregate as aggregate_module
 from unerring.reporting import html_report, plots
@@ -419,6 +421,29 @@ def test_a_batch_clock_is_its_commits_in_bounded_bins(batch_journal: Path) -> No
         assert np.all(np.diff(line.t) >= 0)
         assert line.t[-1] == pytest.approx(commits[-1][0] - agg.start)
         assert agg.end_s >= float(line.t[-1])
+
+
+@pytest.mark.parametrize("durability", ["group", "sync"])
+def test_commit_times_are_kept_for_many_items_and_a_few_per_second(
+    tmp_path: Path, durability: Durability
+) -> None:
+    # a chain's clock is its steps' own times: no rows; a batch's rows add up to its
+    # totals, and with every decision its own commit (sync) they come a few per second
+    db = tmp_path / "c.db"
+    options = RunOptions(task="hanoi", task_options={"disks": 6}, model="sim:error=0.05", k=2)
+    session = Session(store=str(db), durability=durability, handle_signals=False)
+    execute(options, session, "chain").store.close()
+    batch = [BatchItem(str(i), {"disks": 6}) for i in range(8)]
+    execute(options, session, "batch", batch=batch).store.close()
+    store = Store(str(db), read_only=True)
+    chain, many = store.get_run("chain"), store.get_run("batch")
+    assert chain is not None and many is not None
+    assert list(store.commits(chain)) == []
+    rows = list(store.commits(many))
+    assert sum(r[1] for r in rows) == many.stats["steps_decided"] == 8 * 63
+    assert sum(r[2] for r in rows) == many.stats["samples"]
+    wall = rows[-1][0] - rows[0][0]
+    assert 1 <= len(rows) <= wall / writer_module.PROGRESS_EVERY_S + 2
 
 
 def test_a_batch_progress_line_counts_every_step_once(batch_journal: Path, tmp_path: Path) -> None:

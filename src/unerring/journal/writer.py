@@ -29,6 +29,9 @@ from unerring.process import Process
 
 Durability = Literal["group", "sync"]
 MAX_TEXT = 8192  # characters of a response kept in the journal
+# a batch's or a graph's `commits` rows (its clock for the report): at most one per this
+# many seconds when every decision is its own commit (--durability sync)
+PROGRESS_EVERY_S = 0.2
 
 
 def bounded(text: str, limit: int = MAX_TEXT) -> str:
@@ -84,6 +87,10 @@ class JournalWriter:
         self.max_group = max_group
         self.on_error = on_error
         self.chain = run.kind == "chain"
+        # what commits added and no `commits` row says yet (steps, samples, tokens, cost):
+        # a chain's clock is its steps' own times, so only runs of many items keep rows
+        self._unlogged: tuple[int, int, int, float] | None = None
+        self._log_due = 0.0
         self.totals = Totals(run.stats)  # the run's committed totals
         self.error: str | None = None
         self._items: dict[int, _ItemLog] = {}  # items with work not yet committed
@@ -197,7 +204,21 @@ class JournalWriter:
 
     def close(self) -> None:
         self.flush()
+        if self._unlogged is not None and self.error is None:
+            with contextlib.suppress(sqlite3.Error):  # only the report's clock is at stake
+                self._log_progress(self._conn, time.time(), self._unlogged)
+                self._unlogged = None
         self._conn.close()
+
+    def _log_progress(
+        self, conn: sqlite3.Connection, now: float, added: tuple[int, int, int, float]
+    ) -> None:
+        conn.execute(
+            "INSERT INTO commits (run, time, steps, samples, tokens, cost)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (self.run.id, now, *added),
+        )
+        self._log_due = now + PROGRESS_EVERY_S
 
     @staticmethod
     def _conn_seq(store: Store, run: RunRecord) -> int:
@@ -379,13 +400,14 @@ class JournalWriter:
                 " WHERE run = ? AND item = ?",
                 updates,
             )
-            added = _progress(t, saved)
+            unlogged = self._unlogged
+            added = None if self.chain else _progress(t, saved)
             if added is not None:
-                conn.execute(
-                    "INSERT INTO commits (run, time, steps, samples, tokens, cost)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, time.time(), *added),
-                )
+                unlogged = added if unlogged is None else _plus(unlogged, added)
+                now = time.time()
+                if self.durability == "group" or now >= self._log_due:
+                    self._log_progress(conn, now, unlogged)
+                    unlogged = None
             chain = touched.get(0) if self.chain else None
             conn.execute(
                 "UPDATE runs SET next_step = coalesce(?, next_step),"
@@ -401,6 +423,7 @@ class JournalWriter:
                 ),
             )
             conn.execute("COMMIT")
+            self._unlogged = unlogged
         except Exception as e:
             # a full disk, or a value SQLite cannot store (a state that is not text): the
             # totals go back to what the journal holds
@@ -495,6 +518,12 @@ def _progress(now: Totals, before: dict[str, Any]) -> tuple[int, int, int, float
     if not (steps or samples or tokens):
         return None
     return steps, samples, tokens, now.cost - float(before["cost"])
+
+
+def _plus(
+    a: tuple[int, int, int, float], b: tuple[int, int, int, float]
+) -> tuple[int, int, int, float]:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
 
 
 def _dump(process: Process[Any, Any], state: Any) -> str | None:
