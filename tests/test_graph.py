@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from unerring.graph import MAX_DEPTH, Graph, GraphError, Memory, Node, check_nod
 from unerring.journal.store import Store
 from unerring.memory import TaskTree
 from unerring.process import Process
-from unerring.runner import RunOptions, Session, execute
+from unerring.runner import RunOptions, RunResult, Session, execute
 from unerring.settings import Budget
 from unerring.tasks.multiply import Multiply
 from unerring.tasks.sort import Sort
@@ -271,55 +272,90 @@ def test_a_graph_stopped_by_its_budget_resumes_to_the_same_decisions(tmp_path: P
     assert again.summary["samples"] == ref.summary["samples"]  # nothing drawn twice
 
 
-CRASH_AFTER_EXPANSION = """
-import os, sys
+CRASH_AT_THE_FIRST_EXPANSION = """
+import os, sqlite3, sys
 from unerring.journal import writer
 from unerring.tasks.sort import Sort
 import unerring
 
-calls = []
-original = writer.JournalWriter.on_nodes_added
+original = writer.JournalWriter._commit
 
 
-def on_nodes_added(self, x):
-    original(self, x)
-    calls.append(x)
-    if len(calls) == 2:  # the first expansion (the first call is the graph's first node)
-        self._drain()  # the writer takes the group now, the node's end not in it yet
-        os._exit(9)  # and the process dies
+def commit(self, group):
+    original(self, group)
+    con = sqlite3.connect(sys.argv[1])
+    nodes = con.execute("SELECT count(*) FROM items").fetchone()[0]
+    con.close()
+    if nodes > 1:  # the first commit that holds an expansion: the process dies
+        os._exit(9)
 
 
-writer.JournalWriter.on_nodes_added = on_nodes_added
+writer.JournalWriter._commit = commit
 unerring.run(Sort(numbers=12, seed=3), model="sim:error=0.05,seed=2", k=2,
-             store=sys.argv[1], run_id="g")
+             store=sys.argv[1], run_id="g", durability="sync")
 """
+MODEL = "sim:error=0.05,seed=2"
 
 
-def test_a_crash_between_an_expansion_and_its_node_end_resumes(tmp_path: Path) -> None:
-    # the journal holds a node's children but not its own end: on resume the node's
-    # committed steps end it again, and the expansion the journal kept stands (it used to
-    # be made a second time and fail the node: "node id ... is used twice")
+def _sort(db: Path) -> RunResult:
+    res = unerring.run(Sort(numbers=12, seed=3), model=MODEL, k=2, store=str(db), run_id="g")
+    res.store.close()
+    return res
+
+
+def test_a_node_and_its_expansion_are_committed_together(tmp_path: Path) -> None:
+    # with every event its own commit (sync), a node's children used to be committed
+    # before the node's end: a crash between the two left children of an undecided node
     db = tmp_path / "c.db"
     crashed = subprocess.run(
-        [sys.executable, "-c", CRASH_AFTER_EXPANSION, str(db)],
+        [sys.executable, "-c", CRASH_AT_THE_FIRST_EXPANSION, str(db)],
         env=child_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert crashed.returncode == 9, crashed.stderr
     store = Store(str(db), read_only=True)
     run = store.get_run("g")
     assert run is not None
-    items = {it.item_id: it for it in store.items(run)}
+    items = {it.item: it for it in store.items(run)}
     store.close()
-    assert items["s"].status != "completed" and {"s.L", "s.R", "s.M"} <= set(items)
-    model = "sim:error=0.05,seed=2"
-    again = unerring.run(Sort(numbers=12, seed=3), model=model, k=2, store=str(db), run_id="g")
-    again.store.close()
+    assert len(items) == 4  # the root and its expansion: two halves and their merge
+    assert all(items[it.parent].status == "completed" for it in items.values() if it.parent)
+    again, ref = _sort(db), _sort(tmp_path / "r.db")
     assert again.outcome.status == "completed", again.outcome.reason
-    ref_db = tmp_path / "r.db"
-    ref = unerring.run(Sort(numbers=12, seed=3), model=model, k=2, store=str(ref_db), run_id="g")
-    ref.store.close()
     assert again.summary["result_correct"] == ref.summary["result_correct"] is True
-    assert item_decisions(db, "g") == item_decisions(ref_db, "g")
+    assert item_decisions(db, "g") == item_decisions(tmp_path / "r.db", "g")
+
+
+def test_a_journal_with_children_of_an_undecided_node_resumes(tmp_path: Path) -> None:
+    # a journal written before a node's end and its expansion were committed together may
+    # hold the children and not the end: the resume ends the node again from its committed
+    # steps, keeps the journal's expansion (it used to be made a second time and fail the
+    # node: "node id ... is used twice"), and its children wait for it
+    ref, db = tmp_path / "r.db", tmp_path / "c.db"
+    _sort(ref)
+    con = sqlite3.connect(ref)
+    con.execute("VACUUM INTO ?", (str(db),))
+    con.close()
+    con = sqlite3.connect(db)
+    (root,) = con.execute("SELECT item FROM items WHERE item_id = 's'").fetchone()
+    kids = [i for (i,) in con.execute("SELECT item FROM items WHERE parent = ?", (root,))]
+    later = [i for (i,) in con.execute("SELECT item FROM items") if i != root and i not in kids]
+    for item in kids + later:  # nothing decided below the root's expansion
+        for table in ("decisions", "decision_blocks", "samples"):
+            con.execute(f"DELETE FROM {table} WHERE item = ?", (item,))
+    con.executemany("DELETE FROM items WHERE item = ?", [(i,) for i in later])
+    con.executemany(
+        "UPDATE items SET status = 'pending', output = NULL, next_step = 0, state = NULL,"
+        " stats = '{}' WHERE item = ?",
+        [(i,) for i in kids],
+    )
+    con.execute("UPDATE items SET status = 'pending', output = NULL WHERE item = ?", (root,))
+    con.execute("UPDATE runs SET status = 'stopped'")
+    con.commit()
+    con.close()
+    again = _sort(db)
+    assert again.outcome.status == "completed", again.outcome.reason
+    assert again.summary["result_correct"] is True
+    assert item_decisions(db, "g") == item_decisions(ref, "g")
 
 
 @pytest.mark.slow

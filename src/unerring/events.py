@@ -165,6 +165,8 @@ class ItemEnd:
     reason: str = ""
     item_id: str = ""
     output: str | None = None  # a graph node's output (JSON text), once decided
+    # the nodes a graph node's end expanded into: journaled in the commit of the end
+    children: NodesAdded | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,7 +92,9 @@ class TaskTree:
     # -- building -------------------------------------------------------------------------
     def start(self) -> None:
         """A new run: the graph's first nodes (checked; a bad graph raises GraphError)."""
-        self.add(self.graph.nodes(), None)
+        first = self.add(self.graph.nodes(), None)
+        if self.on_added is not None:
+            self.on_added(self._announce(first))
 
     def add(self, new: Iterable[Node], parent: TreeNode | None) -> list[TreeNode]:
         """Check and add nodes (the first ones, or an expansion's children)."""
@@ -106,8 +108,6 @@ class TaskTree:
         added = [self._make(n, parent, depth) for n in nodes]
         for t in added:  # deps may name siblings made in the same expansion
             self._wait(t)
-        if self.on_added is not None and added:
-            self.on_added(NodesAdded(tuple(self._row(t) for t in added)))
         for t in added:
             if t.waiting == 0:
                 t.status = READY
@@ -159,7 +159,7 @@ class TaskTree:
                     ):
                         made = self._make(c, t, t.depth + 1)
                         if self.on_added is not None:
-                            self.on_added(NodesAdded((self._row(made),)))
+                            self.on_added(self._announce((made,)))
         # who still needs whose results: the nodes that are not decided yet
         for t in self.nodes.values():
             for d in t.node.deps:
@@ -176,13 +176,17 @@ class TaskTree:
                 self._wait(t, needs=False)
             # a child whose parent's end the journal lost waits for the parent to end again
             # (its prompt shows the parent's output)
-            if t.status == PENDING and t.waiting == 0 and self._parent_decided(t):
+            if (
+                t.status == PENDING
+                and t.waiting == 0
+                and (t.parent is None or t.parent.status == DECIDED)
+            ):
                 t.status = READY
                 self.ready.append(t.node.id)
 
-    @staticmethod
-    def _parent_decided(t: TreeNode) -> bool:
-        return t.parent is None or t.parent.status == DECIDED
+    def _announce(self, made: Sequence[TreeNode]) -> NodesAdded:
+        """New nodes as the journal's items rows take them."""
+        return NodesAdded(tuple(self._row(t) for t in made))
 
     def _row(self, t: TreeNode) -> tuple[int, str, int | None, str, str, str, int]:
         """A node as the journal's items row holds it."""
@@ -238,6 +242,7 @@ class TaskTree:
             return end
         memory = t.seen_as or self.memory(t)
         t.seen_as = None
+        made: NodesAdded | None = None
         try:
             output = self.graph.output(memory, item.process, end.state)
             text = self.graph.dump_output(output)
@@ -255,14 +260,15 @@ class TaskTree:
                         n.status = READY
                         self.ready.append(c)
             elif children:
-                self.add(children, t)
+                made = self._announce(self.add(children, t))
         except Exception as e:  # a bad expansion fails this node, not the run
             t.status = FAILED
             t.output = None
             return replace(end, status="failed", reason=f"node {t.node.id!r}: {e}")
         if t.open_children == 0:
             self._complete(t)
-        return ItemEnd(end.item, end.status, end.next_step, end.state, "", end.item_id, text)
+        # the children go with the end: one commit holds both
+        return ItemEnd(end.item, end.status, end.next_step, end.state, "", end.item_id, text, made)
 
     def _complete(self, t: TreeNode) -> None:
         """t and everything it expanded into are decided: its result goes to its

@@ -42,7 +42,7 @@ from typing import Any
 
 from unerring.backends.base import Backend
 from unerring.errors import UsageError
-from unerring.events import Events, ItemEnd, NodesAdded, Totals
+from unerring.events import Events, ItemEnd, Totals
 from unerring.executors.base import ExecutorSpec, Notify, Work, default_workers, shares
 from unerring.executors.worker import Report, Worker
 from unerring.models import Transport
@@ -370,23 +370,15 @@ class RayExecution:
                 it.step = b.last_step + 1
                 it.state = b.last_state
         source = self._items
-        # a graph's tree announces the children a node's end makes: they join this group,
-        # so that one commit holds the node's last steps, its end and its children
-        made: list[NodesAdded] = []
-        announce = self.events.nodes_added
-        self.events.nodes_added = (made.append,)
-        try:
-            for i, x in enumerate(group.items):
-                if isinstance(x, ItemEnd):
-                    held = owned.pop(x.item, None)
-                    if held is not None and source is not None:
-                        # the source's word on it (a graph's tree: the node's output, its
-                        # dependents and children made ready; a bad expansion fails it)
-                        x = group.items[i] = source.ended(held, x)
-                    self._end(x)
-        finally:
-            self.events.nodes_added = announce
-        group.items.extend(made)
+        for i, x in enumerate(group.items):
+            if isinstance(x, ItemEnd):
+                held = owned.pop(x.item, None)
+                if held is not None and source is not None:
+                    # the source's word on it (a graph's tree: the node's output and the
+                    # children it expanded into, its dependents made ready; a bad expansion
+                    # fails it); it is what the journal takes, in this group
+                    x = group.items[i] = source.ended(held, x)
+                self._end(x)
         self.totals.merge(rep.totals)
         if group:
             for fn in self.events.group:

@@ -284,14 +284,10 @@ class JournalWriter:
                 elif cls is ItemEnd:
                     e: ItemEnd = x  # type: ignore[assignment]
                     ends[e.item] = e
+                    if e.children is not None:  # a graph node's expansion, with its end
+                        node_rows += self._node_rows(e.children)
                 elif cls is NodesAdded:
-                    a: NodesAdded = x  # type: ignore[assignment]
-                    for index, node_id, parent, kind, input_, deps, depth in a.rows:
-                        self._seq += 1
-                        self._fresh.add(index)  # no totals in the journal to read back
-                        node_rows.append(
-                            (run_id, index, node_id, parent, kind, input_, deps, depth, self._seq)
-                        )
+                    node_rows += self._node_rows(x)  # type: ignore[arg-type]
                 else:
                     d: Decision = x  # type: ignore[assignment]
                     process, item_totals = self._log(d.item)
@@ -444,6 +440,15 @@ class JournalWriter:
         with self._lock:
             for i, log in self._items.items():
                 log.totals = Totals(saved_items[i]) if i in saved_items else None
+
+    def _node_rows(self, a: NodesAdded) -> list[tuple[Any, ...]]:
+        """New graph nodes as items rows, numbered in the order they were made."""
+        out = []
+        for index, node_id, parent, kind, input_, deps, depth in a.rows:
+            self._seq += 1
+            self._fresh.add(index)  # no totals in the journal to read back
+            out.append((self.run.id, index, node_id, parent, kind, input_, deps, depth, self._seq))
+        return out
 
     def _sample_rows(self, d: Decision) -> list[tuple[Any, ...]]:
         run_id = self.run.id
