@@ -93,7 +93,6 @@ class Fed:
         self._items: deque[Item] = deque()
         self.closed = False
         self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind(self, wake: asyncio.Event) -> None:
         self._wake = wake

@@ -153,15 +153,8 @@ class Group:
             self._item = d.item
             self._block = b
         winner = d.winner_text
-        correct = d.correct
-        if (
-            d.flags is None
-            and correct is not False
-            and not d.undecided
-            and len(d.votes) == 1
-            and winner is not None
-            and _SEP not in winner
-        ):
+        # a plain decision goes into the block, unless its text holds the block's separator
+        if winner is not None and d.plain and _SEP not in winner:
             if not b.winners:
                 b.first = d.step
             b.last_plain = d.step
@@ -172,7 +165,7 @@ class Group:
             b.completion.append(d.completion_tokens)
             # integer microseconds: exact enough, and packs as an integer column
             b.elapsed_us.append(int(d.elapsed_s * 1e6))
-            b.correct.append(-1 if correct is None else 1)
+            b.correct.append(-1 if d.correct is None else 1)
             b.cost.append(d.cost)
             b.last_step = d.step
             b.last_state = d.state_after
