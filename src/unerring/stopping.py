@@ -183,34 +183,31 @@ class Posterior:
             logs.append((math.log(share), math.log(err), math.log1p(-err), math.log(allow)))
         return cls(model, (a_e, a_h), step_budget, tuple(logs))
 
-    def _terms(self, counts: tuple[int, ...]) -> tuple[float, float, float]:
-        """log numerator (leader wrong), log denominator, log threshold (unnormalised)."""
+    def _classes(self, counts: tuple[int, ...]) -> tuple[list[float], list[float]]:
+        """Per class of step (easy, hard), unnormalised logs: of the counts with the leader
+        wrong, and of the counts at all."""
         n = sum(counts)
         lead = counts[0]
+        rest = counts[1:]
+        log1p, exp = math.log1p, math.exp
         wrong: list[float] = []
         total: list[float] = []
-        thresh: list[float] = []
-        for lp, le, lq, la in self._logs:
+        for lp, le, lq, _ in self._logs:
             w = lp + n * le  # no answer seen so far is right
-            for c in counts[1:]:
+            for c in rest:
                 x = lp + c * lq + (n - c) * le
-                w = x + math.log1p(math.exp(w - x)) if x > w else w + math.log1p(math.exp(x - w))
+                w = x + log1p(exp(w - x)) if x > w else w + log1p(exp(x - w))
             right = lp + lead * lq + (n - lead) * le
-            if right > w:
-                t = right + math.log1p(math.exp(w - right))
-            else:
-                t = w + math.log1p(math.exp(right - w))
+            total.append(right + log1p(exp(w - right)) if right > w else w + log1p(exp(right - w)))
             wrong.append(w)
-            total.append(t)
-            thresh.append(t + la)
-        return _lse(wrong), _lse(total), _lse(thresh)
+        return wrong, total
 
     def p_wrong(self, counts: tuple[int, ...]) -> float:
         """P(the leader is wrong | counts), counts sorted from the most votes down."""
         if not counts or counts[0] == 0:
             return 1.0
-        w, t, _ = self._terms(counts)
-        return math.exp(w - t)
+        wrong, total = self._classes(counts)
+        return math.exp(_lse(wrong) - _lse(total))
 
     def stops(self, counts: tuple[int, ...]) -> bool:
         """Is the leader certain enough to decide the step (counts sorted, most first)?"""
@@ -218,27 +215,10 @@ class Posterior:
             return False
         if len(counts) > 1 and counts[0] == counts[1]:
             return False  # a tie has no leader
-        w, th = self._wrong_and_threshold(counts)
-        return w <= th
-
-    def _wrong_and_threshold(self, counts: tuple[int, ...]) -> tuple[float, float]:
-        """`_terms` without the denominator, which the stopping test does not need."""
-        n = sum(counts)
-        lead = counts[0]
-        wrong: list[float] = []
-        thresh: list[float] = []
-        rest = counts[1:]
-        log1p, exp = math.log1p, math.exp
-        for lp, le, lq, la in self._logs:
-            w = lp + n * le  # no answer seen so far is right
-            for c in rest:
-                x = lp + c * lq + (n - c) * le
-                w = x + log1p(exp(w - x)) if x > w else w + log1p(exp(x - w))
-            right = lp + lead * lq + (n - lead) * le
-            t = right + log1p(exp(w - right)) if right > w else w + log1p(exp(right - w))
-            wrong.append(w)
-            thresh.append(t + la)
-        return _lse(wrong), _lse(thresh)
+        # stop when P(leader wrong, counts) <= sum over classes of allowance x P(counts,
+        # class): both sides share P(counts), so no normalising is needed
+        wrong, total = self._classes(counts)
+        return _lse(wrong) <= _lse([t + log[3] for t, log in zip(total, self._logs, strict=True)])
 
 
 def _fit(
