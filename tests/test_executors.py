@@ -63,7 +63,7 @@ def test_bad_executor_specs_say_what_is_wrong(spec: ExecutorSpec, message: str) 
     assert str(e.value) == message
 
 
-def _decisions(items: int, disks: int) -> list[Decision]:
+def _decisions(items: int, disks: int, record: str = "contested") -> list[Decision]:
     seen: list[Decision] = []
 
     class Keep:
@@ -75,7 +75,8 @@ def _decisions(items: int, disks: int) -> list[Decision]:
     spec = parse_model(MODEL)
     from unerring.models import make_backend
 
-    sched = Scheduler(make_backend(spec), VotingConfig(k=2), events, simulate=True, burst=7)
+    voting = VotingConfig(k=2, record=record)  # type: ignore[arg-type]
+    sched = Scheduler(make_backend(spec), voting, events, simulate=True, burst=7)
     run = [Item(i, Hanoi(disks), Hanoi(disks).initial_state(), 0) for i in range(items)]
     assert asyncio.run(sched.run(run)).status == "completed"
     return seen
@@ -108,6 +109,49 @@ def test_groups_merged_in_any_cut_equal_one_group() -> None:
             i += n
         assert _rows(merged) == _rows(whole)
         assert merged.items == whole.items and merged.size == whole.size == len(decisions)
+
+
+@pytest.mark.parametrize("record", ["contested", "samples"])
+def test_groups_sealed_by_workers_commit_what_one_group_does(tmp_path: Path, record: str) -> None:
+    """A worker seals each group it ships (blocks packed, noteworthy decisions as rows);
+    sealed in any cut and merged in the driver, they journal what the whole group does."""
+    items, disks = 4, 6
+    decisions = _decisions(items, disks, record)
+    rng = random.Random(8)
+    journals = []
+    for cut in ("whole", "sealed"):
+        store = Store(str(tmp_path / f"{cut}-{record}.db"))
+        rows = [(str(i), {"disks": disks}, 2**disks - 1) for i in range(items)]
+        run = store.create_run("g", "hanoi", {}, items * (2**disks - 1), rows, "batch")
+        writer = JournalWriter(store, run, lambda i: Hanoi(disks), durability="sync")
+        i = 0
+        while i < len(decisions):
+            n = len(decisions) if cut == "whole" else rng.randint(1, 60)
+            part = Group()
+            for d in decisions[i : i + n]:
+                part.add(d)
+            if cut == "sealed":
+                part.seal(lambda i: Hanoi(disks))
+            writer.on_group(part)
+            i += n
+        writer.close()
+        run = store.get_run("g")
+        assert run is not None
+        # (a block keeps a step's time in whole microseconds; the run's clock differs)
+        journals.append(
+            (
+                [[{k: v for k, v in d.items() if k != "elapsed"}
+                  for d in store.decisions(run, item=i)] for i in range(items)],
+                [tuple(r) for r in store.samples(run)],
+                [(it.next_step, it.state, it.stats) for it in store.items(run)],
+                {k: v for k, v in run.stats.items() if k != "wall_s"},
+            )
+        )  # fmt: skip
+        store.close()
+    whole, sealed = journals
+    assert all(len(d) == 2**disks - 1 for d in whole[0])
+    assert whole[1] and (record == "contested" or len(whole[1]) > len(decisions))
+    assert sealed == whole
 
 
 def test_dropping_an_item_leaves_the_others_whole() -> None:

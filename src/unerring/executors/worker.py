@@ -13,12 +13,14 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from unerring.backends.base import Backend, Sample, SampleRequest, Wrapping
 from unerring.events import Decision, Discarded, Events, ItemEnd, Totals, TransportFailure
 from unerring.executors.base import Work
 from unerring.executors.local import local_scheduler
 from unerring.journal.group import Group
+from unerring.process import Process
 from unerring.redflags import estimate_tokens
 from unerring.scheduler import Fed, Item, Scheduler
 
@@ -99,6 +101,7 @@ class Worker:
             work, events, self.totals, self._count, burst=BURST
         )
         self.fed = Fed()  # the items the driver hands over
+        self._processes: dict[int, Process[Any, Any]] = {}  # theirs, until their end ships
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None
         self.done = False
@@ -134,6 +137,8 @@ class Worker:
         since the last call: at least GATHER_S later, at most `wait_s` if nothing was."""
         if self._task is None:
             self._task = asyncio.create_task(self._run())
+        for it in items:
+            self._processes[it.index] = it.process
         self.fed.put(items)
         if stop is not None:
             self.scheduler.request_stop(stop)
@@ -148,6 +153,11 @@ class Worker:
 
     def _report(self) -> Report:
         group, self.group = self.group, Group()
+        processes = self._processes
+        group.seal(processes.__getitem__)
+        for x in group.items:
+            if isinstance(x, ItemEnd):
+                processes.pop(x.item, None)
         now = self.totals.copy()
         delta = _minus(now, self._sent)
         self._sent = now

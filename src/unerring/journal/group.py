@@ -3,21 +3,24 @@
 The journal writer fills one from the step loop and commits it whole. A remote executor's
 worker fills its own from its scheduler's events and ships it to the driver, whose writer
 merges it into the group it is filling: a plain decision is reduced to a few column
-values where it is made, so what crosses the wire is columns, not Decision objects, and
-the driver does nothing per plain decision. A group pickles (every value in it does).
+values where it is made, and a worker `seal`s its group before shipping it (blocks packed,
+noteworthy decisions turned into their rows), so what crosses the wire is bytes and rows
+of plain values, not Decision objects, and the driver does nothing per decision. A group
+pickles (every value in it does).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from unerring.events import Decision, Discarded, ItemEnd, NodesAdded, Totals, TransportFailure
 from unerring.journal.codec import BLOCK_SEPARATOR, pack_block, pack_holes, pack_winners
+from unerring.journal.rows import decision_row, sample_rows
+from unerring.process import Process
 
 _SEP = BLOCK_SEPARATOR  # ASCII record separator: joins the winner texts of a block
 FEW = 8  # an item's plain decisions in a group up to this many get rows of their own
-
-Event = Decision | TransportFailure | Discarded | ItemEnd | NodesAdded
 
 
 class Block:
@@ -37,6 +40,7 @@ class Block:
         "noteworthy",
         "prompt",
         "samples",
+        "sealed",
         "surplus",
         "winners",
     )
@@ -59,9 +63,14 @@ class Block:
         # the plain decisions themselves while there are few (a graph's one-step nodes):
         # they get rows of their own, a block being worth it only for many (None: many)
         self.few: list[Decision] | None = []
+        # runs packed where they were made (a worker's, see `seal`), before the columns
+        self.sealed: list[Packed] = []
 
     def extend(self, later: Block) -> None:
         """Append a later block of the same item (its steps follow this one's)."""
+        if later.sealed:  # packed runs: what this block holds goes before them, packed too
+            self._seal()
+            self.sealed += later.sealed
         if self.few is not None and later.few is not None and len(self.few) + len(later.few) <= FEW:
             self.few += later.few
         else:
@@ -83,10 +92,8 @@ class Block:
             self.last_step = later.last_step
             self.last_state = later.last_state
 
-    def block(
-        self, run_id: int, item: int, run_totals: Totals, item_totals: Totals
-    ) -> tuple[Any, ...] | None:
-        """The block row of the plain decisions (None if none), counted into the totals."""
+    def packed(self) -> Packed | None:
+        """The plain decisions held as columns, packed (None if none)."""
         n = len(self.winners)
         if not n:
             return None
@@ -102,25 +109,101 @@ class Block:
             self.correct,
             self.cost,
         )
-        samples, prompt, completion = sum(self.samples), sum(self.prompt), sum(self.completion)
-        cost = sum(self.cost)
-        checked = n - self.correct.count(-1)
-        for t in (run_totals, item_totals):
-            t.steps_decided += n
-            t.samples += samples
-            t.prompt_tokens += prompt
-            t.completion_tokens += completion
-            t.cost += cost
-            t.checked += checked
-        return (
-            run_id,
+        return Packed(
             first,
             last,
             pack_winners(self.winners),
             data,
             pack_holes(first, holes),
-            item,
+            n,
+            sum(self.samples),
+            sum(self.prompt),
+            sum(self.completion),
+            sum(self.cost),
+            n - self.correct.count(-1),
         )
+
+    def block(
+        self, run_id: int, item: int, run_totals: Totals, item_totals: Totals
+    ) -> tuple[Any, ...] | None:
+        """The block row of the plain decisions (None if none), counted into the totals."""
+        p = self.packed()
+        return None if p is None else p.row(run_id, item, run_totals, item_totals)
+
+    def seal(self) -> None:
+        """Pack the columns now, where they were made (a worker's): what crosses the wire
+        and what the driver writes is then bytes. A handful stays as Decisions: they get
+        rows of their own, and may still join the same item's next ones."""
+        if self.few is None:
+            self._seal()
+
+    def _seal(self) -> None:
+        p = self.packed()
+        if p is not None:
+            self.sealed.append(p)
+        for column in (
+            self.winners,
+            self.samples,
+            self.surplus,
+            self.prompt,
+            self.completion,
+            self.elapsed_us,
+            self.correct,
+            self.cost,
+        ):
+            column.clear()
+        self.few = []
+
+
+class Packed(NamedTuple):
+    """A run of one item's plain decisions, packed (a decision_blocks row's values) with
+    the sums the totals need."""
+
+    first: int
+    last: int
+    winners: bytes
+    data: bytes
+    holes: bytes | None
+    steps: int
+    samples: int
+    prompt: int
+    completion: int
+    cost: float
+    checked: int
+
+    def row(
+        self, run_id: int, item: int, run_totals: Totals, item_totals: Totals
+    ) -> tuple[Any, ...]:
+        """The decision_blocks row, counted into the totals."""
+        for t in (run_totals, item_totals):
+            t.steps_decided += self.steps
+            t.samples += self.samples
+            t.prompt_tokens += self.prompt
+            t.completion_tokens += self.completion
+            t.cost += self.cost
+            t.checked += self.checked
+        return (run_id, self.first, self.last, self.winners, self.data, self.holes, item)
+
+
+class Noted:
+    """A noteworthy decision as its journal rows (run id 0, set by the writer) and what it
+    adds to the totals: what a worker ships instead of the Decision (its states, samples
+    and answers stay in the worker)."""
+
+    __slots__ = ("item", "row", "samples", "step", "totals")
+
+    def __init__(self, d: Decision, process: Process[Any, Any]) -> None:
+        self.item = d.item
+        self.step = d.step
+        # an undecided step that moved no state has no decisions row (a resume decides it
+        # again); its samples and cost are still the run's
+        self.row = None if d.state_after is None else decision_row(0, d, process)
+        self.samples = sample_rows(0, d) if d.outcomes else []
+        self.totals = Totals()
+        self.totals.add(d)
+
+
+Event = Decision | TransportFailure | Discarded | ItemEnd | NodesAdded | Noted
 
 
 class Group:
@@ -128,12 +211,13 @@ class Group:
     values in the step loop, so the Decision can go at once), and in order the noteworthy
     decisions, transport failures, discarded speculation and item ends."""
 
-    __slots__ = ("_block", "_item", "blocks", "items", "sampled", "size")
+    __slots__ = ("_block", "_item", "blocks", "items", "sample_rows", "sampled", "size")
 
     def __init__(self) -> None:
         self.blocks: dict[int, Block] = {}
         self.items: list[Event] = []
         self.sampled: list[Decision] = []  # plain decisions whose samples are recorded
+        self.sample_rows: list[tuple[Any, ...]] = []  # theirs, once sealed (run id 0)
         self.size = 0  # decisions held
         self._item = -1  # the item of the last decision, and its block: runs of one item
         self._block: Block | None = None
@@ -197,6 +281,7 @@ class Group:
                 mine.extend(b)
         self.items += later.items
         self.sampled += later.sampled
+        self.sample_rows += later.sample_rows
         self.size += later.size
 
     def drop_item(self, item: int) -> None:
@@ -205,11 +290,28 @@ class Group:
         if b is not None:
             self.size -= len(b.winners)
         kept = [x for x in self.items if getattr(x, "item", None) != item]
-        self.size -= sum(1 for x in self.items if isinstance(x, Decision) and x.item == item)
+        self.size -= sum(
+            1 for x in self.items if isinstance(x, Decision | Noted) and x.item == item
+        )
         self.items = kept
         self.sampled = [d for d in self.sampled if d.item != item]
+        self.sample_rows = [r for r in self.sample_rows if r[1] != item]
         if self._item == item:
             self._item, self._block = -1, None
+
+    def seal(self, process_of: Callable[[int], Process[Any, Any]]) -> None:
+        """Reduce the group to journal rows and packed runs where it was made (a worker,
+        which holds each item's process), so the driver unpickles and writes plain
+        values: every many-step block packed, every noteworthy decision as its rows."""
+        for b in self.blocks.values():
+            b.seal()
+        items = self.items
+        for i, x in enumerate(items):
+            if isinstance(x, Decision):
+                items[i] = Noted(x, process_of(x.item))
+        for d in self.sampled:
+            self.sample_rows += sample_rows(0, d)
+        self.sampled = []
 
     def item_indices(self) -> set[int]:
         """Every item with an event in the group."""
@@ -219,8 +321,8 @@ class Group:
 
     def __getstate__(self) -> tuple[Any, ...]:
         # the cache of the last block is not shipped: it is an index into `blocks`
-        return (self.blocks, self.items, self.sampled, self.size)
+        return (self.blocks, self.items, self.sampled, self.sample_rows, self.size)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.blocks, self.items, self.sampled, self.size = state
+        self.blocks, self.items, self.sampled, self.sample_rows, self.size = state
         self._item, self._block = -1, None

@@ -19,25 +19,19 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any, Literal
 
 from unerring.events import Decision, Discarded, ItemEnd, NodesAdded, Totals, TransportFailure
-from unerring.journal.group import Group
+from unerring.journal.group import Group, Noted
+from unerring.journal.rows import decision_row, sample_rows
 from unerring.journal.store import RunRecord, Store
 from unerring.process import Process
 
 Durability = Literal["group", "sync"]
-MAX_TEXT = 8192  # characters of a response kept in the journal
 # a batch's or a graph's `commits` rows (its clock for the report): at most one per this
 # many seconds when every decision is its own commit (--durability sync)
 PROGRESS_EVERY_S = 0.2
-
-
-def bounded(text: str, limit: int = MAX_TEXT) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n...[{len(text) - limit} more characters not kept]"
 
 
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:
@@ -249,7 +243,7 @@ class JournalWriter:
         run_id = self.run.id
         t = self.totals
         full_rows: list[tuple[Any, ...]] = []
-        sample_rows: list[tuple[Any, ...]] = []
+        sampled_rows: list[tuple[Any, ...]] = []
         failure_rows: list[tuple[Any, ...]] = []
         discard_rows: list[tuple[Any, ...]] = []
         block_rows: list[tuple[Any, ...]] = []
@@ -288,27 +282,37 @@ class JournalWriter:
                         node_rows += self._node_rows(e.children)
                 elif cls is NodesAdded:
                     node_rows += self._node_rows(x)  # type: ignore[arg-type]
+                elif cls is Noted:  # sealed by a worker: its rows, made there
+                    z: Noted = x  # type: ignore[assignment]
+                    if z.row is not None:
+                        full_rows.append((run_id, *z.row[1:]))
+                    sampled_rows += [(run_id, *r[1:]) for r in z.samples]
+                    t.merge(z.totals)
+                    self._log(z.item)[1].merge(z.totals)
                 else:
                     d: Decision = x  # type: ignore[assignment]
                     process, item_totals = self._log(d.item)
                     if d.outcomes:
-                        sample_rows += self._sample_rows(d)
+                        sampled_rows += sample_rows(run_id, d)
                     t.add(d)
                     item_totals.add(d)
                     if d.state_after is not None:
-                        full_rows.append(self._full_row(d, process))
+                        full_rows.append(decision_row(run_id, d, process))
             for d in group.sampled:
-                sample_rows += self._sample_rows(d)
+                sampled_rows += sample_rows(run_id, d)
+            sampled_rows += [(run_id, *r[1:]) for r in group.sample_rows]
             # item -> (next step, state text, whether to clear a stale state)
             touched: dict[int, tuple[int | None, str | None, bool]] = {}
             for item, b in group.blocks.items():
                 process, item_totals = self._log(item)
+                for p in b.sealed:  # packed by a worker
+                    block_rows.append(p.row(run_id, item, t, item_totals))
                 if b.few:  # a block of a handful costs more than their rows of their own
                     for d in b.few:
                         t.add(d)
                         item_totals.add(d)
                         # as in a block: a plain step's row has no features
-                        full_rows.append(self._full_row(d, process, plain=True))
+                        full_rows.append(decision_row(run_id, d, process, plain=True))
                 else:
                     row = b.block(run_id, item, t, item_totals)
                     if row is not None:
@@ -358,7 +362,7 @@ class JournalWriter:
                 conn,
                 "INSERT OR IGNORE INTO samples (run, item, step, idx, text, vote, flag, counted,"
                 " prompt_tokens, completion_tokens, latency, label, variant, model)",
-                sample_rows,
+                sampled_rows,
             )
             insert_rows(
                 conn,
@@ -449,64 +453,6 @@ class JournalWriter:
             self._fresh.add(index)  # no totals in the journal to read back
             out.append((self.run.id, index, node_id, parent, kind, input_, deps, depth, self._seq))
         return out
-
-    def _sample_rows(self, d: Decision) -> list[tuple[Any, ...]]:
-        run_id = self.run.id
-        # a sample's vote is its answer's number within the step (0: the first answer
-        # drawn), not the answer's repr: the text holds the answer and the repr nearly
-        # doubled the samples table; equal answers get equal numbers
-        numbers: dict[Hashable, str] = {}
-        for o in d.outcomes:
-            if o.key is not None and o.key not in numbers:
-                numbers[o.key] = str(len(numbers))
-        return [
-            (
-                run_id,
-                d.item,
-                d.step,
-                o.index,
-                bounded(o.sample.text),
-                None if o.key is None else numbers[o.key],
-                None if o.flag is None else o.flag.value,
-                int(o.counted),
-                o.sample.prompt_tokens,
-                o.sample.completion_tokens,
-                o.sample.latency_s,
-                o.sample.label,
-                o.variant,
-                o.sample.model,
-            )
-            for o in d.outcomes
-        ]
-
-    def _full_row(
-        self, d: Decision, process: Process[Any, Any], *, plain: bool = False
-    ) -> tuple[Any, ...]:
-        features = None
-        if not plain and (d.outcomes or d.correct is False):
-            try:
-                features = json.dumps(dict(process.features(d.state_before, d.step)))
-            except Exception:
-                features = None  # features only help analysis: never stop a run for them
-        counts = sorted(d.votes.values(), reverse=True)
-        flags = d.flags
-        return (
-            self.run.id,
-            d.item,
-            d.step,
-            d.winner_text,
-            json.dumps(counts),
-            d.samples,
-            d.surplus,
-            None if not flags else json.dumps({k.value: c for k, c in flags.items()}),
-            d.prompt_tokens,
-            d.completion_tokens,
-            d.cost,
-            d.elapsed_s,
-            int(d.undecided),
-            None if d.correct is None else int(d.correct),
-            features,
-        )
 
 
 def _progress(now: Totals, before: dict[str, Any]) -> tuple[int, int, int, float] | None:
