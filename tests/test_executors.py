@@ -215,3 +215,42 @@ def test_a_worker_driven_directly_journals_what_a_local_run_does(tmp_path: Path)
         assert got == exp and len(got) == 2**disks - 1
     got_items = [(it.status, it.next_step, it.state) for it in store.items(run)]
     assert got_items == [(it.status, it.next_step, it.state) for it in want.items(ref_run)]
+
+
+def test_merging_totals_adds_every_field_but_the_clock() -> None:
+    a, b = Totals(), Totals()
+    for n, name in enumerate(Totals.__slots__, start=1):
+        if name == "flags":
+            a.flags, b.flags = {"parse": 1}, {"parse": 2, "length": 5}
+        else:
+            setattr(a, name, n)
+            setattr(b, name, 10 * n)
+    a.merge(b)
+    for n, name in enumerate(Totals.__slots__, start=1):
+        if name == "flags":
+            assert a.flags == {"parse": 3, "length": 5}
+        else:
+            assert getattr(a, name) == (n if name == "wall_s" else 11 * n), name
+
+
+def test_the_package_names_its_api_and_a_worker_imports_no_runner() -> None:
+    """`unerring`'s public names resolve on first use; a Ray worker's process imports
+    the scheduler's modules, not the runner, the API or the CLI."""
+    import subprocess
+    import sys
+
+    import unerring
+
+    for name in unerring.__all__:
+        assert getattr(unerring, name) is not None, name
+    assert set(dir(unerring)) >= set(unerring.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        unerring.nothing  # noqa: B018
+    code = (
+        "import sys, unerring.executors.worker; "
+        "print(sorted(m for m in ('unerring.runner', 'unerring.cli.main', 'unerring.api') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

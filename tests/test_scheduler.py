@@ -605,6 +605,10 @@ def test_speculation_never_changes_a_decision(depth: int) -> None:
     assert thrown.samples > 0
     assert sched.totals.speculative_samples == thrown.samples
     assert sched.totals.samples == sum(d.samples for d in seen.decisions)
+    # every sample the backend returned is counted as drawn: voted, or thrown away
+    t = sched.totals
+    assert sched.drawn == t.samples + t.speculative_samples
+    assert sched.drawn_tokens == t.prompt_tokens + t.completion_tokens > 0
 
 
 def test_a_request_that_fails_every_attempt_stops_its_item_only() -> None:

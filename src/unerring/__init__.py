@@ -1,15 +1,41 @@
-"""unerring: long LLM processes that finish with zero errors."""
+"""unerring: long LLM processes that finish with zero errors.
 
-from unerring.api import run, run_batch
-from unerring.executors import ExecutorSpec
-from unerring.graph import Graph, Memory, Node
-from unerring.process import Answer, Process
-from unerring.redflags import Flag
-from unerring.runner import RunResult
-from unerring.settings import Budget
-from unerring.voting import Tally
+The public names are imported on first use (PEP 562): a process that needs one module of
+the package (a Ray worker, which needs the scheduler and not the runner) does not pay for
+importing all of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unerring.api import run, run_batch
+    from unerring.executors import ExecutorSpec
+    from unerring.graph import Graph, Memory, Node
+    from unerring.process import Answer, Process
+    from unerring.redflags import Flag
+    from unerring.runner import RunResult
+    from unerring.settings import Budget
+    from unerring.voting import Tally
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "Answer": "unerring.process",
+    "Budget": "unerring.settings",
+    "ExecutorSpec": "unerring.executors",
+    "Flag": "unerring.redflags",
+    "Graph": "unerring.graph",
+    "Memory": "unerring.graph",
+    "Node": "unerring.graph",
+    "Process": "unerring.process",
+    "RunResult": "unerring.runner",
+    "Tally": "unerring.voting",
+    "run": "unerring.api",
+    "run_batch": "unerring.api",
+}
 
 __all__ = [
     "Answer",
@@ -26,3 +52,16 @@ __all__ = [
     "run",
     "run_batch",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'unerring' has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value  # once found, an attribute like any other
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

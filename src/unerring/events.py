@@ -240,13 +240,23 @@ class Totals:
         self.cost += x.cost
 
     def merge(self, other: Totals) -> None:
-        """Add another set of totals (an item's into a run's)."""
-        for name in self.__slots__:
-            if name == "flags":
-                for f, c in other.flags.items():
-                    self.flags[f] = self.flags.get(f, 0) + c
-            elif name != "wall_s":
-                setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Add another set of totals (an item's into a run's; not the wall clock). Spelt
+        out: the driver of a remote run merges a worker's noteworthy decisions one by one."""
+        self.steps_decided += other.steps_decided
+        self.samples += other.samples
+        self.red_flags += other.red_flags
+        if other.flags:
+            flags = self.flags
+            for f, c in other.flags.items():
+                flags[f] = flags.get(f, 0) + c
+        self.errors += other.errors
+        self.checked += other.checked
+        self.undecided += other.undecided
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost += other.cost
+        self.transport_failures += other.transport_failures
+        self.speculative_samples += other.speculative_samples
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -222,6 +222,10 @@ class Scheduler:
         self.stop_reason: str | None = None  # set from a signal handler or another thread
         self.failure: str | None = None
         self.in_flight = 0  # sample requests out (one-per-sample backends)
+        # samples (and their tokens) the backend has returned, voted on or not: a remote
+        # worker reports what it drew and has not yet handed over
+        self.drawn = 0
+        self.drawn_tokens = 0
         self.items_active = 0
         self.ended: dict[str, int] = {"completed": 0, "stopped": 0, "failed": 0}
         self._not_completed: list[ItemEnd] = []
@@ -595,7 +599,10 @@ class Scheduler:
                             prompts[v], step, i, 1, limit, t_first, t_rest, system, oracle, item, v
                         )
                         got += await backend.sample(one)
+                tokens = vote.prompt_tokens + vote.completion_tokens
                 vote.offer(first, got)
+                self.drawn += len(got)
+                self.drawn_tokens += vote.prompt_tokens + vote.completion_tokens - tokens
                 if vote.decided_at >= 0:  # the usual step: decided by its first round
                     break
                 n = vote.next_round(parallel)
@@ -641,7 +648,10 @@ class Scheduler:
             got = await self.backend.sample(request)
         finally:
             self.in_flight -= 1
+        tokens = vote.prompt_tokens + vote.completion_tokens
         vote.offer(request.first_index, got)
+        self.drawn += len(got)
+        self.drawn_tokens += vote.prompt_tokens + vote.completion_tokens - tokens
         if first_seen is not None and got:
             judged = vote.judged(got[0])
             if judged.__class__ is not Flag:

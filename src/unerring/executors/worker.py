@@ -15,47 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from unerring.backends.base import Backend, Sample, SampleRequest, Wrapping
 from unerring.events import Decision, Discarded, Events, ItemEnd, Totals, TransportFailure
 from unerring.executors.base import Work
 from unerring.executors.local import local_scheduler
 from unerring.journal.group import Group
 from unerring.process import Process
-from unerring.redflags import estimate_tokens
 from unerring.scheduler import Fed, Item, Scheduler
 
 GATHER_S = 0.02  # how long a call lets a group gather before it answers
 # steps an item decides before it lets the loop run (the local scheduler's 256 would keep
 # a worker on a model that never waits from answering the driver for too long)
 BURST = 32
-
-
-class Counting(Wrapping):
-    """Counts every sample drawn, so the driver knows what a worker that dies had drawn
-    and not yet handed over."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.samples = 0
-        self.tokens = 0
-
-    async def sample(self, request: SampleRequest) -> list[Sample]:
-        got = await self.inner.sample(request)
-        n = len(got)
-        if not n:
-            return got
-        self.samples += n
-        s0 = got[0]
-        if n == 1 or got.count(s0) == n:  # one object for the round (the simulator's usual)
-            self.tokens += n * _tokens(s0)
-        else:
-            self.tokens += sum(map(_tokens, got))
-        return got
-
-
-def _tokens(s: Sample) -> int:
-    ct = s.completion_tokens
-    return (s.prompt_tokens or 0) + (estimate_tokens(s.text) if ct is None else ct)
 
 
 @dataclass
@@ -96,20 +66,13 @@ class Worker:
         self._sent_tokens = 0
         events = Events()
         events.subscribe(self)
-        self.counting: Counting | None = None
-        self.scheduler: Scheduler = local_scheduler(
-            work, events, self.totals, self._count, burst=BURST
-        )
+        self.scheduler: Scheduler = local_scheduler(work, events, self.totals, burst=BURST)
         self.fed = Fed()  # the items the driver hands over
         self._processes: dict[int, Process[Any, Any]] = {}  # theirs, until their end ships
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None
         self.done = False
         self._cpu = time.process_time()
-
-    def _count(self, backend: Backend) -> Backend:
-        self.counting = Counting(backend)
-        return self.counting
 
     # -- the scheduler's events ----------------------------------------------------------------
     def on_decision(self, d: Decision) -> None:
@@ -161,8 +124,6 @@ class Worker:
         now = self.totals.copy()
         delta = _minus(now, self._sent)
         self._sent = now
-        counting = self.counting
-        assert counting is not None
         handed = now.samples + now.speculative_samples
         tokens = now.prompt_tokens + now.completion_tokens
         s = self.scheduler
@@ -170,9 +131,9 @@ class Worker:
         return Report(
             group=group,
             totals=delta,
-            drawn=counting.samples,
-            unreported=counting.samples - handed,
-            unreported_tokens=counting.tokens - tokens,
+            drawn=s.drawn,
+            unreported=s.drawn - handed,
+            unreported_tokens=s.drawn_tokens - tokens,
             cpu_s=self._cpu - cpu,
             active=s.items_active,
             in_flight=s.in_flight,
