@@ -254,3 +254,29 @@ def test_the_package_names_its_api_and_a_worker_imports_no_runner() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_totals_json_and_copies_are_what_the_generic_forms_make() -> None:
+    """The journal's spelt-out forms of a run's totals: the JSON text json.dumps makes of
+    `as_dict` (for any values, flags or none), and a copy equal and independent."""
+    import json
+
+    rng = random.Random(3)
+    for trial in range(50):
+        t = Totals()
+        for name in Totals.__slots__:
+            if name == "flags":
+                t.flags = {"parse": rng.randint(1, 9)} if trial % 2 else {}
+            elif name in ("cost", "wall_s"):
+                setattr(t, name, rng.random() * 10 ** rng.randint(-8, 6))
+            else:
+                setattr(t, name, rng.randint(0, 10**9))
+        assert t.to_json() == json.dumps(t.as_dict())
+        assert json.loads(t.to_json()) == t.as_dict()
+        c = t.copy()
+        assert c.as_dict() == t.as_dict()
+        c.flags["length"] = 1
+        c.samples += 1
+        assert "length" not in t.flags and c.samples == t.samples + 1
+    assert Totals().as_dict() == Totals({"samples": 0}).as_dict()
+    assert Totals().to_json() == json.dumps(Totals().as_dict())

@@ -6,6 +6,8 @@ none of them by name.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -198,11 +200,17 @@ class Totals:
     )
 
     def __init__(self, d: dict[str, Any] | None = None) -> None:
-        d = d or {}
+        if not d:  # (the journal writer makes one for every new item or node)
+            self.steps_decided = self.samples = self.red_flags = self.errors = 0
+            self.checked = self.undecided = self.prompt_tokens = self.completion_tokens = 0
+            self.transport_failures = self.speculative_samples = 0
+            self.flags: dict[str, int] = {}
+            self.cost = self.wall_s = 0.0
+            return
         self.steps_decided = int(d.get("steps_decided", 0))
         self.samples = int(d.get("samples", 0))
         self.red_flags = int(d.get("red_flags", 0))
-        self.flags: dict[str, int] = dict(d.get("flags", {}))
+        self.flags = dict(d.get("flags", {}))
         self.errors = int(d.get("errors", 0))
         self.checked = int(d.get("checked", 0))
         self.undecided = int(d.get("undecided", 0))
@@ -261,8 +269,39 @@ class Totals:
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 
+    def to_json(self) -> str:
+        """`as_dict` as the JSON text json.dumps makes of it, spelt out: the journal
+        writes one for every item a commit touches (a graph: every node)."""
+        cost, wall = self.cost, self.wall_s
+        if not (math.isfinite(cost) and math.isfinite(wall)):
+            return json.dumps(self.as_dict())  # (never, for a run's totals)
+        flags = json.dumps(self.flags) if self.flags else "{}"
+        return (
+            f'{{"checked": {self.checked}, "completion_tokens": {self.completion_tokens}, '
+            f'"cost": {cost!r}, "errors": {self.errors}, "flags": {flags}, '
+            f'"prompt_tokens": {self.prompt_tokens}, "red_flags": {self.red_flags}, '
+            f'"samples": {self.samples}, "speculative_samples": {self.speculative_samples}, '
+            f'"steps_decided": {self.steps_decided}, '
+            f'"transport_failures": {self.transport_failures}, '
+            f'"undecided": {self.undecided}, "wall_s": {wall!r}}}'
+        )
+
     def copy(self) -> Totals:
-        return Totals(self.as_dict())
+        c = Totals.__new__(Totals)
+        c.steps_decided = self.steps_decided
+        c.samples = self.samples
+        c.red_flags = self.red_flags
+        c.flags = dict(self.flags)
+        c.errors = self.errors
+        c.checked = self.checked
+        c.undecided = self.undecided
+        c.prompt_tokens = self.prompt_tokens
+        c.completion_tokens = self.completion_tokens
+        c.cost = self.cost
+        c.transport_failures = self.transport_failures
+        c.speculative_samples = self.speculative_samples
+        c.wall_s = self.wall_s
+        return c
 
 
 class Events:

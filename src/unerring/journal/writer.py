@@ -250,11 +250,11 @@ class JournalWriter:
         node_rows: list[tuple[Any, ...]] = []
         ends: dict[int, ItemEnd] = {}
         # restored if the group fails: the totals must say what the journal holds
-        saved = t.as_dict()
+        saved = t.copy()
         dump_failed: str | None = None
         with self._lock:
             saved_items = {
-                i: log.totals.as_dict() for i, log in self._items.items() if log.totals is not None
+                i: log.totals.copy() for i, log in self._items.items() if log.totals is not None
             }
         try:
             for x in group.items:
@@ -384,7 +384,7 @@ class JournalWriter:
                         next_step,
                         int(clear),
                         state_text,
-                        json.dumps(self._log(item)[1].as_dict()),
+                        self._log(item)[1].to_json(),
                         None if end is None else end.status,
                         None if end is None else end.reason,
                         None if end is None else end.output,
@@ -417,7 +417,7 @@ class JournalWriter:
                     None if chain is None else chain[0],
                     int(chain is not None and chain[2]),
                     None if chain is None else chain[1],
-                    json.dumps(t.as_dict()),
+                    t.to_json(),
                     time.time(),
                     run_id,
                 ),
@@ -439,11 +439,11 @@ class JournalWriter:
         if dump_failed is not None:
             self._fail(dump_failed)
 
-    def _restore(self, saved: dict[str, Any], saved_items: dict[int, dict[str, Any]]) -> None:
-        self.totals = Totals(saved)
+    def _restore(self, saved: Totals, saved_items: dict[int, Totals]) -> None:
+        self.totals = saved
         with self._lock:
             for i, log in self._items.items():
-                log.totals = Totals(saved_items[i]) if i in saved_items else None
+                log.totals = saved_items.get(i)
 
     def _node_rows(self, a: NodesAdded) -> list[tuple[Any, ...]]:
         """New graph nodes as items rows, numbered in the order they were made."""
@@ -455,20 +455,17 @@ class JournalWriter:
         return out
 
 
-def _progress(now: Totals, before: dict[str, Any]) -> tuple[int, int, int, float] | None:
+def _progress(now: Totals, before: Totals) -> tuple[int, int, int, float] | None:
     """What a commit adds to the run (steps decided, samples, tokens, cost), or None when it
     adds nothing to draw (a commit of only ends or failures)."""
-    steps = now.steps_decided - int(before["steps_decided"])
-    samples = now.samples - int(before["samples"])
+    steps = now.steps_decided - before.steps_decided
+    samples = now.samples - before.samples
     tokens = (
-        now.prompt_tokens
-        + now.completion_tokens
-        - int(before["prompt_tokens"])
-        - int(before["completion_tokens"])
+        now.prompt_tokens + now.completion_tokens - before.prompt_tokens - before.completion_tokens
     )
     if not (steps or samples or tokens):
         return None
-    return steps, samples, tokens, now.cost - float(before["cost"])
+    return steps, samples, tokens, now.cost - before.cost
 
 
 def _plus(
