@@ -108,6 +108,8 @@ class Graph:
         return None
 
     def dump_output(self, output: Any) -> str:
+        if output.__class__ is int:  # (what json.dumps makes of it, without it: most nodes)
+            return str(output)
         return json.dumps(output, separators=(",", ":"))
 
     def load_output(self, text: str) -> Any:

@@ -273,22 +273,28 @@ class TaskTree:
     def _complete(self, t: TreeNode) -> None:
         """t and everything it expanded into are decided: its result goes to its
         dependents, and its parent may be complete in turn."""
+        nodes = self.nodes
         while True:
-            kids = [self.nodes[c].result for c in self.children.get(t.node.id, ())]
+            nid = t.node.id
+            kids = self.children.get(nid)
             if self._plain_result:
-                t.result = kids[-1] if kids else t.output
+                t.result = nodes[kids[-1]].result if kids else t.output
             else:
-                t.result = self.graph.result(self.memory(t, held=True), t.output, kids)
+                results = [nodes[c].result for c in kids or ()]
+                t.result = self.graph.result(self.memory(t, held=True), t.output, results)
             t.complete = True
-            for d in self.dependents.pop(t.node.id, ()):
-                dep = self.nodes[d]
-                dep.waiting -= 1
-                if dep.waiting == 0 and dep.status == PENDING:
-                    dep.status = READY
-                    self.ready.append(d)
-            # (a copy: forgetting a child takes it out of this list)
-            for c in list(self.children.get(t.node.id, ())):  # their results are in t's now
-                self._forget(self.nodes[c])
+            waiting = self.dependents.pop(nid, None)
+            if waiting:
+                for d in waiting:
+                    dep = nodes[d]
+                    dep.waiting -= 1
+                    if dep.waiting == 0 and dep.status == PENDING:
+                        dep.status = READY
+                        self.ready.append(d)
+            if kids:
+                # (a copy: forgetting a child takes it out of this list)
+                for c in list(kids):  # their results are in t's now
+                    self._forget(nodes[c])
             self._forget(t)
             p = t.parent
             if p is None:

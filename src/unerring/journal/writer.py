@@ -81,6 +81,7 @@ class JournalWriter:
         self.max_group = max_group
         self.on_error = on_error
         self.chain = run.kind == "chain"
+        self.graph = run.kind == "graph"
         # what commits added and no `commits` row says yet (steps, samples, tokens, cost):
         # a chain's clock is its steps' own times, so only runs of many items keep rows
         self._unlogged: tuple[int, int, int, float] | None = None
@@ -319,6 +320,11 @@ class JournalWriter:
                         block_rows.append(row)
                 if b.last_step >= 0:
                     nxt = b.last_step + 1
+                    end = ends.get(item)
+                    if self.graph and end is not None and end.status == "completed":
+                        # a decided node's record is its output: it never resumes
+                        touched[item] = (nxt, None, True)
+                        continue
                     try:
                         touched[item] = (nxt, _dump(process, b.last_state), False)
                     except Exception as e:
