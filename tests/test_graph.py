@@ -219,6 +219,43 @@ def test_an_unsound_expansion_fails_its_node_only() -> None:
     assert res.outcome.ended == {"completed": 1, "stopped": 0, "failed": 1}
 
 
+class UndumpableLeaves(Graph):
+    """Two one-step nodes whose process cannot serialise a state (dump_state raises)."""
+
+    name = "undumpable"
+
+    def nodes(self) -> Sequence[Node]:
+        return [Node("a", "leaf"), Node("b", "leaf", deps=("a",))]
+
+    def process(self, memory: Memory) -> Process[Any, Any]:
+        from tests.test_readme import _example  # the README's one-step process
+
+        g: dict[str, Any] = {}
+        exec(compile(_example("TreeSum").split("class TreeSum")[0], "README.md", "exec"), g)
+
+        class Undumpable(g["AddTwo"]):  # type: ignore[misc,name-defined]
+            def dump_state(self, state: Any) -> str:
+                raise TypeError("no text for this state")
+
+        return Undumpable(1, 2)  # type: ignore[no-any-return]
+
+    def total_steps(self) -> int:
+        return 2
+
+
+def test_a_decided_node_keeps_its_output_not_its_state(tmp_path: Path) -> None:
+    # a decided node never resumes: its record is its output, so a state its process
+    # cannot serialise does not stop the run (it did: "dump_state failed")
+    res = unerring.run(UndumpableLeaves(), model="sim:error=0", k=1, store=str(tmp_path / "u.db"))
+    assert res.outcome.status == "completed", res.outcome.reason
+    rows = list(res.store.items(res.run))
+    assert [(r.item_id, r.status, r.next_step, r.state) for r in rows] == [
+        ("a", "completed", 1, None),
+        ("b", "completed", 1, None),
+    ]
+    assert all(r.output is not None for r in rows)
+
+
 def _decide_by_hand(tree: TaskTree) -> tuple[int, int]:
     """Drive a task tree as the scheduler does, one node at a time, every step answered
     right: (the most nodes it held at once, the nodes decided)."""
