@@ -7,7 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -487,3 +487,171 @@ def test_failures_of_a_graph_carry_node_kind_and_depth_and_name_the_first_wrong_
     assert first_wrong_node(chain, {"b", "c"}) == "b"
     assert first_wrong_node(chain, {"c"}) == "c"
     assert first_wrong_node(chain, {"a", "c"}) == "a"
+
+
+# -- graphs given as a stream of nodes -----------------------------------------------------------
+def test_a_streamed_graph_decides_what_the_same_graph_listed_does(tmp_path: Path) -> None:
+    from tests.stream_graph import StreamSums
+
+    runs = {}
+    for name, graph in (("stream", StreamSums(600)), ("list", StreamSums(600, listed=True))):
+        res = unerring.run(graph, model="sim:error=0.05,seed=4", k=3, store=str(tmp_path / name))
+        assert res.outcome.status == "completed", res.outcome.reason
+        assert res.summary["nodes"] == 599 and res.summary["steps_decided"] == 599
+        assert res.summary["result_correct"] is (res.summary["errors"] == 0)
+        res.store.close()
+        runs[name] = item_decisions(tmp_path / name, res.run.run_id)
+    assert runs["stream"] == runs["list"] and len(runs["stream"]) == 599
+
+
+def test_a_streamed_graph_holds_only_its_frontier() -> None:
+    from tests.stream_graph import StreamSums
+
+    held = {}
+    for listed in (False, True):
+        tree = TaskTree(StreamSums(4096, listed=listed), max_depth=MAX_DEPTH)
+        tree.start()
+        most, decided = _decide_by_hand(tree)
+        assert decided == len(tree.seen) == 4095
+        assert tree.outputs() == {"s0-4096": sum(StreamSums(4096).xs)}
+        held[listed] = most
+    # pulled a few at a time, depth first, each result dropped once its one use started
+    assert held[True] >= 4095 and held[False] <= 64
+
+
+def test_a_streamed_node_that_says_no_uses_is_kept_to_the_end() -> None:
+    from tests.stream_graph import StreamSums
+
+    tree = TaskTree(StreamSums(64, say_uses=False), max_depth=MAX_DEPTH)
+    tree.start()
+    _, decided = _decide_by_hand(tree)
+    outputs = tree.outputs()
+    assert decided == len(outputs) == 63 and outputs["s0-64"] == sum(StreamSums(64).xs)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "message"),
+    [
+        ([Node("a", deps=("b",)), Node("b")], "depends on 'b', which is not declared before it"),
+        ([Node("a", uses=1), Node("a")], "node id 'a' is used twice"),
+        (
+            [Node("a", uses=1), Node("b", deps=("a",)), Node("c", deps=("a",))],
+            "depends on 'a', whose uses are used up",
+        ),
+        ([Node("a", uses=0), Node("b", deps=("a",))], "whose uses are used up"),
+        ([Node("a", uses=-1)], "uses must not be negative"),
+        ([Node("")], "non-empty"),
+    ],
+)
+def test_bad_streams_are_refused_naming_what_is_wrong(
+    tmp_path: Path, nodes: list[Node], message: str
+) -> None:
+    from unerring.graph import check_stream
+
+    with pytest.raises(GraphError, match=message):
+        check_stream(iter(nodes))
+
+    class Bad(Graph):
+        name = "bad-stream"
+
+        def nodes(self) -> Iterable[Node]:
+            return iter(nodes)
+
+    db = tmp_path / "never.db"
+    with pytest.raises(UsageError, match=message):
+        unerring.run(Bad(), store=str(db))
+    assert not db.exists()
+    # a node without uses is kept: any later node may depend on it
+    assert check_stream(iter([Node("a"), Node("b", deps=("a",)), Node("c", deps=("a",))])) == 3
+
+
+def test_a_stream_that_changes_during_the_run_fails_it() -> None:
+    from tests.stream_graph import StreamSums
+
+    class Unsteady(StreamSums):
+        calls = 0
+
+        def nodes(self) -> Iterable[Node]:
+            Unsteady.calls += 1
+            made = list(super().nodes())
+            if Unsteady.calls > 1:  # checked once, then a node comes twice
+                made.insert(5, made[0])
+            return iter(made)
+
+    res = unerring.run(Unsteady(100), model="sim:error=0", k=1)
+    assert res.outcome.status == "failed"
+    assert "went wrong during the run" in res.outcome.reason
+    assert "is used twice" in res.outcome.reason
+
+
+STREAM_CHILD = """
+import sys
+from tests.stream_graph import StreamSums
+from unerring.models import Transport
+from unerring.runner import RunOptions, Session, execute
+n, db, model = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+options = RunOptions(task="stream-sums", task_options={"n": n}, model=model, k=2)
+session = Session(store=db, handle_signals=False, transport=Transport(concurrency=4))
+print(execute(options, session, "st", process=StreamSums(n)).outcome.status)
+"""
+
+
+def test_a_streamed_graph_killed_and_resumed_equals_one_run(tmp_path: Path) -> None:
+    import random
+    import signal
+    import time
+
+    from tests.stream_graph import StreamSums
+
+    model = "sim:error=0.05,seed=9"
+    n, db = 1000, tmp_path / "s.db"
+    env = {**child_env(), "PYTHONPATH": f"{HERE.parent}:{child_env()['PYTHONPATH']}"}
+    rng, kills = random.Random(5), 0
+    while True:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", STREAM_CHILD, str(n), str(db), f"{model},latency=20"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        if kills < 10:
+            time.sleep(rng.uniform(0.5, 1.2))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                continue
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        if out.strip() == "completed":
+            break
+    assert kills == 10
+    ref = unerring.run(StreamSums(n), model=model, k=2, store=str(tmp_path / "r.db"), run_id="st")
+    assert ref.outcome.status == "completed"
+    ref.store.close()
+    got, want = item_decisions(db, "st"), item_decisions(tmp_path / "r.db", "st")
+    assert got == want and len(got) == n - 1  # every node, every step once
+
+
+def test_a_stream_that_no_longer_makes_the_journals_nodes_is_refused(tmp_path: Path) -> None:
+    from tests.stream_graph import StreamSums
+
+    db = str(tmp_path / "c.db")
+    first = unerring.run(
+        StreamSums(300),
+        model="sim:error=0",
+        k=1,
+        store=db,
+        run_id="c",
+        budget=Budget(max_samples=50),
+    )
+    assert first.outcome.status == "stopped"
+    first.store.close()
+
+    class Renamed(StreamSums):
+        def nodes(self) -> Iterable[Node]:
+            for n in super().nodes():
+                yield Node("x" + n.id, n.kind, n.input, tuple("x" + d for d in n.deps), n.uses)
+
+    with pytest.raises(UsageError, match="the graph's nodes are not those the journal holds"):
+        unerring.run(Renamed(300), model="sim:error=0", k=1, store=db, run_id="c")
+    again = unerring.run(StreamSums(300), model="sim:error=0", k=1, store=db, run_id="c")
+    assert again.outcome.status == "completed" and again.summary["result_correct"] is True

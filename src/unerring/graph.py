@@ -15,8 +15,9 @@ anything else), so a resumed graph sees exactly what an uninterrupted one saw.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,12 +29,17 @@ MAX_DEPTH = 32  # default --max-depth: a graph deeper than this is refused
 @dataclass(frozen=True, slots=True)
 class Node:
     """One subtask. `id` is unique in the graph; `kind` names what the node does (a feature
-    for failure analysis); `input` is JSON; `deps` are ids of nodes whose outputs it needs."""
+    for failure analysis); `input` is JSON; `deps` are ids of nodes whose outputs it needs.
+
+    `uses`, for a graph whose `nodes` is an iterator: how many later nodes depend on this
+    one, so its result is dropped once they have all started (None: not said, kept to the
+    end). A graph given as a list needs none: its dependents are known from the start."""
 
     id: str
     kind: str = "step"
     input: Any = None
     deps: tuple[str, ...] = ()
+    uses: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +77,13 @@ class Graph:
     # where a completion-API answer ends, for every node (as `Process.stop`)
     stop: tuple[str, ...] = ()
 
-    def nodes(self) -> Sequence[Node]:
-        """The graph's first nodes (more may come from expansions)."""
+    def nodes(self) -> Iterable[Node]:
+        """The graph's first nodes (more may come from expansions).
+
+        A sequence (a list) is checked whole and held until its nodes are done, in any
+        order. Any other iterable (a generator) is a stream: pulled as the run needs ready
+        nodes, each node after its dependencies, so a graph of millions of nodes is held
+        only near its frontier (give nodes their `uses`, and order them depth first)."""
         raise NotImplementedError
 
     def process(self, memory: Memory) -> Process[Any, Any]:
@@ -120,11 +131,92 @@ class GraphError(ValueError):
     """A graph that cannot run as described (a cycle, a missing node, a reused id...)."""
 
 
+def node_index(node_id: str) -> int:
+    """A node's item index: a stable 62-bit hash of its id (never 0, a chain's index)."""
+    h = int.from_bytes(hashlib.blake2b(node_id.encode(), digest_size=8).digest(), "big")
+    return (h & ((1 << 62) - 1)) or 1
+
+
+class Seen:
+    """Every node id made so far, held as its index (eight bytes of hash, not the id): a
+    reused id is refused however many nodes a run makes."""
+
+    __slots__ = ("indices",)
+
+    def __init__(self) -> None:
+        self.indices: set[int] = set()
+
+    def __contains__(self, node_id: object) -> bool:
+        return isinstance(node_id, str) and node_index(node_id) in self.indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def check_streamed(n: Node, seen: Seen, held: Container[str], left: Mapping[str, int]) -> None:
+    """Check one node of a stream against those before it: a new, non-empty id, `uses`
+    not negative, and dependencies on earlier nodes whose results are still held (`held`)
+    and, where they said their `uses`, not used up (`left`: uses not yet taken)."""
+    if not isinstance(n.id, str) or not n.id:
+        raise GraphError(f"node id {n.id!r} must be a non-empty string")
+    if n.id in seen:
+        raise GraphError(f"node id {n.id!r} is used twice")
+    if n.uses is not None and n.uses < 0:
+        raise GraphError(f"node {n.id!r}: uses must not be negative, got {n.uses}")
+    for d in n.deps:
+        if d in held and left.get(d, 1) > 0:
+            continue
+        if d in seen:
+            raise GraphError(
+                f"node {n.id!r} depends on {d!r}, whose uses are used up (more nodes depend "
+                f"on it than its `uses` says)"
+            )
+        raise GraphError(
+            f"node {n.id!r} depends on {d!r}, which is not declared before it (a graph whose "
+            "nodes are an iterator names each node after its dependencies)"
+        )
+
+
+def check_stream(nodes: Iterable[Node]) -> int:
+    """Check a stream of nodes whole, holding an index per node and the uses still to be
+    taken (near the frontier, when the stream says its uses): how many nodes it has."""
+    seen = Seen()
+    left: dict[str, int] = {}  # nodes with uses still to be taken
+    kept: set[str] = set()  # nodes that said no uses: kept to the end
+    count = 0
+    for n in nodes:
+        check_streamed(n, seen, _Either(left, kept), left)
+        for d in n.deps:
+            if d in left:
+                left[d] -= 1
+                if not left[d]:
+                    del left[d]
+        seen.indices.add(node_index(n.id))
+        if n.uses is None:
+            kept.add(n.id)
+        elif n.uses:
+            left[n.id] = n.uses
+        count += 1
+    return count
+
+
+class _Either:
+    """Membership in either of two collections."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a: Container[str], b: Container[str]) -> None:
+        self.a, self.b = a, b
+
+    def __contains__(self, x: object) -> bool:
+        return x in self.a or x in self.b
+
+
 def check_nodes(
-    nodes: Iterable[Node], known: Mapping[str, int], max_depth: int, depth: int = 0
+    nodes: Iterable[Node], known: Container[str], max_depth: int, depth: int = 0
 ) -> list[Node]:
-    """Check new nodes against the ones already known (id -> depth): unique ids, deps on
-    known or new nodes, no cycle (named), not deeper than `max_depth`. Returns them."""
+    """Check new nodes against the ids already known: unique ids, deps on known or new
+    nodes, no cycle (named), not deeper than `max_depth`. Returns them."""
     new = list(nodes)
     if depth > max_depth:
         raise GraphError(

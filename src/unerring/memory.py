@@ -17,14 +17,22 @@ samples for a node however the graph's branches interleave, resumed or not.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from unerring.events import ItemEnd, NodesAdded
-from unerring.graph import Graph, GraphError, Memory, Node, check_nodes
+from unerring.graph import (
+    Graph,
+    GraphError,
+    Memory,
+    Node,
+    Seen,
+    check_nodes,
+    check_streamed,
+    node_index,
+)
 from unerring.process import Process
 from unerring.scheduler import Item
 
@@ -35,10 +43,11 @@ PENDING, READY, RUNNING, DECIDED, UNDECIDED, FAILED = (
 JOURNAL_STATUS = {"completed": DECIDED, "stopped": UNDECIDED, "failed": FAILED}
 
 
-def node_index(node_id: str) -> int:
-    """A node's item index: a stable 62-bit hash of its id (never 0, a chain's index)."""
-    h = int.from_bytes(hashlib.blake2b(node_id.encode(), digest_size=8).digest(), "big")
-    return (h & ((1 << 62) - 1)) or 1
+# a streamed graph's declared nodes pulled and not complete, at most: the tree pulls only
+# when no node is ready, so this bounds only a stream whose next nodes all wait
+HOLD = 4096
+PULL = 32  # nodes pulled at once from a stream (one journal event)
+__all__ = ["HOLD", "JOURNAL_STATUS", "RestoredNode", "TaskTree", "TreeNode", "node_index"]
 
 
 @dataclass(slots=True)
@@ -56,6 +65,7 @@ class TreeNode:
     unstarted: int = 0  # dependents whose process is not built yet (they need the result)
     depended: bool = False  # some node depends on it (else, without a parent, its result
     # is one of the graph's results, kept to the end)
+    keep: bool = False  # a streamed node that did not say its uses: kept to the end
     seen_as: Memory | None = None  # what it saw when its process was built (while running)
     next_step: int = 0  # where a resumed node goes on
     state: str | None = None  # its saved state (a resumed node), else None
@@ -85,16 +95,73 @@ class TaskTree:
         self.dependents: dict[str, list[str]] = {}
         self.children: dict[str, list[str]] = {}
         self.ready: deque[str] = deque()
-        self.seen: dict[str, int] = {}  # every node id ever made -> its depth (ids are unique)
+        self.seen = Seen()  # every node id ever made (ids are unique)
+        # a graph whose nodes are an iterator: pulled as nodes are needed
+        self._stream: Iterator[Node] | None = None
+        self.streamed = False
+        self._open = 0  # streamed nodes pulled and not complete
+        self._claims: dict[str, int] = {}  # streamed nodes' uses not yet taken by a dependent
+        self.failure: str | None = None  # a stream that went wrong at run time
         # the default result (the last child's, else the node's output) needs no memory
         self._plain_result = type(graph).result is Graph.result
 
     # -- building -------------------------------------------------------------------------
     def start(self) -> None:
-        """A new run: the graph's first nodes (checked; a bad graph raises GraphError)."""
-        first = self.add(self.graph.nodes(), None)
+        """A new run: the graph's first nodes (checked; a bad graph raises GraphError), or
+        its stream, pulled as nodes are needed."""
+        nodes = self.graph.nodes()
+        if not isinstance(nodes, Sequence):
+            self.follow(iter(nodes))
+            return
+        first = self.add(nodes, None)
         if self.on_added is not None:
             self.on_added(self._announce(first))
+
+    def follow(self, stream: Iterator[Node]) -> None:
+        """Pull the graph's declared nodes from `stream` from now on (a resume hands the
+        stream past the nodes the journal holds)."""
+        self._stream = stream
+        self.streamed = True
+
+    def _pull(self) -> None:
+        """Nodes from the stream: a few, and then until one is ready, at most HOLD open."""
+        stream = self._stream
+        made: list[TreeNode] = []
+        try:
+            while stream is not None and self._open < HOLD and (len(made) < PULL or not self.ready):
+                n = next(stream, None)
+                if n is None:
+                    self._stream = stream = None
+                    break
+                made.append(self._streamed(n))
+        except GraphError as e:  # (checked before the run: a stream that is not the same)
+            self._stream = None
+            self.failure = f"the graph's nodes went wrong during the run: {e}"
+        if made and self.on_added is not None:
+            self.on_added(self._announce(made))
+
+    def _streamed(self, n: Node) -> TreeNode:
+        check_streamed(n, self.seen, self.nodes, self._claims)
+        t = self._make(n, None, 0)
+        self._open += 1
+        if n.uses is None:
+            t.keep = t.depended = True
+        else:
+            t.unstarted = n.uses
+            t.depended = n.uses > 0
+            if n.uses:
+                self._claims[n.id] = n.uses
+        claims = self._claims
+        for d in n.deps:
+            if d in claims:
+                claims[d] -= 1
+                if not claims[d]:
+                    del claims[d]
+        self._wait(t, needs=False)  # (its uses counted its dependents already)
+        if t.waiting == 0:
+            t.status = READY
+            self.ready.append(n.id)
+        return t
 
     def add(self, new: Iterable[Node], parent: TreeNode | None) -> list[TreeNode]:
         """Check and add nodes (the first ones, or an expansion's children)."""
@@ -117,7 +184,7 @@ class TaskTree:
     def _make(self, n: Node, parent: TreeNode | None, depth: int) -> TreeNode:
         t = TreeNode(n, node_index(n.id), parent, depth)
         self.nodes[n.id] = t
-        self.seen[n.id] = depth
+        self.seen.indices.add(t.index)
         if parent is not None:
             self.children.setdefault(parent.node.id, []).append(n.id)
             parent.open_children += 1
@@ -127,7 +194,12 @@ class TaskTree:
         """Count the dependencies t waits for (those not complete); `needs`: t will read
         their results when it starts."""
         for d in t.node.deps:
-            dep = self.nodes[d]
+            dep = self.nodes.get(d)
+            if dep is None:  # a streamed node whose uses are taken, or an expansion's
+                raise GraphError(
+                    f"node {t.node.id!r} depends on {d!r}, whose result is no longer held "
+                    "(its uses are taken)"
+                )
             if needs:
                 dep.unstarted += 1
                 dep.depended = True
@@ -135,11 +207,14 @@ class TaskTree:
                 t.waiting += 1
                 self.dependents.setdefault(d, []).append(t.node.id)
 
-    def restore_rows(self, rows: Sequence[RestoredNode]) -> None:
+    def restore_rows(
+        self, rows: Sequence[RestoredNode], uses: Mapping[str, int | None] | None = None
+    ) -> None:
         """A resumed run: the nodes the journal holds (in the order they were made);
         decided nodes' expansions are derived again where the journal lacks them (the same
         decided output gives the same children), so an expansion committed before a crash
-        is never redone differently."""
+        is never redone differently. `uses`: a streamed graph's declared nodes the journal
+        holds, with their uses (the nodes still to come may read their results)."""
         for r in rows:
             parent = None if r.parent is None else self.nodes.get(r.parent)
             t = self._make(r.node, parent, r.depth)
@@ -160,13 +235,35 @@ class TaskTree:
                         made = self._make(c, t, t.depth + 1)
                         if self.on_added is not None:
                             self.on_added(self._announce((made,)))
-        # who still needs whose results: the nodes that are not decided yet
+        # who still needs whose results: the nodes that are not decided yet (and, for a
+        # streamed node that said its uses, those still to come)
+        said = {} if uses is None else {d: u for d, u in uses.items() if u is not None}
+        claimed: Counter[str] = Counter()
+        taken: Counter[str] = Counter()
         for t in self.nodes.values():
             for d in t.node.deps:
                 dep = self.nodes[d]
+                if t.parent is None and d in said:  # a declared dependent: one of its uses
+                    claimed[d] += 1
+                    taken[d] += t.status == DECIDED
+                    continue
                 dep.depended = True
                 if t.status != DECIDED:
                     dep.unstarted += 1
+        if uses is not None:
+            for nid, u in uses.items():
+                t = self.nodes[nid]
+                if u is None:
+                    t.keep = t.depended = True
+                    continue
+                if claimed[nid] > u:
+                    raise GraphError(
+                        f"node {nid!r}: more nodes depend on it than its `uses` says ({u})"
+                    )
+                t.unstarted += u - taken[nid]
+                t.depended = t.depended or u > 0
+                if u > claimed[nid]:
+                    self._claims[nid] = u - claimed[nid]
         # complete what is complete, deepest first (a node's children before it)
         for t in sorted(self.nodes.values(), key=lambda t: -t.depth):
             if t.status == DECIDED and t.open_children == 0 and not t.complete:
@@ -183,6 +280,7 @@ class TaskTree:
             ):
                 t.status = READY
                 self.ready.append(t.node.id)
+        self._open = sum(1 for t in self.nodes.values() if t.parent is None and not t.complete)
 
     def _announce(self, made: Sequence[TreeNode]) -> NodesAdded:
         """New nodes as the journal's items rows take them."""
@@ -216,7 +314,13 @@ class TaskTree:
         # graph's depth (breadth first, a merge sort would hold every split before any
         # merge). Decisions do not depend on the order: a node's samples are drawn by its
         # index.
-        while self.ready:
+        while True:
+            if not self.ready:
+                if self._stream is None:
+                    return None
+                self._pull()
+                if not self.ready:
+                    return None
             t = self.nodes[self.ready.pop()]
             if t.status != READY:
                 continue
@@ -233,7 +337,6 @@ class TaskTree:
                 assert self.restore is not None
                 state = self.restore(process, t.index, t.next_step, t.state)
             return Item(t.index, process, state, t.next_step, None, t.node.id)
-        return None
 
     def ended(self, item: Item, end: ItemEnd) -> ItemEnd:
         t = self.nodes[item.item_id]
@@ -298,6 +401,7 @@ class TaskTree:
             self._forget(t)
             p = t.parent
             if p is None:
+                self._open -= 1
                 return
             p.open_children -= 1
             if p.open_children or p.status != DECIDED:
@@ -308,7 +412,7 @@ class TaskTree:
         """Drop a node nothing will read again, so memory stays flat in the graph's size:
         complete, its result handed to every dependent and to its parent, no child left.
         A node with neither parent nor dependents stays: its result is the graph's."""
-        if not t.complete or t.unstarted or t.node.id in self.children:
+        if not t.complete or t.unstarted > 0 or t.keep or t.node.id in self.children:
             return
         parent = t.parent
         if (parent is None and not t.depended) or (parent is not None and not parent.complete):

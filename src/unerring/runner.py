@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -25,7 +26,7 @@ from unerring.backends.base import Backend
 from unerring.errors import UsageError
 from unerring.events import Events, ItemEnd, NodesAdded, Totals
 from unerring.executors import Execution, Executor, ExecutorSpec, Work, open_executor
-from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes
+from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes, check_stream
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
 from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreError
@@ -524,7 +525,11 @@ def execute(
         steps = process.total_steps()
         if isinstance(process, Graph):
             try:  # a graph that cannot run is refused before anything is written
-                check_nodes(process.nodes(), {}, options.max_depth)
+                first = process.nodes()
+                if isinstance(first, Sequence):
+                    check_nodes(first, (), options.max_depth)
+                else:  # a stream: read through once, holding an index per node
+                    check_stream(first)
             except GraphError as e:
                 raise UsageError(str(e)) from None
             if options.variants != (0,):
@@ -680,6 +685,7 @@ def _drive(
     rule = None
     if voting.adaptive is not None:
         rule = _learnt_rule(voting.adaptive, store, run, pending)
+    journaled = _journaled(graph, store, run) if graph is not None else ([], None, None)
     attempt = store.begin_attempt(run)
     work = Work(
         spec, transport, voting, prices, session.budget, session.speculate, session.window, rule
@@ -714,7 +720,7 @@ def _drive(
     tree: TaskTree | None = None
     source: Source
     if graph is not None:
-        tree = _tree(graph, options, store, run, events)
+        tree = _tree(graph, options, store, run, events, journaled)
         source = Tracked(tree, live, watcher)
     else:
         source = Tracked(Items(items()), live, watcher)
@@ -732,10 +738,11 @@ def _drive(
             status, reason = "stopped", "interrupted"
         else:
             status, reason = outcome.status, outcome.reason
-        if writer.error is not None:
-            status, reason = "failed", writer.error
+        failure = writer.error or (None if tree is None else tree.failure)
+        if failure is not None:
+            status, reason = "failed", failure
             if outcome is not None:
-                outcome = replace(outcome, status="failed", reason=writer.error)
+                outcome = replace(outcome, status="failed", reason=failure)
         # if the store itself failed (disk full), the committed records still stand
         with contextlib.suppress(Exception):
             store.end_attempt(run, attempt, status, reason)
@@ -775,8 +782,48 @@ def _learnt_rule(
     return rule
 
 
+Journaled = tuple[list[ItemRecord], Iterator[Node] | None, dict[str, int | None] | None]
+
+
+def _journaled(graph: Graph, store: Store, run: RunRecord) -> Journaled:
+    """A graph's nodes in the journal (none: a new run) and, for a graph whose nodes are an
+    iterator, the stream past those the journal holds and their uses (the nodes still to
+    come may read their results). A stream that no longer makes the journal's nodes is
+    refused before the attempt begins."""
+    rows = list(store.items(run))
+    first = graph.nodes() if rows else ()
+    if isinstance(first, Sequence):
+        return rows, None, None
+    stream = iter(first)
+    uses: dict[str, int | None] = {}
+    claimed: Counter[str] = Counter()
+    for r in rows:
+        if r.parent is not None:
+            continue
+        n = next(stream, None)
+        if n is None or n.id != r.item_id:
+            raise UsageError(
+                f"run {run.run_id!r}: the graph's nodes are not those the journal holds "
+                f"(node {r.item_id!r} there, {'none' if n is None else repr(n.id)} now); "
+                "a graph must make the same nodes each time"
+            )
+        uses[n.id] = n.uses
+        claimed.update(d for d in n.deps if d in uses)
+    over = [d for d, c in claimed.items() if (u := uses[d]) is not None and c > u]
+    if over:
+        raise UsageError(
+            f"run {run.run_id!r}: more nodes depend on {over[0]!r} than its `uses` says"
+        )
+    return rows, stream, uses
+
+
 def _tree(
-    graph: Graph, options: RunOptions, store: Store, run: RunRecord, events: Events
+    graph: Graph,
+    options: RunOptions,
+    store: Store,
+    run: RunRecord,
+    events: Events,
+    journaled: Journaled,
 ) -> TaskTree:
     """A graph run's task memory tree: its first nodes, or the journal's (a resume)."""
 
@@ -788,7 +835,7 @@ def _tree(
         return restore_state(process, store, run, item, saved)
 
     tree = TaskTree(graph, max_depth=options.max_depth, on_added=added, restore=restore)
-    rows = list(store.items(run))
+    rows, stream, uses = journaled
     if not rows:
         tree.start()
         return tree
@@ -810,8 +857,11 @@ def _tree(
                 r.state,
             )
             for r in rows
-        ]
+        ],
+        uses,
     )
+    if stream is not None:
+        tree.follow(stream)
     return tree
 
 
