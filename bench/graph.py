@@ -4,7 +4,8 @@ Prints one JSON line per measurement, each against its baseline measured in the 
 
 - cost: a tree of one-step nodes (pairwise sums of 10,001 numbers: 10,000 nodes) against a
   chain of the same 10,000 one-step sums (a running total), cost per decided node / step,
-  journal on; peak memory at 2,500, 10,000 and 40,000 nodes (flat in the number of nodes?);
+  journal on; peak memory at 2,500, 10,000 and 40,000 nodes (flat in the number of nodes?),
+  for the tree declared as a list and as a stream (depth first, each node its uses);
   prompt tokens of the last 1,000 nodes made against the first 1,000 (also for `sort`,
   whose nodes' prompts carry their path);
 - latency: `multiply --digits 8` on a model with lognormal latency (median 100 ms, sigma
@@ -22,7 +23,7 @@ import json
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,8 @@ class Running(Process[tuple[int, int], int]):
 
 
 class Tree(Graph):
-    """Pairwise sums of n numbers, level after level: n - 1 one-step nodes."""
+    """Pairwise sums of n numbers, level after level: n - 1 one-step nodes (declared as a
+    list); `Stream` declares the same sums as a stream."""
 
     name = "tree"
 
@@ -141,7 +143,7 @@ class Tree(Graph):
     def options(self) -> dict[str, Any]:
         return {"n": self.n}
 
-    def nodes(self) -> Sequence[Node]:
+    def nodes(self) -> Iterable[Node]:
         level = [Node(f"x{i}", "number", x) for i, x in enumerate(numbers(self.n))]
         out: list[Node] = []
         depth = 0
@@ -174,16 +176,37 @@ class Tree(Graph):
         return self.n - 1
 
 
+class Stream(Tree):
+    """The sum of n numbers as a stream of pairwise sums, depth first (each sum right after
+    its two halves), every node saying its one use: the run holds its frontier only."""
+
+    name = "stream"
+
+    def nodes(self) -> Iterable[Node]:
+        return self._sums(0, self.n, numbers(self.n), root=True)
+
+    def _sums(self, lo: int, hi: int, xs: list[int], *, root: bool = False) -> Iterator[Node]:
+        mid = (lo + hi) // 2
+        literal: list[int] = []
+        deps: list[str] = []
+        for a, b in ((lo, mid), (mid, hi)):
+            if b - a == 1:
+                literal.append(xs[a])
+            else:
+                yield from self._sums(a, b, xs)
+                deps.append(f"s{a}-{b}")
+        yield Node(f"s{lo}-{hi}", "sum", literal, tuple(deps), 0 if root else 1)
+
+
 def child(what: str, n: int, store: str) -> None:
     """Run in a child process: print the run's summary as one JSON line."""
     import unerring
 
-    if what == "tree":
-        res = unerring.run(Tree(n), model="sim:error=0.01", k=3, store=store)
-    else:
-        res = unerring.run(Running(n), model="sim:error=0.01", k=3, store=store)
+    graphs = {"tree": Tree, "stream": Stream}
+    process = graphs[what](n) if what in graphs else Running(n)
+    res = unerring.run(process, model="sim:error=0.01", k=3, store=store)
     s = res.summary
-    if what == "tree":
+    if what in graphs:
         s["tokens"] = _node_tokens(res)
     print(json.dumps(s))
 
@@ -214,6 +237,9 @@ def cost(nodes: int) -> dict[str, Any]:
         chain, chain_rss = run_in_child("chain", nodes + 1, f"{tmp}/c.db")
         _, small_rss = run_in_child("tree", nodes // 4 + 1, f"{tmp}/s.db")
         _, big_rss = run_in_child("tree", nodes * 4 + 1, f"{tmp}/b.db")
+        stream, stream_rss = run_in_child("stream", nodes + 1, f"{tmp}/st.db")
+        _, stream_small_rss = run_in_child("stream", nodes // 4 + 1, f"{tmp}/ss.db")
+        _, stream_big_rss = run_in_child("stream", nodes * 4 + 1, f"{tmp}/sb.db")
         # a sort's first cuts list thousands of numbers: far over the default token limit
         sort_args = ["run", "sort", "--numbers", "3334", "--json", "--max-tokens", "50000"]
         sort, _ = run_child(["-m", "unerring", *sort_args, "--store", f"{tmp}/sort.db",
@@ -221,6 +247,7 @@ def cost(nodes: int) -> dict[str, Any]:
         sort_tokens = _sort_tokens(f"{tmp}/sort.db")
     per_node = tree["wall_s"] * 1e6 / tree["steps_decided"]
     per_step = chain["wall_s"] * 1e6 / chain["steps_decided"]
+    per_streamed = stream["wall_s"] * 1e6 / stream["steps_decided"]
     return {
         "bench": "graph-cost",
         "nodes": tree["nodes"],
@@ -233,6 +260,14 @@ def cost(nodes: int) -> dict[str, Any]:
         "peak_rss_mb": round(rss, 1),
         f"peak_rss_mb_{nodes * 4}_nodes": round(big_rss, 1),
         "chain_peak_rss_mb": round(chain_rss, 1),
+        # the same sums given as a stream (depth first, each node its one use)
+        "stream_errors": stream["errors"],
+        "stream_result_correct": stream["result_correct"],
+        "stream_us_per_node": round(per_streamed, 1),
+        "stream_vs_chain": round(per_streamed / per_step, 3),
+        f"stream_peak_rss_mb_{nodes // 4}_nodes": round(stream_small_rss, 1),
+        "stream_peak_rss_mb": round(stream_rss, 1),
+        f"stream_peak_rss_mb_{nodes * 4}_nodes": round(stream_big_rss, 1),
         "prompt_tokens_last_vs_first_1000": tree["tokens"]["ratio"],
         "sort_nodes": sort["nodes"],
         "sort_prompt_tokens_last_vs_first_1000": sort_tokens,

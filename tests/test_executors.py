@@ -280,3 +280,23 @@ def test_totals_json_and_copies_are_what_the_generic_forms_make() -> None:
         assert "length" not in t.flags and c.samples == t.samples + 1
     assert Totals().as_dict() == Totals({"samples": 0}).as_dict()
     assert Totals().to_json() == json.dumps(Totals().as_dict())
+
+
+def test_the_writer_holds_a_bounded_number_of_items_however_many_end(tmp_path: Path) -> None:
+    """A graph of one-step nodes hands the writer a new item with every decision; its
+    group wakes the writer at `max_items` items and waits for it at twice that, so what
+    is held does not grow with the number of items while the writer catches up."""
+    decisions = _decisions(300, 1)  # 300 items of one step each
+    store = Store(str(tmp_path / "w.db"))
+    rows = [(str(i), {"disks": 1}, 1) for i in range(300)]
+    run = store.create_run("w", "hanoi", {}, 300, rows, "batch")
+    writer = JournalWriter(store, run, lambda i: Hanoi(1), max_items=8)
+    most = 0
+    for d in decisions:
+        writer.on_decision(d)
+        most = max(most, len(writer._group.blocks))
+    writer.close()
+    assert most <= 16
+    run = store.get_run("w")
+    assert run is not None and run.stats["steps_decided"] == 300
+    assert all(len(list(store.decisions(run, item=i))) == 1 for i in range(300))

@@ -71,6 +71,7 @@ class JournalWriter:
         durability: Durability = "group",
         interval_s: float = 0.2,
         max_group: int = 4096,
+        max_items: int = 1024,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
@@ -78,7 +79,11 @@ class JournalWriter:
         self.process_of = process_of
         self.durability = durability
         self.interval_s = interval_s
-        self.max_group = max_group
+        self.max_group = max_group  # decisions a group holds before the writer wakes
+        # items with work in a group before it wakes: an item's pending events (its block,
+        # its end, its process) weigh far more than a decision in a chain's block, and a
+        # graph of one-step nodes would hold thousands of them while the writer catches up
+        self.max_items = max_items
         self.on_error = on_error
         self.chain = run.kind == "chain"
         self.graph = run.kind == "graph"
@@ -109,12 +114,14 @@ class JournalWriter:
         with self._lock:
             if d.item not in self._items:  # the process is known only while its item runs
                 self._items[d.item] = _ItemLog(self.process_of(d.item))
-            size = self._group.add(d)
+            group = self._group
+            size = group.add(d)
+            items = len(group.blocks)
         if self._thread is None:
             self._drain()
-        elif size == self.max_group:  # the group grows one by one: wake the writer once
-            self._wake.set()
-        elif size >= 2 * self.max_group and self.error is None:
+        elif size == self.max_group or items == self.max_items:
+            self._wake.set()  # (the group grows one by one: the writer is woken once)
+        elif (size >= 2 * self.max_group or items >= 2 * self.max_items) and self.error is None:
             # (after an error nothing more is committed: the step loop must not wait)
             # the writer fell far behind (a slow disk, a starved thread): wait for it,
             # so memory stays bounded however long the run
@@ -130,13 +137,14 @@ class JournalWriter:
                     self._items[item] = _ItemLog(self.process_of(item))
             self._group.merge(group)
             size = self._group.size
+            items = len(self._group.blocks)
         if self._thread is None:
             self._drain()
-        elif size >= 2 * self.max_group and self.error is None:  # as on_decision
-            self._drained.clear()
+        elif (size >= 2 * self.max_group or items >= 2 * self.max_items) and self.error is None:
+            self._drained.clear()  # as on_decision
             self._wake.set()
             self._drained.wait(5.0)
-        elif size >= self.max_group:
+        elif size >= self.max_group or items >= self.max_items:
             self._wake.set()
 
     def _other(self, x: TransportFailure | Discarded | ItemEnd) -> None:
