@@ -547,3 +547,27 @@ def test_adaptive_stopping_on_ray_is_refused_in_one_line(tmp_path: Path) -> None
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--stopping adaptive runs on the local executor" in res.stderr.strip().splitlines()[-1]
     assert not db.exists()
+
+
+def test_a_streamed_graph_on_ray_records_what_local_records(cluster: str, tmp_path: Path) -> None:
+    """A graph whose nodes are a stream: the driver's tree pulls them as the actors need
+    ready nodes, and each result goes once its one use has started."""
+    from tests.stream_graph import StreamSums
+
+    runs = {}
+    for name, executor in (("l", LOCAL), ("r", ExecutorSpec("ray", workers=2))):
+        res = execute(
+            RunOptions(task="stream-sums", task_options={"n": 300}, model=MODEL, k=2),
+            Session(store=str(tmp_path / f"{name}.db"), handle_signals=False, executor=executor),
+            "g",
+            process=StreamSums(300),
+        )
+        res.store.close()
+        assert res.outcome.status == "completed", res.outcome.reason
+        runs[name] = res.summary
+    assert runs["r"]["executor"] == "ray"
+    for key in ("nodes", "steps_decided", "samples", "errors", "result_correct"):
+        assert runs["r"][key] == runs["l"][key], key
+    assert runs["l"]["nodes"] == 299
+    assert _nodes(tmp_path / "r.db", "g") == _nodes(tmp_path / "l.db", "g")
+    assert _record(tmp_path / "r.db", "g") == _record(tmp_path / "l.db", "g")
