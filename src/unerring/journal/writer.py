@@ -231,9 +231,12 @@ class JournalWriter:
         return int(row[0])
 
     def _log(self, item: int) -> tuple[Process[Any, Any], Totals]:
-        """An item's process and committed totals (read from the journal when first needed)."""
-        with self._lock:
-            log = self._items[item]
+        """An item's process and committed totals (read from the journal when first needed).
+
+        No lock: one dict lookup is atomic, and the step loop only adds items (the writer
+        alone removes them). Taking the lock here, twice a node, left the step loop
+        waiting on it, and then on the interpreter, while the writer went on."""
+        log = self._items[item]
         totals = log.totals
         if totals is None:
             totals = log.totals = self._item_totals(item)
@@ -261,10 +264,9 @@ class JournalWriter:
         # restored if the group fails: the totals must say what the journal holds
         saved = t.copy()
         dump_failed: str | None = None
-        with self._lock:
-            saved_items = {
-                i: log.totals.copy() for i, log in self._items.items() if log.totals is not None
-            }
+        with self._lock:  # (held for a copy at C speed: the step loop waits on it)
+            logs = dict(self._items)
+        saved_items = {i: log.totals.copy() for i, log in logs.items() if log.totals is not None}
         try:
             for x in group.items:
                 cls = x.__class__
