@@ -147,7 +147,8 @@ class Seen:
         self.indices: set[int] = set()
 
     def __contains__(self, node_id: object) -> bool:
-        return isinstance(node_id, str) and node_index(node_id) in self.indices
+        indices = self.indices  # (none yet: a new graph's first nodes, hashed only once)
+        return bool(indices) and isinstance(node_id, str) and node_index(node_id) in indices
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -106,14 +106,18 @@ class TaskTree:
         self._plain_result = type(graph).result is Graph.result
 
     # -- building -------------------------------------------------------------------------
-    def start(self) -> None:
-        """A new run: the graph's first nodes (checked; a bad graph raises GraphError), or
-        its stream, pulled as nodes are needed."""
-        nodes = self.graph.nodes()
-        if not isinstance(nodes, Sequence):
-            self.follow(iter(nodes))
-            return
-        first = self.add(nodes, None)
+    def start(self, checked: Sequence[Node] | None = None) -> None:
+        """A new run: the graph's first nodes (checked, unless given `checked`: the nodes
+        as the caller checked them; a bad graph raises GraphError), or its stream, pulled
+        as nodes are needed."""
+        if checked is not None:
+            first = self.add(checked, None, checked=True)
+        else:
+            nodes = self.graph.nodes()
+            if not isinstance(nodes, Sequence):
+                self.follow(iter(nodes))
+                return
+            first = self.add(nodes, None)
         if self.on_added is not None:
             self.on_added(self._announce(first))
 
@@ -163,10 +167,12 @@ class TaskTree:
             self.ready.append(n.id)
         return t
 
-    def add(self, new: Iterable[Node], parent: TreeNode | None) -> list[TreeNode]:
+    def add(
+        self, new: Iterable[Node], parent: TreeNode | None, *, checked: bool = False
+    ) -> list[TreeNode]:
         """Check and add nodes (the first ones, or an expansion's children)."""
         depth = 0 if parent is None else parent.depth + 1
-        nodes = check_nodes(new, self.seen, self.max_depth, depth)
+        nodes = list(new) if checked else check_nodes(new, self.seen, self.max_depth, depth)
         if parent is not None and len(nodes) > self.graph.max_children:
             raise GraphError(
                 f"node {parent.node.id!r} expanded into {len(nodes)} children, more than "

@@ -512,6 +512,7 @@ def execute(
     # everything a new run needs is checked before the store is touched
     rows: list[tuple[str, dict[str, Any], int | None]] = []
     steps: int | None = None
+    checked: list[Node] | None = None  # a graph's first nodes, checked here
     if batch is not None:
         check_batch(batch)
         if not resume:
@@ -527,7 +528,7 @@ def execute(
             try:  # a graph that cannot run is refused before anything is written
                 first = process.nodes()
                 if isinstance(first, Sequence):
-                    check_nodes(first, (), options.max_depth)
+                    checked = check_nodes(first, (), options.max_depth)
                 else:  # a stream: read through once, holding an index per node
                     check_stream(first)
             except GraphError as e:
@@ -563,7 +564,7 @@ def execute(
         executor.check(session.transport)
         return _execute(
             options, session, run_id, resume, events, on_start, process, batch, steps, rows,
-            executor,
+            executor, checked,
         )  # fmt: skip
     finally:
         executor.close()
@@ -581,6 +582,7 @@ def _execute(
     steps: int | None,
     rows: list[tuple[str, dict[str, Any], int | None]],
     executor: Executor,
+    checked: list[Node] | None = None,
 ) -> RunResult:
     """`execute` once its executor is open: the store, the run, its lock, the drive."""
     store = Store(session.store, max_pages=session.max_pages)
@@ -635,7 +637,10 @@ def _execute(
             graph = make_process(options)
         if batch is None and isinstance(process, Process):
             own["1"] = process
-        return _drive(voting, options, session, store, run, events, own, executor, notes, graph)
+        return _drive(
+            voting, options, session, store, run, events, own, executor, notes, graph,
+            checked=checked,
+        )  # fmt: skip
     finally:
         if lock is not None:
             lock.release()
@@ -652,6 +657,8 @@ def _drive(
     executor: Executor,
     notes: Notebook | None = None,
     graph: Graph | None = None,
+    *,
+    checked: list[Node] | None = None,
 ) -> RunResult:
     spec = parse_model(options.model)
     prices = run_prices(spec, session)
@@ -720,7 +727,7 @@ def _drive(
     tree: TaskTree | None = None
     source: Source
     if graph is not None:
-        tree = _tree(graph, options, store, run, events, journaled)
+        tree = _tree(graph, options, store, run, events, journaled, checked)
         source = Tracked(tree, live, watcher)
     else:
         source = Tracked(Items(items()), live, watcher)
@@ -824,8 +831,10 @@ def _tree(
     run: RunRecord,
     events: Events,
     journaled: Journaled,
+    checked: list[Node] | None,
 ) -> TaskTree:
-    """A graph run's task memory tree: its first nodes, or the journal's (a resume)."""
+    """A graph run's task memory tree: its first nodes (`checked`: as checked before the
+    store was touched), or the journal's (a resume)."""
 
     def added(x: NodesAdded) -> None:
         for fn in events.nodes_added:
@@ -837,7 +846,7 @@ def _tree(
     tree = TaskTree(graph, max_depth=options.max_depth, on_added=added, restore=restore)
     rows, stream, uses = journaled
     if not rows:
-        tree.start()
+        tree.start(checked)
         return tree
     by_index = {r.item: r.item_id for r in rows}
     tree.restore_rows(
