@@ -23,24 +23,19 @@ _SEP = BLOCK_SEPARATOR  # ASCII record separator: joins the winner texts of a bl
 FEW = 8  # an item's plain decisions in a group up to this many get rows of their own
 
 
-class Block:
-    """One item's plain decisions in a group, as columns (the writer packs them whole at
-    C speed into one `decision_blocks` row); inside its range, noteworthy steps are holes."""
+class Columns:
+    """An item's plain decisions as columns (the writer packs them whole at C speed into
+    one `decision_blocks` row)."""
 
     __slots__ = (
         "completion",
         "correct",
         "cost",
         "elapsed_us",
-        "few",
         "first",
         "last_plain",
-        "last_state",
-        "last_step",
-        "noteworthy",
         "prompt",
         "samples",
-        "sealed",
         "surplus",
         "winners",
     )
@@ -56,50 +51,43 @@ class Block:
         self.cost: list[float] = []
         self.first = 0  # the first plain step
         self.last_plain = 0
-        self.noteworthy: list[int] = []  # steps that moved the state with a row of their own
-        # the last step that moved the item's state, and that state (the resume point)
-        self.last_step = -1
-        self.last_state: Any = None
-        # the plain decisions themselves while there are few (a graph's one-step nodes):
-        # they get rows of their own, a block being worth it only for many (None: many)
-        self.few: list[Decision] | None = []
-        # runs packed where they were made (a worker's, see `seal`), before the columns
-        self.sealed: list[Packed] = []
 
-    def extend(self, later: Block) -> None:
-        """Append a later block of the same item (its steps follow this one's)."""
-        if later.sealed:  # packed runs: what this block holds goes before them, packed too
-            self._seal()
-            self.sealed += later.sealed
-        if self.few is not None and later.few is not None and len(self.few) + len(later.few) <= FEW:
-            self.few += later.few
-        else:
-            self.few = None
-        if later.winners:
-            if not self.winners:
-                self.first = later.first
-            self.last_plain = later.last_plain
-            self.winners += later.winners
-            self.samples += later.samples
-            self.surplus += later.surplus
-            self.prompt += later.prompt
-            self.completion += later.completion
-            self.elapsed_us += later.elapsed_us
-            self.correct += later.correct
-            self.cost += later.cost
-        self.noteworthy += later.noteworthy
-        if later.last_step >= 0:
-            self.last_step = later.last_step
-            self.last_state = later.last_state
+    def append(self, d: Decision) -> None:
+        if not self.winners:
+            self.first = d.step
+        self.last_plain = d.step
+        self.winners.append(d.winner_text)  # type: ignore[arg-type]  # plain: a text
+        self.samples.append(d.samples)
+        self.surplus.append(d.surplus)  # unanimous, unflagged: votes = samples - surplus
+        self.prompt.append(d.prompt_tokens)
+        self.completion.append(d.completion_tokens)
+        # integer microseconds: exact enough, and packs as an integer column
+        self.elapsed_us.append(int(d.elapsed_s * 1e6))
+        self.correct.append(-1 if d.correct is None else 1)
+        self.cost.append(d.cost)
 
-    def packed(self) -> Packed | None:
-        """The plain decisions held as columns, packed (None if none)."""
+    def extend(self, later: Columns) -> None:
+        if not later.winners:
+            return
+        if not self.winners:
+            self.first = later.first
+        self.last_plain = later.last_plain
+        self.winners += later.winners
+        self.samples += later.samples
+        self.surplus += later.surplus
+        self.prompt += later.prompt
+        self.completion += later.completion
+        self.elapsed_us += later.elapsed_us
+        self.correct += later.correct
+        self.cost += later.cost
+
+    def pack(self, noteworthy: list[int]) -> Packed | None:
         n = len(self.winners)
         if not n:
             return None
         first, last = self.first, self.last_plain
         # noteworthy steps inside the block's range are its holes
-        holes = [h for h in self.noteworthy if first < h < last]
+        holes = [h for h in noteworthy if first < h < last]
         data = pack_block(
             self.samples,
             self.surplus,
@@ -123,6 +111,63 @@ class Block:
             n - self.correct.count(-1),
         )
 
+
+class Block:
+    """One item's plain decisions in a group: the Decisions themselves while there are few
+    (a graph's one-step nodes: they get rows of their own, a block being worth it only for
+    many), then columns; inside a block's range, noteworthy steps are holes."""
+
+    __slots__ = ("cols", "few", "last_state", "last_step", "noteworthy", "sealed")
+
+    def __init__(self) -> None:
+        self.few: list[Decision] | None = []  # None: many, held as `cols`
+        self.cols: Columns | None = None
+        self.noteworthy: list[int] = []  # steps that moved the state with a row of their own
+        # the last step that moved the item's state, and that state (the resume point)
+        self.last_step = -1
+        self.last_state: Any = None
+        # runs packed where they were made (a worker's, see `seal`), before the columns
+        self.sealed: list[Packed] = []
+
+    def plain(self) -> int:
+        """How many plain decisions it holds."""
+        n = sum(p.steps for p in self.sealed)
+        if self.few:
+            n += len(self.few)
+        if self.cols is not None:
+            n += len(self.cols.winners)
+        return n
+
+    def spill(self) -> Columns:
+        """From few to many: the columns, made of the few Decisions held so far."""
+        cols = self.cols
+        if cols is None:
+            cols = self.cols = Columns()
+        for d in self.few or ():
+            cols.append(d)
+        self.few = None
+        return cols
+
+    def extend(self, later: Block) -> None:
+        """Append a later block of the same item (its steps follow this one's)."""
+        if later.sealed:  # packed runs: what this block holds goes before them, packed too
+            self._seal()
+            self.sealed += later.sealed
+        if self.few is not None and later.few is not None and len(self.few) + len(later.few) <= FEW:
+            self.few += later.few
+        elif later.few or later.cols is not None:
+            self.spill().extend(later.spill())
+        self.noteworthy += later.noteworthy
+        if later.last_step >= 0:
+            self.last_step = later.last_step
+            self.last_state = later.last_state
+
+    def packed(self) -> Packed | None:
+        """The plain decisions held (not sealed), packed (None if none)."""
+        if self.few:
+            self.spill()
+        return None if self.cols is None else self.cols.pack(self.noteworthy)
+
     def block(
         self, run_id: int, item: int, run_totals: Totals, item_totals: Totals
     ) -> tuple[Any, ...] | None:
@@ -141,17 +186,7 @@ class Block:
         p = self.packed()
         if p is not None:
             self.sealed.append(p)
-        for column in (
-            self.winners,
-            self.samples,
-            self.surplus,
-            self.prompt,
-            self.completion,
-            self.elapsed_us,
-            self.correct,
-            self.cost,
-        ):
-            column.clear()
+        self.cols = None
         self.few = []
 
 
@@ -239,26 +274,28 @@ class Group:
         winner = d.winner_text
         # a plain decision goes into the block, unless its text holds the block's separator
         if winner is not None and d.plain and _SEP not in winner:
-            if not b.winners:
-                b.first = d.step
-            b.last_plain = d.step
-            b.winners.append(winner)
-            b.samples.append(d.samples)
-            b.surplus.append(d.surplus)  # unanimous, unflagged: votes = samples - surplus
-            b.prompt.append(d.prompt_tokens)
-            b.completion.append(d.completion_tokens)
-            # integer microseconds: exact enough, and packs as an integer column
-            b.elapsed_us.append(int(d.elapsed_s * 1e6))
-            b.correct.append(-1 if d.correct is None else 1)
-            b.cost.append(d.cost)
-            b.last_step = d.step
-            b.last_state = d.state_after
-            few = b.few
-            if few is not None:
+            c = b.cols  # (None while few: then `few` holds them)
+            if c is None:
+                few = b.few
+                assert few is not None
                 if len(few) < FEW:
                     few.append(d)
                 else:
-                    b.few = None
+                    b.spill().append(d)
+            else:  # Columns.append, spelt out: a chain's every step comes this way
+                if not c.winners:
+                    c.first = d.step
+                c.last_plain = d.step
+                c.winners.append(winner)
+                c.samples.append(d.samples)
+                c.surplus.append(d.surplus)
+                c.prompt.append(d.prompt_tokens)
+                c.completion.append(d.completion_tokens)
+                c.elapsed_us.append(int(d.elapsed_s * 1e6))
+                c.correct.append(-1 if d.correct is None else 1)
+                c.cost.append(d.cost)
+            b.last_step = d.step
+            b.last_state = d.state_after
             if d.outcomes:  # `--record samples` keeps a plain step's samples too
                 self.sampled.append(d)
         else:
@@ -288,7 +325,7 @@ class Group:
         """Leave out everything of one item (events from a worker that no longer owns it)."""
         b = self.blocks.pop(item, None)
         if b is not None:
-            self.size -= len(b.winners)
+            self.size -= b.plain()
         kept = [x for x in self.items if getattr(x, "item", None) != item]
         self.size -= sum(
             1 for x in self.items if isinstance(x, Decision | Noted) and x.item == item
