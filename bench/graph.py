@@ -5,7 +5,8 @@ Prints one JSON line per measurement, each against its baseline measured in the 
 - cost: a tree of one-step nodes (pairwise sums of 10,001 numbers: 10,000 nodes) against a
   chain of the same 10,000 one-step sums (a running total), cost per decided node / step,
   journal on; peak memory at 2,500, 10,000 and 40,000 nodes (flat in the number of nodes?),
-  for the tree declared as a list and as a stream (depth first, each node its uses);
+  for the tree declared as a list and as a stream (the built-in `sum`: depth first, each
+  node its one use);
   prompt tokens of the last 1,000 nodes made against the first 1,000 (also for `sort`,
   whose nodes' prompts carry their path);
 - latency: `multiply --digits 8` on a model with lognormal latency (median 100 ms, sigma
@@ -20,10 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,50 +34,14 @@ from unerring.graph import Graph, Memory, Node
 from unerring.process import Process
 from unerring.redflags import Flag
 from unerring.tasks.multiply import Multiply
+from unerring.tasks.sums import AddPair, PairwiseSum, parse_sum, sum_prompt
 
 LATENCY = "lognormal:100:0.5"
-_SUM = re.compile(r"\s*(-?\d+)\s*$")
 
 
 def numbers(n: int) -> list[int]:
-    return [(i * 7919) % 100 for i in range(n)]
-
-
-class Sum(Process[Any, int]):
-    """One voted step: x + y."""
-
-    name = "sum"
-
-    def __init__(self, x: int, y: int) -> None:
-        self.x, self.y = x, y
-
-    def initial_state(self) -> Any:
-        return None
-
-    def done(self, state: Any, step: int) -> bool:
-        return state is not None
-
-    def prompt(self, state: Any, step: int) -> str:
-        return f"{self.x} + {self.y} ="
-
-    def parse(self, text: str) -> int | Flag:
-        m = _SUM.fullmatch(text)
-        return Flag.PARSE if m is None else int(m.group(1))
-
-    def advance(self, state: Any, answer: int) -> int:
-        return answer
-
-    def check(self, state: Any, step: int, answer: int) -> bool:
-        return answer == self.x + self.y
-
-    def solve(self, state: Any, step: int) -> int:
-        return self.x + self.y
-
-    def render(self, answer: int) -> str:
-        return f" {answer}"
-
-    def wrong_answers(self, state: Any, step: int, answer: int) -> list[int]:
-        return [answer + 1]
+    """The numbers `unerring run sum --numbers n` adds."""
+    return list(map(PairwiseSum(n).number, range(n)))
 
 
 class Running(Process[tuple[int, int], int]):
@@ -101,12 +65,10 @@ class Running(Process[tuple[int, int], int]):
         return state[1], self.xs[state[0]]
 
     def prompt(self, state: tuple[int, int], step: int) -> str:
-        x, y = self._q(state)
-        return f"{x} + {y} ="
+        return sum_prompt(*self._q(state))  # as a node of the built-in `sum` asks
 
     def parse(self, text: str) -> int | Flag:
-        m = _SUM.fullmatch(text)
-        return Flag.PARSE if m is None else int(m.group(1))
+        return parse_sum(text)
 
     def advance(self, state: tuple[int, int], answer: int) -> tuple[int, int]:
         return (state[0] + 1, answer)
@@ -128,12 +90,12 @@ class Running(Process[tuple[int, int], int]):
         return f" {answer}"
 
     def wrong_answers(self, state: tuple[int, int], step: int, answer: int) -> list[int]:
-        return [answer + 1]
+        return [answer + 1, answer - 10]  # as AddPair's
 
 
 class Tree(Graph):
-    """Pairwise sums of n numbers, level after level: n - 1 one-step nodes (declared as a
-    list); `Stream` declares the same sums as a stream."""
+    """Pairwise sums of n numbers, level after level: n - 1 one-step nodes declared as a
+    list (the built-in `sum` declares the same sums as a stream)."""
 
     name = "tree"
 
@@ -168,41 +130,19 @@ class Tree(Graph):
             out.append(Node(n.id, n.kind, [xs[i] for i in literal], deps))
         return out
 
-    def process(self, memory: Memory) -> Process[Any, int]:
+    def process(self, memory: Memory) -> Process[Any, Any]:
         x, y = [*memory.node.input, *memory.deps.values()]
-        return Sum(int(x), int(y))
+        return AddPair(int(x), int(y))
 
     def total_steps(self) -> int:
         return self.n - 1
-
-
-class Stream(Tree):
-    """The sum of n numbers as a stream of pairwise sums, depth first (each sum right after
-    its two halves), every node saying its one use: the run holds its frontier only."""
-
-    name = "stream"
-
-    def nodes(self) -> Iterable[Node]:
-        return self._sums(0, self.n, numbers(self.n), root=True)
-
-    def _sums(self, lo: int, hi: int, xs: list[int], *, root: bool = False) -> Iterator[Node]:
-        mid = (lo + hi) // 2
-        literal: list[int] = []
-        deps: list[str] = []
-        for a, b in ((lo, mid), (mid, hi)):
-            if b - a == 1:
-                literal.append(xs[a])
-            else:
-                yield from self._sums(a, b, xs)
-                deps.append(f"s{a}-{b}")
-        yield Node(f"s{lo}-{hi}", "sum", literal, tuple(deps), 0 if root else 1)
 
 
 def child(what: str, n: int, store: str) -> None:
     """Run in a child process: print the run's summary as one JSON line."""
     import unerring
 
-    graphs = {"tree": Tree, "stream": Stream}
+    graphs: dict[str, Any] = {"tree": Tree, "stream": PairwiseSum}
     process = graphs[what](n) if what in graphs else Running(n)
     res = unerring.run(process, model="sim:error=0.01", k=3, store=store)
     s = res.summary

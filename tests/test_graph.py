@@ -27,6 +27,7 @@ from unerring.runner import RunOptions, RunResult, Session, execute
 from unerring.settings import Budget
 from unerring.tasks.multiply import Multiply
 from unerring.tasks.sort import Sort
+from unerring.tasks.sums import PairwiseSum
 
 HERE = Path(__file__).resolve().parent
 
@@ -313,6 +314,7 @@ CRASH_AT_THE_FIRST_EXPANSION = """
 import os, sqlite3, sys
 from unerring.journal import writer
 from unerring.tasks.sort import Sort
+from unerring.tasks.sums import PairwiseSum
 import unerring
 
 original = writer.JournalWriter._commit
@@ -490,11 +492,16 @@ def test_failures_of_a_graph_carry_node_kind_and_depth_and_name_the_first_wrong_
 
 
 # -- graphs given as a stream of nodes -----------------------------------------------------------
-def test_a_streamed_graph_decides_what_the_same_graph_listed_does(tmp_path: Path) -> None:
-    from tests.stream_graph import StreamSums
+class Listed(PairwiseSum):
+    """The built-in `sum`, its nodes given as a list."""
 
+    def nodes(self) -> list[Node]:
+        return list(super().nodes())
+
+
+def test_a_streamed_graph_decides_what_the_same_graph_listed_does(tmp_path: Path) -> None:
     runs = {}
-    for name, graph in (("stream", StreamSums(600)), ("list", StreamSums(600, listed=True))):
+    for name, graph in (("stream", PairwiseSum(600)), ("list", Listed(600))):
         res = unerring.run(graph, model="sim:error=0.05,seed=4", k=3, store=str(tmp_path / name))
         assert res.outcome.status == "completed", res.outcome.reason
         assert res.summary["nodes"] == 599 and res.summary["steps_decided"] == 599
@@ -505,28 +512,31 @@ def test_a_streamed_graph_decides_what_the_same_graph_listed_does(tmp_path: Path
 
 
 def test_a_streamed_graph_holds_only_its_frontier() -> None:
-    from tests.stream_graph import StreamSums
-
     held = {}
-    for listed in (False, True):
-        tree = TaskTree(StreamSums(4096, listed=listed), max_depth=MAX_DEPTH)
+    for graph in (PairwiseSum(4096), Listed(4096)):
+        tree = TaskTree(graph, max_depth=MAX_DEPTH)
         tree.start()
         most, decided = _decide_by_hand(tree)
         assert decided == len(tree.seen) == 4095
-        assert tree.outputs() == {"s0-4096": sum(StreamSums(4096).xs)}
-        held[listed] = most
+        assert tree.outputs() == {"0-4096": sum(map(graph.number, range(4096)))}
+        held[type(graph)] = most
     # pulled a few at a time, depth first, each result dropped once its one use started
-    assert held[True] >= 4095 and held[False] <= 64
+    assert held[Listed] >= 4095 and held[PairwiseSum] <= 64
 
 
 def test_a_streamed_node_that_says_no_uses_is_kept_to_the_end() -> None:
-    from tests.stream_graph import StreamSums
+    from dataclasses import replace
 
-    tree = TaskTree(StreamSums(64, say_uses=False), max_depth=MAX_DEPTH)
+    class Unsaid(PairwiseSum):
+        def nodes(self) -> Iterable[Node]:
+            return (replace(n, uses=None) for n in super().nodes())
+
+    tree = TaskTree(Unsaid(64), max_depth=MAX_DEPTH)
     tree.start()
     _, decided = _decide_by_hand(tree)
     outputs = tree.outputs()
-    assert decided == len(outputs) == 63 and outputs["s0-64"] == sum(StreamSums(64).xs)
+    assert decided == len(outputs) == 63
+    assert outputs["0-64"] == sum(map(PairwiseSum(64).number, range(64)))
 
 
 @pytest.mark.parametrize(
@@ -566,9 +576,7 @@ def test_bad_streams_are_refused_naming_what_is_wrong(
 
 
 def test_a_stream_that_changes_during_the_run_fails_it() -> None:
-    from tests.stream_graph import StreamSums
-
-    class Unsteady(StreamSums):
+    class Unsteady(PairwiseSum):
         calls = 0
 
         def nodes(self) -> Iterable[Node]:
@@ -584,74 +592,44 @@ def test_a_stream_that_changes_during_the_run_fails_it() -> None:
     assert "is used twice" in res.outcome.reason
 
 
-STREAM_CHILD = """
-import sys
-from tests.stream_graph import StreamSums
-from unerring.models import Transport
-from unerring.runner import RunOptions, Session, execute
-n, db, model = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-options = RunOptions(task="stream-sums", task_options={"n": n}, model=model, k=2)
-session = Session(store=db, handle_signals=False, transport=Transport(concurrency=4))
-print(execute(options, session, "st", process=StreamSums(n)).outcome.status)
-"""
-
-
 def test_a_streamed_graph_killed_and_resumed_equals_one_run(tmp_path: Path) -> None:
-    import random
-    import signal
-    import time
-
-    from tests.stream_graph import StreamSums
-
-    model = "sim:error=0.05,seed=9"
-    n, db = 1000, tmp_path / "s.db"
-    env = {**child_env(), "PYTHONPATH": f"{HERE.parent}:{child_env()['PYTHONPATH']}"}
-    rng, kills = random.Random(5), 0
-    while True:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", STREAM_CHILD, str(n), str(db), f"{model},latency=20"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        if kills < 10:
-            time.sleep(rng.uniform(0.5, 1.2))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                kills += 1
-                continue
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-2000:]
-        if out.strip() == "completed":
-            break
-    assert kills == 10
-    ref = unerring.run(StreamSums(n), model=model, k=2, store=str(tmp_path / "r.db"), run_id="st")
-    assert ref.outcome.status == "completed"
+    # `unerring run sum`: a built-in graph whose nodes are a stream, pulled as they are
+    # needed; each resume checks the stream against the journal and pulls on past it
+    model, db = "sim:error=0.05,seed=9", tmp_path / "s.db"
+    common = ["--store", str(db), "--quiet", "--concurrency", "4"]
+    first = ["run", "sum", "--numbers", "600", "--k", "2", "--run-id", "st"]
+    first += ["--model", f"{model},latency=10", *common]
+    kill_and_resume(first, ["resume", "st", *common], tmp_path, seed=5)
+    ref = execute(
+        RunOptions(task="sum", task_options={"numbers": 600}, model=model, k=2),
+        Session(store=str(tmp_path / "ref.db"), handle_signals=False),
+        "st",
+    )
+    assert ref.outcome.status == "completed" and ref.summary["result_correct"] is not None
     ref.store.close()
-    got, want = item_decisions(db, "st"), item_decisions(tmp_path / "r.db", "st")
-    assert got == want and len(got) == n - 1  # every node, every step once
+    got, want = item_decisions(db, "st"), item_decisions(tmp_path / "ref.db", "st")
+    assert got == want and len(got) == 599  # every node, every step once
+    shown = json.loads(cli("show", "st", "--store", str(db), "--json").stdout)
+    assert shown["status"] == "completed"
 
 
 def test_a_stream_that_no_longer_makes_the_journals_nodes_is_refused(tmp_path: Path) -> None:
-    from tests.stream_graph import StreamSums
+    from dataclasses import replace
 
     db = str(tmp_path / "c.db")
+    budget = Budget(max_samples=50)
     first = unerring.run(
-        StreamSums(300),
-        model="sim:error=0",
-        k=1,
-        store=db,
-        run_id="c",
-        budget=Budget(max_samples=50),
+        PairwiseSum(300), model="sim:error=0", k=1, store=db, run_id="c", budget=budget
     )
     assert first.outcome.status == "stopped"
     first.store.close()
 
-    class Renamed(StreamSums):
+    class Renamed(PairwiseSum):
         def nodes(self) -> Iterable[Node]:
             for n in super().nodes():
-                yield Node("x" + n.id, n.kind, n.input, tuple("x" + d for d in n.deps), n.uses)
+                yield replace(n, id="x" + n.id, deps=tuple("x" + d for d in n.deps))
 
     with pytest.raises(UsageError, match="the graph's nodes are not those the journal holds"):
         unerring.run(Renamed(300), model="sim:error=0", k=1, store=db, run_id="c")
-    again = unerring.run(StreamSums(300), model="sim:error=0", k=1, store=db, run_id="c")
+    again = unerring.run(PairwiseSum(300), model="sim:error=0", k=1, store=db, run_id="c")
     assert again.outcome.status == "completed" and again.summary["result_correct"] is True

@@ -550,17 +550,14 @@ def test_adaptive_stopping_on_ray_is_refused_in_one_line(tmp_path: Path) -> None
 
 
 def test_a_streamed_graph_on_ray_records_what_local_records(cluster: str, tmp_path: Path) -> None:
-    """A graph whose nodes are a stream: the driver's tree pulls them as the actors need
-    ready nodes, and each result goes once its one use has started."""
-    from tests.stream_graph import StreamSums
-
+    """`sum`: a graph whose nodes are a stream; the driver's tree pulls them as the actors
+    need ready nodes, and each result goes once its one use has started."""
     runs = {}
     for name, executor in (("l", LOCAL), ("r", ExecutorSpec("ray", workers=2))):
         res = execute(
-            RunOptions(task="stream-sums", task_options={"n": 300}, model=MODEL, k=2),
+            RunOptions(task="sum", task_options={"numbers": 300}, model=MODEL, k=2),
             Session(store=str(tmp_path / f"{name}.db"), handle_signals=False, executor=executor),
             "g",
-            process=StreamSums(300),
         )
         res.store.close()
         assert res.outcome.status == "completed", res.outcome.reason

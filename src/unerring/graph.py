@@ -154,13 +154,15 @@ class Seen:
         return len(self.indices)
 
 
-def check_streamed(n: Node, seen: Seen, held: Container[str], left: Mapping[str, int]) -> None:
+def check_streamed(n: Node, seen: Seen, held: Container[str], left: Mapping[str, int]) -> int:
     """Check one node of a stream against those before it: a new, non-empty id, `uses`
     not negative, and dependencies on earlier nodes whose results are still held (`held`)
-    and, where they said their `uses`, not used up (`left`: uses not yet taken)."""
+    and, where they said their `uses`, not used up (`left`: uses not yet taken). Returns
+    the node's index."""
     if not isinstance(n.id, str) or not n.id:
         raise GraphError(f"node id {n.id!r} must be a non-empty string")
-    if n.id in seen:
+    index = node_index(n.id)
+    if index in seen.indices:
         raise GraphError(f"node id {n.id!r} is used twice")
     if n.uses is not None and n.uses < 0:
         raise GraphError(f"node {n.id!r}: uses must not be negative, got {n.uses}")
@@ -176,6 +178,7 @@ def check_streamed(n: Node, seen: Seen, held: Container[str], left: Mapping[str,
             f"node {n.id!r} depends on {d!r}, which is not declared before it (a graph whose "
             "nodes are an iterator names each node after its dependencies)"
         )
+    return index
 
 
 def check_stream(nodes: Iterable[Node]) -> int:
@@ -186,13 +189,13 @@ def check_stream(nodes: Iterable[Node]) -> int:
     kept: set[str] = set()  # nodes that said no uses: kept to the end
     count = 0
     for n in nodes:
-        check_streamed(n, seen, _Either(left, kept), left)
+        index = check_streamed(n, seen, _Either(left, kept), left)
         for d in n.deps:
             if d in left:
                 left[d] -= 1
                 if not left[d]:
                     del left[d]
-        seen.indices.add(node_index(n.id))
+        seen.indices.add(index)
         if n.uses is None:
             kept.add(n.id)
         elif n.uses:

@@ -145,8 +145,8 @@ class TaskTree:
             self.on_added(self._announce(made))
 
     def _streamed(self, n: Node) -> TreeNode:
-        check_streamed(n, self.seen, self.nodes, self._claims)
-        t = self._make(n, None, 0)
+        index = check_streamed(n, self.seen, self.nodes, self._claims)
+        t = self._make(n, None, 0, index)
         self._open += 1
         if n.uses is None:
             t.keep = t.depended = True
@@ -187,8 +187,10 @@ class TaskTree:
                 self.ready.append(t.node.id)
         return added
 
-    def _make(self, n: Node, parent: TreeNode | None, depth: int) -> TreeNode:
-        t = TreeNode(n, node_index(n.id), parent, depth)
+    def _make(
+        self, n: Node, parent: TreeNode | None, depth: int, index: int | None = None
+    ) -> TreeNode:
+        t = TreeNode(n, node_index(n.id) if index is None else index, parent, depth)
         self.nodes[n.id] = t
         self.seen.indices.add(t.index)
         if parent is not None:

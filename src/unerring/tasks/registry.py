@@ -13,6 +13,7 @@ from unerring.tasks.addition import Addition
 from unerring.tasks.hanoi import Hanoi
 from unerring.tasks.multiply import Multiply
 from unerring.tasks.sort import Sort
+from unerring.tasks.sums import PairwiseSum
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,17 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
                 TaskOption("max_value", int, 99, "largest number"),
             ),
             Sort,
+        ),
+        "sum": TaskSpec(
+            "sum",
+            "the sum of N numbers as a tree of voted pairwise sums, its nodes a stream "
+            "(held near its frontier, however many)",
+            (
+                TaskOption("numbers", int, 1000, "how many numbers to add (N - 1 nodes)"),
+                TaskOption("seed", int, 0, "seed that draws the numbers"),
+                TaskOption("max_value", int, 99, "largest number"),
+            ),
+            PairwiseSum,
         ),
     }
 )
