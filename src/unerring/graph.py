@@ -138,8 +138,8 @@ def node_index(node_id: str) -> int:
 
 
 class Seen:
-    """Every node id made so far, held as its index (eight bytes of hash, not the id): a
-    reused id is refused however many nodes a run makes."""
+    """Every node id made so far, held as its index (a 62-bit hash, not the id: about 70
+    bytes a node in a set), so a reused id is refused however many nodes a run makes."""
 
     __slots__ = ("indices",)
 
@@ -182,7 +182,7 @@ def check_streamed(n: Node, seen: Seen, held: Container[str], left: Mapping[str,
 
 
 def check_stream(nodes: Iterable[Node]) -> int:
-    """Check a stream of nodes whole, holding an index per node and the uses still to be
+    """Check a stream of nodes whole, holding each node's index and the uses still to be
     taken (near the frontier, when the stream says its uses): how many nodes it has."""
     seen = Seen()
     left: dict[str, int] = {}  # nodes with uses still to be taken

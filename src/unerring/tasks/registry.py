@@ -84,7 +84,7 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
         "sum": TaskSpec(
             "sum",
             "the sum of N numbers as a tree of voted pairwise sums, its nodes a stream "
-            "(held near its frontier, however many)",
+            "(a run holds its frontier, not its N - 1 nodes)",
             (
                 TaskOption("numbers", int, 1000, "how many numbers to add (N - 1 nodes)"),
                 TaskOption("seed", int, 0, "seed that draws the numbers"),
