@@ -156,9 +156,11 @@ class Discarded:
     cost: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ItemEnd:
-    """An item stopped deciding: completed, stopped (resumable) or failed."""
+    """An item stopped deciding: completed, stopped (resumable) or failed. Never changed
+    once emitted (not frozen, as Decision is not: a graph makes two for every node, and a
+    frozen dataclass's fields cost four times as much to set)."""
 
     item: int
     status: str
