@@ -633,3 +633,13 @@ def test_a_stream_that_no_longer_makes_the_journals_nodes_is_refused(tmp_path: P
         unerring.run(Renamed(300), model="sim:error=0", k=1, store=db, run_id="c")
     again = unerring.run(PairwiseSum(300), model="sim:error=0", k=1, store=db, run_id="c")
     assert again.outcome.status == "completed" and again.summary["result_correct"] is True
+
+
+@pytest.mark.parametrize(
+    "value", [3, -5, 10**30, [], [1, 2, -3], [1, "a"], [True, 1], True, None, "x", {"a": [1]}]
+)
+def test_an_output_is_written_as_json_makes_it(value: Any) -> None:
+    # ints and lists of ints take a shorter way; the text is json.dumps's all the same
+    text = Graph().dump_output(value)
+    assert text == json.dumps(value, separators=(",", ":"))
+    assert Graph().load_output(text) == value

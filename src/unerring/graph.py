@@ -119,8 +119,12 @@ class Graph:
         return None
 
     def dump_output(self, output: Any) -> str:
-        if output.__class__ is int:  # (what json.dumps makes of it, without it: most nodes)
+        # what json.dumps makes of an int or a list of ints, without it: most nodes
+        cls = output.__class__
+        if cls is int:
             return str(output)
+        if cls is list and all(x.__class__ is int for x in output):
+            return "[" + ",".join(map(str, output)) + "]"
         return json.dumps(output, separators=(",", ":"))
 
     def load_output(self, text: str) -> Any:

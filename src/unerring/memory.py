@@ -299,7 +299,8 @@ class TaskTree:
         n = t.node
         dump = self.graph.dump_output
         parent = None if t.parent is None else t.parent.index
-        return (t.index, n.id, parent, n.kind, dump(n.input), dump(list(n.deps)), t.depth)
+        deps = dump(list(n.deps)) if n.deps else "[]"
+        return (t.index, n.id, parent, n.kind, dump(n.input), deps, t.depth)
 
     # -- the scheduler's source -------------------------------------------------------------
     def memory(self, t: TreeNode, *, held: bool = False) -> Memory:
