@@ -643,3 +643,29 @@ def test_an_output_is_written_as_json_makes_it(value: Any) -> None:
     text = Graph().dump_output(value)
     assert text == json.dumps(value, separators=(",", ":"))
     assert Graph().load_output(text) == value
+
+
+def test_the_ids_made_are_held_exactly_and_compactly() -> None:
+    import random
+
+    from unerring.graph import Seen, node_index
+
+    rng = random.Random(7)
+    seen = Seen()
+    # random 62-bit indices, and indices that all land on the same first slot
+    made = [rng.getrandbits(62) or 1 for _ in range(50_000)]
+    made += [(k << 20) | 5 for k in range(1, 300)]
+    for i in made:
+        seen.add(i)
+    seen.add(made[0])  # once is enough
+    held = set(made)
+    assert len(seen) == len(held)
+    assert all(seen.has(i) for i in made)
+    absent = [rng.getrandbits(62) or 1 for _ in range(50_000)]
+    assert not any(seen.has(i) for i in absent if i not in held)
+    assert not any(seen.has((k << 20) | 5) for k in range(300, 400))
+    # at most half full: 16 to 32 bytes an id (a set of ints takes about 70)
+    assert 16 <= len(seen._slots) * 8 / len(seen) <= 32
+    assert "x" not in Seen()  # an empty index hashes nothing
+    seen.add(node_index("x"))
+    assert "x" in seen and "y" not in seen

@@ -192,7 +192,7 @@ class TaskTree:
     ) -> TreeNode:
         t = TreeNode(n, node_index(n.id) if index is None else index, parent, depth)
         self.nodes[n.id] = t
-        self.seen.indices.add(t.index)
+        self.seen.add(t.index)
         if parent is not None:
             self.children.setdefault(parent.node.id, []).append(n.id)
             parent.open_children += 1
