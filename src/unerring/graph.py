@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from array import array
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,35 +230,23 @@ def check_stream(nodes: Iterable[Node]) -> int:
     """Check a stream of nodes whole, holding each node's index and the uses still to be
     taken (near the frontier, when the stream says its uses): how many nodes it has."""
     seen = Seen()
-    left: dict[str, int] = {}  # nodes with uses still to be taken
-    kept: set[str] = set()  # nodes that said no uses: kept to the end
+    # nodes whose results later nodes may still read -> uses left (a node that said no
+    # uses is never used up)
+    left: dict[str, int] = {}
     count = 0
     for n in nodes:
-        index = check_streamed(n, seen, _Either(left, kept), left)
+        index = check_streamed(n, seen, left, left)
         for d in n.deps:
-            if d in left:
-                left[d] -= 1
-                if not left[d]:
-                    del left[d]
+            left[d] -= 1  # (held: checked just now)
+            if not left[d]:
+                del left[d]
         seen.add(index)
         if n.uses is None:
-            kept.add(n.id)
+            left[n.id] = sys.maxsize
         elif n.uses:
             left[n.id] = n.uses
         count += 1
     return count
-
-
-class _Either:
-    """Membership in either of two collections."""
-
-    __slots__ = ("a", "b")
-
-    def __init__(self, a: Container[str], b: Container[str]) -> None:
-        self.a, self.b = a, b
-
-    def __contains__(self, x: object) -> bool:
-        return x in self.a or x in self.b
 
 
 def check_nodes(

@@ -98,7 +98,6 @@ class TaskTree:
         self.seen = Seen()  # every node id ever made (ids are unique)
         # a graph whose nodes are an iterator: pulled as nodes are needed
         self._stream: Iterator[Node] | None = None
-        self.streamed = False
         self._open = 0  # streamed nodes pulled and not complete
         self._claims: dict[str, int] = {}  # streamed nodes' uses not yet taken by a dependent
         self.failure: str | None = None  # a stream that went wrong at run time
@@ -125,7 +124,6 @@ class TaskTree:
         """Pull the graph's declared nodes from `stream` from now on (a resume hands the
         stream past the nodes the journal holds)."""
         self._stream = stream
-        self.streamed = True
 
     def _pull(self) -> None:
         """Nodes from the stream: a few, and then until one is ready, at most HOLD open."""
@@ -264,10 +262,8 @@ class TaskTree:
                 if u is None:
                     t.keep = t.depended = True
                     continue
-                if claimed[nid] > u:
-                    raise GraphError(
-                        f"node {nid!r}: more nodes depend on it than its `uses` says ({u})"
-                    )
+                # (a journal with more dependents than uses was refused before: the runner's
+                # _journaled)
                 t.unstarted += u - taken[nid]
                 t.depended = t.depended or u > 0
                 if u > claimed[nid]:
