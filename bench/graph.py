@@ -154,7 +154,7 @@ def child(what: str, n: int, store: str) -> None:
 def _node_tokens(res: Any) -> dict[str, float]:
     """Prompt tokens per sample of the first and last 1,000 nodes made."""
     per = [
-        it.stats["prompt_tokens"] / it.stats["samples"]
+        it.stats.get("prompt_tokens", 0) / it.stats["samples"]
         for it in res.store.items(res.run)
         if it.stats.get("samples")
     ]
@@ -221,7 +221,7 @@ def _sort_tokens(db: str) -> float:
     run = store.get_run("s")
     assert run is not None
     per = [
-        it.stats["prompt_tokens"] / it.stats["samples"]
+        it.stats.get("prompt_tokens", 0) / it.stats["samples"]
         for it in store.items(run)
         if it.kind == "sort" and it.stats.get("samples")
     ]

@@ -258,7 +258,8 @@ def test_the_package_names_its_api_and_a_worker_imports_no_runner() -> None:
 
 def test_totals_json_and_copies_are_what_the_generic_forms_make() -> None:
     """The journal's spelt-out forms of a run's totals: the JSON text json.dumps makes of
-    `as_dict` (for any values, flags or none), and a copy equal and independent."""
+    `as_dict` (for any values, flags or none), an item's compact form that reads back the
+    same, and a copy equal and independent."""
     import json
 
     rng = random.Random(3)
@@ -269,9 +270,14 @@ def test_totals_json_and_copies_are_what_the_generic_forms_make() -> None:
                 t.flags = {"parse": rng.randint(1, 9)} if trial % 2 else {}
             elif name in ("cost", "wall_s"):
                 setattr(t, name, rng.random() * 10 ** rng.randint(-8, 6))
+            elif rng.random() < 0.3:  # an item's totals are mostly zeros
+                setattr(t, name, 0)
             else:
                 setattr(t, name, rng.randint(0, 10**9))
         assert t.to_json() == json.dumps(t.as_dict())
+        # an item's row holds only the counts that are not zero; read back, the same
+        compact = json.loads(t.item_json())
+        assert all(compact.values()) and Totals(compact).as_dict() == t.as_dict()
         assert json.loads(t.to_json()) == t.as_dict()
         c = t.copy()
         assert c.as_dict() == t.as_dict()
@@ -280,6 +286,7 @@ def test_totals_json_and_copies_are_what_the_generic_forms_make() -> None:
         assert "length" not in t.flags and c.samples == t.samples + 1
     assert Totals().as_dict() == Totals({"samples": 0}).as_dict()
     assert Totals().to_json() == json.dumps(Totals().as_dict())
+    assert Totals().item_json() == "{}"
 
 
 def test_the_writer_holds_a_bounded_number_of_items_however_many_end(tmp_path: Path) -> None:

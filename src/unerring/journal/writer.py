@@ -400,7 +400,7 @@ class JournalWriter:
                         next_step,
                         int(clear),
                         state_text,
-                        self._log(item)[1].to_json(),
+                        self._log(item)[1].item_json(),
                         None if end is None else end.status,
                         None if end is None else end.reason,
                         None if end is None else end.output,
