@@ -669,3 +669,70 @@ def test_the_ids_made_are_held_exactly_and_compactly() -> None:
     assert "x" not in Seen()  # an empty index hashes nothing
     seen.add(node_index("x"))
     assert "x" in seen and "y" not in seen
+
+
+def _read_back(db: Path) -> dict[str, Any]:
+    """Everything the journal's readers give of a graph run (but the steps' times, which
+    differ from run to run: only that each is there)."""
+    from unerring.reporting.aggregate import aggregate
+    from unerring.reporting.rows import export_rows
+
+    store = Store(str(db), read_only=True)
+    run = store.list_runs()[0]
+    items = list(store.items(run))
+    untimed = [
+        {**d, "elapsed": d["elapsed"] >= 0}
+        for it in items
+        for d in store.decisions(run, item=it.item)
+    ]
+    agg = aggregate(store, run)
+    out = {
+        "items": items,
+        "unfinished": list(store.items(run, unfinished=True)),
+        "one": [store.item(run, it.item_id) for it in items[::37]],
+        "counts": store.item_counts(run),
+        "decisions": untimed,
+        "winners": [list(store.decision_values(run, "winner", it.item)) for it in items],
+        "elapsed": [
+            [(s, e >= 0) for s, e in store.decision_values(run, "elapsed", it.item)] for it in items
+        ],
+        "count": store.count_decisions(run),
+        "count_each": [store.count_decisions(run, it.item) for it in items[::11]],
+        "numbers": list(store.item_numbers(run)),
+        "extent": store.item_extent(run),
+        "aggregate": (
+            (agg.decided, agg.samples, agg.prompt_tokens, agg.completion_tokens),
+            (round(agg.cost, 9), agg.flags, agg.samples_hist, agg.tallies),
+        ),
+        "nodes": list(export_rows(store, run, "nodes")),
+        "packed": store.conn.execute("SELECT count(*) FROM node_ends").fetchone()[0],
+    }
+    store.close()
+    return out
+
+
+@pytest.mark.parametrize("graph", [lambda: PairwiseSum(300), lambda: Sort(60)], ids=["sum", "sort"])
+def test_packed_node_ends_read_back_as_rows_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph: Any
+) -> None:
+    """A graph's small nodes end many to a node_ends row; every reader of the journal gives
+    back what the same run gives with each node's end and decisions in rows of their own
+    (contested, flagged and many-step nodes keep their rows in both)."""
+    from unerring.journal import writer
+
+    got = {}
+    for pack in (True, False):
+        monkeypatch.setattr(writer, "PACK_NODES", pack)
+        db = tmp_path / f"{pack}.db"
+        res = unerring.run(graph(), model="sim:error=0.15,seed=5", k=2, store=str(db))
+        assert res.outcome.status == "completed", res.outcome.reason
+        res.store.close()
+        got[pack] = _read_back(db)
+    packed, rows = got[True], got[False]
+    assert packed["packed"] > 0 and rows["packed"] == 0
+    assert {k: v for k, v in packed.items() if k != "packed"} == {
+        k: v for k, v in rows.items() if k != "packed"
+    }
+    # the run had nodes of both kinds: packed ones and ones with rows of their own
+    own = [d for d in rows["decisions"] if d["votes"] != f"[{d['samples'] - d['surplus']}]"]
+    assert own

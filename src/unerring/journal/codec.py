@@ -9,12 +9,15 @@ block's range that have a row of their own in `decisions` are its holes.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+RowLike = sqlite3.Row | Mapping[str, Any]
 
 BLOCK_SEPARATOR = "\x1e"
 
@@ -84,7 +87,7 @@ def unpack_holes(blob: bytes | None) -> array[int]:
     return holes
 
 
-def block_columns(row: sqlite3.Row) -> BlockColumns:
+def block_columns(row: RowLike) -> BlockColumns:
     """Decode a decision_blocks row's numbers (the winners are not read)."""
     first, last = int(row["first_step"]), int(row["last_step"])
     holes = unpack_holes(row["holes"])
@@ -119,7 +122,7 @@ def block_steps(first: int, last: int, holes: array[int]) -> list[int]:
     return [first + o for o in range(last - first + 1) if o not in skip]
 
 
-def block_winners(row: sqlite3.Row) -> list[str]:
+def block_winners(row: RowLike) -> list[str]:
     """A block's winners, in step order."""
     return zlib.decompress(row["winners"]).decode().split(BLOCK_SEPARATOR)
 
@@ -151,3 +154,120 @@ def pack_winners(winners: list[str]) -> bytes:
     # consecutive winners share most of their text (Hanoi: all but two pegs), so a fast
     # zlib pass shrinks the journal several times over
     return zlib.compress(BLOCK_SEPARATOR.join(winners).encode(), 1)
+
+
+# -- graph nodes' ends, many to a row ----------------------------------------------------------
+# A graph of small nodes ends thousands of nodes a commit. Each one's end (status, output,
+# totals) and its decisions as rows of their own were three row writes a node, most of the
+# journal writer's time; a node decided in a few plain steps, start to end in one commit,
+# is instead one entry of its commit's `node_ends` row: its item index, how many steps it
+# took (steps 0 .. n-1), its output, and its decisions' numbers and winners packed as a
+# decision block's, all nodes' one after another.
+
+
+def pack_node_ends(
+    items: list[int], steps: list[int], outputs: list[str]
+) -> tuple[bytes, bytes, str]:
+    """A node_ends row's items (int64), steps (int32) and outputs (a JSON list of texts)."""
+    return (
+        array("q", items).tobytes(),
+        array("i", steps).tobytes(),
+        json.dumps(outputs, ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEnd:
+    """One packed node's end: its output and its decisions (steps 0 .. steps-1) as
+    positions `first` .. `first + steps - 1` of its row's columns."""
+
+    row: NodeEndsRow
+    first: int
+    steps: int
+    output: str
+
+    def totals(self) -> dict[str, Any]:
+        """Its totals, as the items row of an unpacked node holds them (counts not zero)."""
+        c, i, j = self.row.columns, self.first, self.first + self.steps
+        checked = sum(1 for x in c.correct[i:j] if x >= 0)
+        cost = 0.0
+        for x in c.cost[i:j]:  # (summed in step order, as the writer's totals are; empty
+            cost += x  # when no step of the row cost anything)
+        out = {
+            "steps_decided": self.steps,
+            "samples": sum(c.samples[i:j]),
+            "prompt_tokens": sum(c.prompt_tokens[i:j]),
+            "completion_tokens": sum(c.completion_tokens[i:j]),
+            "cost": cost,
+            "checked": checked,
+        }
+        return {k: v for k, v in out.items() if v}
+
+    def block(self, item: int) -> BlockColumns:
+        """Its decisions as a block's columns."""
+        c, i, j = self.row.columns, self.first, self.first + self.steps
+        return BlockColumns(
+            item,
+            0,
+            self.steps - 1,
+            array("i"),
+            c.samples[i:j],
+            c.surplus[i:j],
+            c.prompt_tokens[i:j],
+            c.completion_tokens[i:j],
+            c.elapsed_us[i:j],
+            c.correct[i:j],
+            c.cost[i:j],  # (empty when no step of the row cost anything, as a block's)
+        )
+
+    def winners(self) -> list[str]:
+        return self.row.winners()[self.first : self.first + self.steps]
+
+    def decisions(self) -> Iterator[dict[str, Any]]:
+        """Its decisions as decision rows (as `unpack_block` makes of a block)."""
+        c, first = self.row.columns, self.first
+        for step, winner in enumerate(self.winners()):
+            i = first + step
+            correct = c.correct[i]
+            yield {
+                "step": step,
+                "winner": winner,
+                "votes": f"[{c.samples[i] - c.surplus[i]}]",
+                "samples": c.samples[i],
+                "surplus": c.surplus[i],
+                "flags": None,
+                "prompt_tokens": c.prompt_tokens[i],
+                "completion_tokens": c.completion_tokens[i],
+                "cost": c.cost[i] if c.cost else 0.0,
+                "elapsed": c.elapsed_us[i] / 1e6,
+                "undecided": 0,
+                "correct": None if correct < 0 else correct,
+                "features": None,
+            }
+
+
+class NodeEndsRow:
+    """One decoded node_ends row: its nodes by item index, their decisions as columns."""
+
+    def __init__(self, row: sqlite3.Row) -> None:
+        items = array("q")
+        items.frombytes(row["items"])
+        steps = array("i")
+        steps.frombytes(row["steps"])
+        outputs = json.loads(row["outputs"])
+        total = sum(steps)
+        self.columns = block_columns(
+            {"item": 0, "first_step": 0, "last_step": total - 1, "holes": None, "data": row["data"]}
+        )
+        self._winners_blob: bytes = row["winners"]
+        self._winners: list[str] | None = None
+        self.ends: dict[int, NodeEnd] = {}
+        first = 0
+        for item, n, output in zip(items, steps, outputs, strict=True):
+            self.ends[item] = NodeEnd(self, first, n, output)
+            first += n
+
+    def winners(self) -> list[str]:
+        if self._winners is None:
+            self._winners = block_winners({"winners": self._winners_blob})
+        return self._winners

@@ -248,6 +248,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX commits_run ON commits (run, time);
     """,
+    # 9: graph nodes decided in a few plain steps within one commit end many to a row (see
+    # journal/codec.py): their items rows keep what they were made with, and a node_ends
+    # row says, for each: its item, how many steps it took (0 .. n-1), its output, and its
+    # decisions packed as a decision block's (every node's one after another)
+    """
+    CREATE TABLE node_ends (
+        run INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        items BLOB NOT NULL,
+        steps BLOB NOT NULL,
+        outputs TEXT NOT NULL,
+        winners BLOB NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (run, seq)
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,12 +11,14 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from unerring.journal.codec import (
     BlockColumns,
+    NodeEnd,
+    NodeEndsRow,
     block_columns,
     block_steps,
     block_winners,
@@ -237,6 +239,8 @@ class Store:
     """
 
     def __init__(self, path: str, *, read_only: bool = False, max_pages: int | None = None) -> None:
+        # a graph run's packed node ends, decoded, by run: kept while the journal adds none
+        self._ends: dict[int, tuple[tuple[int, int], dict[int, NodeEnd]]] = {}
         self.path = path
         self.read_only = read_only
         self.max_pages = max_pages
@@ -413,21 +417,59 @@ class Store:
             q += " AND status != 'completed'"
         # a batch's items by index; a graph's nodes (indexes are hashes) as they were made
         order = " ORDER BY seq, item" if run.kind == "graph" else " ORDER BY item"
+        ends = self.node_ends(run)
         for row in self.conn.execute(q + order, (run.id,)):
-            yield ItemRecord.from_row(row)
+            it = ItemRecord.from_row(row)
+            end = ends.get(it.item) if ends else None
+            if end is not None:
+                if unfinished:
+                    continue
+                it = _ended(it, end)
+            yield it
 
     def item(self, run: RunRecord, item_id: str) -> ItemRecord | None:
         row = self.conn.execute(
             "SELECT * FROM items WHERE run = ? AND item_id = ?", (run.id, item_id)
         ).fetchone()
-        return None if row is None else ItemRecord.from_row(row)
+        if row is None:
+            return None
+        it = ItemRecord.from_row(row)
+        end = self.node_ends(run).get(it.item)
+        return it if end is None else _ended(it, end)
 
     def item_counts(self, run: RunRecord) -> dict[str, int]:
         """How many of a run's items are in each status."""
         rows = self.conn.execute(
             "SELECT status, count(*) FROM items WHERE run = ? GROUP BY status", (run.id,)
         ).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
+        counts = {r[0]: int(r[1]) for r in rows}
+        packed = len(self.node_ends(run))  # (their rows say pending)
+        if packed:
+            counts["completed"] = counts.get("completed", 0) + packed
+            counts["pending"] -= packed
+            if not counts["pending"]:
+                del counts["pending"]
+        return counts
+
+    def node_ends(self, run: RunRecord) -> dict[int, NodeEnd]:
+        """A graph run's nodes whose ends are packed many to a row (journal/codec.py), by
+        item; their items rows say only what they were made with (status pending)."""
+        if run.kind != "graph":
+            return {}
+        key = self.conn.execute(
+            "SELECT count(*), coalesce(max(seq), 0) FROM node_ends WHERE run = ?", (run.id,)
+        ).fetchone()
+        key = (int(key[0]), int(key[1]))
+        held = self._ends.get(run.id)
+        if held is not None and held[0] == key:
+            return held[1]
+        ends: dict[int, NodeEnd] = {}
+        for row in self.conn.execute(
+            "SELECT * FROM node_ends WHERE run = ? ORDER BY seq", (run.id,)
+        ):
+            ends.update(NodeEndsRow(row).ends)
+        self._ends[run.id] = (key, ends)
+        return ends
 
     def reset_items(self, run: RunRecord) -> None:
         """An attempt starts: every item not completed is pending again."""
@@ -486,8 +528,13 @@ class Store:
         """One item's decisions from step `start` in step order, streamed (constant memory).
 
         Noteworthy steps have a row of their own; runs of plain steps are packed in blocks
-        (see journal.codec); both come back here in one shape.
+        (see journal.codec); both come back here in one shape (and so do a graph node's
+        whose end is packed: its every decision is there).
         """
+        end = self.node_ends(run).get(item)
+        if end is not None:
+            yield from (d for d in end.decisions() if d["step"] >= start)
+            return
         full = self.conn.execute(
             "SELECT * FROM decisions WHERE run = ? AND item = ? AND step >= ? ORDER BY step",
             (run.id, item, start),
@@ -521,6 +568,13 @@ class Store:
         decisions, in step order: what a replay or a clock needs, without a dict per step."""
         if column not in ("winner", "elapsed"):
             raise ValueError(f"decision_values reads winner or elapsed, not {column!r}")
+        end = self.node_ends(run).get(item)
+        if end is not None:
+            if column == "winner":
+                yield from enumerate(end.winners())
+            else:
+                yield from enumerate(e / 1e6 for e in end.block(item).elapsed_us)
+            return
         full = self.conn.execute(
             f"SELECT step, {column} FROM decisions WHERE run = ? AND item = ? ORDER BY step",
             (run.id, item),
@@ -584,7 +638,12 @@ class Store:
             f" 0) FROM decision_blocks WHERE {where}",
             args,
         ).fetchone()[0]
-        return int(full) + int(packed)
+        ends = self.node_ends(run)
+        if item is not None:
+            nodes = ends[item].steps if item in ends else 0
+        else:
+            nodes = sum(e.steps for e in ends.values())
+        return int(full) + int(packed) + nodes
 
     # -- analysis queries -------------------------------------------------------------------
     # what failure analysis reads from the journal, and the two tables it writes (failures,
@@ -751,8 +810,16 @@ class Store:
             f" WHERE {where} ORDER BY item, first_step",
             args,
         )
-        for row in cur:
-            yield block_columns(row)
+        blocks = (block_columns(row) for row in cur)
+        ends = self.node_ends(run)
+        if item is not None:
+            ends = {item: ends[item]} if item in ends else {}
+        if not ends:
+            yield from blocks
+            return
+        # a packed node's decisions as its block, in item order among the others
+        packed = (ends[i].block(i) for i in sorted(ends))
+        yield from heapq.merge(blocks, packed, key=lambda c: c.item)
 
     def decision_rows(self, run: RunRecord, item: int | None = None) -> Iterator[dict[str, Any]]:
         """The decisions of one item (or of every item) with a row of their own (contested,
@@ -779,7 +846,13 @@ class Store:
             " FROM items WHERE run = ? ORDER BY item",
             (run.id,),
         )
+        ends = self.node_ends(run)
         for row in cur:
+            end = ends.get(row[0]) if ends else None
+            if end is not None:
+                t = end.totals()
+                yield row[0], "completed", end.steps, t.get("samples", 0), t.get("cost", 0.0), 0
+                continue
             yield int(row[0]), str(row[1]), int(row[2]), int(row[3]), float(row[4]), int(row[5])
 
     def item_extent(self, run: RunRecord) -> int:
@@ -787,7 +860,7 @@ class Store:
         row = self.conn.execute(
             "SELECT coalesce(max(next_step), 0) FROM items WHERE run = ?", (run.id,)
         ).fetchone()
-        return int(row[0])
+        return max(int(row[0]), *(e.steps for e in self.node_ends(run).values()), 0)
 
     def item_ids(self, run: RunRecord, items: Iterable[int]) -> dict[int, str]:
         """The ids (names) of a few of a run's items, by index."""
@@ -806,6 +879,19 @@ def _of_item(run: RunRecord, item: int | None) -> tuple[str, tuple[int, ...]]:
     if item is None:
         return "run = ?", (run.id,)
     return "run = ? AND item = ?", (run.id, item)
+
+
+def _ended(it: ItemRecord, end: NodeEnd) -> ItemRecord:
+    """A node's items row as its packed end completes it (as an unpacked end's update)."""
+    return replace(
+        it,
+        status="completed",
+        reason="",
+        next_step=end.steps,
+        state=None,
+        stats=end.totals(),
+        output=end.output,
+    )
 
 
 def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:

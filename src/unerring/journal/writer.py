@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from unerring.events import Decision, Discarded, ItemEnd, NodesAdded, Totals, TransportFailure
-from unerring.journal.group import Group, Noted
+from unerring.journal.codec import pack_block, pack_node_ends, pack_winners
+from unerring.journal.group import Columns, Group, Noted
 from unerring.journal.rows import decision_row, sample_rows
 from unerring.journal.store import RunRecord, Store
 from unerring.process import Process
@@ -32,6 +33,9 @@ Durability = Literal["group", "sync"]
 # a batch's or a graph's `commits` rows (its clock for the report): at most one per this
 # many seconds when every decision is its own commit (--durability sync)
 PROGRESS_EVERY_S = 0.2
+# a graph's nodes decided whole within one commit end many to a node_ends row (see
+# `_packable`); off, every node's end and decisions get rows of their own (tests compare)
+PACK_NODES = True
 
 
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:
@@ -96,6 +100,8 @@ class JournalWriter:
         self._items: dict[int, _ItemLog] = {}  # items with work not yet committed
         self._seq = self._conn_seq(store, run)  # creation order of a graph's nodes
         self._fresh: set[int] = set()  # nodes made in this attempt, not committed yet
+        self.pack_nodes = self.graph and PACK_NODES
+        self._ends_seq = self._conn_ends_seq(store, run) if self.pack_nodes else 0
         self._wall_base = self.totals.wall_s
         self._t0 = time.perf_counter()
         self._group = Group()  # filled by the step loop, taken whole by the writer
@@ -230,6 +236,35 @@ class JournalWriter:
         ).fetchone()
         return int(row[0])
 
+    @staticmethod
+    def _conn_ends_seq(store: Store, run: RunRecord) -> int:
+        row = store.conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM node_ends WHERE run = ?", (run.id,)
+        ).fetchone()
+        return int(row[0])
+
+    def _packable(self, group: Group, ends: dict[int, ItemEnd]) -> set[int]:
+        """The nodes whose whole record is in this group: made in this attempt and nothing
+        of them committed yet, decided in a few plain steps from step 0, and completed;
+        their ends go into one node_ends row instead of an items update and a decisions row
+        each. (An item with a failure, discarded work or a noteworthy step in the group has
+        had its totals read by then, so it is not fresh any more.)"""
+        out: set[int] = set()
+        if not self.pack_nodes:
+            return out
+        fresh, logs, blocks = self._fresh, self._items, group.blocks
+        for item, end in ends.items():
+            if end.status != "completed" or end.output is None or item not in fresh:
+                continue
+            log = logs.get(item)
+            b = blocks.get(item)
+            if log is None or log.totals is not None or b is None:
+                continue
+            few = b.few
+            if few and not b.sealed and few[0].step == 0 and b.last_step == len(few) - 1:
+                out.add(item)
+        return out
+
     def _log(self, item: int) -> tuple[Process[Any, Any], Totals]:
         """An item's process and committed totals (read from the journal when first needed).
 
@@ -309,12 +344,17 @@ class JournalWriter:
                     item_totals.add(d)
                     if d.state_after is not None:
                         full_rows.append(decision_row(run_id, d, process))
+            packable = self._packable(group, ends) if ends else set()
+            packed = _NodeEnds() if packable else None
             for d in group.sampled:
                 sampled_rows += sample_rows(run_id, d)
             sampled_rows += [(run_id, *r[1:]) for r in group.sample_rows]
             # item -> (next step, state text, whether to clear a stale state)
             touched: dict[int, tuple[int | None, str | None, bool]] = {}
             for item, b in group.blocks.items():
+                if packed is not None and item in packable:
+                    packed.add(item, b.few, ends[item].output, t)  # type: ignore[arg-type]
+                    continue
                 process, item_totals = self._log(item)
                 for p in b.sealed:  # packed by a worker
                     block_rows.append(p.row(run_id, item, t, item_totals))
@@ -346,7 +386,8 @@ class JournalWriter:
                             f"{b.last_step}: {type(e).__name__}: {e}"
                         )
             for item in ends:
-                touched.setdefault(item, (None, None, False))
+                if item not in packable:
+                    touched.setdefault(item, (None, None, False))
         except Exception:
             self._restore(saved, saved_items)
             raise
@@ -361,6 +402,13 @@ class JournalWriter:
                 " depth, seq)",
                 node_rows,
             )
+            if packed is not None:
+                self._ends_seq += 1
+                conn.execute(
+                    "INSERT INTO node_ends (run, seq, items, steps, outputs, winners, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, self._ends_seq, *packed.row()),
+                )
             insert_rows(
                 conn,
                 "INSERT INTO decision_blocks (run, first_step, last_step, winners, data, holes,"
@@ -443,6 +491,8 @@ class JournalWriter:
         except Exception as e:
             # a full disk, or a value SQLite cannot store (a state that is not text): the
             # totals go back to what the journal holds
+            if packed is not None:
+                self._ends_seq -= 1
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self._restore(saved, saved_items)
@@ -452,6 +502,7 @@ class JournalWriter:
         with self._lock:
             for item in ends:  # ended and committed: nothing more will come for it
                 self._items.pop(item, None)
+        self._fresh.difference_update(packable)  # (never read back: they are complete)
         if dump_failed is not None:
             self._fail(dump_failed)
 
@@ -505,3 +556,32 @@ class _ItemLog:
     def __init__(self, process: Process[Any, Any]) -> None:
         self.process = process
         self.totals: Totals | None = None  # the item's committed totals, read when needed
+
+
+class _NodeEnds:
+    """The nodes a commit packs into its node_ends row (see journal/codec.py), counted
+    into the run's totals as they are added."""
+
+    __slots__ = ("cols", "items", "outputs", "steps")
+
+    def __init__(self) -> None:
+        self.items: list[int] = []
+        self.steps: list[int] = []
+        self.outputs: list[str] = []
+        self.cols = Columns()
+
+    def add(self, item: int, decisions: list[Decision], output: str, run_totals: Totals) -> None:
+        self.items.append(item)
+        self.steps.append(len(decisions))
+        self.outputs.append(output)
+        for d in decisions:
+            run_totals.add(d)
+            self.cols.append(d)
+
+    def row(self) -> tuple[bytes, bytes, str, bytes, bytes]:
+        """(items, steps, outputs, winners, data) of the node_ends row."""
+        c = self.cols
+        data = pack_block(c.samples, c.surplus, c.prompt, c.completion, c.elapsed_us,
+                          c.correct, c.cost)  # fmt: skip
+        items, steps, outputs = pack_node_ends(self.items, self.steps, self.outputs)
+        return items, steps, outputs, pack_winners(c.winners), data
