@@ -106,28 +106,22 @@ class Tree(Graph):
         return {"n": self.n}
 
     def nodes(self) -> Iterable[Node]:
-        level = [Node(f"x{i}", "number", x) for i, x in enumerate(numbers(self.n))]
+        # a level's entries: a number (an input, not a node: a first-level sum holds its
+        # numbers as its input) or the id of the sum made of two entries below
+        level: list[int | str] = list(numbers(self.n))
         out: list[Node] = []
         depth = 0
         while len(level) > 1:
             depth += 1
-            made = [
-                Node(f"s{depth}.{i}", "sum", None, (level[2 * i].id, level[2 * i + 1].id))
-                for i in range(len(level) // 2)
-            ]
-            out += made
+            made: list[int | str] = []
+            for i in range(len(level) // 2):
+                pair = (level[2 * i], level[2 * i + 1])
+                node_id = f"s{depth}.{i}"
+                given = [x for x in pair if isinstance(x, int)]
+                deps = tuple(x for x in pair if isinstance(x, str))
+                out.append(Node(node_id, "sum", given, deps))
+                made.append(node_id)
             level = made + ([level[-1]] if len(level) % 2 else [])  # an odd one waits
-        # the numbers are inputs, not nodes: a first-level sum reads them from its deps'
-        # names; keep them out of the graph
-        return self._inline(out)
-
-    def _inline(self, nodes: list[Node]) -> list[Node]:
-        xs = numbers(self.n)
-        out = []
-        for n in nodes:
-            literal = [int(d[1:]) for d in n.deps if d.startswith("x")]
-            deps = tuple(d for d in n.deps if not d.startswith("x"))
-            out.append(Node(n.id, n.kind, [xs[i] for i in literal], deps))
         return out
 
     def process(self, memory: Memory) -> Process[Any, Any]:
