@@ -159,8 +159,8 @@ class Discarded:
 @dataclass(slots=True)
 class ItemEnd:
     """An item stopped deciding: completed, stopped (resumable) or failed. Never changed
-    once emitted (not frozen, as Decision is not: a graph makes two for every node, and a
-    frozen dataclass's fields cost four times as much to set)."""
+    once emitted (not frozen, as Decision is not: a graph's source fills in a node's output
+    before it is, and a frozen dataclass's fields cost four times as much to set)."""
 
     item: int
     status: str

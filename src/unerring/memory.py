@@ -303,15 +303,18 @@ class TaskTree:
         """What a node sees: its path (each ancestor's input and output) and its
         dependencies' results; `held`: only those still held (a complete node's, whose
         dependencies may be forgotten by now)."""
-        path: list[tuple[Node, Any]] = []
         p = t.parent
-        while p is not None:
-            path.append((p.node, p.output))
-            p = p.parent
-        path.reverse()
+        path: tuple[tuple[Node, Any], ...] = ()
+        if p is not None:  # (most nodes of a wide graph have none)
+            up: list[tuple[Node, Any]] = []
+            while p is not None:
+                up.append((p.node, p.output))
+                p = p.parent
+            up.reverse()
+            path = tuple(up)
         nodes = self.nodes
         deps = {d: nodes[d].result for d in t.node.deps if not held or d in nodes}
-        return Memory(t.node, tuple(path), deps)
+        return Memory(t.node, path, deps)
 
     def take(self) -> Item | None:
         # newest ready node first: a decomposition goes depth first, so a subtree completes
@@ -375,8 +378,11 @@ class TaskTree:
             return replace(end, status="failed", reason=f"node {t.node.id!r}: {e}")
         if t.open_children == 0:
             self._complete(t)
-        # the children go with the end: one commit holds both
-        return ItemEnd(end.item, end.status, end.next_step, end.state, "", end.item_id, text, made)
+        # the output and the children go with the end (one commit holds them all); the end
+        # is the scheduler's own, not emitted yet
+        end.output = text
+        end.children = made
+        return end
 
     def _complete(self, t: TreeNode) -> None:
         """t and everything it expanded into are decided: its result goes to its

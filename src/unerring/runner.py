@@ -887,6 +887,8 @@ class Tracked:
         self.source = source
         self.live = live
         self.watcher = watcher
+        # the source's own: every item's end passes here (no call of this layer's)
+        self.ended: Callable[[Item, ItemEnd], ItemEnd] = source.ended
 
     def take(self) -> Item | None:
         it = self.source.take()
@@ -895,6 +897,3 @@ class Tracked:
             if self.watcher is not None:
                 self.watcher.item_started(it.index, it.item_id)
         return it
-
-    def ended(self, item: Item, end: ItemEnd) -> ItemEnd:
-        return self.source.ended(item, end)

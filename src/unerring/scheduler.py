@@ -207,6 +207,7 @@ class Scheduler:
         self.simulate = simulate  # hand the backend an oracle (the sim model needs one)
         self.prices = prices or Prices()
         self.budget = budget or Budget()
+        self._budgeted = self.budget.active  # (a frozen Budget: asked once, not per item)
         self.totals = totals or Totals()
         self.speculate = speculate
         self.window = window
@@ -422,7 +423,7 @@ class Scheduler:
     async def _chain(self, it: Item) -> None:
         process = it.process
         state, step = it.state, it.step
-        budgeted = self.budget.active
+        budgeted = self._budgeted
         totals = self.totals
         rule = self.rule
         burst = 0
