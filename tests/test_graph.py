@@ -706,25 +706,43 @@ def _read_back(db: Path) -> dict[str, Any]:
         ),
         "nodes": list(export_rows(store, run, "nodes")),
         "packed": store.conn.execute("SELECT count(*) FROM node_ends").fetchone()[0],
+        "failed_requests": run.stats.get("transport_failures", 0),
     }
     store.close()
     return out
 
 
-@pytest.mark.parametrize("graph", [lambda: PairwiseSum(300), lambda: Sort(60)], ids=["sum", "sort"])
+@pytest.mark.parametrize("task", ["sum", "sort"])
 def test_packed_node_ends_read_back_as_rows_of_their_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph: Any
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str
 ) -> None:
     """A graph's small nodes end many to a node_ends row; every reader of the journal gives
-    back what the same run gives with each node's end and decisions in rows of their own
-    (contested, flagged and many-step nodes keep their rows in both)."""
+    back what the same run gives with each node's end and decisions in rows of their own.
+    The run mixes in what keeps its rows: contested and flagged steps, failed requests, and
+    a first attempt where some nodes stop (their requests failed every retry, counted in
+    their totals) and that its budget stops, resumed without faults (those nodes end in
+    the second attempt, whole, yet with totals committed before)."""
+    from unerring.backends.resilience import RetryPolicy
     from unerring.journal import writer
+    from unerring.models import Transport
 
+    options = RunOptions(
+        task=task,
+        task_options={"numbers": 300 if task == "sum" else 60},
+        model="sim:error=0.15,flag=0.03,seed=5",
+        k=2,
+    )
+    transport = Transport(
+        faults="server_error=0.1", retry=RetryPolicy(max_attempts=2, base_s=0.0, cap_s=0.0)
+    )
     got = {}
     for pack in (True, False):
         monkeypatch.setattr(writer, "PACK_NODES", pack)
         db = tmp_path / f"{pack}.db"
-        res = unerring.run(graph(), model="sim:error=0.15,seed=5", k=2, store=str(db))
+        first = Session(store=str(db), transport=transport, budget=Budget(max_samples=250))
+        assert execute(options, first, "r").outcome.status == "stopped"
+        second = Session(store=str(db))
+        res = execute(options, second, "r", resume=True)
         assert res.outcome.status == "completed", res.outcome.reason
         res.store.close()
         got[pack] = _read_back(db)
@@ -735,4 +753,4 @@ def test_packed_node_ends_read_back_as_rows_of_their_own(
     }
     # the run had nodes of both kinds: packed ones and ones with rows of their own
     own = [d for d in rows["decisions"] if d["votes"] != f"[{d['samples'] - d['surplus']}]"]
-    assert own
+    assert own and rows["failed_requests"] > 0 and rows["aggregate"][1][1]  # (flags)

@@ -731,6 +731,7 @@ def _drive(
         source = Tracked(tree, live, watcher)
     else:
         source = Tracked(Items(items()), live, watcher)
+    store.forget_node_ends()  # (read to resume: not held through the attempt)
 
     outcome: RunEnd | None = None
     try:

@@ -254,7 +254,7 @@ MIGRATIONS: tuple[str, ...] = (
     # decisions packed as a decision block's (every node's one after another). Nothing reads
     # nodes by their parent: that index only cost a b-tree insert for every node made
     """
-    DROP INDEX items_by_parent;
+    DROP INDEX IF EXISTS items_by_parent;
     CREATE TABLE node_ends (
         run INTEGER NOT NULL,
         seq INTEGER NOT NULL,

@@ -443,7 +443,10 @@ class Store:
             "SELECT status, count(*) FROM items WHERE run = ? GROUP BY status", (run.id,)
         ).fetchall()
         counts = {r[0]: int(r[1]) for r in rows}
-        packed = len(self.node_ends(run))  # (their rows say pending)
+        # nodes whose ends are packed (their rows say pending): 8 bytes an item
+        packed = self.conn.execute(
+            "SELECT coalesce(sum(length(items)), 0) / 8 FROM node_ends WHERE run = ?", (run.id,)
+        ).fetchone()[0]
         if packed:
             counts["completed"] = counts.get("completed", 0) + packed
             counts["pending"] -= packed
@@ -470,6 +473,11 @@ class Store:
             ends.update(NodeEndsRow(row).ends)
         self._ends[run.id] = (key, ends)
         return ends
+
+    def forget_node_ends(self) -> None:
+        """Drop the decoded node ends held (a resume reads them once; a long attempt then
+        must not hold every decided node of its graph)."""
+        self._ends.clear()
 
     def reset_items(self, run: RunRecord) -> None:
         """An attempt starts: every item not completed is pending again."""

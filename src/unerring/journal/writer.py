@@ -247,18 +247,18 @@ class JournalWriter:
         """The nodes whose whole record is in this group: made in this attempt and nothing
         of them committed yet, decided in a few plain steps from step 0, and completed;
         their ends go into one node_ends row instead of an items update and a decisions row
-        each. (An item with a failure, discarded work or a noteworthy step in the group has
-        had its totals read by then, so it is not fresh any more.)"""
+        each. (Anything counted for an item before, in this group or an earlier one, this
+        attempt or another: a failure, discarded work, a noteworthy or undecided step, has
+        had its totals read, and reading them takes it out of `_fresh`.)"""
         out: set[int] = set()
         if not self.pack_nodes:
             return out
-        fresh, logs, blocks = self._fresh, self._items, group.blocks
+        fresh, blocks = self._fresh, group.blocks
         for item, end in ends.items():
             if end.status != "completed" or end.output is None or item not in fresh:
                 continue
-            log = logs.get(item)
             b = blocks.get(item)
-            if log is None or log.totals is not None or b is None:
+            if b is None:
                 continue
             few = b.few
             if few and not b.sealed and few[0].step == 0 and b.last_step == len(few) - 1:
