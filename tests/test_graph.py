@@ -636,7 +636,8 @@ def test_a_stream_that_no_longer_makes_the_journals_nodes_is_refused(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    "value", [3, -5, 10**30, [], [1, 2, -3], [1, "a"], [True, 1], True, None, "x", {"a": [1]}]
+    "value",
+    [3, -5, 10**30, [], [1, 2, -3], [1, "a"], [True, 1], True, None, "x", {"a": [1]}, ["é", 1.5]],
 )
 def test_an_output_is_written_as_json_makes_it(value: Any) -> None:
     # ints and lists of ints take a shorter way; the text is json.dumps's all the same

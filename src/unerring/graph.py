@@ -65,8 +65,13 @@ class Memory:
         return "\n".join(lines)
 
 
+# json.dumps(x, separators=(",", ":")), without making an encoder each call (a graph dumps
+# a few values for every node: its input, dependencies and output)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def _short(value: Any, limit: int = 200) -> str:
-    text = json.dumps(value, separators=(",", ":"))
+    text = _COMPACT.encode(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -127,7 +132,7 @@ class Graph:
             return str(output)
         if cls is list and all(x.__class__ is int for x in output):
             return "[" + ",".join(map(str, output)) + "]"
-        return json.dumps(output, separators=(",", ":"))
+        return _COMPACT.encode(output)
 
     def load_output(self, text: str) -> Any:
         return json.loads(text)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from unerring.events import Decision, Discarded, ItemEnd, NodesAdded, Totals, TransportFailure
-from unerring.journal.codec import pack_block, pack_node_ends, pack_winners
+from unerring.journal.codec import pack_node_ends
 from unerring.journal.group import Columns, Group, Noted
 from unerring.journal.rows import decision_row, sample_rows
 from unerring.journal.store import RunRecord, Store
@@ -353,7 +353,7 @@ class JournalWriter:
             touched: dict[int, tuple[int | None, str | None, bool]] = {}
             for item, b in group.blocks.items():
                 if packed is not None and item in packable:
-                    packed.add(item, b.few, ends[item].output, t)  # type: ignore[arg-type]
+                    packed.add(item, b.few, ends[item].output)  # type: ignore[arg-type]
                     continue
                 process, item_totals = self._log(item)
                 for p in b.sealed:  # packed by a worker
@@ -388,6 +388,7 @@ class JournalWriter:
             for item in ends:
                 if item not in packable:
                     touched.setdefault(item, (None, None, False))
+            node_ends = None if packed is None else packed.row(t)
         except Exception:
             self._restore(saved, saved_items)
             raise
@@ -402,12 +403,12 @@ class JournalWriter:
                 " depth, seq)",
                 node_rows,
             )
-            if packed is not None:
+            if node_ends is not None:
                 self._ends_seq += 1
                 conn.execute(
                     "INSERT INTO node_ends (run, seq, items, steps, outputs, winners, data)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, self._ends_seq, *packed.row()),
+                    (run_id, self._ends_seq, *node_ends),
                 )
             insert_rows(
                 conn,
@@ -491,7 +492,7 @@ class JournalWriter:
         except Exception as e:
             # a full disk, or a value SQLite cannot store (a state that is not text): the
             # totals go back to what the journal holds
-            if packed is not None:
+            if node_ends is not None:
                 self._ends_seq -= 1
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -514,12 +515,10 @@ class JournalWriter:
 
     def _node_rows(self, a: NodesAdded) -> list[tuple[Any, ...]]:
         """New graph nodes as items rows, numbered in the order they were made."""
-        out = []
-        for index, node_id, parent, kind, input_, deps, depth in a.rows:
-            self._seq += 1
-            self._fresh.add(index)  # no totals in the journal to read back
-            out.append((self.run.id, index, node_id, parent, kind, input_, deps, depth, self._seq))
-        return out
+        run_id, seq = self.run.id, self._seq
+        self._seq += len(a.rows)
+        self._fresh.update([r[0] for r in a.rows])  # no totals in the journal to read back
+        return [(run_id, *r, seq) for seq, r in enumerate(a.rows, seq + 1)]
 
 
 def _progress(now: Totals, before: Totals) -> tuple[int, int, int, float] | None:
@@ -559,29 +558,27 @@ class _ItemLog:
 
 
 class _NodeEnds:
-    """The nodes a commit packs into its node_ends row (see journal/codec.py), counted
-    into the run's totals as they are added."""
+    """The nodes a commit packs into its node_ends row (see journal/codec.py)."""
 
-    __slots__ = ("cols", "items", "outputs", "steps")
+    __slots__ = ("decisions", "items", "outputs", "steps")
 
     def __init__(self) -> None:
         self.items: list[int] = []
         self.steps: list[int] = []
         self.outputs: list[str] = []
-        self.cols = Columns()
+        self.decisions: list[Decision] = []
 
-    def add(self, item: int, decisions: list[Decision], output: str, run_totals: Totals) -> None:
+    def add(self, item: int, decisions: list[Decision], output: str) -> None:
         self.items.append(item)
         self.steps.append(len(decisions))
         self.outputs.append(output)
-        for d in decisions:
-            run_totals.add(d)
-            self.cols.append(d)
+        self.decisions += decisions
 
-    def row(self) -> tuple[bytes, bytes, str, bytes, bytes]:
-        """(items, steps, outputs, winners, data) of the node_ends row."""
-        c = self.cols
-        data = pack_block(c.samples, c.surplus, c.prompt, c.completion, c.elapsed_us,
-                          c.correct, c.cost)  # fmt: skip
+    def row(self, run_totals: Totals) -> tuple[bytes, bytes, str, bytes, bytes]:
+        """(items, steps, outputs, winners, data) of the node_ends row, its decisions
+        counted into the run's totals."""
+        packed = Columns.of(self.decisions).pack([])
+        assert packed is not None  # (a node has a decision at least)
+        packed.add_to(run_totals)
         items, steps, outputs = pack_node_ends(self.items, self.steps, self.outputs)
-        return items, steps, outputs, pack_winners(c.winners), data
+        return items, steps, outputs, packed.winners, packed.data
