@@ -55,6 +55,37 @@ def test_a_graph_too_deep_is_refused() -> None:
         check_nodes([Node("x")], {}, 2, depth=3)
 
 
+def test_a_cycle_is_found_in_any_order_and_none_where_there_is_none() -> None:
+    """Nodes named after their dependencies, or in any order: no cycle where there is none;
+    one dependency that closes a loop is found, and what is named is a cycle."""
+    import random
+    from dataclasses import replace
+    from itertools import pairwise
+
+    from unerring.graph import _cycle
+
+    rng = random.Random(7)
+    for trial in range(300):
+        n = rng.randint(2, 40)
+        deps = {i: rng.sample(range(i), min(i, rng.randint(0, 3))) for i in range(n)}
+        nodes = [Node(f"n{i}", deps=tuple(f"n{d}" for d in deps[i])) for i in range(n)]
+        listed = nodes if trial % 2 else rng.sample(nodes, n)
+        assert _cycle({x.id: x for x in listed}) == []
+        # a node that depends on one of its own dependents closes a loop
+        b = rng.randrange(1, n)
+        if not deps[b]:
+            continue
+        a = b
+        while deps[a] and rng.random() < 0.7:
+            a = rng.choice(deps[a])
+        a = rng.choice(deps[a]) if a == b else a
+        looped = [replace(x, deps=(*x.deps, f"n{b}")) if x.id == f"n{a}" else x for x in listed]
+        by_id = {x.id: x for x in looped}
+        found = _cycle(by_id)
+        assert found and found[0] == found[-1]
+        assert all(nxt in by_id[cur].deps for cur, nxt in pairwise(found))
+
+
 class Cyclic(Graph):
     name = "cyclic"
 
