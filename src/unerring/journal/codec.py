@@ -132,22 +132,27 @@ def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
     c = block_columns(row)
     steps = block_steps(c.first_step, c.last_step, c.holes)
     for i, winner in enumerate(block_winners(row)):
-        correct = c.correct[i]
-        yield {
-            "step": steps[i],
-            "winner": winner,
-            "votes": f"[{c.samples[i] - c.surplus[i]}]",
-            "samples": c.samples[i],
-            "surplus": c.surplus[i],
-            "flags": None,
-            "prompt_tokens": c.prompt_tokens[i],
-            "completion_tokens": c.completion_tokens[i],
-            "cost": c.cost[i] if c.cost else 0.0,
-            "elapsed": c.elapsed_us[i] / 1e6,
-            "undecided": 0,
-            "correct": None if correct < 0 else correct,
-            "features": None,
-        }
+        yield decision_at(c, i, steps[i], winner)
+
+
+def decision_at(c: BlockColumns, i: int, step: int, winner: str) -> dict[str, Any]:
+    """The plain decision at position i of packed columns, as a decision row."""
+    correct = c.correct[i]
+    return {
+        "step": step,
+        "winner": winner,
+        "votes": f"[{c.samples[i] - c.surplus[i]}]",  # unanimous: every counted vote
+        "samples": c.samples[i],
+        "surplus": c.surplus[i],
+        "flags": None,
+        "prompt_tokens": c.prompt_tokens[i],
+        "completion_tokens": c.completion_tokens[i],
+        "cost": c.cost[i] if c.cost else 0.0,
+        "elapsed": c.elapsed_us[i] / 1e6,
+        "undecided": 0,
+        "correct": None if correct < 0 else correct,
+        "features": None,
+    }
 
 
 def pack_winners(winners: list[str]) -> bytes:
@@ -227,23 +232,7 @@ class NodeEnd:
         """Its decisions as decision rows (as `unpack_block` makes of a block)."""
         c, first = self.row.columns, self.first
         for step, winner in enumerate(self.winners()):
-            i = first + step
-            correct = c.correct[i]
-            yield {
-                "step": step,
-                "winner": winner,
-                "votes": f"[{c.samples[i] - c.surplus[i]}]",
-                "samples": c.samples[i],
-                "surplus": c.surplus[i],
-                "flags": None,
-                "prompt_tokens": c.prompt_tokens[i],
-                "completion_tokens": c.completion_tokens[i],
-                "cost": c.cost[i] if c.cost else 0.0,
-                "elapsed": c.elapsed_us[i] / 1e6,
-                "undecided": 0,
-                "correct": None if correct < 0 else correct,
-                "features": None,
-            }
+            yield decision_at(c, first + step, step, winner)
 
 
 class NodeEndsRow:

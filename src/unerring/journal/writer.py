@@ -98,10 +98,10 @@ class JournalWriter:
         self.totals = Totals(run.stats)  # the run's committed totals
         self.error: str | None = None
         self._items: dict[int, _ItemLog] = {}  # items with work not yet committed
-        self._seq = self._conn_seq(store, run)  # creation order of a graph's nodes
+        self._seq = self._last_seq(store, run, "items")  # creation order of a graph's nodes
         self._fresh: set[int] = set()  # nodes made in this attempt, not committed yet
         self.pack_nodes = self.graph and PACK_NODES
-        self._ends_seq = self._conn_ends_seq(store, run) if self.pack_nodes else 0
+        self._ends_seq = self._last_seq(store, run, "node_ends") if self.pack_nodes else 0
         self._wall_base = self.totals.wall_s
         self._t0 = time.perf_counter()
         self._group = Group()  # filled by the step loop, taken whole by the writer
@@ -230,16 +230,10 @@ class JournalWriter:
         self._log_due = now + PROGRESS_EVERY_S
 
     @staticmethod
-    def _conn_seq(store: Store, run: RunRecord) -> int:
+    def _last_seq(store: Store, run: RunRecord, table: str) -> int:
+        """The run's last `seq` in `table` (items: nodes made; node_ends: rows written)."""
         row = store.conn.execute(
-            "SELECT coalesce(max(seq), 0) FROM items WHERE run = ?", (run.id,)
-        ).fetchone()
-        return int(row[0])
-
-    @staticmethod
-    def _conn_ends_seq(store: Store, run: RunRecord) -> int:
-        row = store.conn.execute(
-            "SELECT coalesce(max(seq), 0) FROM node_ends WHERE run = ?", (run.id,)
+            f"SELECT coalesce(max(seq), 0) FROM {table} WHERE run = ?", (run.id,)
         ).fetchone()
         return int(row[0])
 
