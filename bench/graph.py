@@ -4,9 +4,10 @@ Prints one JSON line per measurement, each against its baseline measured in the 
 
 - cost: a tree of one-step nodes (pairwise sums of 10,001 numbers: 10,000 nodes) against a
   chain of the same 10,000 one-step sums (a running total), cost per decided node / step,
-  journal on; peak memory at 2,500, 10,000 and 40,000 nodes (flat in the number of nodes?),
-  for the tree declared as a list and as a stream (the built-in `sum`: depth first, each
-  node its one use);
+  journal on, and 10,000 such sums as a batch's one-step items (an item without a tree);
+  peak memory at 2,500, 10,000 and 40,000 nodes (flat in the number of nodes?), for the
+  tree declared as a list and as a stream (the built-in `sum`: depth first, each node its
+  one use);
   prompt tokens of the last 1,000 nodes made against the first 1,000 (also for `sort`,
   whose nodes' prompts carry their path);
 - latency: `multiply --digits 8` on a model with lognormal latency (median 100 ms, sigma
@@ -137,8 +138,13 @@ def child(what: str, n: int, store: str) -> None:
     import unerring
 
     graphs: dict[str, Any] = {"tree": Tree, "stream": PairwiseSum}
-    process = graphs[what](n) if what in graphs else Running(n)
-    res = unerring.run(process, model="sim:error=0.01", k=3, store=store)
+    if what == "batch":  # the same n - 1 one-step sums as a batch's items: no tree
+        xs = numbers(n)
+        items = [AddPair(xs[i], xs[i + 1]) for i in range(n - 1)]
+        res = unerring.run_batch(items, model="sim:error=0.01", k=3, store=store)
+    else:
+        process = graphs[what](n) if what in graphs else Running(n)
+        res = unerring.run(process, model="sim:error=0.01", k=3, store=store)
     s = res.summary
     if what in graphs:
         s["tokens"] = _node_tokens(res)
@@ -169,6 +175,7 @@ def cost(nodes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         tree, rss = run_in_child("tree", nodes + 1, f"{tmp}/t.db")
         chain, chain_rss = run_in_child("chain", nodes + 1, f"{tmp}/c.db")
+        batch, _ = run_in_child("batch", nodes + 1, f"{tmp}/ba.db")
         _, small_rss = run_in_child("tree", nodes // 4 + 1, f"{tmp}/s.db")
         _, big_rss = run_in_child("tree", nodes * 4 + 1, f"{tmp}/b.db")
         stream, stream_rss = run_in_child("stream", nodes + 1, f"{tmp}/st.db")
@@ -182,6 +189,7 @@ def cost(nodes: int) -> dict[str, Any]:
     per_node = tree["wall_s"] * 1e6 / tree["steps_decided"]
     per_step = chain["wall_s"] * 1e6 / chain["steps_decided"]
     per_streamed = stream["wall_s"] * 1e6 / stream["steps_decided"]
+    per_item = batch["wall_s"] * 1e6 / batch["steps_decided"]
     return {
         "bench": "graph-cost",
         "nodes": tree["nodes"],
@@ -190,6 +198,9 @@ def cost(nodes: int) -> dict[str, Any]:
         "us_per_node": round(per_node, 1),
         "chain_us_per_step": round(per_step, 1),
         "vs_chain": round(per_node / per_step, 3),
+        # the same sums as a batch's one-step items: what an item costs without a tree
+        "batch_us_per_item": round(per_item, 1),
+        "batch_vs_chain": round(per_item / per_step, 3),
         f"peak_rss_mb_{nodes // 4}_nodes": round(small_rss, 1),
         "peak_rss_mb": round(rss, 1),
         f"peak_rss_mb_{nodes * 4}_nodes": round(big_rss, 1),
