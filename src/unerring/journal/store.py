@@ -449,9 +449,9 @@ class Store:
         ).fetchone()[0]
         if packed:
             counts["completed"] = counts.get("completed", 0) + packed
-            counts["pending"] -= packed
-            if not counts["pending"]:
-                del counts["pending"]
+            pending = counts.pop("pending", 0) - packed
+            if pending:
+                counts["pending"] = pending
         return counts
 
     def node_ends(self, run: RunRecord) -> dict[int, NodeEnd]:
