@@ -69,7 +69,7 @@ class Columns:
     @classmethod
     def of(cls, decisions: list[Decision]) -> Columns:
         """Plain decisions as columns, a column at a time (what `append` makes of them one
-        by one, a third of the time: a commit packs thousands of graph nodes' decisions)."""
+        by one, without a call a decision: a commit packs thousands of graph nodes')."""
         c = cls()
         if decisions:
             c.first, c.last_plain = decisions[0].step, decisions[-1].step
