@@ -341,6 +341,37 @@ def test_a_graph_stopped_by_its_budget_resumes_to_the_same_decisions(tmp_path: P
     assert again.summary["samples"] == ref.summary["samples"]  # nothing drawn twice
 
 
+class Tagged(Sort):
+    """A sort whose lists travel through the journal in a form of its own, not JSON."""
+
+    def dump_output(self, output: Any) -> str:
+        if isinstance(output, list | tuple):
+            return "L:" + ";".join(map(str, output))
+        return super().dump_output(output)
+
+    def load_output(self, text: str) -> Any:
+        if text.startswith("L:"):
+            return [int(x) for x in text[2:].split(";") if x]
+        return super().load_output(text)
+
+
+def test_a_graph_with_outputs_of_its_own_form_resumes(tmp_path: Path) -> None:
+    """Inputs and outputs go through the graph's dump_output and load_output; a node's
+    dependencies are ids, always JSON (a resume reads them back as such)."""
+    db = str(tmp_path / "t.db")
+    first = unerring.run(
+        Tagged(numbers=24, seed=7), k=2, store=db, run_id="t", budget=Budget(max_samples=90)
+    )
+    assert first.outcome.status == "stopped"
+    own = first.store.conn.execute("SELECT input FROM items WHERE input LIKE 'L:%'").fetchall()
+    first.store.close()
+    assert own  # (its own form is in the journal)
+    again = unerring.run(Tagged(numbers=24, seed=7), k=2, store=db, run_id="t")
+    assert again.outcome.status == "completed", again.outcome.reason
+    assert again.summary["result_correct"] is True
+    again.store.close()
+
+
 CRASH_AT_THE_FIRST_EXPANSION = """
 import os, sqlite3, sys
 from unerring.journal import writer

@@ -70,6 +70,11 @@ class Memory:
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
+def compact_json(value: Any) -> str:
+    """json.dumps(value, separators=(",", ":"))."""
+    return _COMPACT.encode(value)
+
+
 def _short(value: Any, limit: int = 200) -> str:
     text = _COMPACT.encode(value)
     return text if len(text) <= limit else text[:limit] + "..."

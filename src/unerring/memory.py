@@ -31,6 +31,7 @@ from unerring.graph import (
     Seen,
     check_nodes,
     check_streamed,
+    compact_json,
     node_index,
 )
 from unerring.process import Process
@@ -293,10 +294,10 @@ class TaskTree:
     def _row(self, t: TreeNode) -> tuple[int, str, int | None, str, str, str, int]:
         """A node as the journal's items row holds it."""
         n = t.node
-        dump = self.graph.dump_output
         parent = None if t.parent is None else t.parent.index
-        deps = dump(list(n.deps)) if n.deps else "[]"
-        return (t.index, n.id, parent, n.kind, dump(n.input), deps, t.depth)
+        # (ids, read back with json.loads: JSON whatever the graph makes of its outputs)
+        deps = compact_json(n.deps) if n.deps else "[]"
+        return (t.index, n.id, parent, n.kind, self.graph.dump_output(n.input), deps, t.depth)
 
     # -- the scheduler's source -------------------------------------------------------------
     def memory(self, t: TreeNode, *, held: bool = False) -> Memory:
