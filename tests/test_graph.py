@@ -718,10 +718,11 @@ def test_the_ids_made_are_held_exactly_and_compactly() -> None:
     # random 62-bit indices, and indices that all land on the same first slot
     made = [rng.getrandbits(62) or 1 for _ in range(50_000)]
     made += [(k << 20) | 5 for k in range(1, 300)]
-    for i in made:
-        seen.add(i)
-    seen.add(made[0])  # once is enough
-    held = set(made)
+    held: set[int] = set()
+    for i in made:  # says whether it was new (a stream's check refuses an id made twice)
+        assert seen.add(i) is (i not in held)
+        held.add(i)
+    assert seen.add(made[0]) is False  # once is enough
     assert len(seen) == len(held)
     assert all(seen.has(i) for i in made)
     absent = [rng.getrandbits(62) or 1 for _ in range(50_000)]

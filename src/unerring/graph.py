@@ -176,8 +176,8 @@ class Seen:
                 return False
             i = (i + 1) & mask
 
-    def add(self, index: int) -> None:
-        """Hold `index` (a node's: 1 .. 2^62 - 1)."""
+    def add(self, index: int) -> bool:
+        """Hold `index` (a node's: 1 .. 2^62 - 1); False if it was held already."""
         if 2 * (self.count + 1) > len(self._slots):
             self._grow()
         slots, mask = self._slots, self._mask
@@ -185,21 +185,24 @@ class Seen:
         while True:
             v = slots[i]
             if v == index:
-                return
+                return False
             if not v:
                 slots[i] = index
                 self.count += 1
-                return
+                return True
             i = (i + 1) & mask
 
     def _grow(self) -> None:
         old = self._slots
-        self._slots = array("q", bytes(16 * len(old)))
-        self._mask = 2 * len(old) - 1
-        self.count = 0
-        for v in old:
+        slots = array("q", bytes(16 * len(old)))
+        mask = 2 * len(old) - 1
+        for v in old:  # (each index once: no probe for one already there)
             if v:
-                self.add(v)
+                i = v & mask
+                while slots[i]:
+                    i = (i + 1) & mask
+                slots[i] = v
+        self._slots, self._mask = slots, mask
 
     def __contains__(self, node_id: object) -> bool:
         # (none yet: a new graph's first nodes are hashed only once, when made)
@@ -213,11 +216,11 @@ def check_streamed(n: Node, seen: Seen, held: Container[str], left: Mapping[str,
     """Check one node of a stream against those before it: a new, non-empty id, `uses`
     not negative, and dependencies on earlier nodes whose results are still held (`held`)
     and, where they said their `uses`, not used up (`left`: uses not yet taken). Returns
-    the node's index."""
+    the node's index, added to `seen`."""
     if not isinstance(n.id, str) or not n.id:
         raise GraphError(f"node id {n.id!r} must be a non-empty string")
     index = node_index(n.id)
-    if seen.has(index):
+    if not seen.add(index):
         raise GraphError(f"node id {n.id!r} is used twice")
     if n.uses is not None and n.uses < 0:
         raise GraphError(f"node {n.id!r}: uses must not be negative, got {n.uses}")
@@ -245,12 +248,11 @@ def check_stream(nodes: Iterable[Node]) -> int:
     left: dict[str, int] = {}
     count = 0
     for n in nodes:
-        index = check_streamed(n, seen, left, left)
+        check_streamed(n, seen, left, left)
         for d in n.deps:
             left[d] -= 1  # (held: checked just now)
             if not left[d]:
                 del left[d]
-        seen.add(index)
         if n.uses is None:
             left[n.id] = sys.maxsize
         elif n.uses:

@@ -144,7 +144,7 @@ class TaskTree:
             self.on_added(self._announce(made))
 
     def _streamed(self, n: Node) -> TreeNode:
-        index = check_streamed(n, self.seen, self.nodes, self._claims)
+        index = check_streamed(n, self.seen, self.nodes, self._claims)  # (and seen now)
         t = self._make(n, None, 0, index)
         self._open += 1
         if n.uses is None:
@@ -189,9 +189,11 @@ class TaskTree:
     def _make(
         self, n: Node, parent: TreeNode | None, depth: int, index: int | None = None
     ) -> TreeNode:
-        t = TreeNode(n, node_index(n.id) if index is None else index, parent, depth)
+        if index is None:  # (a streamed node's index is in `seen` from its check)
+            index = node_index(n.id)
+            self.seen.add(index)
+        t = TreeNode(n, index, parent, depth)
         self.nodes[n.id] = t
-        self.seen.add(t.index)
         if parent is not None:
             self.children.setdefault(parent.node.id, []).append(n.id)
             parent.open_children += 1

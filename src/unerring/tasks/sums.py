@@ -84,13 +84,14 @@ class PairwiseSum(Graph):
         if max_value < 1:
             raise ValueError(f"--max-value must be at least 1, got {max_value}")
         self.numbers, self.seed, self.max_value = numbers, seed, max_value
+        self._base = mix64(seed * 0x9E3779B97F4A7C15 + 7)  # (every number's: once)
 
     def options(self) -> Mapping[str, Any]:
         return {"numbers": self.numbers, "seed": self.seed, "max_value": self.max_value}
 
     def number(self, i: int) -> int:
         """The i-th number (drawn when needed: the numbers are never all held)."""
-        return mix64(mix64(self.seed * 0x9E3779B97F4A7C15 + 7) ^ (i + 1)) % (self.max_value + 1)
+        return mix64(self._base ^ (i + 1)) % (self.max_value + 1)
 
     def nodes(self) -> Iterable[Node]:
         """Each sum right after its two halves' (a half of one number is given, not a
