@@ -738,6 +738,7 @@ def test_the_ids_made_are_held_exactly_and_compactly() -> None:
 def _read_back(db: Path) -> dict[str, Any]:
     """Everything the journal's readers give of a graph run (but the steps' times, which
     differ from run to run: only that each is there)."""
+    from unerring.analysis.records import build
     from unerring.reporting.aggregate import aggregate
     from unerring.reporting.rows import export_rows
 
@@ -771,7 +772,19 @@ def _read_back(db: Path) -> dict[str, Any]:
         "nodes": list(export_rows(store, run, "nodes")),
         "packed": store.conn.execute("SELECT count(*) FROM node_ends").fetchone()[0],
         "failed_requests": run.stats.get("transport_failures", 0),
+        "samples": [
+            (r["item"], r["step"], r["idx"], r["text"], r["vote"], r["flag"], r["label"])
+            for r in store.samples(run)
+        ],
     }
+    failures = build(store, run.run_id, replay_limit=0)
+    out["failures"] = (
+        [
+            (r.item_id, r.step, r.index, r.category, r.answer, r.features, r.counted)
+            for r in failures.records
+        ],
+        (failures.steps, failures.samples, failures.baseline, failures.first_wrong),
+    )
     store.close()
     return out
 
@@ -795,6 +808,7 @@ def test_packed_node_ends_read_back_as_rows_of_their_own(
         task_options={"numbers": 300 if task == "sum" else 60},
         model="sim:error=0.15,flag=0.03,seed=5",
         k=2,
+        record="samples",  # (a packed node's samples are kept as any plain step's)
     )
     transport = Transport(
         faults="server_error=0.1", retry=RetryPolicy(max_attempts=2, base_s=0.0, cap_s=0.0)
@@ -818,3 +832,4 @@ def test_packed_node_ends_read_back_as_rows_of_their_own(
     # the run had nodes of both kinds: packed ones and ones with rows of their own
     own = [d for d in rows["decisions"] if d["votes"] != f"[{d['samples'] - d['surplus']}]"]
     assert own and rows["failed_requests"] > 0 and rows["aggregate"][1][1]  # (flags)
+    assert rows["failures"][0] and rows["samples"]
