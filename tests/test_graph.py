@@ -738,6 +738,7 @@ def test_the_ids_made_are_held_exactly_and_compactly() -> None:
 def _read_back(db: Path) -> dict[str, Any]:
     """Everything the journal's readers give of a graph run (but the steps' times, which
     differ from run to run: only that each is there)."""
+    from unerring.analysis.correlation import correlation
     from unerring.analysis.records import build
     from unerring.reporting.aggregate import aggregate
     from unerring.reporting.rows import export_rows
@@ -777,6 +778,7 @@ def _read_back(db: Path) -> dict[str, Any]:
             for r in store.samples(run)
         ],
     }
+    out["correlation"] = correlation(store, run.run_id)
     failures = build(store, run.run_id, replay_limit=0)
     out["failures"] = (
         [
