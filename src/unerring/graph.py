@@ -165,44 +165,37 @@ class Seen:
         self._mask = 1023
         self.count = 0
 
-    def has(self, index: int) -> bool:
+    def _slot(self, index: int) -> int:
+        """Where `index` is, or the free slot where it would go (linear probing)."""
         slots, mask = self._slots, self._mask
         i = index & mask
         while True:
             v = slots[i]
-            if v == index:
-                return True
-            if not v:
-                return False
+            if v == index or not v:
+                return i
             i = (i + 1) & mask
+
+    def has(self, index: int) -> bool:
+        return self._slots[self._slot(index)] == index
 
     def add(self, index: int) -> bool:
         """Hold `index` (a node's: 1 .. 2^62 - 1); False if it was held already."""
         if 2 * (self.count + 1) > len(self._slots):
             self._grow()
-        slots, mask = self._slots, self._mask
-        i = index & mask
-        while True:
-            v = slots[i]
-            if v == index:
-                return False
-            if not v:
-                slots[i] = index
-                self.count += 1
-                return True
-            i = (i + 1) & mask
+        i = self._slot(index)
+        if self._slots[i]:
+            return False
+        self._slots[i] = index
+        self.count += 1
+        return True
 
     def _grow(self) -> None:
         old = self._slots
-        slots = array("q", bytes(16 * len(old)))
-        mask = 2 * len(old) - 1
-        for v in old:  # (each index once: no probe for one already there)
+        self._slots = array("q", bytes(16 * len(old)))
+        self._mask = 2 * len(old) - 1
+        for v in old:  # (the count stays: the same indices, placed again)
             if v:
-                i = v & mask
-                while slots[i]:
-                    i = (i + 1) & mask
-                slots[i] = v
-        self._slots, self._mask = slots, mask
+                self._slots[self._slot(v)] = v
 
     def __contains__(self, node_id: object) -> bool:
         # (none yet: a new graph's first nodes are hashed only once, when made)

@@ -306,18 +306,15 @@ class TaskTree:
         """What a node sees: its path (each ancestor's input and output) and its
         dependencies' results; `held`: only those still held (a complete node's, whose
         dependencies may be forgotten by now)."""
+        path: list[tuple[Node, Any]] = []
         p = t.parent
-        path: tuple[tuple[Node, Any], ...] = ()
-        if p is not None:  # (most nodes of a wide graph have none)
-            up: list[tuple[Node, Any]] = []
-            while p is not None:
-                up.append((p.node, p.output))
-                p = p.parent
-            up.reverse()
-            path = tuple(up)
+        while p is not None:
+            path.append((p.node, p.output))
+            p = p.parent
+        path.reverse()
         nodes = self.nodes
         deps = {d: nodes[d].result for d in t.node.deps if not held or d in nodes}
-        return Memory(t.node, path, deps)
+        return Memory(t.node, tuple(path), deps)
 
     def take(self) -> Item | None:
         # newest ready node first: a decomposition goes depth first, so a subtree completes

@@ -157,13 +157,10 @@ class Block:
 
     def spill(self) -> Columns:
         """From few to many: the columns, made of the few Decisions held so far."""
-        cols = self.cols
-        if cols is None:
-            cols = self.cols = Columns()
-        for d in self.few or ():
-            cols.append(d)
+        if self.cols is None:  # (while few are held there are no columns)
+            self.cols = Columns.of(self.few or [])
         self.few = None
-        return cols
+        return self.cols
 
     def extend(self, later: Block) -> None:
         """Append a later block of the same item (its steps follow this one's)."""
