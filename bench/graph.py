@@ -12,9 +12,13 @@ Prints one JSON line per measurement, each against its baseline measured in the 
   whose nodes' prompts carry their path);
 - latency: `multiply --digits 8` on a model with lognormal latency (median 100 ms, sigma
   0.5), k = 3, 64 requests in flight, against its critical path (the longest chain of
-  dependent steps) times a chain's wall-clock per step at the same latency.
+  dependent steps) times a chain's wall-clock per step at the same latency;
+- floor: what a node costs at the least, each layer alone, against the same chain run
+  whole: the task memory tree walked by a plain loop (take a node, vote on its one step,
+  end it: no items driven, no events, no journal), then the same tree run by the scheduler
+  (items, no journal); the first is a bound no arrangement of items and journal beats.
 
-    python bench/graph.py                  # everything (~3 minutes)
+    python bench/graph.py                  # everything (~4 minutes)
     python bench/graph.py --what cost
 """
 
@@ -163,6 +167,80 @@ def _node_tokens(res: Any) -> dict[str, float]:
     return {"first": round(first, 2), "last": round(last, 2), "ratio": round(last / first, 3)}
 
 
+def floor_child(n: int) -> None:
+    """Run in a child process: the tree walked by a plain loop, then by the scheduler
+    (no journal, no runner); print microseconds per node as one JSON line (medians of 3)."""
+    import asyncio
+    import statistics
+    import time
+
+    from unerring.backends.sim import SimBackend, SimConfig
+    from unerring.events import ItemEnd
+    from unerring.memory import TaskTree
+    from unerring.scheduler import Scheduler
+    from unerring.settings import VotingConfig
+
+    def scheduler() -> Scheduler:
+        return Scheduler(SimBackend(SimConfig(error=0.01)), VotingConfig(k=3), simulate=True)
+
+    async def loop() -> tuple[float, float]:
+        s = scheduler()
+        t0 = time.perf_counter()
+        tree = TaskTree(Tree(n), max_depth=64)
+        tree.start()
+        t1 = time.perf_counter()
+        while (it := tree.take()) is not None:
+            # the scheduler's vote on the node's one step (what `_chain` awaits a step)
+            d = await s._decide(it, it.state, 0)
+            s.totals.add(d)
+            end = ItemEnd(it.index, "completed", 1, d.state_after, "", it.item_id)
+            tree.ended(it, end)
+        t2 = time.perf_counter()
+        assert s.totals.steps_decided == n - 1
+        return (t2 - t0) * 1e6 / (n - 1), (t1 - t0) * 1e6 / (n - 1)
+
+    async def scheduled() -> float:
+        s = scheduler()
+        t0 = time.perf_counter()
+        tree = TaskTree(Tree(n), max_depth=64)
+        tree.start()
+        end = await s.run(tree)
+        assert end.status == "completed" and s.totals.steps_decided == n - 1
+        return (time.perf_counter() - t0) * 1e6 / (n - 1)
+
+    loops = [asyncio.run(loop()) for _ in range(3)]
+    runs = [asyncio.run(scheduled()) for _ in range(3)]
+    print(json.dumps({
+        "tree_us_per_node": statistics.median(x[0] for x in loops),
+        "tree_build_us_per_node": statistics.median(x[1] for x in loops),
+        "scheduled_us_per_node": statistics.median(runs),
+    }))  # fmt: skip
+
+
+def floor(nodes: int) -> dict[str, Any]:
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+        f"import graph; graph.floor_child({nodes + 1})"
+    )
+    parts, _ = run_child(["-c", code])
+    with tempfile.TemporaryDirectory() as tmp:
+        chains = [run_in_child("chain", nodes + 1, f"{tmp}/c{i}.db")[0] for i in range(3)]
+    per_step = sorted(c["wall_s"] * 1e6 / c["steps_decided"] for c in chains)[1]
+    return {
+        "bench": "graph-floor",
+        "nodes": nodes,
+        "chain_us_per_step": round(per_step, 1),
+        # the tree alone: making the declared nodes, each node's memory, process, vote and
+        # end, its dependents made ready (the first part of it: making the declared nodes)
+        "tree_us_per_node": round(parts["tree_us_per_node"], 1),
+        "tree_build_us_per_node": round(parts["tree_build_us_per_node"], 1),
+        "tree_vs_chain": round(parts["tree_us_per_node"] / per_step, 3),
+        # the same tree run by the scheduler: each node an item (no journal, no runner)
+        "scheduled_us_per_node": round(parts["scheduled_us_per_node"], 1),
+        "scheduled_vs_chain": round(parts["scheduled_us_per_node"] / per_step, 3),
+    }
+
+
 def run_in_child(what: str, n: int, store: str) -> tuple[dict[str, Any], float]:
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
@@ -285,7 +363,7 @@ def critical_path(g: Multiply) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--what", choices=("all", "cost", "latency"), default="all")
+    ap.add_argument("--what", choices=("all", "cost", "latency", "floor"), default="all")
     ap.add_argument("--nodes", type=int, default=10_000)
     ap.add_argument("--digits", type=int, default=8)
     a = ap.parse_args()
@@ -293,6 +371,8 @@ def main() -> None:
         print(json.dumps(cost(a.nodes)), flush=True)
     if a.what in ("all", "latency"):
         print(json.dumps(latency(a.digits)), flush=True)
+    if a.what in ("all", "floor"):
+        print(json.dumps(floor(a.nodes)), flush=True)
 
 
 if __name__ == "__main__":
