@@ -509,10 +509,10 @@ class JournalWriter:
 
     def _node_rows(self, a: NodesAdded) -> list[tuple[Any, ...]]:
         """New graph nodes as items rows, numbered in the order they were made."""
-        run_id, seq = self.run.id, self._seq
+        run_id, last = self.run.id, self._seq
         self._seq += len(a.rows)
         self._fresh.update([r[0] for r in a.rows])  # no totals in the journal to read back
-        return [(run_id, *r, seq) for seq, r in enumerate(a.rows, seq + 1)]
+        return [(run_id, *r, seq) for seq, r in enumerate(a.rows, last + 1)]
 
 
 def _progress(now: Totals, before: Totals) -> tuple[int, int, int, float] | None:
