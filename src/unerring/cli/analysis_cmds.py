@@ -69,6 +69,9 @@ def cmd_failures(args: argparse.Namespace) -> int:
         )
         if over:
             _out(f"  over-represented: {over}")
+        if p["top_answers"]:
+            top = "; ".join(f"{safe(a['answer'], 80)} ({a['count']:,})" for a in p["top_answers"])
+            _out(f"  top answers: {top}")
         for ex in p["examples"]:
             _out(f"  e.g. {safe(ex, 120)}")
         _out(f"  do: {p['advice']}")
