@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ class GroupStats:
     both_wrong: int = 0
     collisions: int = 0
     # each step's wrong samples among its first two valid ones (steps with two)
-    pairs: list[int] = field(default_factory=list)
+    pairs: Counter[int] = field(default_factory=Counter)
 
     def add(self, judged: list[bool | None], answers: list[object]) -> None:
         """One step: each sample's judgement (True right, False wrong, None flagged)."""
@@ -42,7 +43,7 @@ class GroupStats:
         self.valid += len(valid)
         self.correct += sum(1 for ok, _ in valid if ok)
         if len(valid) >= 2:
-            self.pairs.append((not valid[0][0]) + (not valid[1][0]))
+            self.pairs[(not valid[0][0]) + (not valid[1][0])] += 1
             if not valid[0][0] and not valid[1][0]:
                 self.both_wrong += 1
                 if valid[0][1] == valid[1][1]:
@@ -303,7 +304,7 @@ def _groups(
         for g in parts:
             for f in ("steps", "samples", "valid", "correct", "both_wrong", "collisions"):
                 setattr(total, f, getattr(total, f) + getattr(g, f))
-            total.pairs += g.pairs
+            total.pairs.update(g.pairs)
         # a group summed over several sources counts each step once per source
         d = total.as_dict()
         d["sources"] = len(parts)

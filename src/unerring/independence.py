@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from unerring import reliability
@@ -267,13 +267,12 @@ def _log_comb(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
-def pairs_test(pairs: Iterable[int]) -> BothWrong:
-    """From each step's wrong votes among its first two (0, 1 or 2): the exact chance,
-    given the total, that independent errors put two on as many steps."""
-    hist = Counter(pairs)
+def pairs_test(hist: Mapping[int, int]) -> BothWrong:
+    """From how many steps had 0, 1 or 2 wrong votes among their first two: the exact
+    chance, given the total, that independent errors put two on as many steps."""
     n = sum(hist.values())
-    w = hist[1] + 2 * hist[2]
-    both = hist[2]
+    both = hist.get(2, 0)
+    w = hist.get(1, 0) + 2 * both
     if n == 0 or w < 2:
         return BothWrong(n, w, both, 0.0, 1.0)
     # b steps with two: C(n, b) C(n - b, w - 2b) 2^(w - 2b) of the C(2n, w) placements

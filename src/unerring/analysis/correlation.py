@@ -68,7 +68,7 @@ class _Pairs:
     """The first two valid votes of each step: wrong among them, and collisions."""
 
     known: bool = True  # False once a contested step's samples are missing
-    wrong: list[int] = field(default_factory=list)
+    wrong: Counter[int] = field(default_factory=Counter)  # steps by wrong votes (0-2)
     collisions: int = 0
 
 
@@ -95,7 +95,7 @@ def _item_counts(
         smp = rows.get(step)
         if len(votes) == 1 and not smp:  # unanimous: the first two are the winner's
             wrong_first = 2 if correct == 0 else 0
-            pairs.wrong.append(wrong_first)
+            pairs.wrong[wrong_first] += 1
             pairs.collisions += wrong_first == 2
             continue
         if not smp:
@@ -108,7 +108,7 @@ def _item_counts(
         right = ranked[0] if correct != 0 else (ranked[1] if len(ranked) > 1 else None)
         first = [v for _, v in sorted(smp)[:2]]
         bad = [v != right for v in first]
-        pairs.wrong.append(sum(bad))
+        pairs.wrong[sum(bad)] += 1
         pairs.collisions += len(first) == 2 and all(bad) and first[0] == first[1]
         if sources.get(step):
             _by_source(groups, smp, sources[step], right)
@@ -287,11 +287,11 @@ class _Group:
     wrong: int = 0
     collisions: int = 0
     # each step's wrong votes among the group's first two (steps with two of its votes)
-    pairs: list[int] = field(default_factory=list)
+    pairs: Counter[int] = field(default_factory=Counter)
 
     def as_dict(self, every_sample: bool) -> dict[str, Any]:
         e = self.wrong / self.valid if self.valid else 0.0
-        paired = len(self.pairs)
+        paired = sum(self.pairs.values())
         # steps with both wrong beyond what independent errors give: the least share of
         # hard steps the group's votes show. Only where every sample was kept: the kept
         # samples of contested steps alone are chosen by their disagreement
@@ -333,5 +333,5 @@ def _by_source(
         g.valid += len(votes)
         g.wrong += sum(bad)
         if len(votes) >= 2:
-            g.pairs.append(bad[0] + bad[1])
+            g.pairs[bad[0] + bad[1]] += 1
             g.collisions += bad[0] and bad[1] and votes[0] == votes[1]
