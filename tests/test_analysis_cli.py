@@ -16,6 +16,7 @@ from unerring.analysis.notebook import load_notebook, save_notebook
 from unerring.analysis.records import build
 from unerring.cli.main import main
 from unerring.journal.store import Store
+from unerring.tasks.registry import get_task
 
 MODEL = sim(3)
 
@@ -59,6 +60,45 @@ def test_failures_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["failures", "a", "--store", str(db)]) == 0
     out = capsys.readouterr()
     assert "pattern outvoted_wrong/disk=2" in out.out and "do: " in out.out
+
+
+def test_top_answers_are_the_wrong_answers_not_vote_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # planted modes: disk=2 steps give wrong answer 0, disk=4 steps wrong answer 1
+    db = tmp_path / "j.db"
+    assert _run(db, "a") == 0
+    capsys.readouterr()
+    assert main(["failures", "a", "--store", str(db), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # the journal's ground truth: each kept valid sample's answer and simulator label
+    process = get_task("hanoi").make({"disks": 8})
+    labels: dict[str, Counter[str]] = {}
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT text, label FROM samples WHERE vote IS NOT NULL")
+        for text, label in rows:
+            answer = process.dump_answer(process.parse(text))
+            labels.setdefault(answer, Counter())[label] += 1
+    for selector, planted in ((["disk=2"], "mode:disk=2"), (["disk=4"], "mode:disk=4")):
+        p = next(p for p in report["patterns"] if p["selector"] == selector)
+        top = p["top_answers"]
+        assert top and all(t["count"] >= 1 for t in top)
+        for t in top:
+            answer = t["answer"]
+            assert not answer.isdigit()  # a vote's number within its step is no answer
+            process.load_answer(answer)  # the task's own spelling of an answer
+            # the samples that gave it were wrong ones (the planted mode's, or the base
+            # error's, which gives the same wrong answer), and as many as counted
+            assert "correct" not in labels[answer], (answer, labels[answer])
+            assert labels[answer][planted] > 0
+            assert sum(labels[answer].values()) >= t["count"]
+        # most common first, and the examples show the top answer
+        assert [t["count"] for t in top] == sorted((t["count"] for t in top), reverse=True)
+        first = process.dump_answer(process.parse(p["examples"][0]))
+        assert first == top[0]["answer"]
+    assert main(["failures", "a", "--store", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "  top answers: [[" in out
 
 
 def test_failures_over_several_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +11,7 @@ from unerring import reliability
 from unerring.backends.base import Backend, SampleRequest
 from unerring.backends.ensemble import Ensemble
 from unerring.backends.sim import ProcessOracle, mix64, unit
+from unerring.independence import BothWrong, StepCounts, hard_steps, pairs_test
 from unerring.process import Process
 from unerring.redflags import Flag, estimate_tokens
 from unerring.vote import judge
@@ -21,8 +22,9 @@ class GroupStats:
     """One source of samples (a model, a prompt variant, or both) on the sampled steps.
 
     collisions: steps whose first two valid samples from this group were wrong and equal;
-    hard: steps where most of the group's valid samples (two or more) were wrong, the
-    steps that voting over this group's samples cannot fix."""
+    hard: steps with both first samples wrong beyond what independent errors give (see
+    `independence.both_wrong`; 0 unless beyond chance): the least number of hard steps the
+    pairs show, the steps that voting over this group's samples cannot fix."""
 
     steps: int = 0
     samples: int = 0
@@ -30,7 +32,8 @@ class GroupStats:
     correct: int = 0
     both_wrong: int = 0
     collisions: int = 0
-    hard: int = 0
+    # each step's wrong samples among its first two valid ones (steps with two)
+    pairs: Counter[int] = field(default_factory=Counter)
 
     def add(self, judged: list[bool | None], answers: list[object]) -> None:
         """One step: each sample's judgement (True right, False wrong, None flagged)."""
@@ -39,27 +42,37 @@ class GroupStats:
         valid = [(ok, a) for ok, a in zip(judged, answers, strict=True) if ok is not None]
         self.valid += len(valid)
         self.correct += sum(1 for ok, _ in valid if ok)
-        wrong = [a for ok, a in valid if not ok]
-        if len(valid) >= 2 and not valid[0][0] and not valid[1][0]:
-            self.both_wrong += 1
-            if valid[0][1] == valid[1][1]:
-                self.collisions += 1
-        if len(valid) >= 2 and 2 * len(wrong) > len(valid):
-            self.hard += 1
+        if len(valid) >= 2:
+            self.pairs[(not valid[0][0]) + (not valid[1][0])] += 1
+            if not valid[0][0] and not valid[1][0]:
+                self.both_wrong += 1
+                if valid[0][1] == valid[1][1]:
+                    self.collisions += 1
+
+    def test(self) -> BothWrong:
+        return pairs_test(self.pairs)
+
+    @property
+    def hard(self) -> int:
+        bw = self.test()
+        return max(0, round(bw.both - bw.expected)) if bw.significant else 0
 
     def as_dict(self) -> dict[str, Any]:
         p = self.correct / self.valid if self.valid else 0.0
+        bw = self.test()
+        hard = self.hard
         return {
             "steps": self.steps,
             "samples": self.samples,
             "p": p,
             "error_rate": 1.0 - p if self.valid else None,
             "both_wrong": self.both_wrong,
-            "expected_both_wrong": self.steps * (1.0 - p) ** 2,
+            "expected_both_wrong": bw.expected,
+            "both_wrong_p_value": bw.p_value,
             "collisions": self.collisions,
             "collision_rate": self.collisions / self.steps if self.steps else 0.0,
-            "hard": self.hard,
-            "hard_share": self.hard / self.steps if self.steps else 0.0,
+            "hard": hard,
+            "hard_share": hard / self.steps if self.steps else 0.0,
         }
 
 
@@ -80,7 +93,10 @@ class Calibration:
     # with several models or prompt variants: each one on its own, and "pooled" (the first
     # two samples a vote would draw: two different sources, rotating with the step)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    hard_share: float = 0.0  # steps where most of all their valid samples were wrong
+    # the least share of hard steps the pairs show (0 unless beyond chance: see GroupStats)
+    hard_share: float = 0.0
+    both_wrong_p: float = 1.0  # P(as many both wrong | independent errors)
+    hard_steps: dict[str, Any] = field(default_factory=dict)  # independence.HardSteps
 
     @property
     def collision_rate(self) -> float:
@@ -101,6 +117,8 @@ class Calibration:
             "collisions": self.collisions,
             "collision_rate": self.collision_rate,
             "hard_share": self.hard_share,
+            "both_wrong_p_value": self.both_wrong_p,
+            "hard_steps": self.hard_steps,
             "groups": self.groups,
             "warnings": list(self.warnings),
         }
@@ -146,7 +164,8 @@ async def calibrate(
     step = 0
     stats: dict[tuple[str, int], GroupStats] = {(n, v): GroupStats() for n, v, _ in sources}
     pooled = GroupStats()
-    n_samples = valid = correct = both_wrong = collisions = hard = 0
+    n_samples = valid = correct = 0
+    counts = StepCounts()  # every valid sample of a step, for the hard-step test
     last = chosen[-1] if chosen else -1
     while step <= last and not process.done(state, step):
         right = process.solve(state, step)
@@ -200,19 +219,16 @@ async def calibrate(
             ok_all = [ok for ok in every if ok is not None]
             valid += len(ok_all)
             correct += sum(ok_all)
-            if len(ok_all) >= 2 and 2 * (len(ok_all) - sum(ok_all)) > len(ok_all):
-                hard += 1
+            counts.add(len(ok_all), len(ok_all) - sum(ok_all))
         state = process.advance(state, right)
         step += 1
     n_steps = len(chosen)
-    if len(sources) == 1:
-        only = next(iter(stats.values()))
-        both_wrong, collisions = only.both_wrong, only.collisions
-    else:
-        both_wrong, collisions = pooled.both_wrong, pooled.collisions
+    # the first two samples a vote would draw: one source's, or two sources' (pooled)
+    first_two = next(iter(stats.values())) if len(sources) == 1 else pooled
+    bw = first_two.test()
+    hs = hard_steps(counts.halves)
     p = correct / valid if valid else 0.0
     lo, hi = reliability.wilson_interval(correct, valid)
-    expected = n_steps * (1.0 - p) ** 2
     groups: dict[str, dict[str, Any]] = {}
     if len(sources) > 1:
         groups = _groups(stats, pooled, len(models) > 1, len(variants) > 1)
@@ -227,15 +243,26 @@ async def calibrate(
             f"per-sample success rate {p:.2f} is not above 0.5: voting will "
             "converge on wrong answers; do not run this process on this model"
         )
-    # both-wrong far above what independent errors give: errors repeat on the same steps
-    if n_steps and both_wrong > expected + 3 * math.sqrt(max(expected, 1.0)):
+    # errors that repeat on the same steps, beyond what independent errors give (each test
+    # false-alarms on independent errors with chance 1/1000 at most)
+    why = []
+    if bw.significant:
+        why.append(
+            f"{bw.both} of {bw.steps} steps had both samples wrong where independent errors "
+            f"would give about {bw.expected:.1f} (p = {bw.p_value:.1g}); "
+            f"{first_two.collisions} of them agreed on the same wrong answer"
+        )
+    if hs.found and hs.fitted is not None:
+        f = hs.fitted
+        why.append(
+            f"the samples of about {f.hard_share:.1%} of steps err at {f.hard_error:.2f}, "
+            f"the rest at {f.easy_error:.3f}"
+        )
+    if why:
         warnings.append(
-            f"errors look correlated: {both_wrong} of {n_steps} steps had both samples "
-            f"wrong where independent errors would give about {expected:.1f}; "
-            f"{collisions} of them agreed on the same wrong answer. Voting does not fix "
-            "errors that repeat on the same step, so the planned k is not safe: change the "
-            "prompt, decorrelate (another model, temperature, prompt diversity), or add a "
-            "red flag"
+            f"errors look correlated: {'; '.join(why)}. Voting does not fix errors that "
+            "repeat on the same step, so the planned k is not safe: change the prompt, "
+            "decorrelate (another model, temperature, prompt diversity), or add a red flag"
         )
     return Calibration(
         n_steps,
@@ -246,12 +273,14 @@ async def calibrate(
         lo,
         hi,
         valid / n_samples if n_samples else 0.0,
-        both_wrong,
-        collisions,
-        expected,
+        first_two.both_wrong,
+        first_two.collisions,
+        bw.expected,
         tuple(warnings),
         groups,
-        hard / n_steps if n_steps else 0.0,
+        first_two.hard / n_steps if n_steps else 0.0,
+        bw.p_value,
+        hs.as_dict(),
     )
 
 
@@ -273,8 +302,9 @@ def _groups(
     for label, _, parts in keys:
         total = GroupStats()
         for g in parts:
-            for f in ("steps", "samples", "valid", "correct", "both_wrong", "collisions", "hard"):
+            for f in ("steps", "samples", "valid", "correct", "both_wrong", "collisions"):
                 setattr(total, f, getattr(total, f) + getattr(g, f))
+            total.pairs.update(g.pairs)
         # a group summed over several sources counts each step once per source
         d = total.as_dict()
         d["sources"] = len(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -64,7 +64,7 @@ class FailureRecord:
     index: int | None  # sample index; None for a step-level record
     category: Category
     excerpt: str
-    answer: str | None  # the vote key (repr) the sample gave, if it parsed
+    answer: str | None  # the answer the sample gave, as `answer_text` spells it
     features: dict[str, Feature]
     time: float | None  # seconds since the epoch (estimated for samples, see `_times`)
     counted: bool
@@ -143,6 +143,38 @@ def process_of(run: RunRecord, item: ItemRecord | None = None) -> Process[Any, A
     except Exception:  # an unknown or changed task: analysis goes on without features
         return None
     return made if isinstance(made, Process) else None
+
+
+def answer_text(process: Process[Any, Any] | None, text: str) -> str:
+    """The answer a response gives, spelt so that equal answers read alike across steps,
+    items and runs: the process's own serialisation (`dump_answer`), else the repr of its
+    vote key; the response itself (bounded) where the process cannot be rebuilt (a graph's
+    node, a task no longer known) or does not parse it."""
+    if process is not None:
+        try:
+            answer = process.parse(text)
+        except Exception:  # a sample the process cannot read: its text stands for it
+            answer = Flag.INVALID
+        if not isinstance(answer, Flag):
+            try:
+                return process.dump_answer(answer)
+            except Exception:  # no serialisation: the vote key is what votes compare
+                with contextlib.suppress(Exception):
+                    return repr(process.key(answer))
+    return excerpt(text)
+
+
+def _decoder(process: Process[Any, Any] | None) -> Callable[[str], str]:
+    """`answer_text` for one item, each distinct response parsed once."""
+    seen: dict[str, str] = {}
+
+    def decode(text: str) -> str:
+        got = seen.get(text)
+        if got is None:
+            got = seen[text] = answer_text(process, text)
+        return got
+
+    return decode
 
 
 def stopped_by_budget(status: str, reason: str) -> bool:
@@ -398,6 +430,10 @@ def _item_records(
 
     times = _times(store, run, it.item, attempts, wanted)
     where = _Where(run.run_id, it.item_id, it.item)
+    # answers are read with the item's own process (past the replay limit too)
+    if process is None and run.kind != "graph" and wanted:
+        process = process_of(run, it)
+    decode = _decoder(process)
     records: list[FailureRecord] = []
     for s in sorted(wanted):
         if s not in decision_of and s < it.next_step:
@@ -406,7 +442,14 @@ def _item_records(
             decision_of[s] = {"winner": None, "correct": None, "undecided": 0, "features": None}
         records.extend(
             _step_records(
-                where, s, decision_of.get(s), by_step.get(s, []), features, times, right.get(s)
+                where,
+                s,
+                decision_of.get(s),
+                by_step.get(s, []),
+                features,
+                times,
+                decode,
+                right.get(s),
             )
         )
     if stopped_by_budget(it.status, it.reason):
@@ -461,6 +504,7 @@ def _step_records(
     rows: Sequence[dict[str, Any]],
     features: Mapping[int, dict[str, Feature]],
     times: Mapping[int, float],
+    decode: Callable[[str], str],
     right: set[str] | None = None,
 ) -> list[FailureRecord]:
     feats = features.get(step, {})
@@ -501,7 +545,7 @@ def _step_records(
                 index=r["idx"],
                 category=cat,
                 excerpt=excerpt(r["text"]),
-                answer=r["vote"],
+                answer=None if r["vote"] is None else decode(r["text"]),
                 features=feats,
                 time=t,
                 counted=bool(r["counted"]),
@@ -522,7 +566,7 @@ def _step_records(
                 index=None,
                 category=Category.REJECTED,
                 excerpt=excerpt(winner_text),
-                answer=None,
+                answer=None if winner_text is None else decode(winner_text),
                 features=feats,
                 time=t,
                 counted=True,
@@ -531,6 +575,11 @@ def _step_records(
             )
         )
     if undecided:
+        # the answer that led, from a sample that gave it
+        leader = winner_text or next(
+            (r["text"] for r in rows if winner_vote is not None and r["vote"] == winner_vote),
+            None,
+        )
         out.append(
             FailureRecord(
                 run_id=where.run_id,
@@ -540,7 +589,7 @@ def _step_records(
                 index=None,
                 category=Category.UNDECIDED,
                 excerpt=excerpt(winner_text),
-                answer=winner_vote,
+                answer=None if leader is None else decode(leader),
                 features=feats,
                 time=t,
                 counted=False,

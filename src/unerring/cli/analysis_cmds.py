@@ -69,6 +69,9 @@ def cmd_failures(args: argparse.Namespace) -> int:
         )
         if over:
             _out(f"  over-represented: {over}")
+        if p["top_answers"]:
+            top = "; ".join(f"{safe(a['answer'], 80)} ({a['count']:,})" for a in p["top_answers"])
+            _out(f"  top answers: {top}")
         for ex in p["examples"]:
             _out(f"  e.g. {safe(ex, 120)}")
         _out(f"  do: {p['advice']}")
@@ -96,17 +99,13 @@ def cmd_failures(args: argparse.Namespace) -> int:
                 _out(f"  out-voted by sample {s['index']}: {safe(s['response'], 100)}")
     for c in report["correlation"]:
         _out()
-        ratio = "-" if c["collision_ratio"] is None else f"{c['collision_ratio']:.1f}x"
-        _out(
-            f"correlation {safe(c['run_id'])}: error {c['error_rate']:.4f}, collisions "
-            f"{c['collisions']} ({ratio} the independent bound), hard steps "
-            f"{c['hard_share']:.1%} at error {c['hard_error']:.2f}"
-        )
+        _out(f"correlation {safe(c['run_id'])}: {_independence_line(c)}")
         for name, g in c["groups"].items():
             if g["steps_paired"]:
+                hard = "-" if g["hard_share"] is None else f"{g['hard_share']:.1%}"
                 pairs = (
                     f"collisions {g['collisions']} of {g['steps_paired']} steps with two of "
-                    f"its samples ({g['collision_rate']:.1%}), hard steps {g['hard_share']:.1%}"
+                    f"its samples ({g['collision_rate']:.1%}), hard steps {hard}"
                 )
             else:
                 pairs = "never two samples on one step: no collision to measure"
@@ -118,6 +117,28 @@ def cmd_failures(args: argparse.Namespace) -> int:
         for w in c["warnings"]:
             print(f"unerring: warning: {w}", file=sys.stderr)
     return 0
+
+
+def _independence_line(c: dict[str, Any]) -> str:
+    """Error rate, both-wrong and collisions, and the hard-step test, in one line."""
+    parts = [f"error {c['error_rate']:.4f} over {c['samples']:,} votes"]
+    bw = c["both_wrong"]
+    if bw is not None:
+        ratio = "-" if c["collision_ratio"] is None else f"{c['collision_ratio']:.1f}x"
+        parts.append(
+            f"first two votes both wrong on {bw['both_wrong']} of {bw['steps']:,} steps "
+            f"(independent errors: {bw['expected']:.1f}), collisions {c['collisions']} "
+            f"({ratio} the independent bound)"
+        )
+    hs = c["hard_steps"]
+    if c["hard_share"]:
+        parts.append(
+            f"hard steps {c['hard_share']:.1%} at error {c['hard_error']:.3f} "
+            f"(the rest {c['easy_error']:.4f})"
+        )
+    elif hs["wrong"]:
+        parts.append("no hard steps beyond chance")
+    return ", ".join(parts)
 
 
 def _print_notebook(nb: Notebook) -> None:

@@ -443,7 +443,14 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"collisions   {cal.collisions} of {cal.steps} steps "
             f"(first two samples wrong and equal)"
         )
-        print(f"hard steps   {cal.hard_share:.1%} (most of their samples wrong)")
+        print(
+            f"both wrong   {cal.both_wrong} of {cal.steps} steps (independent errors: "
+            f"{cal.expected_both_wrong:.1f}, p = {cal.both_wrong_p:.2g})"
+        )
+        if cal.hard_share:
+            print(f"hard steps   at least {cal.hard_share:.1%} (both wrong beyond chance)")
+        else:
+            print("hard steps   none beyond chance")
         if cal.groups:
             _print_groups(cal.groups)
         if plan is not None:
