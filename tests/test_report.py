@@ -586,3 +586,44 @@ def test_an_adaptive_run_is_planned_and_captioned_by_its_rule(tmp_path: Path) ->
     assert main(["report", "a", "--store", str(db), "-o", str(out)]) == 0
     page = out.read_text()
     assert "Adaptive stopping: a step is decided" in page and "adaptive stopping" in page
+
+
+def test_a_run_killed_with_sigkill_reads_interrupted_in_runs_and_report(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unerring", "run", "hanoi", "--disks", "12", "--store", str(db),
+         "--run-id", "k", "--model", "sim:error=0.01,latency=1", "--quiet"],
+        env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline and proc.poll() is None
+            try:
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                row = con.execute("SELECT next_step FROM runs").fetchone()
+                con.close()
+            except sqlite3.Error:
+                row = None
+            if row and row[0] > 50:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    runs = cli("runs", "--store", str(db), "--json")
+    assert json.loads(runs.stdout)[0]["status"] == "interrupted"
+
+    def attempts() -> list[list[str]]:
+        out = tmp_path / "k.html"
+        assert cli("report", "k", "--store", str(db), "-o", str(out)).returncode == 0
+        page = out.read_text()
+        section = page[page.index('id="run1-attempts"') :]
+        rows = re.findall(r"<tr>(.*?)</tr>", section[: section.index("</section>")])[1:]
+        return [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows]
+
+    (first,) = attempts()
+    assert first[3:5] == ["–", "interrupted"] and "killed" in first[5]
+    assert cli("resume", "k", "--store", str(db), "--quiet").returncode == 0
+    first, second = attempts()
+    assert first[4] == "interrupted" and second[4] == "completed"

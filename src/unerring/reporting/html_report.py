@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -18,7 +18,7 @@ from unerring import __version__
 from unerring.analysis.localize import localize
 from unerring.analysis.report import failure_patterns
 from unerring.journal.lock import live_status
-from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store
+from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.reporting import plots
 from unerring.reporting.aggregate import Items, RunAggregate, aggregate
 from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
@@ -131,9 +131,10 @@ def _attempts(v: RunView) -> Section:
             num(a.number),
             *(() if v.many else (num(a.first_step),)),
             num(a.start_s, 5),
-            "running" if a.end_s is None else num(a.end_s, 5),
+            ("running" if a.status == "running" else "–") if a.end_s is None else num(a.end_s, 5),
             esc(a.status),
-            shown(a.reason, 300),
+            shown(a.reason, 300)
+            or ("its process ended without a word (killed)" if a.status == "interrupted" else ""),
         )
         for a in v.agg.attempts
     ]
@@ -388,7 +389,14 @@ def _view(store: Store, run_id: str, index: int, report: dict[str, Any]) -> RunV
             raise UnknownRun(run_id)
         agg = aggregate(store, run)
         attempts = len(agg.attempts)
-    status = run.status if store.path == MEMORY else live_status(store.path, run.status, run_id)
+    status = live_status(store.path, run.status, run_id)
+    # an attempt marked running whose writer is gone was interrupted, as `runs` says of its
+    # run (the same rule): every attempt but the last, and the last unless a writer holds it
+    last = len(agg.attempts) - 1
+    agg.attempts = [
+        replace(a, status=live_status(store.path, a.status, run_id, superseded=i < last))
+        for i, a in enumerate(agg.attempts)
+    ]
     incidents = [
         (float(i["start"]) - agg.start, float(i["end"]) - agg.start)
         for i in report["incidents"]
