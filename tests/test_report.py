@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers import child_env, cli, one_line_error
 from tests.report_helpers import hostile_journal
+from unerring.analysis.records import build
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
 from unerring.journal import writer as writer_module
@@ -627,3 +628,21 @@ def test_a_run_killed_with_sigkill_reads_interrupted_in_runs_and_report(tmp_path
     assert cli("resume", "k", "--store", str(db), "--quiet").returncode == 0
     first, second = attempts()
     assert first[4] == "interrupted" and second[4] == "completed"
+
+
+def test_a_batch_pattern_names_the_item_of_each_first_step(batch_journal: Path) -> None:
+    store = Store(str(batch_journal), read_only=True)
+    report = html_report.failure_patterns(store, ["b"])
+    assert report["batch"] and report["patterns"]
+    records = build(store, "b").records
+    where = {(r.item_id, r.step) for r in records}
+    order = {r.item_id: r.item for r in records}
+    page = html_report.build_report(store, ["b"])
+    for p in report["patterns"]:
+        places = [(x["item"], x["step"]) for x in p["first_places"]]
+        # real places of failures, item by item, then step by step
+        assert places and set(places) <= where
+        assert places == sorted(places, key=lambda x: (order[x[0]], x[1]))
+        item, step = places[0]
+        assert f"item {item} step {step:,}" in page
+    assert "first places (item, step)" in page and "<th>first steps</th>" not in page

@@ -325,6 +325,19 @@ RUN_SECTIONS: tuple[Callable[[RunView], Section | None], ...] = (
 )
 
 
+def _first_steps(pattern: dict[str, Any], many: bool) -> tuple[str, str]:
+    """Where a pattern first struck: a chain's steps; with a batch or a graph among the
+    runs, each step with its item (a step number alone names no place in a batch)."""
+    if not many:
+        return ("first steps", esc(", ".join(f"{s:,}" for s in pattern["first_steps"])))
+    places = "; ".join(
+        f"item {shown(str(p['item']), 200)} step {p['step']:,}" for p in pattern["first_places"]
+    )
+    more = pattern["steps_affected"] - len(pattern["first_places"])
+    tail = f" (and {more:,} more)" if more > 0 else ""
+    return ("first places (item, step)", places + tail)
+
+
 def _failures(report: dict[str, Any]) -> Section:
     sizes = [(str(p["id"]), int(p["size"])) for p in report["patterns"]]
     plot = plots.failures_plot(report["by_category"], sizes)
@@ -366,7 +379,7 @@ def _failures(report: dict[str, Any]) -> Section:
                 f"{p['size']:,} failures ({p['share_of_samples']:.3%} of samples), "
                 f"{p['steps_affected']:,} steps, {esc(p['nature'])}",
             ),
-            ("first steps", esc(", ".join(f"{s:,}" for s in p["first_steps"]))),
+            _first_steps(p, report["batch"]),
         ]
         if over:
             details.append(("over-represented", esc(over)))
