@@ -21,6 +21,7 @@ from unerring.journal.lock import live_status
 from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.reporting import plots
 from unerring.reporting.aggregate import Items, RunAggregate, aggregate
+from unerring.reporting.canvas import Plot
 from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
 from unerring.reporting.rows import NODE_STATUS
 from unerring.runner import summary
@@ -116,11 +117,13 @@ def _overview(v: RunView) -> Section:
     return Section(v.anchor("summary"), "Summary", note + pairs(rows))
 
 
+def _figure(plot: Plot, anchor: str) -> str:
+    shown = [(s.title, s.series) for s in plot.shown]
+    return figure(plot.key, anchor, plot.title, plot.caption, plot.png, shown, plot.left_out)
+
+
 def _plots(v: RunView) -> Section:
-    parts = [
-        figure(p.key, v.anchor(f"plot-{p.key}"), p.title, p.caption, p.png)
-        for p in plots.run_plots(v.agg, v.incidents)
-    ]
+    parts = [_figure(p, v.anchor(f"plot-{p.key}")) for p in plots.run_plots(v.agg, v.incidents)]
     return Section(v.anchor("plots"), "Plots", "".join(parts))
 
 
@@ -241,7 +244,7 @@ def items_section(v: RunView) -> Section | None:
         return None
     head, later = item_rows(v.store, v.run, FIRST_ITEMS, NOT_COMPLETED)
     plot = plots.items_plot(v.agg, items)
-    parts = [figure(plot.key, v.anchor(f"plot-{plot.key}"), plot.title, plot.caption, plot.png)]
+    parts = [_figure(plot, v.anchor(f"plot-{plot.key}"))]
     headers = ("item", "status", "steps decided", "errors", "samples", "cost", "reason")
     rows = [_item_row(it) for it in head]
     if later:
@@ -341,7 +344,7 @@ def _first_steps(pattern: dict[str, Any], many: bool) -> tuple[str, str]:
 def _failures(report: dict[str, Any]) -> Section:
     sizes = [(str(p["id"]), int(p["size"])) for p in report["patterns"]]
     plot = plots.failures_plot(report["by_category"], sizes)
-    parts = [figure(plot.key, "failures-plot", plot.title, plot.caption, plot.png)]
+    parts = [_figure(plot, "failures-plot")]
     runs = ", ".join(
         f"{esc(r['run_id'])}: {r['failures']:,} records (samples kept: {esc(r['record_level'])})"
         for r in report["runs"]
