@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from tests.helpers import child_env, cli, one_line_error
 from tests.report_helpers import hostile_journal
+from unerring.analysis.records import build
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
 from unerring.journal import writer as writer_module
@@ -26,7 +28,9 @@ from unerring.journal.writer import Durability
 from unerring.models import Transport
 from unerring.reporting import aggregate as aggregate_module
 from unerring.reporting import html_report, plots
-from unerring.reporting.aggregate import aggregate
+from unerring.reporting.aggregate import Items, aggregate
+from unerring.reporting.over_steps import MAX_GROUPS, MIN_GROUP_STEPS, over_steps
+from unerring.reporting.pace import Spans, merged, stalls
 from unerring.runner import BatchItem, RunOptions, Session, execute
 from unerring.settings import Budget
 
@@ -317,7 +321,9 @@ def test_a_run_with_nothing_committed_yet(tmp_path: Path) -> None:
     assert main(["report", "empty", "--store", str(db), "-o", str(out)]) == 0
     page = out.read_text()
     assert re.findall(r'data-plot="([a-z_]+)"', page) == list(PLOTS)
-    assert "no decision committed yet" not in page  # drawn into the images, not the text
+    # nothing to draw: no image, and each panel left out says why, in the text
+    assert "data:image/png" not in page
+    assert page.count("— left out: no decision committed yet.") == 8
     assert "interrupted" in page  # marked running, but no writer holds it
 
 
@@ -586,3 +592,189 @@ def test_an_adaptive_run_is_planned_and_captioned_by_its_rule(tmp_path: Path) ->
     assert main(["report", "a", "--store", str(db), "-o", str(out)]) == 0
     page = out.read_text()
     assert "Adaptive stopping: a step is decided" in page and "adaptive stopping" in page
+
+
+# -- every plot has data, or is left out saying why ------------------------------------
+
+
+def _spans(steps: list[int], seconds: list[float], attempt: list[int] | None = None) -> Spans:
+    """Back-to-back spans of time."""
+    end = np.cumsum(seconds)
+    return Spans(
+        start=end - np.array(seconds),
+        end=end,
+        steps=np.array(steps, np.int64),
+        attempt=np.array(attempt or [0] * len(steps), np.int64),
+    )
+
+
+def test_a_stall_is_slow_against_the_runs_pace_and_costs_a_second() -> None:
+    # a simulated run: 100 steps a millisecond; a commit that takes 30 ms is a hiccup
+    fast = _spans([100] * 200 + [100], [0.001] * 200 + [0.030])
+    assert not stalls(fast).any()
+    # a model at 2 steps a second: a minute without an answer is a stall; a span a little
+    # slower than usual (under the tenth) is not
+    slow = _spans([10] * 200 + [10, 10], [5.0] * 200 + [60.0, 9.0])
+    assert stalls(slow).tolist() == [False] * 200 + [True, False]
+    # the floor is absolute: a tenth of the pace that loses under a second is no stall
+    tight = _spans([10] * 50 + [1], [0.01] * 50 + [0.5])
+    assert not stalls(tight).any()
+
+
+def test_spans_over_time_are_merged_within_each_attempt() -> None:
+    spans = _spans([3] * 1000 + [0] * 5 + [3] * 500, [0.01] * 1505, [0] * 1000 + [1] * 505)
+    m = merged(spans, max_spans=100)
+    assert len(m) <= 100 + 1 and int(m.steps.sum()) == 4500
+    assert np.all(m.steps > 0)
+    # no span crosses from one attempt into the next
+    first_of_second = int(np.flatnonzero(m.attempt == 1)[0])
+    assert m.start[first_of_second] == pytest.approx(spans.start[1005])  # its first steps
+    assert m.end[first_of_second - 1] == pytest.approx(spans.end[999])
+
+
+def test_steps_are_drawn_in_bins_of_several_steps_or_one_point_per_step(
+    journal: Path, batch_journal: Path, tmp_path: Path
+) -> None:
+    # a short chain (63 steps, a bin a step): a point per step, no maximum of one step
+    store = Store(str(journal), read_only=True)
+    run = store.get_run("r")
+    assert run is not None
+    short = over_steps(aggregate(store, run).bins)
+    assert short is not None and short.per_step and len(short) == 63
+    assert short.words(False) == "one point per step"
+    # a longer one (4,095 steps in bins of 3): at most 100 groups of several steps each,
+    # whose maximum stands apart from the mean
+    db = tmp_path / "long.db"
+    options = RunOptions(task="hanoi", task_options={"disks": 12}, model="sim:error=0.1", k=3)
+    execute(options, Session(store=str(db), handle_signals=False), "long").store.close()
+    store = Store(str(db), read_only=True)
+    run = store.get_run("long")
+    assert run is not None
+    agg = aggregate(store, run)
+    g = over_steps(agg.bins)
+    assert g is not None and not g.per_step
+    assert len(g) <= MAX_GROUPS and int(g.steps.min()) >= MIN_GROUP_STEPS
+    assert int(g.steps.sum()) == 4095 and int(g.samples.sum()) == agg.samples
+    assert int(g.contested.sum()) == int(agg.bins.contested.sum())
+    mean = g.per(g.samples)
+    assert np.all(g.samples_max >= mean) and np.mean(g.samples_max - mean >= 1.0) > 0.5
+    assert re.fullmatch(r"bins of about \d\d steps", g.words(False)), g.words(False)
+    # a batch: bins of step positions within the items, all items summed
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    many = over_steps(aggregate(store, run).bins)
+    assert many is not None and not many.per_step
+    assert "within the items" in many.words(True)
+
+
+def test_a_graph_of_one_step_nodes_draws_nothing_over_the_steps(tmp_path: Path) -> None:
+    db = tmp_path / "sum.db"
+    run = ["run", "sum", "--numbers", "32", "--model", "sim:error=0.1,seed=2", "--run-id", "s"]
+    assert cli(*run, "--store", str(db)).returncode == 0
+    store = Store(str(db), read_only=True)
+    run = store.get_run("s")
+    assert run is not None
+    agg = aggregate(store, run)
+    assert over_steps(agg.bins) is None
+    by_key = {p.key: p for p in plots.run_plots(agg, [])}
+    why = "— left out: every node is one step, so there is nothing to draw over the steps"
+    assert f"Samples per step, over the steps {why}" in by_key["samples"].left_out
+    assert f"Contested steps over the steps {why}" in by_key["margins"].left_out
+    # what is drawn has marks in every series: the usage lines start from nothing spent
+    for plot in by_key.values():
+        for shown in plot.shown:
+            assert shown.series and all(n > 0 for _, n in shown.series), (plot.key, shown)
+
+
+def test_items_alike_are_a_sentence_not_a_histogram_of_one_bar(batch_journal: Path) -> None:
+    store = Store(str(batch_journal), read_only=True)
+    run = store.get_run("b")
+    assert run is not None
+    agg = aggregate(store, run)
+    items = Items(
+        by_status={"completed": 50},
+        steps=np.full(50, 1023, np.int64),
+        samples=np.arange(3069, 3119, dtype=np.int64),
+        cost=np.zeros(50),
+        errors=np.zeros(50, np.int64),
+    )
+    plot = plots.items_plot(agg, items)
+    assert plot.left_out == (
+        "Steps decided per item — left out: all 50 items decided 1,023 steps",
+        "Errors per item — left out: all 50 items had 0 decisions the checker rejected",
+    )
+    assert [s.title for s in plot.shown] == ["Samples per item"]
+    assert dict(plot.shown[0].series)["items"] == 40  # 50 values over 40 bins, none empty
+
+
+def test_failure_bars_start_from_zero_or_a_floor_below_the_smallest() -> None:
+    fig = Figure()
+    near, far = fig.subplots(1, 2)
+    near.barh(["a", "b"], [3, 8])
+    plots._log_if_wide(near, np.array([3, 8]), axis="x")
+    assert near.get_xscale() == "linear" and near.get_xlim()[0] == 0
+    far.barh(["a", "b"], [2, 5000])
+    plots._log_if_wide(far, np.array([2, 5000]), axis="x")
+    assert far.get_xscale() == "log" and far.get_xlim()[0] < 2 / 2
+    plot = plots.failures_plot({"outvoted_wrong": 3, "rejected": 8}, [("p1", 3), ("p2", 8)])
+    assert [dict(s.series) for s in plot.shown] == [{"failure records": 2}] * 2
+
+
+def test_a_batch_pattern_names_the_item_of_each_first_step(batch_journal: Path) -> None:
+    store = Store(str(batch_journal), read_only=True)
+    report = html_report.failure_patterns(store, ["b"])
+    assert report["batch"] and report["patterns"]
+    records = build(store, "b").records
+    where = {(r.item_id, r.step) for r in records}
+    order = {r.item_id: r.item for r in records}
+    page = html_report.build_report(store, ["b"])
+    for p in report["patterns"]:
+        places = [(x["item"], x["step"]) for x in p["first_places"]]
+        # real places of failures, item by item, then step by step
+        assert places and set(places) <= where
+        assert places == sorted(places, key=lambda x: (order[x[0]], x[1]))
+        item, step = places[0]
+        assert f"item {item} step {step:,}" in page
+    assert "first places (item, step)" in page and "<th>first steps</th>" not in page
+
+
+def test_a_run_killed_with_sigkill_reads_interrupted_in_runs_and_report(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unerring", "run", "hanoi", "--disks", "12", "--store", str(db),
+         "--run-id", "k", "--model", "sim:error=0.01,latency=1", "--quiet"],
+        env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline and proc.poll() is None
+            try:
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                row = con.execute("SELECT next_step FROM runs").fetchone()
+                con.close()
+            except sqlite3.Error:
+                row = None
+            if row and row[0] > 50:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    runs = cli("runs", "--store", str(db), "--json")
+    assert json.loads(runs.stdout)[0]["status"] == "interrupted"
+
+    def attempts() -> list[list[str]]:
+        out = tmp_path / "k.html"
+        assert cli("report", "k", "--store", str(db), "-o", str(out)).returncode == 0
+        page = out.read_text()
+        section = page[page.index('id="run1-attempts"') :]
+        rows = re.findall(r"<tr>(.*?)</tr>", section[: section.index("</section>")])[1:]
+        return [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows]
+
+    (first,) = attempts()
+    assert first[3:5] == ["–", "interrupted"] and "killed" in first[5]
+    assert cli("resume", "k", "--store", str(db), "--quiet").returncode == 0
+    first, second = attempts()
+    assert first[4] == "interrupted" and second[4] == "completed"

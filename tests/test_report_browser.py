@@ -6,8 +6,12 @@ A screenshot is kept as a test artefact."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import signal
+import sqlite3
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +21,7 @@ from typing import Any
 import pytest
 import websocket
 
-from tests.helpers import cli
+from tests.helpers import child_env, cli
 from tests.report_helpers import CANARY, HOSTILE, hostile_journal
 
 pytestmark = pytest.mark.slow
@@ -186,7 +190,8 @@ def test_the_report_loads_clean_and_shows_hostile_text_as_text(
         """JSON.stringify({
           plots: [...document.querySelectorAll('figure.plot')].map(f => {
             const img = f.querySelector('img');
-            return {key: f.dataset.plot, drawn: img.complete && img.naturalWidth > 300};
+            const drawn = img === null || (img.complete && img.naturalWidth > 300);
+            return {key: f.dataset.plot, drawn: drawn};
           }),
           scripts: document.querySelectorAll('script').length,
           foreignImages: [...document.images].filter(i => !i.src.startsWith('data:')).length,
@@ -232,3 +237,138 @@ def test_the_canary_would_be_heard(page: Page, tmp_path: Path) -> None:
     page.open(bad.as_uri())
     heard = [c for c in page.console() if CANARY in c[1]]
     assert len(heard) == 2 and all(level == "error" for level, _ in heard)
+
+
+# -- every plot has data, or says why it is left out ---------------------------------------
+
+PLOTS_SEEN = """JSON.stringify([...document.querySelectorAll('section.run')].map(run => ({
+  run: run.dataset.run,
+  plots: [...run.querySelectorAll('figure.plot')].map(f => ({
+    key: f.dataset.plot,
+    series: JSON.parse(f.dataset.series),
+    image: f.querySelector('img') === null ? null
+      : {complete: f.querySelector('img').complete, width: f.querySelector('img').naturalWidth},
+    leftOut: [...f.querySelectorAll('p.left-out')].map(p => p.textContent),
+    caption: (f.querySelector('figcaption') || {}).textContent || '',
+  })),
+  attempts: [...run.querySelectorAll('section[id$="-attempts"] tbody tr')]
+    .map(r => [...r.cells].map(c => c.textContent)),
+})))"""
+LEFT_OUT = re.compile(r"^\S.* — left out: \S.*\.$")
+ONE_PLURAL = re.compile(r"(?<![\d,.])1 (steps|step positions|samples|attempts)\b|bins of 1 ")
+
+
+def _until(db: Path, run_id: str, steps: int, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until `run_id` has committed more than `steps` steps."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, f"{run_id} committed {steps} steps in 60 s"
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            row = con.execute("SELECT next_step FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            con.close()
+        except sqlite3.Error:
+            row = None
+        if row and row[0] > steps:
+            return
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def six_runs(tmp_path: Path) -> Path:
+    """A report of a chain, a batch, a graph of chains (multiply), a graph of one-step
+    nodes (sum), a run of a few milliseconds, and a run killed with SIGKILL, resumed."""
+    db = tmp_path / "six.db"
+    store = ["--store", str(db), "--quiet"]
+    chain = ["run", "hanoi", "--disks", "7", "--k", "3", "--run-id", "chain",
+             "--model", "sim:error=0.1,flag=0.05,seed=1", *store]  # fmt: skip
+    assert cli(*chain).returncode == 0
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": f"i{d}", "disks": d}) + "\n" for d in (3, 5, 6)))
+    batch = ["run", "hanoi", "--items", str(items), "--k", "3", "--run-id", "batch",
+             "--model", "sim:error=0.1,seed=2", *store]  # fmt: skip
+    assert cli(*batch).returncode == 0
+    graphs = (("multiply", "--digits", "12"), ("sum", "--numbers", "64"))
+    for task, flag, value in graphs:
+        done = cli("run", task, flag, value, "--run-id", task, "--model", "sim:error=0.02", *store)
+        assert done.returncode == 0, done.stderr
+    tiny = cli("run", "hanoi", "--disks", "3", "--run-id", "tiny", *store)
+    assert tiny.returncode == 0
+    killed = ["run", "hanoi", "--disks", "10", "--k", "3", "--run-id", "resumed",
+              "--model", "sim:error=0.05,seed=3,latency=1", *store]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "unerring", *killed], env=child_env())
+    try:
+        _until(db, "resumed", 200, proc)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    resumed = cli("resume", "resumed", *store)
+    assert resumed.returncode == 0, resumed.stderr
+    out = tmp_path / "six.html"
+    runs = ("chain", "batch", "multiply", "sum", "tiny", "resumed")
+    done = cli("report", *runs, "--store", str(db), "-o", str(out), timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_every_plot_has_data_or_says_why_it_is_left_out(
+    page: Page, six_runs: Path, tmp_path: Path
+) -> None:
+    page.open(six_runs.as_uri())
+    runs = {r["run"]: r for r in json.loads(page.evaluate(PLOTS_SEEN))}
+    page.screenshot(tmp_path / "six.png")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "six.png", ARTIFACTS / "report-six-runs.png")
+    assert list(runs) == ["chain", "batch", "multiply", "sum", "tiny", "resumed"]
+    for name, run in runs.items():
+        keys = [p["key"] for p in run["plots"]]
+        assert keys == [*RUN_PLOTS, *(["items"] if name == "batch" else [])], name
+        for plot in run["plots"]:
+            where = f"{name}/{plot['key']}"
+            for line in plot["leftOut"]:
+                assert LEFT_OUT.match(line), (where, line)
+            if plot["image"] is None:  # nothing drawn: every panel says why
+                assert plot["series"] == [] and plot["leftOut"], where
+                continue
+            assert plot["image"]["complete"] and plot["image"]["width"] > 300, where
+            # drawn: every panel has a series, and every series has marks on it
+            assert plot["series"], where
+            for panel, series in plot["series"]:
+                assert series, (where, panel)
+                assert all(n > 0 for n in series.values()), (where, panel, series)
+            # plurals agree, and a bin of one step is not called a bin
+            assert not ONE_PLURAL.search(plot["caption"]), where
+
+    def seen(run: str, key: str) -> dict[str, Any]:
+        return next(p for p in runs[run]["plots"] if p["key"] == key)
+
+    def panels(run: str, key: str) -> dict[str, dict[str, int]]:
+        return {panel: series for panel, series in seen(run, key)["series"]}
+
+    # a graph of one-step nodes: nothing over the steps, and it says so
+    for key, panel in (("samples", "Samples per step, over the steps"),
+                       ("margins", "Contested steps over the steps")):  # fmt: skip
+        assert f"{panel} — left out: every node is one step" in " ".join(
+            seen("sum", key)["leftOut"]
+        )
+    # a short chain: one point per step (a bin of one step has no maximum of its own)
+    assert panels("tiny", "samples")["Samples per step, over the steps"] == {"drawn": 7}
+    # a longer one: bins of several steps, with the mean and the maximum of each
+    over = panels("resumed", "samples")["Samples per step, over the steps"]
+    assert set(over) == {"mean per bin", "max per bin"} and over["mean per bin"] >= 50
+    # fast simulated runs have hiccups of milliseconds, never a stall
+    for name in runs:
+        throughput = panels(name, "progress").get("Throughput", {})
+        assert "stall" not in throughput, name
+    # the chain has red flags drawn, the tiny run has none and says so
+    assert panels("chain", "red_flags")["Red flags by kind over the steps"]
+    assert seen("tiny", "red_flags")["leftOut"] == [
+        "Red flags by kind over the steps — left out: no red flags in this run."
+    ]
+    # the attempt killed with SIGKILL was interrupted (as `runs` says), not running
+    attempts = runs["resumed"]["attempts"]
+    assert [row[4] for row in attempts] == ["interrupted", "completed"], attempts
+    console = page.console()
+    assert not [c for c in console if c[0] in ("error", "exception", "assert")], console

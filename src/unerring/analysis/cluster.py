@@ -20,6 +20,7 @@ from unerring.analysis.records import FailureRecord, tokens_of
 from unerring.analysis.taxonomy import BY_CATEGORY, Category
 
 _WORD = re.compile(r"[A-Za-z_]+|\d+|[^\sA-Za-z_\d]")
+FIRST_PLACES = 10  # places a pattern names, its item's id with each step
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class Pattern:
     systematic: float  # share of records marked systematic
     advice: str
     categories: tuple[tuple[str, int], ...] = ()
+    # the first places by item, then step, with the item named: (item id, step)
+    first_places: tuple[tuple[str, int], ...] = ()
 
     @property
     def nature(self) -> str:
@@ -318,6 +321,12 @@ def _pattern(
         systematic=systematic,
         advice=_advice(cat, systematic >= 0.5, selector),
         categories=tuple((c.value, k) for c, k in cats.most_common()),
+        first_places=tuple(
+            (item_id, step)
+            for _, step, item_id in sorted(
+                {(records[i].item, records[i].step, records[i].item_id) for i in members}
+            )[:FIRST_PLACES]
+        ),
     )
 
 

@@ -29,6 +29,7 @@ def pattern_dict(p: Pattern, runs: int) -> dict[str, Any]:
         "first_steps": list(p.steps[:FIRST]),
         "items_affected": len(p.items),
         "first_items": list(p.items[:FIRST]),
+        "first_places": [{"item": item, "step": step} for item, step in p.first_places],
         "over_represented": [x.as_dict() for x in p.over],
         "examples": list(p.examples),
         "top_answers": [{"answer": a, "count": c} for a, c in p.answers],

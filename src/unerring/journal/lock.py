@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from unerring.journal.filelock import try_lock, unlock
-from unerring.journal.store import StoreError
+from unerring.journal.store import MEMORY, StoreError
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -64,9 +64,14 @@ def is_held(store_path: str, run_id: str) -> bool:
         os.close(fd)
 
 
-def live_status(store_path: str, status: str, run_id: str) -> str:
-    """A run's status as the journal has it, except that a run marked running whose writer
-    is gone (killed before it could say so) is `interrupted`."""
-    if status == "running" and not is_held(store_path, run_id):
+def live_status(store_path: str, status: str, run_id: str, *, superseded: bool = False) -> str:
+    """A run's (or an attempt's) status as the journal has it, except that one marked
+    running whose writer is gone (killed before it could say so) is `interrupted`. An
+    attempt followed by another (`superseded`) has lost its writer whoever holds the lock
+    now: the later attempt's."""
+    if status != "running":
+        return status
+    if superseded:
         return "interrupted"
-    return status
+    # an in-memory store is written by this process only: its writer is alive
+    return "interrupted" if store_path != MEMORY and not is_held(store_path, run_id) else status

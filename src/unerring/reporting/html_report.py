@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -18,9 +18,10 @@ from unerring import __version__
 from unerring.analysis.localize import localize
 from unerring.analysis.report import failure_patterns
 from unerring.journal.lock import live_status
-from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store
+from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.reporting import plots
 from unerring.reporting.aggregate import Items, RunAggregate, aggregate
+from unerring.reporting.canvas import Plot
 from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
 from unerring.reporting.rows import NODE_STATUS
 from unerring.runner import summary
@@ -116,11 +117,13 @@ def _overview(v: RunView) -> Section:
     return Section(v.anchor("summary"), "Summary", note + pairs(rows))
 
 
+def _figure(plot: Plot, anchor: str) -> str:
+    shown = [(s.title, s.series) for s in plot.shown]
+    return figure(plot.key, anchor, plot.title, plot.caption, plot.png, shown, plot.left_out)
+
+
 def _plots(v: RunView) -> Section:
-    parts = [
-        figure(p.key, v.anchor(f"plot-{p.key}"), p.title, p.caption, p.png)
-        for p in plots.run_plots(v.agg, v.incidents)
-    ]
+    parts = [_figure(p, v.anchor(f"plot-{p.key}")) for p in plots.run_plots(v.agg, v.incidents)]
     return Section(v.anchor("plots"), "Plots", "".join(parts))
 
 
@@ -131,9 +134,10 @@ def _attempts(v: RunView) -> Section:
             num(a.number),
             *(() if v.many else (num(a.first_step),)),
             num(a.start_s, 5),
-            "running" if a.end_s is None else num(a.end_s, 5),
+            ("running" if a.status == "running" else "–") if a.end_s is None else num(a.end_s, 5),
             esc(a.status),
-            shown(a.reason, 300),
+            shown(a.reason, 300)
+            or ("its process ended without a word (killed)" if a.status == "interrupted" else ""),
         )
         for a in v.agg.attempts
     ]
@@ -240,7 +244,7 @@ def items_section(v: RunView) -> Section | None:
         return None
     head, later = item_rows(v.store, v.run, FIRST_ITEMS, NOT_COMPLETED)
     plot = plots.items_plot(v.agg, items)
-    parts = [figure(plot.key, v.anchor(f"plot-{plot.key}"), plot.title, plot.caption, plot.png)]
+    parts = [_figure(plot, v.anchor(f"plot-{plot.key}"))]
     headers = ("item", "status", "steps decided", "errors", "samples", "cost", "reason")
     rows = [_item_row(it) for it in head]
     if later:
@@ -324,10 +328,23 @@ RUN_SECTIONS: tuple[Callable[[RunView], Section | None], ...] = (
 )
 
 
+def _first_steps(pattern: dict[str, Any], many: bool) -> tuple[str, str]:
+    """Where a pattern first struck: a chain's steps; with a batch or a graph among the
+    runs, each step with its item (a step number alone names no place in a batch)."""
+    if not many:
+        return ("first steps", esc(", ".join(f"{s:,}" for s in pattern["first_steps"])))
+    places = "; ".join(
+        f"item {shown(str(p['item']), 200)} step {p['step']:,}" for p in pattern["first_places"]
+    )
+    more = pattern["steps_affected"] - len(pattern["first_places"])
+    tail = f" (and {more:,} more)" if more > 0 else ""
+    return ("first places (item, step)", places + tail)
+
+
 def _failures(report: dict[str, Any]) -> Section:
     sizes = [(str(p["id"]), int(p["size"])) for p in report["patterns"]]
     plot = plots.failures_plot(report["by_category"], sizes)
-    parts = [figure(plot.key, "failures-plot", plot.title, plot.caption, plot.png)]
+    parts = [_figure(plot, "failures-plot")]
     runs = ", ".join(
         f"{esc(r['run_id'])}: {r['failures']:,} records (samples kept: {esc(r['record_level'])})"
         for r in report["runs"]
@@ -365,7 +382,7 @@ def _failures(report: dict[str, Any]) -> Section:
                 f"{p['size']:,} failures ({p['share_of_samples']:.3%} of samples), "
                 f"{p['steps_affected']:,} steps, {esc(p['nature'])}",
             ),
-            ("first steps", esc(", ".join(f"{s:,}" for s in p["first_steps"]))),
+            _first_steps(p, report["batch"]),
         ]
         if over:
             details.append(("over-represented", esc(over)))
@@ -388,7 +405,14 @@ def _view(store: Store, run_id: str, index: int, report: dict[str, Any]) -> RunV
             raise UnknownRun(run_id)
         agg = aggregate(store, run)
         attempts = len(agg.attempts)
-    status = run.status if store.path == MEMORY else live_status(store.path, run.status, run_id)
+    status = live_status(store.path, run.status, run_id)
+    # an attempt marked running whose writer is gone was interrupted, as `runs` says of its
+    # run (the same rule): every attempt but the last, and the last unless a writer holds it
+    last = len(agg.attempts) - 1
+    agg.attempts = [
+        replace(a, status=live_status(store.path, a.status, run_id, superseded=i < last))
+        for i, a in enumerate(agg.attempts)
+    ]
     incidents = [
         (float(i["start"]) - agg.start, float(i["end"]) - agg.start)
         for i in report["incidents"]

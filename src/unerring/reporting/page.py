@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Iterable, Sequence
 
 EXCERPT = 600  # characters of a model's text shown in one example
@@ -30,6 +31,7 @@ pre.sample{white-space:pre-wrap;word-break:break-all;background:#f6f7f9;border:1
 padding:4px 6px;margin:3px 0;max-height:12em;overflow:auto;font-size:12px}
 .note{background:#fff7e0;border-left:4px solid #e0a800;padding:6px 10px}
 .muted{color:#666}
+p.left-out{color:#555;font-size:13px;margin:3px 0 3px 12px}
 """
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -85,12 +87,33 @@ def pairs(items: Iterable[tuple[str, str]]) -> str:
     return f"<table>{rows}</table>"
 
 
-def figure(key: str, anchor: str, title: str, caption: str, png: bytes) -> str:
+def figure(
+    key: str,
+    anchor: str,
+    title: str,
+    caption: str,
+    png: bytes | None,
+    shown: Sequence[tuple[str, Sequence[tuple[str, int]]]] = (),
+    left_out: Sequence[str] = (),
+) -> str:
+    """A plot: its image, caption, and a line for each panel left out (and why). With no
+    image (every panel left out) only its title and those lines.
+
+    `data-series` holds what each drawn panel shows, `[[panel, {series: marks}], ...]`, so
+    that a reader (or a test) can tell a drawn plot from an empty one without pixels.
+    """
+    series = json.dumps([[panel, dict(counts)] for panel, counts in shown])
+    lines = "".join(f'<p class="left-out">{esc(line)}.</p>' for line in left_out)
+    head = (
+        f'<figure class="plot" id="{esc(anchor)}" data-plot="{esc(key)}" '
+        f'data-series="{esc(series)}">'
+    )
+    if png is None:
+        return f"{head}<figcaption><b>{esc(title)}.</b></figcaption>{lines}</figure>"
     data = base64.b64encode(png).decode("ascii")
     return (
-        f'<figure class="plot" id="{esc(anchor)}" data-plot="{esc(key)}">'
-        f'<img alt="{esc(title)}" src="data:image/png;base64,{data}">'
-        f"<figcaption><b>{esc(title)}.</b> {esc(caption)}</figcaption></figure>"
+        f'{head}<img alt="{esc(title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption><b>{esc(title)}.</b> {esc(caption)}</figcaption>{lines}</figure>"
     )
 
 
