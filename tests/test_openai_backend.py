@@ -10,6 +10,7 @@ import time
 import zlib
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fake_openai import Reply, completion_reply, fake_openai
@@ -489,3 +490,25 @@ def test_a_redirect_is_refused_and_its_body_never_read_as_samples(code: int) -> 
     assert info.value.kind == "redirect" and f"HTTP {code}" in text
     assert "https://elsewhere.example/v1/completions" in text and "--base-url" in text
     assert len(srv.requests) == 1  # not followed
+
+
+def test_a_transport_that_hands_over_read_responses_is_still_capped() -> None:
+    # httpx.MockTransport (tests of a caller's own) gives responses already read and decoded
+    def handler(request: httpx.Request) -> httpx.Response:
+        small = json.loads(request.content)["temperature"] == 0.0  # sample 0: a small answer
+        text = " 4" if small else "x" * 5000
+        return httpx.Response(200, json=_choices((0, text)))
+
+    async def go(first: int) -> Any:
+        config = OpenAIConfig("m", "http://127.0.0.1:9/v1", api="completions",
+                              max_response_bytes=1000)  # fmt: skip
+        backend = OpenAICompatible(config, transport=httpx.MockTransport(handler))
+        try:
+            return await backend.sample(_req(first=first))
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(go(0))[0].text == " 4"
+    with pytest.raises(TransportError) as info:
+        asyncio.run(go(1))
+    assert info.value.kind == "oversize"

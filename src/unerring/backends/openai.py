@@ -200,6 +200,15 @@ class OpenAICompatible:
                 f"the server's answer announces {int(declared)} bytes, over the cap of {cap} "
                 "(--max-response-bytes); not read",
             )
+        if response.is_stream_consumed:
+            # a transport that hands over responses already read (httpx.MockTransport)
+            # read and decoded it whole itself: only the cap is left to apply
+            if len(response.content) > cap:
+                raise TransportError(
+                    "oversize",
+                    f"the server's answer runs past the cap of {cap} bytes (--max-response-bytes)",
+                )
+            return response.content
         encoding = response.headers.get("content-encoding", "")
         try:
             decoder = BoundedDecoder(encoding, cap)
