@@ -2,21 +2,35 @@
 
 Tests script its answers with `behaviour`; it records every request it receives. A reply
 with the header `Transfer-Encoding: chunked` is sent in chunks, with no length announced.
+A behaviour may also answer a `Takeover`, which gets the connection itself: the hostile
+servers of tests/hostile.py (silence, a trickle, a server that dies) are takeovers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.loopback import serving
+from tests.loopback import listening
 
 Reply = tuple[int, dict[str, str], bytes]
-Behaviour = Callable[[str, dict[str, Any], dict[str, str]], Reply]
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """An answer that takes the connection over: `act(handler, server)` writes (or does
+    not write) whatever it likes; it should return once `server.released` is set."""
+
+    act: Callable[[BaseHTTPRequestHandler, FakeServer], None]
+
+
+Behaviour = Callable[[str, dict[str, Any], dict[str, str]], "Reply | Takeover"]
 
 
 def completion_reply(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
@@ -44,6 +58,19 @@ class FakeServer:
     url: str
     behaviour: Behaviour = completion_reply
     requests: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    # set when the test's block ends: takeovers still holding a connection let it go
+    released: threading.Event = field(default_factory=threading.Event)
+    dead: bool = False  # killed: nothing is answered any more
+    server: ThreadingHTTPServer | None = None
+
+    def kill(self) -> None:
+        """Die as a killed server does: stop listening (connections are refused) and
+        drop every request that still arrives on a kept-alive connection."""
+        self.dead = True
+        if self.server is not None:
+            # (from a handler's thread: the accepting thread is another one)
+            self.server.shutdown()
+            self.server.server_close()
 
 
 @contextmanager
@@ -54,6 +81,10 @@ def fake_openai(behaviour: Behaviour = completion_reply) -> Iterator[FakeServer]
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
+            if state.dead:
+                self.close_connection = True
+                self.connection.close()
+                return
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length)
             try:
@@ -62,7 +93,14 @@ def fake_openai(behaviour: Behaviour = completion_reply) -> Iterator[FakeServer]
                 body = {}
             headers = {k.lower(): v for k, v in self.headers.items()}
             state.requests.append((self.path, body, headers))
-            status, extra, payload = state.behaviour(self.path, body, headers)
+            answer = state.behaviour(self.path, body, headers)
+            if isinstance(answer, Takeover):
+                # (an OSError: the client gave up, as a stopped run does)
+                with contextlib.suppress(OSError):
+                    answer.act(self, state)
+                self.close_connection = True
+                return
+            status, extra, payload = answer
             try:
                 self.send_response(status)
                 for k, v in extra.items():
@@ -84,9 +122,12 @@ def fake_openai(behaviour: Behaviour = completion_reply) -> Iterator[FakeServer]
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    with serving(Handler, 0.02) as url:
-        state.url = url
-        yield state
+    with listening(Handler, 0.02) as (url, server):
+        state.url, state.server = url, server
+        try:
+            yield state
+        finally:
+            state.released.set()
 
 
 def perfect_addition(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:

@@ -28,6 +28,16 @@ def _status(code: int, body: object) -> Any:
     return reply
 
 
+def _redirect(code: int) -> Any:
+    def reply(path: str, req: dict[str, Any], h: dict[str, str]) -> Reply:
+        # the body parses as an answer: it must not be taken as one
+        answer = {"choices": [{"index": 0, "text": " 5"}],
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 1}}  # fmt: skip
+        return code, {"Location": "http://127.0.0.1:1/v1/completions"}, json.dumps(answer).encode()
+
+    return reply
+
+
 def _run(url: str, store: Path, *extra: str) -> list[str]:
     return ["run", "addition", "--digits", "3", "--model", "openai:m", "--api", "completions",
             "--base-url", url, "--k", "1", "--store", str(store), *extra]  # fmt: skip
@@ -42,6 +52,13 @@ CASES = [
      "empty choice list"),
     (_status(200, {"choices": [{"index": 0, "text": " 5"}]}), "no token usage"),
     (_status(200, b"[" * (5 << 20)), "over the cap of 4194304 (--max-response-bytes)"),
+    # a count past SQLite's integers once failed the journal, losing the uncommitted group
+    (_status(200, {"choices": [{"index": 0, "text": " 5"}],
+                   "usage": {"prompt_tokens": 2**63, "completion_tokens": 1}}),
+     "impossible token counts"),
+    (_status(200, b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+     "nested too deeply"),
+    (_redirect(302), "answered a redirect (HTTP 302) to http://127.0.0.1:1/v1/completions"),
 ]  # fmt: skip
 
 

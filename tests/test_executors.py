@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from unerring.errors import UsageError
-from unerring.events import Decision, Events, Totals
+from unerring.events import Decision, Events, ItemEnd, Totals
 from unerring.executors import ExecutorSpec, Work
 from unerring.executors.base import shares
 from unerring.executors.worker import Worker
@@ -215,6 +216,33 @@ def test_a_worker_driven_directly_journals_what_a_local_run_does(tmp_path: Path)
         assert got == exp and len(got) == 2**disks - 1
     got_items = [(it.status, it.next_step, it.state) for it in store.items(run)]
     assert got_items == [(it.status, it.next_step, it.state) for it in want.items(ref_run)]
+
+
+def test_a_workers_stop_deadline_cancels_its_stalled_requests() -> None:
+    """A Ray actor's stop carries the driver's deadline; a later exchange may bring it
+    nearer (a second Ctrl-C), and then what the actor waits for is cancelled."""
+    stalled = parse_model("sim:error=0.0,seed=1,latency=fixed:600000")  # 10 min a request
+
+    async def drive() -> tuple[float, list[tuple[int, str, int]]]:
+        worker = Worker(Work(stalled, Transport(), VotingConfig(k=2), Prices(), Budget()))
+        procs = [Hanoi(3) for _ in range(4)]
+        items = [Item(i, p, p.initial_state(), 0, None, str(i + 1)) for i, p in enumerate(procs)]
+        reports = [await worker.exchange(items, close=True)]
+        assert reports[0].in_flight > 0
+        reports.append(await worker.exchange(stop="asked", cancel_after=3600.0))
+        assert not reports[-1].done  # (a deadline an hour away: still waiting)
+        started = time.monotonic()
+        reports.append(await worker.exchange(cancel_after=0.05))
+        while not reports[-1].done:
+            reports.append(await asyncio.wait_for(worker.exchange(), 10))
+        ends = [(x.item, x.status, x.next_step) for r in reports for x in r.group.items
+                if isinstance(x, ItemEnd)]  # fmt: skip
+        assert reports[-1].stop_reason == "asked"
+        return time.monotonic() - started, ends
+
+    took, ends = asyncio.run(drive())
+    assert took < 5
+    assert sorted(ends) == [(i, "stopped", 0) for i in range(4)]
 
 
 def test_merging_totals_adds_every_field_but_the_clock() -> None:

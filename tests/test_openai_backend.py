@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 import time
+import zlib
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fake_openai import Reply, completion_reply, fake_openai
+from tests.hostile import retry_after, trickle
 from unerring.backends.base import FatalBackendError, SampleRequest, TransportError
 from unerring.backends.openai import OpenAICompatible
 from unerring.backends.openai_config import OpenAIConfig
@@ -358,3 +362,153 @@ def test_a_key_cut_by_a_short_message_is_scrubbed_before_the_cut() -> None:
     for err in (refused.value, garbled.value):
         text = str(err)
         assert not any(KEY[i : i + 6] in text for i in range(len(KEY) - 5)), text
+
+
+# -- compressed answers, decoded within the cap ---------------------------------------------
+def _encoded(encoding: str, data: bytes) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(data)
+    if encoding == "deflate":
+        return zlib.compress(data)
+    return data
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_compressed_answer_is_decoded(encoding: str, chunked: bool) -> None:
+    raw = _encoded(encoding, json.dumps(_choices((0, " 4"))).encode())
+    headers = {"Content-Encoding": encoding}
+    if chunked:
+        headers["Transfer-Encoding"] = "chunked"
+    with fake_openai(_status(200, raw, headers)) as srv:
+        out = _sample(srv.url, _req(), api="completions")
+    assert out[0].text == " 4"
+    # asked for exactly what can be decoded with a bound (never brotli or zstd)
+    assert srv.requests[0][2]["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_gzip_bomb_is_oversize() -> None:
+    z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = b"".join(z.compress(bytes(1 << 20)) for _ in range(256)) + z.flush()  # 256 MiB
+    headers = {"Content-Encoding": "gzip", "Transfer-Encoding": "chunked"}
+    with fake_openai(_status(200, bomb, headers)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions", max_response_bytes=64 << 10)
+    assert info.value.kind == "oversize" and "65536" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "words"),
+    [("br", "encoded as 'br'"), ("gzip, gzip", "encoded as 'gzip, gzip'")],
+)
+def test_an_encoding_that_cannot_be_bounded_is_malformed(encoding: str, words: str) -> None:
+    headers = {"Content-Encoding": encoding}
+    with (
+        fake_openai(_status(200, b"\x00" * 64, headers)) as srv,
+        pytest.raises(TransportError) as info,
+    ):
+        _sample(srv.url, _req(), api="completions")
+    assert info.value.kind == "malformed" and words in str(info.value)
+
+
+def test_a_corrupt_gzip_body_is_malformed() -> None:
+    headers = {"Content-Encoding": "gzip"}
+    corrupt = _status(200, b"\x1f\x8b\x08\x00not deflate at all", headers)
+    with fake_openai(corrupt) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions")
+    assert info.value.kind == "malformed" and "does not decompress" in str(info.value)
+
+
+# -- a deadline on the whole request ------------------------------------------------------------
+def test_a_trickled_answer_is_a_timeout_after_the_timeout() -> None:
+    # every byte comes 0.2 s after the last, well within a per-read timeout of 1 s; the
+    # whole answer (~150 bytes, ~30 s) does not come within 1 s
+    with fake_openai(trickle(0.2)) as srv:
+        started = time.perf_counter()
+
+        async def bounded() -> Any:
+            return await asyncio.wait_for(
+                asyncio.to_thread(_sample, srv.url, _req(), timeout_s=1.0), 15
+            )
+
+        with pytest.raises(TransportError) as info:
+            asyncio.run(bounded())
+        took = time.perf_counter() - started
+    assert info.value.kind == "timeout" and "within 1 s (--timeout)" in str(info.value)
+    assert took < 5
+
+
+# -- what a server may say that it cannot mean --------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("7", 7.0), ("0.5", 0.5), ("100000000", 1e8), ("inf", None), ("-5", None),
+     ("nan", None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", None)],
+)  # fmt: skip
+def test_retry_after_is_read_only_when_it_is_a_wait(value: str, seconds: float | None) -> None:
+    # (a long but finite wait is capped by the retry layer, at --max-outage)
+    with fake_openai(retry_after(value)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req())
+    assert info.value.kind == "rate_limit" and info.value.retry_after == seconds
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 2**63, "completion_tokens": 1},
+        {"prompt_tokens": 1, "completion_tokens": 10**300},
+        {"prompt_tokens": -1, "completion_tokens": 1},
+        {"prompt_tokens": 3, "completion_tokens": 10**9 + 1},
+    ],
+)
+def test_impossible_token_counts_are_malformed(usage: dict[str, int]) -> None:
+    body = {"choices": [{"index": 0, "text": " 4"}], "usage": usage}
+    with fake_openai(_status(200, body)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions")
+    assert info.value.kind == "malformed" and "impossible token counts" in str(info.value)
+    assert len(str(info.value)) < 200
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash() -> None:
+    nested = b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with fake_openai(_status(200, nested)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions")
+    assert info.value.kind == "malformed" and "nested too deeply" in str(info.value)
+    # an error answer nested as deep still names its status
+    with fake_openai(_status(503, nested)) as srv, pytest.raises(TransportError) as info:
+        _sample(srv.url, _req(), api="completions")
+    assert info.value.kind == "server_error" and "HTTP 503" in str(info.value)
+
+
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+def test_a_redirect_is_refused_and_its_body_never_read_as_samples(code: int) -> None:
+    def redirect(path: str, body: dict[str, Any], h: dict[str, str]) -> Reply:
+        answer = json.dumps(_choices((0, " 4"))).encode()  # a body that parses as an answer
+        return code, {"Location": "https://elsewhere.example/v1/completions"}, answer
+
+    with fake_openai(redirect) as srv, pytest.raises(FatalBackendError) as info:
+        _sample(srv.url, _req(), api="completions")
+    text = str(info.value)
+    assert info.value.kind == "redirect" and f"HTTP {code}" in text
+    assert "https://elsewhere.example/v1/completions" in text and "--base-url" in text
+    assert len(srv.requests) == 1  # not followed
+
+
+def test_a_transport_that_hands_over_read_responses_is_still_capped() -> None:
+    # httpx.MockTransport (tests of a caller's own) gives responses already read and decoded
+    def handler(request: httpx.Request) -> httpx.Response:
+        small = json.loads(request.content)["temperature"] == 0.0  # sample 0: a small answer
+        text = " 4" if small else "x" * 5000
+        return httpx.Response(200, json=_choices((0, text)))
+
+    async def go(first: int) -> Any:
+        config = OpenAIConfig("m", "http://127.0.0.1:9/v1", api="completions",
+                              max_response_bytes=1000)  # fmt: skip
+        backend = OpenAICompatible(config, transport=httpx.MockTransport(handler))
+        try:
+            return await backend.sample(_req(first=first))
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(go(0))[0].text == " 4"
+    with pytest.raises(TransportError) as info:
+        asyncio.run(go(1))
+    assert info.value.kind == "oversize"

@@ -93,6 +93,17 @@ def test_retry_after_is_honoured() -> None:
     assert t.sleeps == [7.5]
 
 
+@pytest.mark.parametrize("asked", [1e8, 1e308])
+def test_retry_after_is_honoured_no_longer_than_the_outage_limit(asked: float) -> None:
+    # one answer asking for years must not hold the request: the run waits out a server
+    # that is down for max_outage_s at most, and a server asking for more gets no more
+    t = FakeTime()
+    inner = Scripted(_fail_first(1, TransportError("rate_limit", "429", retry_after=asked)))
+    r = Retrying(inner, RetryPolicy(base_s=0.1, max_outage_s=42.0), sleep=t.sleep, clock=t.clock)
+    out = asyncio.run(r.sample(_req()))
+    assert [s.text for s in out] == ["ok"] and t.sleeps == [42.0]
+
+
 @pytest.mark.parametrize("kind", ["auth", "not_found", "bad_request"])
 def test_fatal_errors_are_never_retried(kind: str) -> None:
     t = FakeTime()

@@ -628,3 +628,90 @@ def test_a_request_that_fails_every_attempt_stops_its_item_only() -> None:
     assert end.ended == {"completed": 2, "stopped": 1, "failed": 0}
     assert {d.item for d in seen.decisions if d.step == 6} == {0, 2}
     assert [d.step for d in seen.decisions if d.item == 1] == [0, 1, 2]
+
+
+# -- a stop request, with and without a deadline ------------------------------------------
+class Stalling:
+    """The simulator, except that a request for step `stall` or later waits `wait_s`
+    (None: forever, as a server that never answers) before it is answered."""
+
+    model = "sim"
+
+    def __init__(self, stall: int, wait_s: float | None, whole: bool) -> None:
+        self.inner = SimBackend(SimConfig(error=0.0, seed=1))
+        self.stall = stall
+        self.wait_s = wait_s
+        self.batch_rounds = whole
+        self.stalled = 0
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        import asyncio
+
+        if request.step >= self.stall:
+            self.stalled += 1
+            if self.wait_s is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(self.wait_s)
+        return await self.inner.sample(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class Ends(Collect):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ends: list[tuple[int, str, int, str]] = []
+
+    def on_item_end(self, e: Any) -> None:
+        self.ends.append((e.item, e.status, e.next_step, e.reason))
+
+
+def _stop_when_stalled(
+    backend: Stalling, cancel_after: float | None, speculate: int = 0
+) -> tuple[Any, Ends]:
+    """Two items run until both wait at step `backend.stall`; then a stop is asked from
+    another thread (as a signal handler or the journal writer asks it)."""
+    import asyncio
+    import threading
+
+    events, seen = Events(), Ends()
+    events.subscribe(seen)
+    sched = Scheduler(backend, VotingConfig(k=2), events, simulate=True, speculate=speculate)
+
+    async def go() -> Any:
+        task = asyncio.create_task(sched.run(_batch(2, 4)))
+        while backend.stalled < 2:
+            await asyncio.sleep(0.005)
+        asker = threading.Thread(target=sched.request_stop, args=("asked", cancel_after))
+        asker.start()
+        asker.join()
+        return await asyncio.wait_for(task, 10)  # (a stop that never lands fails here)
+
+    return run_sync(go()), seen
+
+
+@pytest.mark.parametrize(("whole", "speculate"), [(True, 0), (False, 0), (False, 2)])
+def test_a_stop_with_a_deadline_cancels_the_requests_it_waits_for(
+    whole: bool, speculate: int
+) -> None:
+    end, seen = _stop_when_stalled(Stalling(3, None, whole), 0.05, speculate)
+    assert end.status == "stopped" and end.reason == "asked"
+    # what was decided stands; the stalled step is no decision, and each item stops there
+    assert sorted((d.item, d.step) for d in seen.decisions) == [
+        (i, s) for i in (0, 1) for s in range(3)
+    ]
+    assert sorted(seen.ends) == [(0, "stopped", 3, "asked"), (1, "stopped", 3, "asked")]
+
+
+@pytest.mark.parametrize("cancel_after", [None, 5.0])
+def test_a_stop_lets_steps_in_flight_finish_within_its_deadline(
+    cancel_after: float | None,
+) -> None:
+    # a budget's stop has no deadline; a signal's gives the steps in flight a grace
+    end, seen = _stop_when_stalled(Stalling(3, 0.3, whole=False), cancel_after)
+    assert end.status == "stopped" and end.reason == "asked"
+    assert sorted((d.item, d.step) for d in seen.decisions) == [
+        (i, s) for i in (0, 1) for s in range(4)
+    ]
+    assert sorted(seen.ends) == [(0, "stopped", 4, "asked"), (1, "stopped", 4, "asked")]

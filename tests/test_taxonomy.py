@@ -102,6 +102,7 @@ EXPECTED = {
     "no_usage": Category.MALFORMED,
     "not_found": Category.REQUEST,
     "bad_request": Category.REQUEST,
+    "redirect": Category.REQUEST,
 }
 # error constructions whose kind is not a literal: the kind comes from elsewhere (faults'
 # own drawn kind, or a failure passed on); each is covered below or by its source

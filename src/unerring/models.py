@@ -205,6 +205,8 @@ def make_backend(
             require_usage=not t.estimate_usage,
             stop=t.stop,
             max_response_bytes=t.max_response_bytes,
+            # as many idle connections as requests may be in flight: no reconnecting
+            keepalive=max(16, t.concurrency or 16),
         )
         from unerring.backends.openai import OpenAICompatible  # the HTTP client, when needed
 

@@ -234,6 +234,10 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_end: ItemEnd | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._cancel_timer: asyncio.TimerHandle | None = None
+        self._cancel_in: float | None = None
+        self._cancelled = False  # the stop has cancelled what was pending
         v = voting
         self._per_step = (
             v.k,
@@ -248,22 +252,52 @@ class Scheduler:
         """The first items that stopped or failed in this attempt (read by the display)."""
         return tuple(self._not_completed)
 
-    def request_stop(self, reason: str) -> None:
+    def request_stop(self, reason: str, cancel_after: float | None = None) -> None:
+        """Open no more steps. With `cancel_after`, what is still pending that many seconds
+        later (requests, back-off sleeps, waits on the circuit breaker) is cancelled: its
+        items stop where their last decision left them, and a resume draws it again.
+
+        Safe from a signal handler and from another thread (the journal writer's)."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        wake, loop = self._wake, self._loop
-        if wake is not None and loop is not None:
-            # workers waiting for items must see the stop; this may be another thread
-            # (the journal writer's), and an asyncio event is set on its own loop only
-            try:
-                here = asyncio.get_running_loop()
-            except RuntimeError:
-                here = None
-            if here is loop:
-                wake.set()
-            else:
-                with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits
-                    loop.call_soon_threadsafe(wake.set)
+        loop = self._loop
+        if loop is not None:
+            # through the loop's own wake-up: a signal handler runs between the loop's
+            # steps, and a plain call there would not wake a loop waiting on its sockets
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits
+                loop.call_soon_threadsafe(self._stopping, cancel_after)
+        elif cancel_after is not None:
+            self._cancel_in = cancel_after  # (asked before the run began: armed when it does)
+
+    def _stopping(self, cancel_after: float | None) -> None:
+        """On the loop: wake the workers waiting for items, arm the cancellation."""
+        if self._wake is not None:
+            self._wake.set()
+        loop = self._loop
+        if cancel_after is None or self._cancelled or loop is None:
+            return
+        at = loop.time() + max(0.0, cancel_after)
+        timer = self._cancel_timer
+        if timer is not None:
+            if timer.when() <= at:
+                return  # an earlier cancellation is armed already
+            timer.cancel()
+        self._cancel_timer = loop.call_at(at, self._cancel_pending)
+
+    def _cancel_pending(self) -> None:
+        self._cancelled = True
+        for t in self._workers:
+            t.cancel()
+
+    def _stopped_here(self) -> bool:
+        """Is the cancellation being raised the stop's own? If so it is taken (the task
+        goes on to record its item's end); any other cancellation passes on."""
+        task = asyncio.current_task()
+        if not self._cancelled or task is None:
+            return False
+        while task.uncancel():  # (a deadline that expired at the same moment counts too)
+            pass
+        return True
 
     # -- learning (the adaptive rule) --------------------------------------------------------
     def _learnt_more(self) -> None:
@@ -312,11 +346,16 @@ class Scheduler:
         if bind is not None:  # a source fed from outside wakes the workers as items come
             bind(wake)
         workers = [asyncio.create_task(self._worker(source, wake)) for _ in range(self.window)]
+        self._workers = workers
+        if self.stop_reason is not None:  # asked before the loop ran
+            self._stopping(self._cancel_in)
         try:
             await asyncio.gather(*workers)
         finally:
             for t in workers:
                 t.cancel()
+            if self._cancel_timer is not None:
+                self._cancel_timer.cancel()
             totals.wall_s = wall0 + (perf_counter() - t0)
         return self._end()
 
@@ -330,7 +369,12 @@ class Scheduler:
                     wake.set()
                     return
                 wake.clear()
-                await wake.wait()  # an item ended: maybe others are ready now
+                try:
+                    await wake.wait()  # an item ended: maybe others are ready now
+                except asyncio.CancelledError:
+                    if self._stopped_here():
+                        return
+                    raise
                 continue
             await self._drive(it)
             wake.set()
@@ -372,7 +416,11 @@ class Scheduler:
             self.request_stop(reason)
             self._end_item(it, "stopped", reason)
         except asyncio.CancelledError:
-            raise
+            if not self._stopped_here():
+                raise
+            # a stop cancelled the step in hand: nothing of it counts, the item stops after
+            # its last decision (and the step is drawn again on resume)
+            self._end_item(it, "stopped", self.stop_reason or "stopped")
         except Exception as e:  # the process's own code raised: this item fails, not the run
             self._end_item(it, "failed", f"step {it.step}: {type(e).__name__}: {e}")
         finally:

@@ -151,7 +151,8 @@ TAXONOMY: tuple[Entry, ...] = (
     ),
     Entry(
         Category.REQUEST,
-        "the provider refused the request itself: unknown model, wrong URL, bad option (400/404)",
+        "the provider refused the request itself: unknown model, wrong URL, bad option "
+        "(400/404, a 3xx redirect)",
         "system: tool_execution_error",
         "system execution: resource not found, configuration issues",
         "-",
@@ -204,6 +205,7 @@ _TRANSPORT_KINDS: dict[str, Category] = {
     "no_usage": Category.MALFORMED,
     "not_found": Category.REQUEST,
     "bad_request": Category.REQUEST,
+    "redirect": Category.REQUEST,
     "400": Category.REQUEST,
     "404": Category.REQUEST,
 }

@@ -8,27 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from unerring.backends.base import FatalBackendError, Sample, SampleRequest, TransportError
+from unerring.backends.decoding import ACCEPT_ENCODING, BoundedDecoder, Overflow, UnknownEncoding
 from unerring.backends.openai_config import Api, OpenAIConfig
 from unerring.backends.secrets import key_problem, scrub, secret_forms
 from unerring.redflags import estimate_tokens
 
+# no request reads or writes a billion tokens: a larger count is garbage, and summed over a
+# run it would overflow the journal's 64-bit integers
+MAX_USAGE_TOKENS = 10**9
+
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The server's Retry-After in seconds; None when absent or unusable (the retry layer
+    caps a usable one at the run's patience, see RetryPolicy)."""
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         # an HTTP date: rare from model APIs; backoff alone then paces the retry
         return None
+    # "inf", "nan" and negative values are garbage, not instructions
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _split(total: int, weights: list[int]) -> list[int]:
@@ -54,7 +65,7 @@ class OpenAICompatible:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
         if api_key:
             problem = key_problem(api_key)
             if problem is not None:
@@ -67,8 +78,10 @@ class OpenAICompatible:
             headers=headers,
             timeout=httpx.Timeout(config.timeout_s),
             transport=transport,
-            # a long run reuses a handful of keep-alive connections
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            # no cap on connections: the retry layer's limiter bounds the requests in flight
+            # (--concurrency), and a request waiting here for a connection would spend its
+            # --timeout before it is even sent; idle ones are kept for the next requests
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=config.keepalive),
         )
         self._n_works: bool | None = None if config.n_mode == "auto" else config.n_mode == "n"
 
@@ -149,9 +162,19 @@ class OpenAICompatible:
         path = "chat/completions" if self.config.api == "chat" else "completions"
         body = self._body(request, n, temperature)
         started = time.perf_counter()
+        limit = self.config.timeout_s
         try:
-            async with self._client.stream("POST", path, content=json.dumps(body)) as response:
+            # a deadline on the whole request: httpx's timeouts are per read, so a server
+            # trickling a byte at a time would never meet them
+            async with (
+                asyncio.timeout(limit),
+                self._client.stream("POST", path, content=json.dumps(body)) as response,
+            ):
                 raw = await self._read(response)
+        except TimeoutError:
+            raise TransportError(
+                "timeout", f"no whole answer within {limit:g} s (--timeout)"
+            ) from None
         except httpx.TimeoutException as e:
             raise TransportError(
                 "timeout", self._clean(f"request timed out ({type(e).__name__})")
@@ -167,7 +190,8 @@ class OpenAICompatible:
 
     async def _read(self, response: httpx.Response) -> bytes:
         """The body, read no further than the cap: a hostile or broken server must not
-        fill memory (the cap applies after content decoding, so to a gzip bomb too)."""
+        fill memory. The cap bounds the decoded bytes as they are decompressed (a gzip
+        bomb never grows past it) and the raw bytes read."""
         cap = self.config.max_response_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
@@ -176,26 +200,61 @@ class OpenAICompatible:
                 f"the server's answer announces {int(declared)} bytes, over the cap of {cap} "
                 "(--max-response-bytes); not read",
             )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
+        if response.is_stream_consumed:
+            # a transport that hands over responses already read (httpx.MockTransport)
+            # read and decoded it whole itself: only the cap is left to apply
+            if len(response.content) > cap:
                 raise TransportError(
                     "oversize",
-                    f"the server's answer runs past the cap of {cap} bytes "
-                    "(--max-response-bytes); not read further",
+                    f"the server's answer runs past the cap of {cap} bytes (--max-response-bytes)",
                 )
-            chunks.append(chunk)
+            return response.content
+        encoding = response.headers.get("content-encoding", "")
+        try:
+            decoder = BoundedDecoder(encoding, cap)
+        except UnknownEncoding as e:
+            raise TransportError(
+                "malformed",
+                f"the server's answer is encoded as {str(e)!r}, which is not decoded here "
+                f"(requests ask for {ACCEPT_ENCODING} or none)",
+            ) from None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > cap:
+                    raise Overflow
+                chunks.append(decoder.decode(chunk))
+            chunks.append(decoder.flush())
+        except Overflow:
+            raise TransportError(
+                "oversize",
+                f"the server's answer runs past the cap of {cap} bytes "
+                "(--max-response-bytes); not read further",
+            ) from None
+        except zlib.error:
+            raise TransportError(
+                "malformed", f"the server's {encoding.strip()} body does not decompress"
+            ) from None
         return b"".join(chunks)
 
     def _check_status(self, response: httpx.Response, raw: bytes) -> None:
         code = response.status_code
-        if code < 400:
+        if code < 300:
             return
+        where = self._clean(str(response.request.url))
+        if code < 400:
+            # not followed: a redirected POST may lose its body or the key may go to
+            # another host; and its body is no answer, so it must not become samples
+            to = self._clean(" ".join(response.headers.get("location", "").split()))[:200]
+            raise FatalBackendError(
+                "redirect",
+                f"the server at {where} answered a redirect (HTTP {code}) to "
+                f"{to or '(no location)'}; give --base-url the address it redirects to",
+            )
         # scrubbed before it is cut short: a cut through the key would leave part of it
         detail = self._clean(_error_detail(raw))[:200] or "(no detail)"
-        where = self._clean(str(response.request.url))
         if code == 429:
             raise TransportError(
                 "rate_limit",
@@ -242,6 +301,10 @@ class OpenAICompatible:
         except ValueError:
             shown = self._clean(text)[:80]
             raise TransportError("malformed", f"the server answered non-JSON: {shown!r}") from None
+        except RecursionError:
+            raise TransportError(
+                "malformed", "the server answered JSON nested too deeply to read"
+            ) from None
         if not isinstance(data, dict):
             raise TransportError("malformed", "the server answered JSON that is not an object")
         choices = data.get("choices")
@@ -310,11 +373,26 @@ def _choice_text(choice: object, api: Api) -> str | None:
 
 
 def _usage(usage: object) -> tuple[int | None, int | None]:
+    """The answer's token counts; None for none reported. Counts no request can have
+    (negative, or a billion and more) make the answer malformed."""
     if not isinstance(usage, dict):
         return None, None
     p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    ok = isinstance(p, int) and isinstance(c, int) and p >= 0 and c >= 0
-    return (p, c) if ok else (None, None)
+    if not (_is_count(p) and _is_count(c)):
+        return None, None
+    assert isinstance(p, int) and isinstance(c, int)
+    if not (0 <= p <= MAX_USAGE_TOKENS and 0 <= c <= MAX_USAGE_TOKENS):
+        # (cut short: a count may have thousands of digits)
+        raise TransportError(
+            "malformed",
+            f"the server reported impossible token counts (prompt {str(p)[:24]}, "
+            f"completion {str(c)[:24]})",
+        )
+    return p, c
+
+
+def _is_count(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _valid_text(text: str) -> str:
@@ -338,6 +416,6 @@ def _error_detail(raw: bytes) -> str:
             msg = data.get("detail") or data.get("message")
         if msg is not None:
             text = str(msg)
-    except ValueError:
-        pass
+    except (ValueError, RecursionError):
+        pass  # not the JSON expected: the text itself is the detail
     return " ".join(text.split())

@@ -28,6 +28,7 @@ class OpenAIConfig:
     require_usage: bool = True
     stop: tuple[str, ...] = ()
     max_response_bytes: int = 4 << 20  # a generous cap: an answer is a few kilobytes
+    keepalive: int = 16  # idle connections kept for later requests (the run's concurrency)
 
     def __post_init__(self) -> None:
         if self.api not in ("chat", "completions"):
@@ -45,6 +46,8 @@ class OpenAIConfig:
             )
         if self.timeout_s <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout_s}")
+        if self.keepalive < 1:
+            raise ValueError(f"keep-alive connections must be at least 1, got {self.keepalive}")
         if self.max_response_bytes < 1:
             raise ValueError(
                 f"--max-response-bytes must be at least 1, got {self.max_response_bytes}"

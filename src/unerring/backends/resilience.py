@@ -47,9 +47,11 @@ class RetryPolicy:
     """Retry and circuit-breaker settings.
 
     Backoff is exponential with full jitter: attempt a sleeps uniform(0, min(cap, base*2^a)),
-    at least the server's Retry-After. After `breaker_after` consecutive failures (over all
-    requests) the breaker opens: requests pause, one probe goes out every `probe_every_s`,
-    and after `max_outage_s` without a success the run stops with OutageError.
+    at least the server's Retry-After, which is honoured up to `max_outage_s` (a server
+    may ask for no longer than the run waits out a server that is down). After
+    `breaker_after` consecutive failures (over all requests) the breaker opens: requests
+    pause, one probe goes out every `probe_every_s`, and after `max_outage_s` without a
+    success the run stops with OutageError.
     """
 
     # at 24% injected faults, 8 attempts of ~150,000 requests left ~2 failing them all
@@ -81,6 +83,11 @@ class RetryPolicy:
             raise ValueError("retry delays must not be negative")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError(f"--timeout must be positive, got {self.timeout_s}")
+
+    def retry_after_s(self, asked: float) -> float:
+        """The wait a server's Retry-After buys: never past `max_outage_s`, so that one
+        answer (`Retry-After: 100000000`) cannot hold a request longer than an outage."""
+        return min(max(0.0, asked), self.max_outage_s)
 
     def backoff_s(self, step: int, first_index: int, attempt: int, item: int = 0) -> float:
         """Full-jitter delay before retry number `attempt` (1-based), seeded, no global RNG."""
@@ -239,7 +246,7 @@ class Retrying(Wrapping):
                 continue  # admit() paces the probes
             delay = p.backoff_s(request.step, request.first_index, attempt, request.item)
             if err.retry_after is not None:
-                delay = max(delay, err.retry_after)
+                delay = max(delay, p.retry_after_s(err.retry_after))
             await self._sleep(delay)
 
 

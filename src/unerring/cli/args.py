@@ -127,7 +127,12 @@ def add_transport_options(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="environment variable holding the API key (default OPENAI_API_KEY)",
     )
-    g.add_argument("--timeout", type=number, default=60.0, help="seconds per request (default 60)")
+    g.add_argument(
+        "--timeout",
+        type=number,
+        default=60.0,
+        help="seconds for a whole request, sent to last byte (default 60)",
+    )
     g.add_argument(
         "--concurrency", type=positive_int, default=8, help="requests in flight (default 8)"
     )
@@ -137,7 +142,8 @@ def add_transport_options(p: argparse.ArgumentParser) -> None:
         "--max-outage",
         type=number,
         default=300.0,
-        help="seconds of failed requests before the run stops cleanly (default 300)",
+        help="seconds of failed requests before the run stops cleanly, and the longest "
+        "Retry-After honoured (default 300)",
     )
     g.add_argument(
         "--max-response-bytes",

@@ -107,7 +107,10 @@ class Execution(Protocol):
 
     def not_completed(self) -> tuple[ItemEnd, ...]: ...
 
-    def request_stop(self, reason: str) -> None: ...
+    def request_stop(self, reason: str, cancel_after: float | None = None) -> None:
+        """Start no more steps; with `cancel_after`, cancel what is still pending that many
+        seconds later (drawn again on resume). Safe from a signal handler."""
+        ...
 
     def run(self, items: Source) -> RunEnd:
         """Decide the items the source gives until all end, the run stops or fails."""

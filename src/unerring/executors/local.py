@@ -28,8 +28,8 @@ class LocalExecution:
     def not_completed(self) -> tuple[ItemEnd, ...]:
         return self.scheduler.not_completed()
 
-    def request_stop(self, reason: str) -> None:
-        self.scheduler.request_stop(reason)
+    def request_stop(self, reason: str, cancel_after: float | None = None) -> None:
+        self.scheduler.request_stop(reason, cancel_after)
 
     def run(self, items: Source) -> RunEnd:
         return asyncio.run(_run(self.scheduler, items))

@@ -230,6 +230,7 @@ class RayExecution:
         )
         self._items: Source | None = None
         self._exhausted = False
+        self._cancel_at: float | None = None  # when the actors cancel what is pending
 
     # -- the view ---------------------------------------------------------------------------
     @property
@@ -239,9 +240,13 @@ class RayExecution:
     def not_completed(self) -> tuple[ItemEnd, ...]:
         return tuple(self._not_completed)
 
-    def request_stop(self, reason: str) -> None:
+    def request_stop(self, reason: str, cancel_after: float | None = None) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+        if cancel_after is not None:
+            # a deadline on the driver's clock; each later exchange carries what is left
+            at = time.monotonic() + max(0.0, cancel_after)
+            self._cancel_at = at if self._cancel_at is None else min(self._cancel_at, at)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -326,8 +331,11 @@ class RayExecution:
         close = self._exhausted and not s.closed
         if close:
             s.closed = True
+        cancel_after = None
+        if self._cancel_at is not None:
+            cancel_after = max(0.0, self._cancel_at - time.monotonic())
         # the actor gets its own copies (pickled): the driver's stay as last received
-        s.pending = s.actor.exchange.remote(items, stop, close, POLL_S)
+        s.pending = s.actor.exchange.remote(items, stop, close, POLL_S, cancel_after)
 
     def _next(self, s: _Slot) -> Item | None:
         """The next item for slot `s` (now its owner), or None when there is none now."""

@@ -95,17 +95,21 @@ class Worker:
         stop: str | None = None,
         close: bool = False,
         wait_s: float = 0.2,
+        cancel_after: float | None = None,
     ) -> Report:
         """Take items (a stop, the end of the items), then hand over what was decided
-        since the last call: at least GATHER_S later, at most `wait_s` if nothing was."""
+        since the last call: at least GATHER_S later, at most `wait_s` if nothing was.
+        `cancel_after`: a stop's deadline, after which what is pending is cancelled."""
         if self._task is None:
             self._task = asyncio.create_task(self._run())
         for it in items:
             self._processes[it.index] = it.process
         self.fed.put(items)
         if stop is not None:
-            self.scheduler.request_stop(stop)
+            self.scheduler.request_stop(stop, cancel_after)
             self.fed.close()
+        elif cancel_after is not None:  # (the scheduler keeps the earliest deadline)
+            self.scheduler.request_stop(self.scheduler.stop_reason or "stopped", cancel_after)
         if close:
             self.fed.close()
         t0 = time.monotonic()
