@@ -533,11 +533,17 @@ class Scheduler:
             if pipe and pipe[-1] is o:
                 extend()
 
-        def discard_all() -> None:
-            while pipe:
-                o = pipe.pop()
-                if o.task is not None:
-                    o.task.cancel()
+        async def discard_all() -> None:
+            thrown = list(pipe)
+            pipe.clear()
+            tasks = [o.task for o in thrown if o.task is not None]
+            for t in tasks:
+                t.cancel()
+            # counted once the tasks have ended: a sample already on its way back when the
+            # cancel was asked is still offered to its vote, and paid for
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for o in reversed(thrown):
                 v = o.vote
                 got = 0 if v is None else len(v.drawn) - v.outstanding
                 if v is not None and got:
@@ -563,7 +569,7 @@ class Scheduler:
                 pipe.popleft()
                 self._emit(d)
                 if d.state_after is None:
-                    discard_all()
+                    await discard_all()
                     self._end_item(it, "stopped", self._undecided_reason(d))
                     return
                 it.state, it.step = d.state_after, d.step + 1
@@ -571,7 +577,7 @@ class Scheduler:
                     basis = pipe[0].basis
                     assert basis is not None
                     if not (basis[0] == d.key and basis[1] == d.answer):
-                        discard_all()  # opened on an answer that lost: nothing of it stands
+                        await discard_all()  # opened on an answer that lost: nothing of it stands
                 if pipe:
                     pipe[0].basis = None
                     extend()
