@@ -15,6 +15,7 @@ from unerring.backends.openai_config import Api, NMode, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
 from unerring.backends.secrets import Redacting, Redactor, key_problem, redacting
 from unerring.backends.sim import SimBackend, SimConfig
+from unerring.limits import MAX_CONCURRENCY, check_at_most
 from unerring.pricing import PriceTable, load_prices
 
 
@@ -138,6 +139,7 @@ class Transport:
             raise ValueError(f"--api must be chat or completions, got {self.api!r}")
         if self.timeout_s <= 0:
             raise ValueError(f"--timeout must be positive, got {self.timeout_s}")
+        check_at_most("--concurrency", self.concurrency, MAX_CONCURRENCY)
         for flag, v in (
             ("--concurrency", self.concurrency),
             ("--rpm", self.requests_per_min),
