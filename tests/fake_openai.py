@@ -138,3 +138,29 @@ def perfect_addition(path: str, body: dict[str, Any], headers: dict[str, str]) -
     for c in data["choices"]:
         c["text"] = f" {int(a) + int(b)}"
     return status, extra, json.dumps(data).encode()
+
+
+def echoing_key(encode: Callable[[str], str]) -> Behaviour:
+    """A careless server that echoes the API key it was sent, written by `encode`, in
+    each place a server's text reaches a run: a non-JSON body, then a choice's index (both
+    malformed, retried), then a wrong answer followed by the echo (decided and journaled
+    with its samples), then an error message of a 401 (which ends the run)."""
+    calls = 0
+
+    def reply(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+        nonlocal calls
+        calls += 1
+        echo = encode(headers["authorization"].removeprefix("Bearer "))
+        if calls == 1:
+            return 200, {}, f"not json: {echo}".encode()
+        if calls == 2:
+            return 200, {}, json.dumps({"choices": [{"index": echo, "text": " 1"}]}).encode()
+        if calls == 3:
+            status, extra, raw = perfect_addition(path, body, headers)
+            data = json.loads(raw)
+            for c in data["choices"]:
+                c["text"] = f" {int(c['text']) + 1}\n{echo}"  # wrong: a failure record
+            return status, extra, json.dumps(data).encode()
+        return 401, {}, json.dumps({"error": {"message": f"refused {echo}"}}).encode()
+
+    return reply

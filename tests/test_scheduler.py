@@ -561,6 +561,24 @@ def test_no_item_waits_unboundedly_while_others_progress() -> None:
     assert first_of[3] > min(len(order) - order[::-1].index(i) - 1 for i in range(3))
 
 
+@pytest.mark.parametrize(("items", "window", "most"), [(1, 16384, 2), (6, 16384, 7), (6, 3, 3)])
+def test_workers_are_made_as_items_come_never_the_whole_window(
+    items: int, window: int, most: int
+) -> None:
+    # a window of 16,384 (concurrency 4,096) once made 16,384 tasks for a chain of one item
+    cfg = SimConfig(error=0.1, seed=2)
+    alone = _by_item(_run_items(Latent(cfg), _batch(items, 4), VotingConfig(k=2), window=1))
+    events, seen = Events(), Collect()
+    events.subscribe(seen)
+    backend = Latent(cfg)
+    sched = Scheduler(backend, VotingConfig(k=2), events, simulate=True, window=window)  # type: ignore[arg-type]
+    end = run_sync(sched.run(_batch(items, 4)))
+    assert end.status == "completed" and _by_item(seen) == alone
+    assert sched.workers <= most
+    # the items still decide side by side, up to the window
+    assert backend.most >= min(items, window)
+
+
 def test_one_item_stopped_or_failing_does_not_stop_the_others() -> None:
     class Fails(Hanoi):
         def advance(self, state: Any, answer: Any) -> Any:

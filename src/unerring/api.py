@@ -10,9 +10,10 @@ from unerring.executors import ExecutorSpec
 from unerring.graph import Graph
 from unerring.journal.store import MEMORY
 from unerring.journal.writer import Durability
+from unerring.limits import MAX_ITEMS
 from unerring.models import Transport
 from unerring.process import Process
-from unerring.runner import BatchItem, RunOptions, RunResult, Session, execute
+from unerring.runner import BatchItem, RunOptions, RunResult, Session, UsageError, execute
 from unerring.settings import Budget
 
 
@@ -84,6 +85,11 @@ def run_batch(
     steps of all items. With a file `store` and an existing `run_id`, the batch resumes:
     completed items stay as they are, the others go on from their last decision.
     """
+    if len(processes) > MAX_ITEMS:  # before an item is made of each
+        raise UsageError(
+            f"run_batch takes at most {MAX_ITEMS:,} processes, got {len(processes):,}; split "
+            "them into several runs"
+        )
     named = (
         list(processes.items())
         if isinstance(processes, Mapping)

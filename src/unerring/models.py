@@ -13,8 +13,9 @@ from unerring.backends.ensemble import Ensemble
 from unerring.backends.faults import FaultInjecting, FaultSpec
 from unerring.backends.openai_config import Api, NMode, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
-from unerring.backends.secrets import key_problem
+from unerring.backends.secrets import Redacting, Redactor, key_problem, redacting
 from unerring.backends.sim import SimBackend, SimConfig
+from unerring.limits import MAX_CONCURRENCY, check_at_most
 from unerring.pricing import PriceTable, load_prices
 
 
@@ -138,6 +139,7 @@ class Transport:
             raise ValueError(f"--api must be chat or completions, got {self.api!r}")
         if self.timeout_s <= 0:
             raise ValueError(f"--timeout must be positive, got {self.timeout_s}")
+        check_at_most("--concurrency", self.concurrency, MAX_CONCURRENCY)
         for flag, v in (
             ("--concurrency", self.concurrency),
             ("--rpm", self.requests_per_min),
@@ -192,10 +194,12 @@ def make_backend(
             [(w, m.label, make_backend(m, t, on_failure, env)) for w, m in spec.members]
         )
     inner: Backend
+    redactor = None
     if spec.sim is not None:
         inner = SimBackend(spec.sim)
     elif spec.provider == "openai":
         key = api_key(spec, t, env)
+        redactor = Redactor(key) if key else None
         config = OpenAIConfig(
             model=spec.name,
             base_url=base_url(t, env),
@@ -230,7 +234,13 @@ def make_backend(
         # with many requests in flight, a few failures in a row are ordinary (a 20% fault
         # rate gives 5 in a row every ~3,000 requests); an outage fails them all
         retry = replace(retry, breaker_after=concurrency)
-    return Retrying(inner, retry, on_failure)
+    if redactor is None:
+        return Retrying(inner, retry, on_failure)
+    # the backend masks its key where its texts are made; this is the last line, where
+    # they leave the stack: a failure's message as journaled, an error as it ends a run
+    if on_failure is not None:
+        on_failure = redacting(on_failure, redactor)
+    return Redacting(Retrying(inner, retry, on_failure), redactor)
 
 
 def price_table(transport: Transport | None = None) -> PriceTable:

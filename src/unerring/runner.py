@@ -31,6 +31,7 @@ from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
 from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreError
 from unerring.journal.writer import Durability, JournalWriter
+from unerring.limits import MAX_ITEMS, MAX_K, check_at_most
 from unerring.memory import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
 from unerring.models import (
     ModelSpec,
@@ -202,6 +203,10 @@ def plan_k(options: RunOptions, steps: int | None) -> tuple[int, float | None]:
     if options.k is not None:
         if options.k < 1:
             raise UsageError(f"--k must be at least 1, got {options.k}")
+        try:
+            check_at_most("--k", options.k, MAX_K)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         return options.k, valid
     if not 0.0 < options.target < 1.0:
         raise UsageError(f"--target must be strictly between 0 and 1, got {options.target}")
@@ -216,7 +221,8 @@ def plan_k(options: RunOptions, steps: int | None) -> tuple[int, float | None]:
             "`unerring plan --calibrate`"
         )
     try:
-        return reliability.k_min_mixture(mixture, steps, options.target), valid
+        # the planner looks no further than the largest k a run takes
+        return reliability.k_min_mixture(mixture, steps, options.target, MAX_K), valid
     except ValueError as e:
         raise UsageError(str(e)) from None
 
@@ -518,6 +524,11 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
 def check_batch(batch: Sequence[BatchItem]) -> None:
     if not batch:
         raise UsageError("a batch needs at least one item")
+    if len(batch) > MAX_ITEMS:
+        raise UsageError(
+            f"a batch takes at most {MAX_ITEMS:,} items, got {len(batch):,}; split it into "
+            "several runs"
+        )
     seen: set[str] = set()
     for b in batch:
         if not isinstance(b.item_id, str) or not b.item_id:

@@ -228,6 +228,7 @@ class Scheduler:
         self.drawn = 0
         self.drawn_tokens = 0
         self.items_active = 0
+        self.workers = 0  # made as items come (see run), at most `window`
         self.ended: dict[str, int] = {"completed": 0, "stopped": 0, "failed": 0}
         self._not_completed: list[ItemEnd] = []
         self._source: Source = Items(())
@@ -332,8 +333,10 @@ class Scheduler:
         """Decide every item's steps until all end, the run stops, or it fails.
 
         `items` is a fixed sequence (a batch, or one chain), or a Source whose items become
-        ready as others end (a graph). `window` workers each take the next ready item and
-        drive it to its end: no task per item, and at most `window` items at once.
+        ready as others end (a graph). Workers each take the next ready item and drive it
+        to its end: no task per item, and at most `window` items at once. A worker is made
+        when every other is busy, so there are never many more than items: a window of
+        16,384 (the largest concurrency's) costs a chain of one item two tasks.
         """
         source = items if isinstance(items, Source) else Items(items)
         self._source = source
@@ -345,21 +348,29 @@ class Scheduler:
         bind = getattr(source, "bind", None)
         if bind is not None:  # a source fed from outside wakes the workers as items come
             bind(wake)
-        workers = [asyncio.create_task(self._worker(source, wake)) for _ in range(self.window)]
-        self._workers = workers
-        if self.stop_reason is not None:  # asked before the loop ran
-            self._stopping(self._cancel_in)
+        self.workers = 0
+        self._workers = []
         try:
-            await asyncio.gather(*workers)
+            async with asyncio.TaskGroup() as group:
+
+                def hire() -> None:
+                    """One more worker, unless the window is full."""
+                    if self.workers < self.window:
+                        self.workers += 1
+                        self._workers.append(group.create_task(self._worker(source, wake, hire)))
+
+                hire()
+                if self.stop_reason is not None:  # asked before the loop ran
+                    self._stopping(self._cancel_in)
+        except BaseExceptionGroup as eg:
+            raise _first_error(eg) from None
         finally:
-            for t in workers:
-                t.cancel()
             if self._cancel_timer is not None:
                 self._cancel_timer.cancel()
             totals.wall_s = wall0 + (perf_counter() - t0)
         return self._end()
 
-    async def _worker(self, source: Source, wake: asyncio.Event) -> None:
+    async def _worker(self, source: Source, wake: asyncio.Event, hire: Callable[[], None]) -> None:
         while self.stop_reason is None:
             it = source.take()
             if it is None:
@@ -376,6 +387,8 @@ class Scheduler:
                         return
                     raise
                 continue
+            if self.items_active + 1 >= self.workers:
+                hire()  # every worker is busy now: one more for the next ready item
             await self._drive(it)
             wake.set()
 

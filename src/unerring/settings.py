@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from unerring.events import Totals
+from unerring.limits import (
+    MAX_K,
+    MAX_PARALLEL,
+    MAX_SAMPLES_PER_STEP,
+    check_at_most,
+    check_cap,
+)
 from unerring.stopping import AdaptiveConfig
 
 RecordLevel = Literal["decisions", "contested", "samples"]
@@ -32,6 +39,9 @@ class VotingConfig:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
+        check_at_most("k", self.k, MAX_K)
+        check_at_most("parallel", self.parallel, MAX_PARALLEL)
+        check_at_most("max_samples_per_step", self.max_samples_per_step, MAX_SAMPLES_PER_STEP)
         if self.max_tokens < 1:
             raise ValueError(f"the token limit must be at least 1, got {self.max_tokens}")
         if self.parallel < 1:
@@ -65,6 +75,13 @@ class Budget:
     max_samples: int | None = None
     max_cost: float | None = None
     max_tokens_total: int | None = None
+
+    def __post_init__(self) -> None:
+        # a cap at or below nothing stops a run before its first step; NaN and inf are
+        # no caps at all: each is a mistake, not a wish
+        check_cap("--max-samples", self.max_samples)
+        check_cap("--max-cost", self.max_cost)
+        check_cap("--max-tokens-total", self.max_tokens_total)
 
     def reached(self, totals: Totals) -> str | None:
         """Which cap has been reached, or None."""

@@ -19,7 +19,7 @@ import httpx
 from unerring.backends.base import FatalBackendError, Sample, SampleRequest, TransportError
 from unerring.backends.decoding import ACCEPT_ENCODING, BoundedDecoder, Overflow, UnknownEncoding
 from unerring.backends.openai_config import Api, OpenAIConfig
-from unerring.backends.secrets import key_problem, scrub, secret_forms
+from unerring.backends.secrets import Redactor, key_problem, redact_error
 from unerring.redflags import estimate_tokens
 
 # no request reads or writes a billion tokens: a larger count is garbage, and summed over a
@@ -71,8 +71,8 @@ class OpenAICompatible:
             if problem is not None:
                 raise ValueError(f"the API key {problem}; fix it (the key is not shown)")
             headers["Authorization"] = f"Bearer {api_key}"
-        # kept only to scrub it, in every form, from text a server or library echoes back
-        self.__secret_forms = secret_forms(api_key) if api_key else ()
+        # kept only to mask it in text a server or library echoes back, in any form
+        self.__redactor = Redactor(api_key) if api_key else None
         self._client = httpx.AsyncClient(
             base_url=config.base_url.rstrip("/") + "/",
             headers=headers,
@@ -98,6 +98,25 @@ class OpenAICompatible:
 
     # -- sampling -----------------------------------------------------------------------
     async def sample(self, request: SampleRequest) -> list[Sample]:
+        """The samples of `request`. The one way out of this backend: every text in them or
+        in an error it raises (a server's, a library's) has the key masked here."""
+        redactor = self.__redactor
+        if redactor is None:
+            return await self._sample(request)
+        try:
+            samples = await self._sample(request)
+        except Exception as e:
+            redact_error(e, redactor)
+            raise
+        scrub = redactor.scrub
+        return [
+            s
+            if (text := scrub(s.text)) is s.text
+            else Sample(text, s.prompt_tokens, s.completion_tokens, s.latency_s)
+            for s in samples
+        ]
+
+    async def _sample(self, request: SampleRequest) -> list[Sample]:
         """Sample index 0 goes alone (its temperature differs); the rest share requests."""
         groups: list[tuple[int, int, float]] = []  # (first index, count, temperature)
         first, n = request.first_index, request.n
@@ -247,14 +266,13 @@ class OpenAICompatible:
         if code < 400:
             # not followed: a redirected POST may lose its body or the key may go to
             # another host; and its body is no answer, so it must not become samples
-            to = self._clean(" ".join(response.headers.get("location", "").split()))[:200]
+            to = self._clean(" ".join(response.headers.get("location", "").split()), 200)
             raise FatalBackendError(
                 "redirect",
                 f"the server at {where} answered a redirect (HTTP {code}) to "
                 f"{to or '(no location)'}; give --base-url the address it redirects to",
             )
-        # scrubbed before it is cut short: a cut through the key would leave part of it
-        detail = self._clean(_error_detail(raw))[:200] or "(no detail)"
+        detail = self._clean(_error_detail(raw), 200) or "(no detail)"
         if code == 429:
             raise TransportError(
                 "rate_limit",
@@ -299,7 +317,7 @@ class OpenAICompatible:
         try:
             data = json.loads(text)
         except ValueError:
-            shown = self._clean(text)[:80]
+            shown = self._clean(text, 80)
             raise TransportError("malformed", f"the server answered non-JSON: {shown!r}") from None
         except RecursionError:
             raise TransportError(
@@ -351,9 +369,14 @@ class OpenAICompatible:
         c_parts = _split(completion_tokens, [max(1, estimate_tokens(t)) for t in texts])
         return [Sample(t, p_parts[i], c_parts[i], latency) for i, t in enumerate(texts)]
 
-    def _clean(self, text: str) -> str:
-        """Remove the key from text a server or library produced (some echo headers)."""
-        return scrub(text, self.__secret_forms)
+    def _clean(self, text: str, limit: int | None = None) -> str:
+        """`text` (at most `limit` characters of it) with the key masked: a server or a
+        library may echo the Authorization header."""
+        if self.__redactor is None:
+            return text if limit is None else text[:limit]
+        if limit is None:
+            return self.__redactor.scrub(text)
+        return self.__redactor.shown(text, limit)
 
 
 def _choice_text(choice: object, api: Api) -> str | None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 from unerring.journal.store import DEFAULT_STORE
+from unerring.limits import MAX_CONCURRENCY, MAX_VARIANTS, shown
 from unerring.tasks.registry import TASKS
 
 
@@ -32,6 +34,18 @@ def positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"{v} must be at least 1")
     return v
+
+
+def up_to(bound: int) -> Callable[[str], int]:
+    """A whole number from 1 to `bound` (unerring.limits: what a run may hold in memory)."""
+
+    def parse(text: str) -> int:
+        v = positive_int(text)
+        if v > bound:
+            raise argparse.ArgumentTypeError(f"{shown(v)} must be at most {bound:,}")
+        return v
+
+    return parse
 
 
 def non_negative_int(text: str) -> int:
@@ -82,7 +96,7 @@ def variant_list(text: str) -> tuple[int, ...]:
     if "," not in text:
         if numbers[0] < 1:
             raise argparse.ArgumentTypeError(f"{numbers[0]} must be at least 1")
-        return tuple(range(numbers[0]))
+        return tuple(range(up_to(MAX_VARIANTS)(parts[0])))
     if min(numbers) < 0 or len(set(numbers)) != len(numbers):
         raise argparse.ArgumentTypeError(f"{text!r}: variant numbers are distinct, from 0")
     return tuple(numbers)
@@ -134,7 +148,10 @@ def add_transport_options(p: argparse.ArgumentParser) -> None:
         help="seconds for a whole request, sent to last byte (default 60)",
     )
     g.add_argument(
-        "--concurrency", type=positive_int, default=8, help="requests in flight (default 8)"
+        "--concurrency",
+        type=up_to(MAX_CONCURRENCY),
+        default=8,
+        help=f"requests in flight (default 8, at most {MAX_CONCURRENCY:,})",
     )
     g.add_argument("--rpm", type=number, help="at most this many requests per minute")
     g.add_argument("--tpm", type=number, help="at most this many tokens per minute")

@@ -8,6 +8,7 @@ from typing import Any
 
 from unerring.errors import UsageError
 from unerring.journal.store import ItemRecord, RunRecord, Store
+from unerring.limits import MAX_ITEMS, shown
 from unerring.runner import BatchItem
 from unerring.tasks.registry import TaskSpec
 
@@ -66,6 +67,10 @@ def items_from_file(path: str, spec: TaskSpec, base: dict[str, Any]) -> list[Bat
                 )
             options[name] = _value(spec, name, value, where)
         items.append(BatchItem(item_id, options))
+        if len(items) > MAX_ITEMS:
+            raise UsageError(
+                f"--items {path} holds more than {MAX_ITEMS:,} items; split it into several runs"
+            )
     if not items:
         raise UsageError(f"--items {path} holds no items")
     return items
@@ -75,6 +80,8 @@ def numbered_items(n: int, spec: TaskSpec, base: dict[str, Any]) -> list[BatchIt
     """Items 1..n of the same options; a task with a seed gets seed = id - 1."""
     if n < 1:
         raise UsageError(f"--batch must be at least 1, got {n}")
+    if n > MAX_ITEMS:  # before a single item is made
+        raise UsageError(f"--batch must be at most {MAX_ITEMS:,}, got {shown(n)}")
     has_seed = any(o.name == "seed" for o in spec.options)
     return [
         BatchItem(str(i), {**base, "seed": i - 1} if has_seed else dict(base))

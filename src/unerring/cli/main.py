@@ -28,6 +28,7 @@ from unerring.cli.args import (
     positive_int,
     probability,
     unit_interval,
+    up_to,
     variant_list,
 )
 from unerring.cli.items import items_from_file, named_item, numbered_items
@@ -42,6 +43,7 @@ from unerring.journal.store import (
     Store,
     StoreError,
 )
+from unerring.limits import MAX_ITEMS, MAX_K, MAX_PARALLEL, MAX_SAMPLES_PER_STEP
 from unerring.models import Transport, ensemble_text, make_backend, parse_model
 from unerring.progress import Progress
 from unerring.reporting.rows import export_rows
@@ -87,7 +89,10 @@ def _task_options(args: argparse.Namespace, task: str) -> dict[str, Any]:
 
 
 def _budget(args: argparse.Namespace) -> Budget:
-    return Budget(args.max_samples, args.max_cost, args.max_tokens_total)
+    try:
+        return Budget(args.max_samples, args.max_cost, args.max_tokens_total)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _progress(enabled: bool) -> Any:
@@ -732,7 +737,11 @@ def build_parser() -> Parser:
         "sim:error=0.01); give it again for an ensemble (--model A --model 2*B, or "
         "'A + 2*B'): samples spread over the members by weight, votes pooled",
     )
-    run.add_argument("--k", type=positive_int, help="vote margin (default: planned from --target)")
+    run.add_argument(
+        "--k",
+        type=up_to(MAX_K),
+        help=f"vote margin (default: planned from --target; at most {MAX_K:,})",
+    )
     run.add_argument(
         "--target",
         type=probability,
@@ -779,9 +788,10 @@ def build_parser() -> Parser:
     )
     run.add_argument(
         "--batch",
-        type=positive_int,
+        type=up_to(MAX_ITEMS),
         metavar="N",
-        help="run a batch of N items with ids 1..N (a task with --seed gets seed = id - 1)",
+        help="run a batch of N items with ids 1..N (a task with --seed gets seed = id - 1; "
+        f"at most {MAX_ITEMS:,})",
     )
     run.add_argument(
         "--first-temperature",
@@ -802,7 +812,9 @@ def build_parser() -> Parser:
         help="red-flag responses longer than this many tokens (default 750)",
     )
     run.add_argument(
-        "--max-samples-per-step", type=positive_int, help="cap on samples per step (default 50 x k)"
+        "--max-samples-per-step",
+        type=up_to(MAX_SAMPLES_PER_STEP),
+        help=f"cap on samples per step (default 50 x k, at most {MAX_SAMPLES_PER_STEP:,})",
     )
     run.add_argument(
         "--on-undecided",
@@ -813,10 +825,10 @@ def build_parser() -> Parser:
     )
     run.add_argument(
         "--parallel",
-        type=positive_int,
+        type=up_to(MAX_PARALLEL),
         default=1,
         help="samples drawn per round after the first (at least the fewest "
-        "that could decide; default 1)",
+        f"that could decide; default 1, at most {MAX_PARALLEL:,})",
     )
     run.add_argument(
         "--record",
@@ -873,7 +885,9 @@ def build_parser() -> Parser:
         help="per-sample error rate on hard steps (default 0.45)",
     )
     plan.add_argument("--cost-per-sample", type=number, help="dollars per sample")
-    plan.add_argument("--k", type=positive_int, help="evaluate this k instead of k_min")
+    plan.add_argument(
+        "--k", type=up_to(MAX_K), help=f"evaluate this k instead of k_min (at most {MAX_K:,})"
+    )
     plan.add_argument(
         "--calibrate", metavar="TASK", help="measure p on sampled steps of TASK with --model"
     )
