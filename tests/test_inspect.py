@@ -76,7 +76,7 @@ def test_runs_json_lists_every_run_with_progress_and_times(store: Path) -> None:
 
 def test_runs_on_a_missing_store_says_so(tmp_path: Path) -> None:
     res = cli("runs", "--store", str(tmp_path / "none.db"))
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert "no store" in one_line_error(res.stderr)
     assert not (tmp_path / "none.db").exists()
 
@@ -106,7 +106,7 @@ def test_show_text_names_the_fields(store: Path) -> None:
     assert fields["steps_decided"].strip() == "255"
     assert fields["status"].strip() == "completed"
     res = cli("show", "nine", "--store", str(store))
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert "no run 'nine'" in one_line_error(res.stderr)
 
 

@@ -29,7 +29,7 @@ from unerring.executors import Execution, Executor, ExecutorSpec, Work, open_exe
 from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes, check_stream
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
-from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreError
+from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreRefused
 from unerring.journal.writer import Durability, JournalWriter
 from unerring.limits import MAX_ITEMS, MAX_K, check_at_most
 from unerring.memory import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
@@ -191,7 +191,7 @@ class RunResult:
         if item_id is not None:
             found = self.store.item(self.run, item_id)
             if found is None:
-                raise StoreError(f"run {self.run.run_id!r} has no item {item_id!r}")
+                raise StoreRefused(f"run {self.run.run_id!r} has no item {item_id!r}")
             index = found.item
         return self.store.decisions(self.run, item=index)
 
@@ -642,7 +642,7 @@ def _execute(
     store = Store(session.store, max_pages=session.max_pages)
     run = store.get_run(run_id) if run_id else None
     if run is None and resume:
-        raise StoreError(f"no run {run_id!r} in {session.store} (see `unerring runs`)")
+        raise StoreRefused(f"no run {run_id!r} in {session.store} (see `unerring runs`)")
     if run is not None:
         if (run.kind == "batch") != (batch is not None) and not (run.kind == "batch" and resume):
             raise UsageError(
@@ -673,7 +673,7 @@ def _execute(
                 f"refusing to mix them: {'; '.join(diff)}"
             )
         if run.status == "completed":
-            raise StoreError(f"run {run.run_id!r} is already completed; nothing to resume")
+            raise StoreRefused(f"run {run.run_id!r} is already completed; nothing to resume")
         kept = run.config.get("stopping_resolved")
         if kept is not None:  # the rule's parameters as the run started, not recomputed
             voting = replace(voting, adaptive=AdaptiveConfig.from_dict(kept))

@@ -17,7 +17,8 @@ from unerring.runner import UsageError
 
 
 def _open(path: str, *, write: bool = False) -> Store:
-    return Store(path, read_only=not write and path != MEMORY)
+    # writing adds to the runs of a store: there is none to add to where no store is
+    return Store(path, read_only=not write and path != MEMORY, create=False)
 
 
 def _out(line: str = "") -> None:

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +42,10 @@ from unerring.journal.store import (
     MEMORY,
     RunRecord,
     Store,
+    StoreBusy,
     StoreError,
+    StoreRefused,
+    store_error,
 )
 from unerring.limits import MAX_ITEMS, MAX_K, MAX_PARALLEL, MAX_SAMPLES_PER_STEP
 from unerring.models import Transport, ensemble_text, make_backend, parse_model
@@ -263,7 +267,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run = store.get_run(args.run_id)
     store.close()
     if run is None:
-        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+        raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     options = RunOptions.from_config(run.config)
     given = _task_options(args, run.task)
     explicit = {k: v for k, v in given.items() if getattr(args, f"task_{k}", None) is not None}
@@ -551,7 +555,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = _open_read(args.store)
     run = store.get_run(args.run_id)
     if run is None:
-        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+        raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     if args.tree:
         if run.kind != "graph":
             raise UsageError(f"run {run.run_id!r} is a {run.kind}; --tree shows a graph's nodes")
@@ -639,7 +643,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _open_read(args.store)
     run = store.get_run(args.run_id)
     if run is None:
-        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+        raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     out = sys.stdout
     rows = export_rows(store, run, args.what, named_item(store, run, args.item))
     if args.format == "jsonl":
@@ -963,17 +967,38 @@ def build_parser() -> Parser:
     return parser
 
 
+# README's rule: bad input (a store or run that is not there included) exits 2; a run that
+# stops before its end exits 1; a store another process holds exits 75 (sysexits'
+# EX_TEMPFAIL: try again)
+EXIT_STOPPED = 1
+EXIT_USAGE = 2
+EXIT_BUSY = 75
+
+
+def _store_exit(e: StoreError) -> int:
+    if isinstance(e, StoreRefused):
+        return EXIT_USAGE
+    return EXIT_BUSY if isinstance(e, StoreBusy) else EXIT_STOPPED
+
+
+def _fail(e: Exception, code: int) -> int:
+    print(f"unerring: error: {e}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except UsageError as e:
-        print(f"unerring: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(e, EXIT_USAGE)
     except StoreError as e:
-        print(f"unerring: error: {e}", file=sys.stderr)
-        return 1
+        return _fail(e, _store_exit(e))
+    except sqlite3.DatabaseError as e:
+        # past opening: a lock held longer than the busy timeout, or damage found by a read
+        named = store_error(getattr(args, "store", DEFAULT_STORE), e, opening=False)
+        return _fail(named, _store_exit(named))
     except BrokenPipeError:
         # `unerring export ... | head`: the reader left; that is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -35,7 +35,18 @@ _HEADER = b"SQLite format 3\x00"
 
 
 class StoreError(Exception):
-    """The store cannot be used as asked; the message says why and what to do."""
+    """The store cannot do what was asked (a write failed); the message says why and what
+    to do. The CLI exits 1: work stopped part way, what was committed is safe."""
+
+
+class StoreRefused(StoreError):
+    """The store, or the run asked of it, cannot be used as given: none at the path, not a
+    journal, damaged, newer, a directory, no such run. Bad input: the CLI exits 2."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store (or the run) longer than we wait; nothing was
+    changed; try again. The CLI exits 75 (EX_TEMPFAIL: a temporary failure)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,23 +144,23 @@ def _check_file(path: Path) -> _Header:
         with path.open("rb") as f:
             header = f.read(100)
     except OSError as e:
-        raise StoreError(f"cannot read store {path}: {e.strerror}") from None
+        raise StoreRefused(f"cannot read store {path}: {e.strerror}") from None
     if not header:
         return _Header(0, wal=False)
     if len(header) < 100 or not header.startswith(_HEADER):
-        raise StoreError(
+        raise StoreRefused(
             f"{path} is not an unerring store (not an SQLite database); "
             "pass --store with another path"
         )
     app_id = int.from_bytes(header[68:72], "big")
     version = int.from_bytes(header[60:64], "big")
     if app_id != APPLICATION_ID:
-        raise StoreError(
+        raise StoreRefused(
             f"{path} is an SQLite database that unerring did not create; it was not "
             "touched; pass --store with another path"
         )
     if version > SCHEMA_VERSION:
-        raise StoreError(
+        raise StoreRefused(
             f"{path} was written by a newer unerring (schema v{version}; this version "
             f"reads up to v{SCHEMA_VERSION}); upgrade unerring to use it"
         )
@@ -173,17 +184,20 @@ def _busy(e: sqlite3.Error) -> bool:
     return "database is locked" in str(e) or "database table is locked" in str(e)
 
 
-def _open_error(path: str, e: sqlite3.DatabaseError) -> StoreError:
-    """Name what went wrong opening a store: busy, corrupted, or another reason."""
+def store_error(path: str, e: sqlite3.DatabaseError, *, opening: bool = True) -> StoreError:
+    """Name what went wrong opening (or, `opening` False, using) a store: busy, corrupted,
+    or another reason (bad input at the open, a failure of the work after it)."""
     if _busy(e):
-        return StoreError(
+        return StoreBusy(
             f"store {path} is busy: another process kept it locked for over "
             f"{BUSY_TIMEOUT_S:g} s ({e}); nothing was changed; try again"
         )
     code = getattr(e, "sqlite_errorcode", None)
     if code is None or code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return StoreError(f"{path} is corrupted or unreadable ({e}); it was not modified")
-    return StoreError(f"cannot open store {path} ({e}); it was not modified")
+        return StoreRefused(f"{path} is corrupted or unreadable ({e}); it was not modified")
+    if not opening:
+        return StoreError(f"store {path} failed: {e}")
+    return StoreRefused(f"cannot open store {path} ({e}); it was not modified")
 
 
 def _journal_mode(conn: sqlite3.Connection, mode: str) -> None:
@@ -231,14 +245,39 @@ def _connect(
     return conn
 
 
+def _make_parent(p: Path, path: str) -> None:
+    """Only the default store's folder is made: a typo in --store must not grow a tree."""
+    if p.parent.is_dir():
+        return
+    if path != DEFAULT_STORE:
+        what = "is not a folder" if p.parent.exists() else "does not exist"
+        raise StoreRefused(
+            f"--store {path}: {p.parent} {what}; create the folder or pass --store with "
+            "another path"
+        )
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreRefused(f"cannot create {p.parent}: {e.strerror}") from None
+
+
 class Store:
     """One journal file (or one in-memory database shared by this process's connections).
 
-    `max_pages` caps the database at that many pages on every connection this store opens
-    (SQLite's max_page_count): a write past it fails as a full disk would.
+    `create`: make the file where there is none (a run does; what only adds to the runs
+    in a store, such as learnt notes, does not). `max_pages` caps the database at that
+    many pages on every connection this store opens (SQLite's max_page_count): a write
+    past it fails as a full disk would.
     """
 
-    def __init__(self, path: str, *, read_only: bool = False, max_pages: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        read_only: bool = False,
+        max_pages: int | None = None,
+        create: bool = True,
+    ) -> None:
         # a graph run's packed node ends, decoded, by run: kept while the journal adds none
         self._ends: dict[int, tuple[tuple[int, int], dict[int, NodeEnd]]] = {}
         self.path = path
@@ -253,26 +292,23 @@ class Store:
         p = Path(path)
         exists = p.exists()
         if exists and p.is_dir():
-            raise StoreError(f"--store {path} is a directory; give a file path")
+            raise StoreRefused(f"--store {path} is a directory; give a file path")
         header = _check_file(p) if exists else _Header(0, wal=False)
+        if not exists and (read_only or not create):
+            raise StoreRefused(f"no store at {path} (runs are kept where --store points)")
         if read_only:
-            if not exists:
-                raise StoreError(f"no store at {path} (runs are kept where --store points)")
             if 0 < header.version < SCHEMA_VERSION:
                 self._read_old(p, header.version)
                 return
             self.uri = f"file:{p.resolve()}?mode=ro"
         else:
             if exists and is_read_only(p):
-                raise StoreError(
+                raise StoreRefused(
                     f"store {path} is read-only; nothing was written; make it writable "
                     "or pass --store with another path"
                 )
             if not exists:
-                try:
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise StoreError(f"cannot create {p.parent}: {e.strerror}") from None
+                _make_parent(p, path)
             self.uri = f"file:{p.resolve()}"
         try:
             if read_only or (header.version == SCHEMA_VERSION and header.wal):
@@ -280,7 +316,7 @@ class Store:
             else:
                 self.conn = self._create_or_migrate(p)
         except sqlite3.DatabaseError as e:
-            raise _open_error(path, e) from None
+            raise store_error(path, e) from None
 
     def _open(self, version: int) -> sqlite3.Connection:
         conn = _connect(self.uri, read_only=self.read_only, max_pages=self.max_pages)
@@ -300,7 +336,7 @@ class Store:
         lock = Path(f"{p}-schema.lock")  # never a run's lock: those are STORE.RUN_ID.lock
         fd = try_lock(lock, patience_s=BUSY_TIMEOUT_S)
         if fd is None:
-            raise StoreError(
+            raise StoreBusy(
                 f"store {self.path} is busy: another process has been creating or upgrading "
                 f"it for {BUSY_TIMEOUT_S:g} s; nothing was changed; try again"
             )
@@ -342,7 +378,7 @@ class Store:
                 src.close()
             migrate(self.conn, version)
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path} cannot be read ({e}); it was not modified") from None
+            raise StoreRefused(f"{self.path} cannot be read ({e}); it was not modified") from None
 
     def connect(self, *, sync: bool = False) -> sqlite3.Connection:
         """A second connection to the same store (for the writer thread)."""
@@ -481,11 +517,26 @@ class Store:
 
     def reset_items(self, run: RunRecord) -> None:
         """An attempt starts: every item not completed is pending again."""
-        self.conn.execute(
-            "UPDATE items SET status = 'pending', reason = ''"
-            " WHERE run = ? AND status != 'completed'",
-            (run.id,),
-        )
+        with self._starting():
+            self.conn.execute(
+                "UPDATE items SET status = 'pending', reason = ''"
+                " WHERE run = ? AND status != 'completed'",
+                (run.id,),
+            )
+
+    @contextmanager
+    def _starting(self) -> Iterator[None]:
+        """The first writes of an attempt: a store another process keeps locked past the
+        busy timeout is busy (try again), not a failure of the run."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if not _busy(e):
+                raise
+            raise StoreBusy(
+                f"store {self.path} is busy: another process kept it locked for over "
+                f"{BUSY_TIMEOUT_S:g} s; nothing was decided; try again"
+            ) from None
 
     def get_run(self, run_id: str) -> RunRecord | None:
         row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -502,19 +553,20 @@ class Store:
         )
 
     def begin_attempt(self, run: RunRecord) -> int:
-        row = self.conn.execute(
-            "SELECT coalesce(max(attempt), 0) + 1 FROM attempts WHERE run = ?", (run.id,)
-        ).fetchone()
-        attempt = int(row[0])
-        self.conn.execute(
-            "INSERT INTO attempts (run, attempt, started, first_step, status, pid)"
-            " VALUES (?, ?, ?, ?, 'running', ?)",
-            (run.id, attempt, time.time(), run.next_step, os.getpid()),
-        )
-        self.conn.execute(
-            "UPDATE runs SET status = 'running', reason = '', updated = ? WHERE id = ?",
-            (time.time(), run.id),
-        )
+        with self._starting():
+            row = self.conn.execute(
+                "SELECT coalesce(max(attempt), 0) + 1 FROM attempts WHERE run = ?", (run.id,)
+            ).fetchone()
+            attempt = int(row[0])
+            self.conn.execute(
+                "INSERT INTO attempts (run, attempt, started, first_step, status, pid)"
+                " VALUES (?, ?, ?, ?, 'running', ?)",
+                (run.id, attempt, time.time(), run.next_step, os.getpid()),
+            )
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', reason = '', updated = ? WHERE id = ?",
+                (time.time(), run.id),
+            )
         return attempt
 
     def end_attempt(self, run: RunRecord, attempt: int, status: str, reason: str) -> None:
