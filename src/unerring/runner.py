@@ -31,7 +31,7 @@ from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
 from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreRefused
 from unerring.journal.writer import Durability, JournalWriter
-from unerring.limits import MAX_ITEMS, MAX_K, check_at_most
+from unerring.limits import MAX_ITEM_ID, MAX_ITEMS, MAX_K, check_at_most
 from unerring.memory import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
 from unerring.models import (
     ModelSpec,
@@ -173,6 +173,11 @@ class BatchItem:
     item_id: str
     options: dict[str, Any] = field(default_factory=dict)
     process: Process[Any, Any] | None = None
+    # where the item was given ("--items FILE line N"), for messages; else its id is named
+    origin: str | None = None
+
+    def where(self) -> str:
+        return self.origin or f"item {self.item_id!r}"
 
 
 @dataclass
@@ -509,7 +514,10 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
     """Each item's number of steps (building each item's process once, to check it)."""
     steps: list[int | None] = []
     for b in batch:
-        p = b.process if b.process is not None else make_process(options, b.options)
+        try:
+            p = b.process if b.process is not None else make_process(options, b.options)
+        except UsageError as e:
+            raise UsageError(f"{b.where()}: {e}") from None
         if isinstance(p, Graph):
             raise UsageError(
                 f"task {options.task!r} is a graph: a batch of graphs is not supported; "
@@ -519,6 +527,24 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
             check_variants(p, tuple(options.variants))
         steps.append(p.total_steps())
     return steps
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A value for a message, cut short: an id may be megabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def item_id_problem(item_id: object) -> str | None:
+    """What is wrong with an item id (None: nothing). Ids are names that messages, tables
+    and the journal's index repeat: a short line of printable characters."""
+    if not isinstance(item_id, str) or not item_id:
+        return "must be a non-empty string"
+    if len(item_id) > MAX_ITEM_ID:
+        return f"is {len(item_id):,} characters long; ids are at most {MAX_ITEM_ID}"
+    if not item_id.isprintable():
+        return "holds a control character (a newline, a tab); ids are printable text"
+    return None
 
 
 def check_batch(batch: Sequence[BatchItem]) -> None:
@@ -531,8 +557,9 @@ def check_batch(batch: Sequence[BatchItem]) -> None:
         )
     seen: set[str] = set()
     for b in batch:
-        if not isinstance(b.item_id, str) or not b.item_id:
-            raise UsageError(f"item id {b.item_id!r} must be a non-empty string")
+        problem = item_id_problem(b.item_id)
+        if problem is not None:
+            raise UsageError(f"{b.origin or 'a batch item'}: item id {_shown(b.item_id)} {problem}")
         if b.item_id in seen:
             raise UsageError(f"item id {b.item_id!r} appears twice; ids must be unique")
         seen.add(b.item_id)
