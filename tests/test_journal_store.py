@@ -84,9 +84,9 @@ def test_cli_runs_lists_runs(tmp_path: Path) -> None:
     res = cli("runs", "--store", str(db))
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].split()[:4] == ["RUN", "TASK", "STATUS", "PROGRESS"]
-    assert lines[1].split()[:4] == ["first", "hanoi", "completed", "7/7"]
-    assert lines[2].split()[:4] == ["second", "hanoi", "completed", "15/15"]
+    assert lines[0].split()[:5] == ["RUN", "TASK", "STATUS", "ITEMS", "STEPS"]
+    assert lines[1].split()[:5] == ["first", "hanoi", "completed", "-", "7/7"]
+    assert lines[2].split()[:5] == ["second", "hanoi", "completed", "-", "15/15"]
 
 
 def test_memory_store_keeps_nothing(tmp_path: Path) -> None:

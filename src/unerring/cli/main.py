@@ -24,6 +24,7 @@ from unerring.cli.args import (
     add_store,
     add_task_options,
     add_transport_options,
+    children_shown,
     non_negative_int,
     number,
     positive_int,
@@ -33,7 +34,9 @@ from unerring.cli.args import (
     variant_list,
 )
 from unerring.cli.items import items_from_file, named_item, numbered_items
-from unerring.cli.tree import render_tree
+from unerring.cli.show_text import summary_lines
+from unerring.cli.table import table
+from unerring.cli.tree import CHILDREN, render_tree
 from unerring.executors import EXECUTORS, Execution, ExecutorSpec
 from unerring.graph import MAX_DEPTH
 from unerring.journal.lock import live_status
@@ -126,7 +129,8 @@ def _print_result(result: RunResult, as_json: bool) -> int:
                 f"completed, {s['items_stopped']:,} stopped, {s['items_failed']:,} failed"
             )
             for it in s["items_not_completed"][:10]:
-                print(f"  item {it['id']} {it['status']}: {it['reason']}")
+                why = f": {it['reason']}" if it["reason"] else ""
+                print(f"  item {it['id']} {it['status']}{why}")
         print(
             f"run {s['run_id']} {s['status']}: {s['steps_decided']:,}{total} steps, "
             f"{errors}, {s['samples']:,} samples ({s['samples_per_step']:.2f}/step, {_rule(s)}), "
@@ -518,26 +522,36 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {args.store}")
         return 0
-    print(f"{'RUN':<36} {'TASK':<10} {'STATUS':<10} {'PROGRESS':>20}  {'STARTED':<19}  LAST")
+    rows: list[tuple[str, ...]] = []
     for r in runs:
         # a graph's total is the planner's count for a run without errors (a wrong answer
         # can change what later nodes must do): an estimate
         about = "~" if r["kind"] == "graph" else ""
         total = f"/{about}{r['steps_total']:,}" if r["steps_total"] else ""
-        prog = f"{r['steps_decided']:,}{total}"
-        task = r["task"]
-        if "items" in r:  # a batch: one line, its items' progress with its steps'
-            prog = f"{r['items_completed']:,}/{r['items']:,} items {prog}"
-            task = f"{task}[{r['items']}]"
-        print(
-            f"{r['run_id']:<36} {task:<10} {r['status']:<10} {prog:>20}  "
-            f"{r['started']:<19}  {r['last_activity']}"
+        items = f"{r['items_completed']:,}/{r['items']:,}" if "items" in r else "-"
+        rows.append(
+            (
+                safe(r["run_id"], 200),
+                r["task"],
+                r["status"],
+                items,
+                f"{r['steps_decided']:,}{total}",
+                r["started"],
+                r["last_activity"],
+            )
         )
+    headers = ("RUN", "TASK", "STATUS", "ITEMS", "STEPS", "STARTED", "LAST")
+    for text in table(headers, rows, right=frozenset({3, 4})):
+        print(text)
     return 0
 
 
 def _item_table(store: Store, run: RunRecord) -> None:
-    print(f"\n{'ITEM':<16} {'STATUS':<10} {'STEPS':>17} {'ERRORS':>7} {'SAMPLES':>10} {'COST':>10}")
+    """A batch's items, streamed (a batch may hold 100,000): the id column as wide as the
+    longest id, the others as wide as their numbers can be."""
+    width = max(4, store.longest_item_id(run))
+    print(f"\n{'ITEM':<{width}}  {'STATUS':<9}  {'STEPS':>17}  {'ERRORS':>7}  "
+          f"{'SAMPLES':>11}  {'COST':>10}")  # fmt: skip
     for it in store.items(run):
         st = it.stats
         total = f"/{it.steps_total:,}" if it.steps_total else ""
@@ -545,10 +559,10 @@ def _item_table(store: Store, run: RunRecord) -> None:
         errors = int(st.get("errors", 0))
         cost = float(st.get("cost", 0.0))
         line = (
-            f"{it.item_id:<16} {it.status:<10} {steps:>17} {errors:>7} "
-            f"{int(st.get('samples', 0)):>10,} {cost:>10.4g}"
+            f"{safe(it.item_id, 200):<{width}}  {it.status:<9}  {steps:>17}  {errors:>7,}  "
+            f"{int(st.get('samples', 0)):>11,}  {cost:>10.4g}"
         )
-        print(line + (f"  {it.reason}" if it.reason else ""))
+        print(line + (f"  {safe(it.reason, 200)}" if it.reason else ""))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -559,7 +573,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.tree:
         if run.kind != "graph":
             raise UsageError(f"run {run.run_id!r} is a {run.kind}; --tree shows a graph's nodes")
-        for text in render_tree(store, run, args.depth):
+        for text in render_tree(store, run, args.depth, args.children):
             print(text)
         return 0
     attempts = store.attempts(run)
@@ -582,39 +596,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(s))
         return 0
-    for key in (
-        "run_id",
-        "task",
-        "task_options",
-        "model",
-        "k",
-        "stopping",
-        "status",
-        "reason",
-        "steps_decided",
-        "steps_total",
-        "errors",
-        "undecided",
-        "samples",
-        "samples_per_step",
-        "red_flags",
-        "flags",
-        "prompt_tokens",
-        "completion_tokens",
-        "cost",
-        "transport_failures",
-        "wall_s",
-        "us_per_step",
-        "attempts",
-        "last_activity",
-    ):
-        value = s[key]
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        print(f"{key:<18} {value}")
+    for text in summary_lines(s):
+        print(text)
     if "items" in s:
-        for key in ("items", "items_completed", "items_stopped", "items_failed", "items_pending"):
-            print(f"{key:<18} {s[key]}")
         _item_table(store, run)
     return 0
 
@@ -937,6 +921,14 @@ def build_parser() -> Parser:
         type=non_negative_int,
         metavar="D",
         help="with --tree: show D levels below the first nodes; deeper ones as counts",
+    )
+    show.add_argument(
+        "--children",
+        type=children_shown,
+        default=CHILDREN,
+        metavar="N|all",
+        help=f"with --tree: draw the first N children of a node (default {CHILDREN}), "
+        "then one line counting the rest; all: every one",
     )
     show.set_defaults(func=cmd_show)
 

@@ -473,6 +473,13 @@ class Store:
         end = self.node_ends(run).get(it.item)
         return it if end is None else _ended(it, end)
 
+    def longest_item_id(self, run: RunRecord) -> int:
+        """The length of a run's longest item id (a table's column width)."""
+        row = self.conn.execute(
+            "SELECT coalesce(max(length(item_id)), 0) FROM items WHERE run = ?", (run.id,)
+        ).fetchone()
+        return int(row[0])
+
     def item_counts(self, run: RunRecord) -> dict[str, int]:
         """How many of a run's items are in each status."""
         rows = self.conn.execute(
