@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -54,6 +53,7 @@ from unerring.limits import MAX_ITEMS, MAX_K, MAX_PARALLEL, MAX_SAMPLES_PER_STEP
 from unerring.models import Transport, ensemble_text, make_backend, parse_model
 from unerring.progress import Progress
 from unerring.reporting.rows import export_rows
+from unerring.reporting.streams import write_csv, write_jsonl
 from unerring.runner import (
     STOPPING_RULES,
     BatchItem,
@@ -603,22 +603,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-# decision columns the journal keeps as JSON text: votes (counts, best first), flags
-# (red flags by kind) and features (the step's features, for failure analysis)
-_JSON_COLUMNS = ("votes", "flags", "features")
-
-
-def _json_values(d: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-text columns as the values they hold, so JSONL readers decode once."""
-    for key in _JSON_COLUMNS:
-        text = d.get(key)
-        # text that is not JSON (no store writes that) is exported as the text it is
-        if isinstance(text, str):
-            with suppress(ValueError):
-                d[key] = json.loads(text)
-    return d
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "parquet":
         return report_cmds.cmd_export_parquet(args)
@@ -628,22 +612,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     run = store.get_run(args.run_id)
     if run is None:
         raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
-    out = sys.stdout
     rows = export_rows(store, run, args.what, named_item(store, run, args.item))
-    if args.format == "jsonl":
-        for d in rows:
-            out.write(json.dumps(_json_values(d)) + "\n")
-    else:
-        # CSV cells are text: nested values stay JSON text, one column each
-        writer: Any = None
-        for d in rows:
-            if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(d))
-                writer.writeheader()
-            writer.writerow(
-                {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in d.items()}
-            )
-    out.flush()
+    (write_jsonl if args.format == "jsonl" else write_csv)(rows, sys.stdout)
+    sys.stdout.flush()
     return 0
 
 
