@@ -27,6 +27,7 @@ def _out(line: str = "") -> None:
 
 def cmd_failures(args: argparse.Namespace) -> int:
     store = _open(args.store, write=args.save)
+    store.check()  # it reads every record of the runs: a damaged file is refused first
     report = failures_report(store, args.run_ids, examples=args.examples, save=args.save)
     if args.json:
         _out(json.dumps(report))

@@ -16,8 +16,11 @@ from unerring.runner import UsageError
 
 
 def _open(path: str) -> Store:
-    """The store, read-only (a path that is not a journal is refused: exit 2)."""
-    return Store(path, read_only=path != MEMORY)
+    """The store, read-only (a path that is not a journal is refused: exit 2), checked
+    whole: a report or an export reads every record, and a damaged file is refused."""
+    store = Store(path, read_only=path != MEMORY)
+    store.check()
+    return store
 
 
 def _run(store: Store, run_id: str) -> RunRecord:

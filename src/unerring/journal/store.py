@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -17,11 +18,13 @@ from typing import Any
 
 from unerring.journal.codec import (
     BlockColumns,
+    DamagedRecord,
     NodeEnd,
     NodeEndsRow,
     block_columns,
     block_steps,
     block_winners,
+    check_decision_row,
     unpack_block,
     unpack_holes,
 )
@@ -49,6 +52,15 @@ class StoreBusy(StoreError):
     changed; try again. The CLI exits 75 (EX_TEMPFAIL: a temporary failure)."""
 
 
+def _json(text: str, what: str, name: str) -> Any:
+    """A record's JSON column; text that is not JSON is a damaged file (the writer wrote
+    JSON), named as such rather than failing as a parse error."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise DamagedRecord(f"{what} {name!r} holds a column that is not JSON") from None
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     id: int
@@ -71,13 +83,13 @@ class RunRecord:
             id=row["id"],
             run_id=row["run_id"],
             task=row["task"],
-            config=json.loads(row["config"]),
+            config=_json(row["config"], "run", row["run_id"]),
             status=row["status"],
             reason=row["reason"],
             steps_total=row["steps_total"],
             next_step=row["next_step"],
             state=row["state"],
-            stats=json.loads(row["stats"]),
+            stats=_json(row["stats"], "run", row["run_id"]),
             created=row["created"],
             updated=row["updated"],
             kind=row["kind"],
@@ -116,13 +128,13 @@ class ItemRecord:
         return cls(
             item=row["item"],
             item_id=row["item_id"],
-            options=json.loads(row["options"]),
+            options=_json(row["options"], "item", row["item_id"]),
             status=row["status"],
             reason=row["reason"],
             steps_total=row["steps_total"],
             next_step=row["next_step"],
             state=row["state"],
-            stats=json.loads(row["stats"]),
+            stats=_json(row["stats"], "item", row["item_id"]),
             parent=row["parent"],
             kind=row["kind"],
             input=row["input"],
@@ -317,6 +329,10 @@ class Store:
                 self.conn = self._create_or_migrate(p)
         except sqlite3.DatabaseError as e:
             raise store_error(path, e) from None
+        except UnicodeDecodeError:  # SQLite's message quotes the damaged bytes
+            raise StoreRefused(
+                f"{path} is corrupted (SQLite's report of it does not decode); it was not modified"
+            ) from None
 
     def _open(self, version: int) -> sqlite3.Connection:
         conn = _connect(self.uri, read_only=self.read_only, max_pages=self.max_pages)
@@ -598,10 +614,11 @@ class Store:
         (see journal.codec); both come back here in one shape (and so do a graph node's
         whose end is packed: its every decision is there).
         """
-        end = self.node_ends(run).get(item)
-        if end is not None:
-            yield from (d for d in end.decisions() if d["step"] >= start)
-            return
+        with self._decoding(run):
+            end = self.node_ends(run).get(item)
+            if end is not None:
+                yield from (d for d in end.decisions() if d["step"] >= start)
+                return
         full = self.conn.execute(
             "SELECT * FROM decisions WHERE run = ? AND item = ? AND step >= ? ORDER BY step",
             (run.id, item, start),
@@ -613,7 +630,58 @@ class Store:
         )
         rows = (_decision_dict(r) for r in full)
         unpacked = (d for b in blocks for d in unpack_block(b) if d["step"] >= start)
-        yield from heapq.merge(rows, unpacked, key=lambda d: int(d["step"]))
+        with self._decoding(run):
+            expected = start
+            for d in heapq.merge(rows, unpacked, key=lambda d: int(d["step"])):
+                # an item's steps are decided one after another, each journaled once
+                if d["step"] != expected:
+                    raise DamagedRecord(f"item {item}: step {d['step']} where {expected} was due")
+                expected += 1
+                yield d
+
+    @contextmanager
+    def _decoding(self, run: RunRecord) -> Iterator[None]:
+        """Packed decisions that do not decode are a damaged file: refused, named."""
+        try:
+            yield
+        except (DamagedRecord, zlib.error, UnicodeDecodeError) as e:
+            raise StoreRefused(
+                f"{self.path} is damaged: run {run.run_id!r} holds packed decisions that "
+                f"do not decode ({e}); it was not modified; restore it from a copy"
+            ) from None
+
+    def check(self) -> None:
+        """SQLite's quick check of the whole file (pages, b-trees, records; not what a
+        record holds): a damaged store is refused before anything is read from it."""
+        try:
+            # (a report may span lines, headed "*** in database main ***": one line here)
+            rows = [str(r[0]) for r in self.conn.execute("PRAGMA quick_check(3)")]
+            problems = [line for r in rows for line in r.splitlines() if not line.startswith("***")]
+        except sqlite3.DatabaseError as e:
+            raise store_error(self.path, e) from None
+        except UnicodeDecodeError:  # its report quotes damaged text
+            problems = ["quick_check reports damage in text that does not decode"]
+        if problems == ["ok"]:
+            problems = self._schema_problems()
+        if problems != ["ok"]:
+            more = f"; {len(problems) - 3} more" if len(problems) > 3 else ""
+            raise StoreRefused(
+                f"{self.path} is damaged ({'; '.join(problems[:3])}{more}); it was not "
+                "modified; restore it from a copy"
+            )
+
+    def _schema_problems(self) -> list[str]:
+        """The tables' columns against the journal's own (made afresh in memory): a damaged
+        schema record renames a column that quick_check does not look at."""
+        fresh = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            migrate(fresh, 0)
+            want = _columns(fresh)
+        finally:
+            fresh.close()
+        got = _columns(self.conn)
+        wrong = [t for t in want if got.get(t) != want[t]]
+        return [f"table {t} does not have the journal's columns" for t in wrong] or ["ok"]
 
     def samples(self, run: RunRecord, item: int | None = None) -> Iterator[sqlite3.Row]:
         """A run's recorded samples (of one item, or all) in item, step, index order."""
@@ -961,8 +1029,14 @@ def _ended(it: ItemRecord, end: NodeEnd) -> ItemRecord:
     )
 
 
+def _columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: [r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')] for t in tables}
+
+
 def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
     d.pop("run", None)
     d.pop("item", None)
+    check_decision_row(d)
     return d
