@@ -257,6 +257,44 @@ def _connect(
     return conn
 
 
+def folder_writable(folder: Path) -> bool:
+    """Whether files can be made in the folder (not a read-only mount, not a folder whose
+    permissions forbid it; root may write any folder of a writable mount)."""
+    try:
+        return os.access(folder, os.W_OK) and not os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:
+        return False
+
+
+def _wal_holds_commits(p: Path) -> bool:
+    try:
+        return Path(f"{p}-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def read_uri(p: Path, writable_folder: bool) -> str:
+    """The URI that opens a store only to read it.
+
+    SQLite reads a WAL store through a -shm file it makes beside the store at the first
+    open: in a folder that cannot be written (a read-only mount or directory) there is
+    none to make and the ordinary read-only open fails. No writer can make a -wal file
+    there either, so when none holds commits the main file holds them all, and is read as
+    immutable: no lock taken, no file made. In a folder that can be written, a writer
+    may start at any moment and the ordinary open (which sees its commits) is the one."""
+    uri = f"file:{p.resolve()}?mode=ro"
+    if writable_folder or _wal_holds_commits(p):
+        return uri
+    return uri + "&immutable=1"
+
+
+def _cannot_open(e: sqlite3.DatabaseError) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
+    return "unable to open" in str(e)
+
+
 def _make_parent(p: Path, path: str) -> None:
     """Only the default store's folder is made: a typo in --store must not grow a tree."""
     if p.parent.is_dir():
@@ -312,7 +350,7 @@ class Store:
             if 0 < header.version < SCHEMA_VERSION:
                 self._read_old(p, header.version)
                 return
-            self.uri = f"file:{p.resolve()}?mode=ro"
+            self.uri = read_uri(p, folder_writable(p.parent))
         else:
             if exists and is_read_only(p):
                 raise StoreRefused(
@@ -328,6 +366,14 @@ class Store:
             else:
                 self.conn = self._create_or_migrate(p)
         except sqlite3.DatabaseError as e:
+            if read_only and _cannot_open(e) and _wal_holds_commits(p):
+                raise StoreRefused(
+                    f"store {path} cannot be read here: its folder cannot be written and "
+                    f"commits wait in {p.name}-wal, which SQLite reads only with a "
+                    f"{p.name}-shm file beside it; make the folder writable once (any "
+                    "unerring command that reads it then works), or copy the store with its "
+                    "-wal file elsewhere"
+                ) from None
             raise store_error(path, e) from None
         except UnicodeDecodeError:  # SQLite's message quotes the damaged bytes
             raise StoreRefused(
@@ -386,7 +432,7 @@ class Store:
         through today's schema from a migrated copy in memory; the file is not touched."""
         self.uri = f"file:unerring-{uuid.uuid4().hex}?mode=memory&cache=shared"
         try:
-            src = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+            src = sqlite3.connect(read_uri(p, folder_writable(p.parent)), uri=True)
             try:
                 self.conn = _connect(self.uri)
                 src.backup(self.conn)
