@@ -3,7 +3,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two stamps: the demo needs the package alone (pure Python, httpx), the suite the dev
+# extra (Ray, pyarrow, pandas, mypy, OpenTelemetry...), which took most of a fresh clone's
+# `make demo`. Installing the dev extra installs the package too, so it stamps both:
+# `make test` after `make demo` adds the extras; `make demo` after `make test` installs nothing.
+PACKAGE := $(VENV)/.installed-package
+DEV     := $(VENV)/.installed-dev
 # The real-model tests' server and weights. llama-cpp-python is compiled from source for any
 # x86-64 CPU with AVX2, about 7 minutes on 2 cores: its default (native) build died with a
 # general protection fault on the first completion on a CPU with AVX-512 and AMX, and a
@@ -16,24 +21,36 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF -DGGML_AM
 LLAMA_KEY   := $(shell printf '%s' '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 LLAMA_WHEEL := $(VENV)/llama-wheels/$(LLAMA_KEY)
 REAL        := $(VENV)/.real-$(LLAMA_KEY)
+# a long build says every PROGRESS_S seconds how long it has run and how far it is
+PROGRESS_S  ?= 30
 
 .PHONY: demo test lint bench bench-real clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-$(LLAMA_WHEEL)/.built: | $(STAMP)
+$(PACKAGE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(PACKAGE)
+
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(DEV) $(PACKAGE)
+
+$(LLAMA_WHEEL)/.built: | $(DEV)
 	rm -rf $(LLAMA_WHEEL)
-	@echo "building llama-cpp-python $(LLAMA_VERSION) with $(LLAMA_CMAKE_ARGS) (about 7 minutes on 2 cores)"
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL="$$(nproc)" \
-	  $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps --no-binary llama-cpp-python \
-	  --wheel-dir $(LLAMA_WHEEL) 'llama-cpp-python==$(LLAMA_VERSION)'
+	mkdir -p $(LLAMA_WHEEL)
+	@echo "building llama-cpp-python $(LLAMA_VERSION): llama.cpp from source, about 7 minutes on 2 cores"
+	@{ CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL="$$(nproc)" \
+	  $(BIN)/python -m pip wheel --verbose --no-cache-dir --no-deps --no-binary llama-cpp-python \
+	  --wheel-dir $(LLAMA_WHEEL) 'llama-cpp-python==$(LLAMA_VERSION)' 2>&1; \
+	  echo $$? > $(LLAMA_WHEEL)/status; } \
+	  | $(BIN)/python bench/build_progress.py $(LLAMA_WHEEL)/build.log $(PROGRESS_S)
+	@test "$$(cat $(LLAMA_WHEEL)/status)" = 0 || { tail -n 30 $(LLAMA_WHEEL)/build.log; \
+	  echo "the llama-cpp-python build failed; its log: $(LLAMA_WHEEL)/build.log"; exit 1; }
 	touch $@
 
-$(REAL): $(LLAMA_WHEEL)/.built | $(STAMP)
+$(REAL): $(LLAMA_WHEEL)/.built | $(DEV)
 	rm -f $(VENV)/.real $(VENV)/.real-*
 	whl=$$(ls $(LLAMA_WHEEL)/llama_cpp_python-$(LLAMA_VERSION)-*.whl) && \
 	  $(BIN)/python -m pip install --quiet "$$whl[server]" && \
@@ -42,18 +59,18 @@ $(REAL): $(LLAMA_WHEEL)/.built | $(STAMP)
 	$(BIN)/python -m tests.llama_server --check
 	touch $(REAL)
 
-demo: $(STAMP)
+demo: $(PACKAGE)
 	$(BIN)/unerring run hanoi --disks 10 --model sim:error=0.01
 
-test: $(STAMP) $(REAL)
+test: $(DEV) $(REAL)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python bench/hanoi.py
 
 bench-real: $(REAL)

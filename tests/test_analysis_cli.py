@@ -145,12 +145,12 @@ def test_errors_are_one_line_with_exit_codes(
     db = tmp_path / "j.db"
     assert _run(db, "a") == 0
     capsys.readouterr()
-    assert main(["failures", "nope", "--store", str(db)]) == 1
+    assert main(["failures", "nope", "--store", str(db)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no run 'nope'" in err
     assert main(["notes", "show", "nb@x", "--store", str(db)]) == 2
-    assert main(["notes", "show", "missing", "--store", str(db)]) == 1
-    assert _run(db, "c", "--notes", "missing") == 1
+    assert main(["notes", "show", "missing", "--store", str(db)]) == 2
+    assert _run(db, "c", "--notes", "missing") == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "no notebook" in err
     with pytest.raises(SystemExit) as e:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import cli, item_decisions, kill_and_resume
 from unerring.journal.store import Store
-from unerring.runner import BatchItem, RunOptions, Session, execute
+from unerring.runner import BatchItem, RunOptions, Session, UsageError, execute
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,7 +59,7 @@ def test_batch_of_n_runs_every_item_with_its_own_seed(tmp_path: Path) -> None:
     # `runs` shows the batch as one line with its items' progress
     listed = cli("runs", "--store", str(db))
     line = next(x for x in listed.stdout.splitlines() if x.startswith("b "))
-    assert "6/6 items" in line and "addition[6]" in line
+    assert line.split()[1:4] == ["addition", "completed", "6/6"]
     shown = cli("show", "b", "--store", str(db))
     assert shown.returncode == 0
     table = shown.stdout.split("ITEM")[1].splitlines()[1:]
@@ -96,6 +96,11 @@ def test_items_file_ids_and_options(tmp_path: Path) -> None:
         ("\n\n", [], "holds no items"),
         ('{"disks": "three"}\n', [], "disks must be a whole number"),
         ('{"disks": 0}\n', [], "disks"),
+        # a value the task itself refuses names the file and the line
+        ('{"disks": 3}\n\n{"disks": -1}\n', [], "items.jsonl line 3: --disks must be a positive"),
+        ('{"id": "' + "x" * 201 + '"}\n', [], 'line 1: "id" is 201 characters long'),
+        ('{"id": "' + "x" * 5_000_000 + '"}\n', [], 'line 1: "id" is 5,000,000 characters'),
+        ('{"disks": 3}\n{"id": "a\\nb"}\n', [], 'line 2: "id" holds a control character'),
         (None, ["--batch", "0"], "--batch"),
         (None, ["--batch", "2", "--speculate", "-1"], "--speculate"),
         ('{"disks": 3}\n', ["--batch", "2"], "not both"),
@@ -113,7 +118,8 @@ def test_bad_batches_are_refused_in_one_line_and_nothing_is_written(
     res = cli("run", "hanoi", *extra, "--store", str(db))
     assert res.returncode == 2, res.stderr
     line = res.stderr.strip().splitlines()[-1]
-    assert message in line, res.stderr
+    assert message in line, res.stderr[:1000]
+    assert len(res.stderr) < 1000  # an id of megabytes is not echoed
     assert "Traceback" not in res.stderr
     assert not db.exists()
 
@@ -146,6 +152,28 @@ def test_one_undecided_item_stops_alone_and_resume_leaves_the_others(tmp_path: P
     assert s["items_stopped"] == len(stopped)  # the same step is undecided again
     after = item_decisions(db, "u")
     assert after == before  # no decision twice, the completed item untouched
+
+
+@pytest.mark.parametrize(
+    ("item_id", "message"),
+    [
+        ("y" * 201, "is 201 characters long"),
+        ("tab\there", "holds a control character"),
+        ("", "must be a non-empty string"),
+    ],
+)
+def test_library_batch_ids_are_bounded(tmp_path: Path, item_id: str, message: str) -> None:
+    db = tmp_path / "never.db"
+    batch = [BatchItem("ok", {"disks": 3}), BatchItem(item_id, {"disks": 3})]
+    with pytest.raises(UsageError, match=message) as e:
+        execute(RunOptions("hanoi"), Session(store=str(db), handle_signals=False), batch=batch)
+    assert len(str(e.value)) < 200 and "a batch item: item id" in str(e.value)
+    assert not db.exists()
+    y = "y" * 200  # the longest id allowed runs
+    done = execute(RunOptions("hanoi"), Session(store=str(db), handle_signals=False),
+                   batch=[BatchItem(y, {"disks": 2})])  # fmt: skip
+    assert done.outcome.status == "completed"
+    done.store.close()
 
 
 def test_library_batch_resumes_and_keeps_completed_items(tmp_path: Path) -> None:

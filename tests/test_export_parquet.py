@@ -3,11 +3,13 @@ same records as the journal, and bad input in one line (exit 2), nothing half-wr
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -171,3 +173,91 @@ def test_a_graph_exports_each_row_with_its_node(tmp_path: Path) -> None:
     assert len(nodes) > 1 and len(rows) == sum(nodes.values()) == run.stats["steps_decided"]
     assert Counter(r["item"] for r in rows) == {k: v for k, v in nodes.items() if v}
     assert len({(r["item"], r["step"]) for r in rows}) == len(rows)
+    # the nodes themselves: the columns of JSON lines, typed (they were sample columns, null)
+    frames = _three_ways(db, "g", "nodes", tmp_path)
+    jsonl, parquet = frames["jsonl"], frames["parquet"]
+    assert list(parquet.columns) == list(jsonl.columns) and len(parquet) == len(nodes)
+    assert list(parquet["id"]) == list(jsonl["id"])
+    assert [list(d) for d in parquet["dependencies"]] == list(jsonl["dependencies"])
+    assert [json.loads(o) for o in parquet["output"]] == list(jsonl["output"])
+    assert list(parquet["steps"]) == list(jsonl["steps"]) == [nodes[i] for i in parquet["id"]]
+
+
+NESTED = ("votes", "flags", "features")
+
+
+def _three_ways(db: Path, run_id: str, what: str, folder: Path) -> dict[str, Any]:
+    """The run's rows exported as JSON lines, CSV and Parquet, each read by pandas."""
+    import pandas as pd
+
+    base = ["export", run_id, "--store", str(db), "--what", what]
+    jsonl = cli(*base, "--format", "jsonl")
+    csv_ = cli(*base, "--format", "csv")
+    pq_file = folder / f"{run_id}-{what}.parquet"
+    parquet = cli(*base, "--format", "parquet", "-o", str(pq_file))
+    for res in (jsonl, csv_, parquet):
+        assert res.returncode == 0, res.stderr
+    return {
+        "jsonl": pd.read_json(io.StringIO(jsonl.stdout), lines=True, dtype=False),
+        "csv": pd.read_csv(io.StringIO(csv_.stdout), keep_default_na=False, na_values=[""]),
+        "parquet": pd.read_parquet(pq_file),
+    }
+
+
+@pytest.mark.parametrize("what", ["decisions", "samples"])
+def test_jsonl_csv_and_parquet_agree_on_types_and_values(
+    journal: Path, tmp_path: Path, what: str
+) -> None:
+    import pandas as pd
+
+    frames = _three_ways(journal, "p", what, tmp_path)
+    jsonl, csv_, parquet = frames["jsonl"], frames["csv"], frames["parquet"]
+    assert list(jsonl.columns) == list(csv_.columns) == list(parquet.columns)
+    assert len(jsonl) == len(csv_) == len(parquet) > 0
+    scalar = [c for c in jsonl.columns if c not in NESTED]
+    for c in scalar:
+        if jsonl[c].isna().all():  # a column with no value has no type to agree on
+            assert csv_[c].isna().all() and parquet[c].isna().all(), c
+            continue
+        assert jsonl[c].dtype == csv_[c].dtype == parquet[c].dtype, (
+            c, jsonl[c].dtype, csv_[c].dtype, parquet[c].dtype,
+        )  # fmt: skip
+        pd.testing.assert_series_equal(jsonl[c], csv_[c], check_names=False)
+        pd.testing.assert_series_equal(jsonl[c], parquet[c], check_names=False)
+    if what == "decisions":
+        assert jsonl["undecided"].dtype == bool
+        assert set(jsonl["correct"]) <= {True, False}
+        for j, c, p in zip(jsonl["votes"], csv_["votes"], parquet["votes"], strict=True):
+            assert j == json.loads(c) == list(p)
+        for j, c, p in zip(jsonl["flags"], csv_["flags"], parquet["flags"], strict=True):
+            j = j if isinstance(j, dict) else None  # pandas reads a null as NaN
+            assert j == (json.loads(c) if isinstance(c, str) else None)
+            assert (j or {}) == dict(p if p is not None else [])
+    else:
+        # a sample's vote: its answer's number in the step (an integer), or none if flagged
+        assert jsonl["counted"].dtype == bool
+        votes = jsonl["vote"].dropna()
+        assert len(votes) and (votes == votes.round()).all() and votes.min() == 0
+        assert jsonl["vote"].isna().equals(jsonl["flag"].notna())
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_text(tmp_path: Path) -> None:
+    import csv
+
+    db = tmp_path / "runs.db"
+    ids = ['=HYPERLINK("http://x")', "+1+1", "-2", "@SUM(A1)", "plain"]
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": i, "disks": 2}) + "\n" for i in ids))
+    res = cli("run", "hanoi", "--items", str(items), "--model", "sim:error=0.01", "--store",
+              str(db), "--run-id", "f", "--quiet")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    res = cli("export", "f", "--store", str(db), "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    seen = {r["item"] for r in rows}
+    assert seen == {'\'=HYPERLINK("http://x")', "'+1+1", "'-2", "'@SUM(A1)", "plain"}
+    assert all(not r["item"].startswith(("=", "+", "-", "@")) for r in rows)
+    assert {r["step"] for r in rows} == {"0", "1", "2"}  # numbers are not text: left as they are
+    # JSON lines and Parquet carry the ids as they are
+    res = cli("export", "f", "--store", str(db), "--format", "jsonl")
+    assert {json.loads(line)["item"] for line in res.stdout.splitlines()} == set(ids)

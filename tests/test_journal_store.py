@@ -37,7 +37,7 @@ def make_store(path: Path, run_id: str = "r1", disks: int = 5) -> None:
 
 # -- open / create / list ------------------------------------------------------------------
 def test_create_list_and_reopen(tmp_path: Path) -> None:
-    db = tmp_path / "nested" / "runs.db"
+    db = tmp_path / "runs.db"
     store = Store(str(db))
     assert db.exists()
     header = db.read_bytes()[:100]
@@ -57,6 +57,26 @@ def test_create_list_and_reopen(tmp_path: Path) -> None:
     again.close()
 
 
+def test_only_the_default_store_gets_its_folder_made(tmp_path: Path) -> None:
+    # a typo in --store must not grow a tree: the missing folder is named, nothing made
+    typo = tmp_path / "tpyo" / "dir" / "x.db"
+    res = cli("run", "hanoi", "--disks", "3", "--model", MODEL, "--store", str(typo), "--quiet")
+    assert res.returncode == 2
+    line = one_line_error(res.stderr)
+    assert f"{typo.parent} does not exist" in line, line
+    assert not (tmp_path / "tpyo").exists()
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(str(typo))
+    # the default store's folder is made where the command runs
+    res = subprocess.run(
+        [sys.executable, "-m", "unerring", "run", "hanoi", "--disks", "3", "--model", MODEL,
+         "--quiet"],
+        capture_output=True, text=True, timeout=120, env=child_env(), cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / ".unerring" / "runs.db").is_file()
+
+
 def test_cli_runs_lists_runs(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     make_store(db, "first", disks=3)
@@ -64,9 +84,9 @@ def test_cli_runs_lists_runs(tmp_path: Path) -> None:
     res = cli("runs", "--store", str(db))
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].split()[:4] == ["RUN", "TASK", "STATUS", "PROGRESS"]
-    assert lines[1].split()[:4] == ["first", "hanoi", "completed", "7/7"]
-    assert lines[2].split()[:4] == ["second", "hanoi", "completed", "15/15"]
+    assert lines[0].split()[:5] == ["RUN", "TASK", "STATUS", "ITEMS", "STEPS"]
+    assert lines[1].split()[:5] == ["first", "hanoi", "completed", "-", "7/7"]
+    assert lines[2].split()[:5] == ["second", "hanoi", "completed", "-", "15/15"]
 
 
 def test_memory_store_keeps_nothing(tmp_path: Path) -> None:
@@ -164,7 +184,7 @@ def test_read_only_store_refuses_to_run_and_is_unchanged(tmp_path: Path) -> None
             ("resume", "part", "--store", str(db), "--quiet"),
         ):
             res = cli(*args)
-            assert res.returncode == 1, res.stdout
+            assert res.returncode == 2, res.stdout  # the store given cannot be written
             assert "read-only" in one_line_error(res.stderr)
             assert sha256(db) == before
         # reading a read-only store is fine, and still writes nothing
@@ -183,7 +203,7 @@ def test_read_only_store_refuses_to_run_and_is_unchanged(tmp_path: Path) -> None
 
 def test_directory_as_store_is_refused(tmp_path: Path) -> None:
     res = cli("runs", "--store", str(tmp_path))
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert "directory" in one_line_error(res.stderr)
 
 
@@ -297,10 +317,10 @@ def test_run_id_reused_with_other_options_is_refused(tmp_path: Path) -> None:
     assert "'named'" in line and "k: journal has 3, given 4" in line, line
     # the same options name the same run: it is already completed, so nothing to do
     res = cli(*hanoi_args(db, "named", 4, 3), "--quiet")
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert "already completed" in one_line_error(res.stderr)
     res = cli("resume", "nobody", "--store", str(db))
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert "no run 'nobody'" in one_line_error(res.stderr)
 
 
@@ -329,11 +349,11 @@ def test_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path: Path)
         else:
             pytest.fail("the first writer did not start")
         res = cli("resume", "w", "--store", str(db), "--quiet")
-        assert res.returncode == 1
+        assert res.returncode == 75  # busy: try again
         assert "being written by another process" in one_line_error(res.stderr)
         assert first.poll() is None, "the first writer should still be running"
         res = cli(*args)
-        assert res.returncode == 1
+        assert res.returncode == 75
         assert "being written by another process" in one_line_error(res.stderr)
     finally:
         first.kill()
@@ -412,6 +432,7 @@ def test_four_runs_started_at_once_on_a_new_then_an_existing_store_all_complete(
     assert sum(d["correct"] == 0 for d in want) == 0
 
     db = tmp_path / "new" / "runs.db"
+    db.parent.mkdir()
     seen: list[str] = []
     for round_ in ("new store", "existing store"):
         results = start_at_once(4, [*task, "--store", str(db)], tmp_path / "gate")

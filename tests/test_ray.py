@@ -76,11 +76,21 @@ def _run(
 
 
 def _record(db: Path, run_id: str) -> dict[str, Any]:
-    """Every item's decisions, samples, resume point and totals (wall time left out)."""
+    """Every item's decisions, samples, resume point and totals (wall time left out; and
+    the work a budget cut threw away, paid for and never voted, which a run that was not
+    cut does not have)."""
     store = Store(str(db), read_only=True)
     try:
         run = store.get_run(run_id)
         assert run is not None
+        thrown = {
+            item: (ptoks, ctoks)
+            for item, ptoks, ctoks in store.conn.execute(
+                "SELECT item, sum(prompt_tokens), sum(completion_tokens) FROM discarded"
+                " WHERE run = ? GROUP BY item",
+                (run.id,),
+            )
+        }
         out: dict[str, Any] = {}
         for it in store.items(run):
             rows = []
@@ -91,7 +101,13 @@ def _record(db: Path, run_id: str) -> dict[str, Any]:
                 {k: v for k, v in dict(r).items() if k not in ("latency", "id")}
                 for r in store.samples(run, item=it.item)
             ]
-            stats = {k: v for k, v in it.stats.items() if k != "wall_s"}
+            stats = {
+                k: v for k, v in it.stats.items() if k not in ("wall_s", "speculative_samples")
+            }
+            if it.item in thrown:
+                ptoks, ctoks = thrown[it.item]
+                stats["prompt_tokens"] -= ptoks
+                stats["completion_tokens"] -= ctoks
             out[it.item_id] = (rows, samples, it.status, it.next_step, it.state, stats)
         return out
     finally:

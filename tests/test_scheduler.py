@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_sync
-from tests.helpers import decisions
+from tests.helpers import decisions, item_decisions
 from unerring.backends.base import Backend, FatalBackendError, Sample, SampleRequest, TransportError
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.events import Decision, Events
@@ -14,7 +14,7 @@ from unerring.models import known_error_mixture, parse_model
 from unerring.process import NoteSelector, Process
 from unerring.redflags import Flag
 from unerring.reliability import k_min_mixture
-from unerring.runner import RunOptions, Session, execute
+from unerring.runner import BatchItem, RunOptions, Session, execute
 from unerring.scheduler import Item, Scheduler
 from unerring.settings import Budget, VotingConfig
 from unerring.tasks.hanoi import Hanoi
@@ -358,8 +358,67 @@ def test_budget_stops_the_run_at_the_cap() -> None:
         8, "sim:error=0.01,seed=1", VotingConfig(k=2), budget=Budget(max_samples=100)
     )
     assert outcome.status == "stopped" and "sample budget" in outcome.reason
-    assert 100 <= engine.totals.samples < 100 + 2 * 2 * 50
+    t = engine.totals
+    assert 100 - 2 < t.samples + t.speculative_samples <= 100
     assert outcome.step == engine.totals.steps_decided
+
+
+# contested steps (error 0.25, two wrong answers) draw several rounds: a cap often lands
+# inside one
+CAPPED_MODEL = "sim:error=0.25,wrong_answers=2,seed=4"
+
+
+def _winners(items: dict[str, list[dict[str, Any]]]) -> dict[str, list[tuple[Any, ...]]]:
+    return {i: [(d["step"], d["winner"], d["votes"]) for d in ds] for i, ds in items.items()}
+
+
+@pytest.mark.parametrize(
+    ("where", "extra"),
+    [
+        ("chain, whole rounds", {}),
+        ("chain, one request a sample", {"latency": "fixed:1"}),
+        ("batch of 6, one request a sample", {"latency": "fixed:1", "batch": 6}),
+        ("chain, speculating", {"latency": "fixed:1", "speculate": 3}),
+    ],
+)
+def test_the_sample_cap_is_never_passed_and_stops_at_the_step(
+    tmp_path: Path, where: str, extra: dict[str, Any]
+) -> None:
+    model = CAPPED_MODEL + (f",latency={extra['latency']}" if "latency" in extra else "")
+    batch = None
+    if "batch" in extra:
+        batch = [BatchItem(str(i), {"disks": 4}) for i in range(1, extra["batch"] + 1)]
+    k = 3
+
+    def go(run_id: str, cap: int | None, parallel: int, resume: bool = False) -> Any:
+        options = RunOptions("hanoi", {"disks": 5}, model=model, k=k, parallel=parallel)
+        session = Session(
+            store=str(tmp_path / "s.db"), budget=Budget(max_samples=cap), handle_signals=False,
+            speculate=extra.get("speculate", 0),
+        )  # fmt: skip
+        r = execute(options, session, run_id, resume=resume, batch=None if resume else batch)
+        r.store.close()
+        return r
+
+    for parallel in (1, 2, 5):
+        whole = go(f"whole-{parallel}", None, parallel)
+        assert whole.outcome.status == "completed"
+        for cap in (1, 2, 10, 11, 14, 37, 61):
+            rid = f"cap-{parallel}-{cap}"
+            r = go(rid, cap, parallel)
+            s = r.summary
+            drawn = s["samples"] + s["speculative_samples"]
+            # never past the cap, and stopped only when what is left cannot decide a step
+            assert drawn <= cap, (where, parallel, cap, s)
+            assert r.outcome.status == "stopped" and "sample budget reached" in s["reason"]
+            # (steps opened ahead hold samples of the cap too: a cut discards them unused)
+            room = k * (1 + extra.get("speculate", 0))
+            assert cap - drawn < room, (where, parallel, cap, s)
+            # a resume with more room ends with an uninterrupted run's decisions
+            r = go(rid, None, parallel, resume=True)
+            assert r.outcome.status == "completed"
+            got = _winners(item_decisions(tmp_path / "s.db", rid))
+            assert got == _winners(item_decisions(tmp_path / "s.db", f"whole-{parallel}"))
 
 
 def test_run_resumes_from_a_given_state_and_step() -> None:

@@ -24,6 +24,9 @@ MAX_CONCURRENCY = 4096
 # memory while it is made (a million took ~1.1 GB and about ten minutes); split more
 # into several runs
 MAX_ITEMS = 1_000_000
+# characters of an item's id: a name that messages, tables and the journal's index repeat
+# (a 50 MB id was copied into each)
+MAX_ITEM_ID = 200
 # prompt variants of a run (a process offers a handful)
 MAX_VARIANTS = 1000
 

@@ -29,9 +29,9 @@ from unerring.executors import Execution, Executor, ExecutorSpec, Work, open_exe
 from unerring.graph import MAX_DEPTH, Graph, GraphError, Node, check_nodes, check_stream
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
-from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreError
+from unerring.journal.store import MEMORY, ItemRecord, RunRecord, Store, StoreRefused
 from unerring.journal.writer import Durability, JournalWriter
-from unerring.limits import MAX_ITEMS, MAX_K, check_at_most
+from unerring.limits import MAX_ITEM_ID, MAX_ITEMS, MAX_K, check_at_most
 from unerring.memory import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
 from unerring.models import (
     ModelSpec,
@@ -173,6 +173,11 @@ class BatchItem:
     item_id: str
     options: dict[str, Any] = field(default_factory=dict)
     process: Process[Any, Any] | None = None
+    # where the item was given ("--items FILE line N"), for messages; else its id is named
+    origin: str | None = None
+
+    def where(self) -> str:
+        return self.origin or f"item {self.item_id!r}"
 
 
 @dataclass
@@ -191,7 +196,7 @@ class RunResult:
         if item_id is not None:
             found = self.store.item(self.run, item_id)
             if found is None:
-                raise StoreError(f"run {self.run.run_id!r} has no item {item_id!r}")
+                raise StoreRefused(f"run {self.run.run_id!r} has no item {item_id!r}")
             index = found.item
         return self.store.decisions(self.run, item=index)
 
@@ -509,7 +514,10 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
     """Each item's number of steps (building each item's process once, to check it)."""
     steps: list[int | None] = []
     for b in batch:
-        p = b.process if b.process is not None else make_process(options, b.options)
+        try:
+            p = b.process if b.process is not None else make_process(options, b.options)
+        except UsageError as e:
+            raise UsageError(f"{b.where()}: {e}") from None
         if isinstance(p, Graph):
             raise UsageError(
                 f"task {options.task!r} is a graph: a batch of graphs is not supported; "
@@ -519,6 +527,24 @@ def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | 
             check_variants(p, tuple(options.variants))
         steps.append(p.total_steps())
     return steps
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A value for a message, cut short: an id may be megabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def item_id_problem(item_id: object) -> str | None:
+    """What is wrong with an item id (None: nothing). Ids are names that messages, tables
+    and the journal's index repeat: a short line of printable characters."""
+    if not isinstance(item_id, str) or not item_id:
+        return "must be a non-empty string"
+    if len(item_id) > MAX_ITEM_ID:
+        return f"is {len(item_id):,} characters long; ids are at most {MAX_ITEM_ID}"
+    if not item_id.isprintable():
+        return "holds a control character (a newline, a tab); ids are printable text"
+    return None
 
 
 def check_batch(batch: Sequence[BatchItem]) -> None:
@@ -531,8 +557,9 @@ def check_batch(batch: Sequence[BatchItem]) -> None:
         )
     seen: set[str] = set()
     for b in batch:
-        if not isinstance(b.item_id, str) or not b.item_id:
-            raise UsageError(f"item id {b.item_id!r} must be a non-empty string")
+        problem = item_id_problem(b.item_id)
+        if problem is not None:
+            raise UsageError(f"{b.origin or 'a batch item'}: item id {_shown(b.item_id)} {problem}")
         if b.item_id in seen:
             raise UsageError(f"item id {b.item_id!r} appears twice; ids must be unique")
         seen.add(b.item_id)
@@ -642,7 +669,7 @@ def _execute(
     store = Store(session.store, max_pages=session.max_pages)
     run = store.get_run(run_id) if run_id else None
     if run is None and resume:
-        raise StoreError(f"no run {run_id!r} in {session.store} (see `unerring runs`)")
+        raise StoreRefused(f"no run {run_id!r} in {session.store} (see `unerring runs`)")
     if run is not None:
         if (run.kind == "batch") != (batch is not None) and not (run.kind == "batch" and resume):
             raise UsageError(
@@ -673,7 +700,7 @@ def _execute(
                 f"refusing to mix them: {'; '.join(diff)}"
             )
         if run.status == "completed":
-            raise StoreError(f"run {run.run_id!r} is already completed; nothing to resume")
+            raise StoreRefused(f"run {run.run_id!r} is already completed; nothing to resume")
         kept = run.config.get("stopping_resolved")
         if kept is not None:  # the rule's parameters as the run started, not recomputed
             voting = replace(voting, adaptive=AdaptiveConfig.from_dict(kept))

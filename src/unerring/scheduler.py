@@ -165,6 +165,15 @@ def run_end(
     return RunEnd(status, f"items {' and '.join(parts)}", ended, ends, *where)
 
 
+class _BudgetCut(Exception):
+    """The sample cap leaves no room for a round that could decide the step."""
+
+    def __init__(self, vote: StepVote, least: int) -> None:
+        super().__init__("sample budget reached")
+        self.vote = vote
+        self.least = least  # the fewest samples that could have decided it
+
+
 class _Open:
     """A step opened in an item's speculative pipeline."""
 
@@ -208,6 +217,10 @@ class Scheduler:
         self.prices = prices or Prices()
         self.budget = budget or Budget()
         self._budgeted = self.budget.active  # (a frozen Budget: asked once, not per item)
+        # the sample cap is held at every round, not only between steps: samples asked for
+        # by steps still voting (any item's) are counted before more go out
+        self._sample_cap = self.budget.max_samples
+        self._asked = 0  # samples asked for by steps not yet counted in the totals
         self.totals = totals or Totals()
         self.speculate = speculate
         self.window = window
@@ -461,7 +474,42 @@ class Scheduler:
                 self.request_stop(reason)
         return self.stop_reason
 
+    def _grant(self, n: int, least: int) -> int:
+        """How many of a round's n samples the sample cap lets out: all, or what is left
+        when that could still decide the step (at least `least`), else none."""
+        cap = self._sample_cap
+        assert cap is not None
+        t = self.totals
+        left = cap - t.samples - t.speculative_samples - self._asked
+        if left < n:
+            n = left if left >= least else 0
+        self._asked += n
+        return n
+
+    def _cut(self, it: Item, vote: StepVote, step: int, least: int) -> None:
+        """The sample cap leaves a step short of a decision: the item stops before it, and
+        what the step drew is discarded (paid for, journaled, never a vote; a resume draws
+        the step again)."""
+        self._asked -= len(vote.drawn)
+        got = len(vote.drawn) - vote.outstanding
+        if got:
+            ptoks, ctoks = vote.prompt_tokens, vote.completion_tokens
+            cost = ptoks * self.prices.prompt + ctoks * self.prices.completion
+            x = Discarded(it.index, step, got, ptoks, ctoks, cost)
+            self.totals.add_discarded(x)
+            for fn in self.events.discarded:
+                fn(x)
+        t = self.totals
+        used = t.samples + t.speculative_samples + self._asked
+        reason = (
+            f"sample budget reached ({used} of {self._sample_cap}; step {step} needs {least} more)"
+        )
+        self.request_stop(reason)
+        self._end_item(it, "stopped", reason)
+
     def _emit(self, d: Decision) -> None:
+        if self._sample_cap is not None:
+            self._asked -= d.samples
         self.totals.add(d)
         for fn in self.events.decision:
             fn(d)
@@ -494,7 +542,13 @@ class Scheduler:
                 if reason is not None:
                     self._end_item(it, "stopped", reason)
                     return
-            d = await self._decide(it, state, step)
+            try:
+                d = await self._decide(it, state, step)
+            except _BudgetCut as cut:
+                self._cut(it, cut.vote, step, cut.least)
+                return
+            if budgeted:
+                self._asked -= d.samples
             totals.add(d)  # as _emit does, inline: this loop runs for every step
             for fn in self.events.decision:
                 fn(d)
@@ -558,6 +612,8 @@ class Scheduler:
                 await asyncio.gather(*tasks, return_exceptions=True)
             for o in reversed(thrown):
                 v = o.vote
+                if v is not None and self._sample_cap is not None:
+                    self._asked -= len(v.drawn)
                 got = 0 if v is None else len(v.drawn) - v.outstanding
                 if v is not None and got:
                     x = Discarded(
@@ -578,7 +634,13 @@ class Scheduler:
             while pipe:
                 head = pipe[0]
                 assert head.task is not None
-                d = await head.task
+                try:
+                    d = await head.task
+                except _BudgetCut as cut:
+                    pipe.popleft()
+                    await discard_all()
+                    self._cut(it, cut.vote, head.step, cut.least)
+                    return
                 pipe.popleft()
                 self._emit(d)
                 if d.state_after is None:
@@ -650,9 +712,15 @@ class Scheduler:
             for v in variants:
                 p = process.variant_prompt(state, step, v)
                 prompts[v] = with_notes(notes, p) if notes else p
+        capped = self._sample_cap is not None
         if self.whole:
             first = 0
             while n:  # a whole round per request, counted as it comes back
+                if capped:
+                    least = min(tally.needed(), n)
+                    n = self._grant(n, least)
+                    if not n:
+                        raise _BudgetCut(vote, least)
                 if variants is None:
                     got = await backend.sample(
                         SampleRequest(
@@ -696,6 +764,11 @@ class Scheduler:
                 n = vote.next_round(parallel)
                 if not n:
                     break
+                if capped:
+                    least = min(tally.needed(), n)
+                    n = self._grant(n, least)
+                    if not n:
+                        raise _BudgetCut(vote, least)
                 first = vote.expect(n)
                 try:
                     async with asyncio.TaskGroup() as tg:

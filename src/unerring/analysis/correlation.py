@@ -18,7 +18,7 @@ from typing import Any
 
 from unerring import reliability
 from unerring.independence import BothWrong, HardSteps, StepCounts, hard_steps, pairs_test
-from unerring.journal.store import RunRecord, Store, StoreError
+from unerring.journal.store import RunRecord, Store, StoreRefused
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,7 @@ def _rounded(components: list[tuple[float, float]]) -> list[tuple[float, float]]
 def correlation(store: Store, run_id: str) -> Correlation:
     run = store.get_run(run_id)
     if run is None:
-        raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
+        raise StoreRefused(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
     counts = StepCounts()
     pairs = _Pairs()
     groups: dict[str, _Group] = {}

@@ -22,7 +22,7 @@ from unerring.analysis.records import tokens_of
 from unerring.analysis.taxonomy import Category
 from unerring.backends.base import Backend, SampleRequest
 from unerring.backends.sim import ProcessOracle, mix64
-from unerring.journal.store import Store, StoreError
+from unerring.journal.store import Store, StoreRefused
 from unerring.process import NoteSelector, Process, with_notes
 from unerring.redflags import Flag
 
@@ -147,7 +147,7 @@ def load_notebook(store: Store, ref: str, *, accepted_only: bool = True) -> Note
     row = store.notebook_row(name, version, accepted_only=accepted_only)
     if row is None:
         what = f"{name}@{version}" if version else f"an accepted version of {name!r}"
-        raise StoreError(f"no notebook {what} in {store.path} (see `unerring notes list`)")
+        raise StoreRefused(f"no notebook {what} in {store.path} (see `unerring notes list`)")
     return _from_row(row)
 
 

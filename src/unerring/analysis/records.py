@@ -17,7 +17,7 @@ from typing import Any
 
 from unerring.analysis.taxonomy import Category, flag_category, is_transport, transport_category
 from unerring.journal.replay import replay
-from unerring.journal.store import ItemRecord, RunRecord, Store, StoreError
+from unerring.journal.store import ItemRecord, RunRecord, Store, StoreRefused
 from unerring.process import Feature, Process
 from unerring.redflags import Flag
 from unerring.tasks.registry import get_task
@@ -189,7 +189,7 @@ def stopped_by_budget(status: str, reason: str) -> bool:
 def _run_or_fail(store: Store, run_id: str) -> RunRecord:
     run = store.get_run(run_id)
     if run is None:
-        raise StoreError(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
+        raise StoreRefused(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
     return run
 
 
@@ -204,7 +204,7 @@ def step_features(
     else:
         item = store.item(run, item_id)
         if item is None:
-            raise StoreError(f"run {run_id!r} has no item {item_id!r}")
+            raise StoreRefused(f"run {run_id!r} has no item {item_id!r}")
     if item is None:
         return {}
     process = process_of(run, item)

@@ -17,7 +17,8 @@ from unerring.runner import UsageError
 
 
 def _open(path: str, *, write: bool = False) -> Store:
-    return Store(path, read_only=not write and path != MEMORY)
+    # writing adds to the runs of a store: there is none to add to where no store is
+    return Store(path, read_only=not write and path != MEMORY, create=False)
 
 
 def _out(line: str = "") -> None:
@@ -26,6 +27,7 @@ def _out(line: str = "") -> None:
 
 def cmd_failures(args: argparse.Namespace) -> int:
     store = _open(args.store, write=args.save)
+    store.check()  # it reads every record of the runs: a damaged file is refused first
     report = failures_report(store, args.run_ids, examples=args.examples, save=args.save)
     if args.json:
         _out(json.dumps(report))

@@ -58,6 +58,13 @@ def non_negative_int(text: str) -> int:
     return v
 
 
+def children_shown(text: str) -> int | None:
+    """`show --tree --children`: N (at least 1), or `all` (None: no limit)."""
+    if text == "all":
+        return None
+    return positive_int(text)
+
+
 def number(text: str) -> float:
     try:
         v = float(text)

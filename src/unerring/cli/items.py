@@ -9,7 +9,7 @@ from typing import Any
 from unerring.errors import UsageError
 from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.limits import MAX_ITEMS, shown
-from unerring.runner import BatchItem
+from unerring.runner import BatchItem, item_id_problem
 from unerring.tasks.registry import TaskSpec
 
 
@@ -53,8 +53,9 @@ def items_from_file(path: str, spec: TaskSpec, base: dict[str, Any]) -> list[Bat
         if not isinstance(obj, dict):
             raise UsageError(f"{where} is not a JSON object of {spec.name} options")
         item_id = obj.pop("id", str(number))
-        if not isinstance(item_id, str) or not item_id:
-            raise UsageError(f'{where}: "id" must be a non-empty string')
+        problem = item_id_problem(item_id)
+        if problem is not None:
+            raise UsageError(f'{where}: "id" {problem}')
         if item_id in seen:
             raise UsageError(f"{where}: item id {item_id!r} is also on line {seen[item_id]}")
         seen[item_id] = number
@@ -66,7 +67,7 @@ def items_from_file(path: str, spec: TaskSpec, base: dict[str, Any]) -> list[Bat
                     f"(known: {', '.join(sorted(known)) or 'none'})"
                 )
             options[name] = _value(spec, name, value, where)
-        items.append(BatchItem(item_id, options))
+        items.append(BatchItem(item_id, options, origin=where))
         if len(items) > MAX_ITEMS:
             raise UsageError(
                 f"--items {path} holds more than {MAX_ITEMS:,} items; split it into several runs"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from unerring.cli.args import (
     add_store,
     add_task_options,
     add_transport_options,
+    children_shown,
     non_negative_int,
     number,
     positive_int,
@@ -32,21 +33,28 @@ from unerring.cli.args import (
     variant_list,
 )
 from unerring.cli.items import items_from_file, named_item, numbered_items
-from unerring.cli.tree import render_tree
+from unerring.cli.show_text import summary_lines
+from unerring.cli.table import table
+from unerring.cli.tree import CHILDREN, render_tree
 from unerring.executors import EXECUTORS, Execution, ExecutorSpec
 from unerring.graph import MAX_DEPTH
+from unerring.journal.codec import DamagedRecord
 from unerring.journal.lock import live_status
 from unerring.journal.store import (
     DEFAULT_STORE,
     MEMORY,
     RunRecord,
     Store,
+    StoreBusy,
     StoreError,
+    StoreRefused,
+    store_error,
 )
 from unerring.limits import MAX_ITEMS, MAX_K, MAX_PARALLEL, MAX_SAMPLES_PER_STEP
 from unerring.models import Transport, ensemble_text, make_backend, parse_model
 from unerring.progress import Progress
 from unerring.reporting.rows import export_rows
+from unerring.reporting.streams import write_csv, write_jsonl
 from unerring.runner import (
     STOPPING_RULES,
     BatchItem,
@@ -122,7 +130,8 @@ def _print_result(result: RunResult, as_json: bool) -> int:
                 f"completed, {s['items_stopped']:,} stopped, {s['items_failed']:,} failed"
             )
             for it in s["items_not_completed"][:10]:
-                print(f"  item {it['id']} {it['status']}: {it['reason']}")
+                why = f": {it['reason']}" if it["reason"] else ""
+                print(f"  item {it['id']} {it['status']}{why}")
         print(
             f"run {s['run_id']} {s['status']}: {s['steps_decided']:,}{total} steps, "
             f"{errors}, {s['samples']:,} samples ({s['samples_per_step']:.2f}/step, {_rule(s)}), "
@@ -263,7 +272,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run = store.get_run(args.run_id)
     store.close()
     if run is None:
-        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+        raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     options = RunOptions.from_config(run.config)
     given = _task_options(args, run.task)
     explicit = {k: v for k, v in given.items() if getattr(args, f"task_{k}", None) is not None}
@@ -514,26 +523,36 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {args.store}")
         return 0
-    print(f"{'RUN':<36} {'TASK':<10} {'STATUS':<10} {'PROGRESS':>20}  {'STARTED':<19}  LAST")
+    rows: list[tuple[str, ...]] = []
     for r in runs:
         # a graph's total is the planner's count for a run without errors (a wrong answer
         # can change what later nodes must do): an estimate
         about = "~" if r["kind"] == "graph" else ""
         total = f"/{about}{r['steps_total']:,}" if r["steps_total"] else ""
-        prog = f"{r['steps_decided']:,}{total}"
-        task = r["task"]
-        if "items" in r:  # a batch: one line, its items' progress with its steps'
-            prog = f"{r['items_completed']:,}/{r['items']:,} items {prog}"
-            task = f"{task}[{r['items']}]"
-        print(
-            f"{r['run_id']:<36} {task:<10} {r['status']:<10} {prog:>20}  "
-            f"{r['started']:<19}  {r['last_activity']}"
+        items = f"{r['items_completed']:,}/{r['items']:,}" if "items" in r else "-"
+        rows.append(
+            (
+                safe(r["run_id"], 200),
+                r["task"],
+                r["status"],
+                items,
+                f"{r['steps_decided']:,}{total}",
+                r["started"],
+                r["last_activity"],
+            )
         )
+    headers = ("RUN", "TASK", "STATUS", "ITEMS", "STEPS", "STARTED", "LAST")
+    for text in table(headers, rows, right=frozenset({3, 4})):
+        print(text)
     return 0
 
 
 def _item_table(store: Store, run: RunRecord) -> None:
-    print(f"\n{'ITEM':<16} {'STATUS':<10} {'STEPS':>17} {'ERRORS':>7} {'SAMPLES':>10} {'COST':>10}")
+    """A batch's items, streamed (a batch may hold 100,000): the id column as wide as the
+    longest id, the others as wide as their numbers can be."""
+    width = max(4, store.longest_item_id(run))
+    print(f"\n{'ITEM':<{width}}  {'STATUS':<9}  {'STEPS':>17}  {'ERRORS':>7}  "
+          f"{'SAMPLES':>11}  {'COST':>10}")  # fmt: skip
     for it in store.items(run):
         st = it.stats
         total = f"/{it.steps_total:,}" if it.steps_total else ""
@@ -541,21 +560,21 @@ def _item_table(store: Store, run: RunRecord) -> None:
         errors = int(st.get("errors", 0))
         cost = float(st.get("cost", 0.0))
         line = (
-            f"{it.item_id:<16} {it.status:<10} {steps:>17} {errors:>7} "
-            f"{int(st.get('samples', 0)):>10,} {cost:>10.4g}"
+            f"{safe(it.item_id, 200):<{width}}  {it.status:<9}  {steps:>17}  {errors:>7,}  "
+            f"{int(st.get('samples', 0)):>11,}  {cost:>10.4g}"
         )
-        print(line + (f"  {it.reason}" if it.reason else ""))
+        print(line + (f"  {safe(it.reason, 200)}" if it.reason else ""))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     store = _open_read(args.store)
     run = store.get_run(args.run_id)
     if run is None:
-        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
+        raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     if args.tree:
         if run.kind != "graph":
             raise UsageError(f"run {run.run_id!r} is a {run.kind}; --tree shows a graph's nodes")
-        for text in render_tree(store, run, args.depth):
+        for text in render_tree(store, run, args.depth, args.children):
             print(text)
         return 0
     attempts = store.attempts(run)
@@ -578,57 +597,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(s))
         return 0
-    for key in (
-        "run_id",
-        "task",
-        "task_options",
-        "model",
-        "k",
-        "stopping",
-        "status",
-        "reason",
-        "steps_decided",
-        "steps_total",
-        "errors",
-        "undecided",
-        "samples",
-        "samples_per_step",
-        "red_flags",
-        "flags",
-        "prompt_tokens",
-        "completion_tokens",
-        "cost",
-        "transport_failures",
-        "wall_s",
-        "us_per_step",
-        "attempts",
-        "last_activity",
-    ):
-        value = s[key]
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        print(f"{key:<18} {value}")
+    for text in summary_lines(s):
+        print(text)
     if "items" in s:
-        for key in ("items", "items_completed", "items_stopped", "items_failed", "items_pending"):
-            print(f"{key:<18} {s[key]}")
         _item_table(store, run)
     return 0
-
-
-# decision columns the journal keeps as JSON text: votes (counts, best first), flags
-# (red flags by kind) and features (the step's features, for failure analysis)
-_JSON_COLUMNS = ("votes", "flags", "features")
-
-
-def _json_values(d: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-text columns as the values they hold, so JSONL readers decode once."""
-    for key in _JSON_COLUMNS:
-        text = d.get(key)
-        # text that is not JSON (no store writes that) is exported as the text it is
-        if isinstance(text, str):
-            with suppress(ValueError):
-                d[key] = json.loads(text)
-    return d
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -637,25 +610,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output:
         raise UsageError("-o is for --format parquet; jsonl and csv go to standard output")
     store = _open_read(args.store)
+    store.check()  # a damaged file is refused, not exported wrong (0.2 s a 50 MB store)
     run = store.get_run(args.run_id)
     if run is None:
-        raise StoreError(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
-    out = sys.stdout
+        raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
     rows = export_rows(store, run, args.what, named_item(store, run, args.item))
-    if args.format == "jsonl":
-        for d in rows:
-            out.write(json.dumps(_json_values(d)) + "\n")
-    else:
-        # CSV cells are text: nested values stay JSON text, one column each
-        writer: Any = None
-        for d in rows:
-            if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(d))
-                writer.writeheader()
-            writer.writerow(
-                {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in d.items()}
-            )
-    out.flush()
+    (write_jsonl if args.format == "jsonl" else write_csv)(rows, sys.stdout)
+    sys.stdout.flush()
     return 0
 
 
@@ -934,6 +895,14 @@ def build_parser() -> Parser:
         metavar="D",
         help="with --tree: show D levels below the first nodes; deeper ones as counts",
     )
+    show.add_argument(
+        "--children",
+        type=children_shown,
+        default=CHILDREN,
+        metavar="N|all",
+        help=f"with --tree: draw the first N children of a node (default {CHILDREN}), "
+        "then one line counting the rest; all: every one",
+    )
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser(
@@ -963,17 +932,41 @@ def build_parser() -> Parser:
     return parser
 
 
+# README's rule: bad input (a store or run that is not there included) exits 2; a run that
+# stops before its end exits 1; a store another process holds exits 75 (sysexits'
+# EX_TEMPFAIL: try again)
+EXIT_STOPPED = 1
+EXIT_USAGE = 2
+EXIT_BUSY = 75
+
+
+def _store_exit(e: StoreError) -> int:
+    if isinstance(e, StoreRefused):
+        return EXIT_USAGE
+    return EXIT_BUSY if isinstance(e, StoreBusy) else EXIT_STOPPED
+
+
+def _fail(e: Exception, code: int) -> int:
+    print(f"unerring: error: {e}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except UsageError as e:
-        print(f"unerring: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(e, EXIT_USAGE)
     except StoreError as e:
-        print(f"unerring: error: {e}", file=sys.stderr)
-        return 1
+        return _fail(e, _store_exit(e))
+    except sqlite3.DatabaseError as e:
+        # past opening: a lock held longer than the busy timeout, or damage found by a read
+        named = store_error(getattr(args, "store", DEFAULT_STORE), e, opening=False)
+        return _fail(named, _store_exit(named))
+    except DamagedRecord as e:  # packed records read outside Store.decisions (a report's)
+        where = getattr(args, "store", DEFAULT_STORE)
+        return _fail(StoreRefused(f"{where} is damaged ({e}); restore it from a copy"), 2)
     except BrokenPipeError:
         # `unerring export ... | head`: the reader left; that is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,17 +10,17 @@ from typing import Any
 from unerring.cli.args import add_store, positive_int
 from unerring.cli.items import named_item
 from unerring.extras import MissingExtra, require
-from unerring.journal.store import MEMORY, RunRecord, Store, StoreError
+from unerring.journal.store import MEMORY, RunRecord, Store
 from unerring.reporting.files import OutputError, atomic_path, write_bytes
 from unerring.runner import UsageError
 
 
 def _open(path: str) -> Store:
-    """The store, read-only; a path that is not a journal is bad input (exit 2)."""
-    try:
-        return Store(path, read_only=path != MEMORY)
-    except StoreError as e:
-        raise UsageError(str(e)) from None
+    """The store, read-only (a path that is not a journal is refused: exit 2), checked
+    whole: a report or an export reads every record, and a damaged file is refused."""
+    store = Store(path, read_only=path != MEMORY)
+    store.check()
+    return store
 
 
 def _run(store: Store, run_id: str) -> RunRecord:

@@ -22,6 +22,39 @@ RowLike = sqlite3.Row | Mapping[str, Any]
 BLOCK_SEPARATOR = "\x1e"
 
 
+class DamagedRecord(ValueError):
+    """Decisions that cannot be what the writer wrote (a damaged file): sizes that do not
+    add up, text that is not JSON, or numbers no decision has (a negative count, more
+    votes than samples, no vote for the winner)."""
+
+
+def check_decision_row(d: Mapping[str, Any]) -> None:
+    """A noteworthy decision row (votes, flags and features as JSON text) as the writer
+    makes it, or DamagedRecord: every vote and every red flag is a sample of the step."""
+    try:
+        votes = json.loads(d["votes"])
+        flags = json.loads(d["flags"]) if d["flags"] is not None else {}
+        if d["features"] is not None:
+            json.loads(d["features"])
+    except (TypeError, ValueError):
+        raise DamagedRecord(f"step {d['step']}: votes, flags or features are not JSON") from None
+    samples, surplus = d["samples"], d["surplus"]
+    counts = (
+        [*votes, *flags.values()] if isinstance(votes, list) and isinstance(flags, dict) else None
+    )
+    if (
+        counts is None
+        or not all(isinstance(v, int) and v >= 0 for v in counts)
+        or not isinstance(samples, int)
+        or not isinstance(surplus, int)
+        or not 0 <= surplus < samples
+        or sum(counts) > samples
+    ):
+        raise DamagedRecord(
+            f"step {d['step']}: {samples} samples, surplus {surplus}, votes {votes}, flags {flags}"
+        )
+
+
 _INT_COLUMNS = ("samples", "surplus", "prompt_tokens", "completion_tokens", "elapsed_us", "correct")
 _INT_WIDTH = array("i").itemsize * len(_INT_COLUMNS)  # bytes per step
 
@@ -95,6 +128,10 @@ def block_columns(row: RowLike) -> BlockColumns:
     ints = array("i")
     blob = row["data"]
     width = _INT_WIDTH * n
+    if n < 1 or len(blob) not in (width, width + 8 * n):
+        raise DamagedRecord(
+            f"steps {first}-{last} less {len(holes)} holes do not fit {len(blob)} bytes"
+        )
     ints.frombytes(blob[:width])
     costs = array("d")
     costs.frombytes(blob[width:])
@@ -131,24 +168,42 @@ def unpack_block(row: sqlite3.Row) -> Iterator[dict[str, Any]]:
     """The decisions packed in one decision_blocks row, as decision rows."""
     c = block_columns(row)
     steps = block_steps(c.first_step, c.last_step, c.holes)
-    for i, winner in enumerate(block_winners(row)):
+    winners = block_winners(row)
+    if len(winners) != len(steps):
+        raise DamagedRecord(f"{len(winners)} winners for {len(steps)} steps")
+    for i, winner in enumerate(winners):
         yield decision_at(c, i, steps[i], winner)
 
 
 def decision_at(c: BlockColumns, i: int, step: int, winner: str) -> dict[str, Any]:
     """The plain decision at position i of packed columns, as a decision row."""
     correct = c.correct[i]
+    samples, surplus = c.samples[i], c.surplus[i]
+    cost = c.cost[i] if c.cost else 0.0
+    ptoks, ctoks, elapsed = c.prompt_tokens[i], c.completion_tokens[i], c.elapsed_us[i]
+    # what every decision the writer packs has: a vote for its winner, no negative count
+    if (
+        samples - surplus < 1
+        or surplus < 0
+        or min(ptoks, ctoks, elapsed) < 0
+        or not -1 <= correct <= 1
+        or not cost >= 0.0
+    ):
+        raise DamagedRecord(
+            f"step {step}: samples {samples}, surplus {surplus}, tokens {ptoks}/{ctoks}, "
+            f"elapsed {elapsed} us, correct {correct}, cost {cost}"
+        )
     return {
         "step": step,
         "winner": winner,
-        "votes": f"[{c.samples[i] - c.surplus[i]}]",  # unanimous: every counted vote
-        "samples": c.samples[i],
-        "surplus": c.surplus[i],
+        "votes": f"[{samples - surplus}]",  # unanimous: every counted vote
+        "samples": samples,
+        "surplus": surplus,
         "flags": None,
-        "prompt_tokens": c.prompt_tokens[i],
-        "completion_tokens": c.completion_tokens[i],
-        "cost": c.cost[i] if c.cost else 0.0,
-        "elapsed": c.elapsed_us[i] / 1e6,
+        "prompt_tokens": ptoks,
+        "completion_tokens": ctoks,
+        "cost": cost,
+        "elapsed": elapsed / 1e6,
         "undecided": 0,
         "correct": None if correct < 0 else correct,
         "features": None,

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from unerring.journal.filelock import try_lock, unlock
-from unerring.journal.store import MEMORY, StoreError
+from unerring.journal.store import MEMORY, StoreBusy
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -34,7 +34,7 @@ class RunLock:
         # a reader probing the lock (see is_held) holds it for microseconds: wait that out
         fd = try_lock(self.path, patience_s=0.25)
         if fd is None:
-            raise StoreError(
+            raise StoreBusy(
                 f"run {self.run_id!r} is being written by another process; wait for "
                 f"it to stop (see `unerring show {self.run_id}`)"
             )

@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -17,11 +18,13 @@ from typing import Any
 
 from unerring.journal.codec import (
     BlockColumns,
+    DamagedRecord,
     NodeEnd,
     NodeEndsRow,
     block_columns,
     block_steps,
     block_winners,
+    check_decision_row,
     unpack_block,
     unpack_holes,
 )
@@ -35,7 +38,27 @@ _HEADER = b"SQLite format 3\x00"
 
 
 class StoreError(Exception):
-    """The store cannot be used as asked; the message says why and what to do."""
+    """The store cannot do what was asked (a write failed); the message says why and what
+    to do. The CLI exits 1: work stopped part way, what was committed is safe."""
+
+
+class StoreRefused(StoreError):
+    """The store, or the run asked of it, cannot be used as given: none at the path, not a
+    journal, damaged, newer, a directory, no such run. Bad input: the CLI exits 2."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store (or the run) longer than we wait; nothing was
+    changed; try again. The CLI exits 75 (EX_TEMPFAIL: a temporary failure)."""
+
+
+def _json(text: str, what: str, name: str) -> Any:
+    """A record's JSON column; text that is not JSON is a damaged file (the writer wrote
+    JSON), named as such rather than failing as a parse error."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise DamagedRecord(f"{what} {name!r} holds a column that is not JSON") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +83,13 @@ class RunRecord:
             id=row["id"],
             run_id=row["run_id"],
             task=row["task"],
-            config=json.loads(row["config"]),
+            config=_json(row["config"], "run", row["run_id"]),
             status=row["status"],
             reason=row["reason"],
             steps_total=row["steps_total"],
             next_step=row["next_step"],
             state=row["state"],
-            stats=json.loads(row["stats"]),
+            stats=_json(row["stats"], "run", row["run_id"]),
             created=row["created"],
             updated=row["updated"],
             kind=row["kind"],
@@ -105,13 +128,13 @@ class ItemRecord:
         return cls(
             item=row["item"],
             item_id=row["item_id"],
-            options=json.loads(row["options"]),
+            options=_json(row["options"], "item", row["item_id"]),
             status=row["status"],
             reason=row["reason"],
             steps_total=row["steps_total"],
             next_step=row["next_step"],
             state=row["state"],
-            stats=json.loads(row["stats"]),
+            stats=_json(row["stats"], "item", row["item_id"]),
             parent=row["parent"],
             kind=row["kind"],
             input=row["input"],
@@ -133,23 +156,23 @@ def _check_file(path: Path) -> _Header:
         with path.open("rb") as f:
             header = f.read(100)
     except OSError as e:
-        raise StoreError(f"cannot read store {path}: {e.strerror}") from None
+        raise StoreRefused(f"cannot read store {path}: {e.strerror}") from None
     if not header:
         return _Header(0, wal=False)
     if len(header) < 100 or not header.startswith(_HEADER):
-        raise StoreError(
+        raise StoreRefused(
             f"{path} is not an unerring store (not an SQLite database); "
             "pass --store with another path"
         )
     app_id = int.from_bytes(header[68:72], "big")
     version = int.from_bytes(header[60:64], "big")
     if app_id != APPLICATION_ID:
-        raise StoreError(
+        raise StoreRefused(
             f"{path} is an SQLite database that unerring did not create; it was not "
             "touched; pass --store with another path"
         )
     if version > SCHEMA_VERSION:
-        raise StoreError(
+        raise StoreRefused(
             f"{path} was written by a newer unerring (schema v{version}; this version "
             f"reads up to v{SCHEMA_VERSION}); upgrade unerring to use it"
         )
@@ -173,17 +196,20 @@ def _busy(e: sqlite3.Error) -> bool:
     return "database is locked" in str(e) or "database table is locked" in str(e)
 
 
-def _open_error(path: str, e: sqlite3.DatabaseError) -> StoreError:
-    """Name what went wrong opening a store: busy, corrupted, or another reason."""
+def store_error(path: str, e: sqlite3.DatabaseError, *, opening: bool = True) -> StoreError:
+    """Name what went wrong opening (or, `opening` False, using) a store: busy, corrupted,
+    or another reason (bad input at the open, a failure of the work after it)."""
     if _busy(e):
-        return StoreError(
+        return StoreBusy(
             f"store {path} is busy: another process kept it locked for over "
             f"{BUSY_TIMEOUT_S:g} s ({e}); nothing was changed; try again"
         )
     code = getattr(e, "sqlite_errorcode", None)
     if code is None or code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return StoreError(f"{path} is corrupted or unreadable ({e}); it was not modified")
-    return StoreError(f"cannot open store {path} ({e}); it was not modified")
+        return StoreRefused(f"{path} is corrupted or unreadable ({e}); it was not modified")
+    if not opening:
+        return StoreError(f"store {path} failed: {e}")
+    return StoreRefused(f"cannot open store {path} ({e}); it was not modified")
 
 
 def _journal_mode(conn: sqlite3.Connection, mode: str) -> None:
@@ -231,14 +257,77 @@ def _connect(
     return conn
 
 
+def folder_writable(folder: Path) -> bool:
+    """Whether files can be made in the folder (not a read-only mount, not a folder whose
+    permissions forbid it; root may write any folder of a writable mount)."""
+    try:
+        return os.access(folder, os.W_OK) and not os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:
+        return False
+
+
+def _wal_holds_commits(p: Path) -> bool:
+    try:
+        return Path(f"{p}-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def read_uri(p: Path, writable_folder: bool) -> str:
+    """The URI that opens a store only to read it.
+
+    SQLite reads a WAL store through a -shm file it makes beside the store at the first
+    open: in a folder that cannot be written (a read-only mount or directory) there is
+    none to make and the ordinary read-only open fails. No writer can make a -wal file
+    there either, so when none holds commits the main file holds them all, and is read as
+    immutable: no lock taken, no file made. In a folder that can be written, a writer
+    may start at any moment and the ordinary open (which sees its commits) is the one."""
+    uri = f"file:{p.resolve()}?mode=ro"
+    if writable_folder or _wal_holds_commits(p):
+        return uri
+    return uri + "&immutable=1"
+
+
+def _cannot_open(e: sqlite3.DatabaseError) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
+    return "unable to open" in str(e)
+
+
+def _make_parent(p: Path, path: str) -> None:
+    """Only the default store's folder is made: a typo in --store must not grow a tree."""
+    if p.parent.is_dir():
+        return
+    if path != DEFAULT_STORE:
+        what = "is not a folder" if p.parent.exists() else "does not exist"
+        raise StoreRefused(
+            f"--store {path}: {p.parent} {what}; create the folder or pass --store with "
+            "another path"
+        )
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreRefused(f"cannot create {p.parent}: {e.strerror}") from None
+
+
 class Store:
     """One journal file (or one in-memory database shared by this process's connections).
 
-    `max_pages` caps the database at that many pages on every connection this store opens
-    (SQLite's max_page_count): a write past it fails as a full disk would.
+    `create`: make the file where there is none (a run does; what only adds to the runs
+    in a store, such as learnt notes, does not). `max_pages` caps the database at that
+    many pages on every connection this store opens (SQLite's max_page_count): a write
+    past it fails as a full disk would.
     """
 
-    def __init__(self, path: str, *, read_only: bool = False, max_pages: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        read_only: bool = False,
+        max_pages: int | None = None,
+        create: bool = True,
+    ) -> None:
         # a graph run's packed node ends, decoded, by run: kept while the journal adds none
         self._ends: dict[int, tuple[tuple[int, int], dict[int, NodeEnd]]] = {}
         self.path = path
@@ -253,26 +342,23 @@ class Store:
         p = Path(path)
         exists = p.exists()
         if exists and p.is_dir():
-            raise StoreError(f"--store {path} is a directory; give a file path")
+            raise StoreRefused(f"--store {path} is a directory; give a file path")
         header = _check_file(p) if exists else _Header(0, wal=False)
+        if not exists and (read_only or not create):
+            raise StoreRefused(f"no store at {path} (runs are kept where --store points)")
         if read_only:
-            if not exists:
-                raise StoreError(f"no store at {path} (runs are kept where --store points)")
             if 0 < header.version < SCHEMA_VERSION:
                 self._read_old(p, header.version)
                 return
-            self.uri = f"file:{p.resolve()}?mode=ro"
+            self.uri = read_uri(p, folder_writable(p.parent))
         else:
             if exists and is_read_only(p):
-                raise StoreError(
+                raise StoreRefused(
                     f"store {path} is read-only; nothing was written; make it writable "
                     "or pass --store with another path"
                 )
             if not exists:
-                try:
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise StoreError(f"cannot create {p.parent}: {e.strerror}") from None
+                _make_parent(p, path)
             self.uri = f"file:{p.resolve()}"
         try:
             if read_only or (header.version == SCHEMA_VERSION and header.wal):
@@ -280,7 +366,19 @@ class Store:
             else:
                 self.conn = self._create_or_migrate(p)
         except sqlite3.DatabaseError as e:
-            raise _open_error(path, e) from None
+            if read_only and _cannot_open(e) and _wal_holds_commits(p):
+                raise StoreRefused(
+                    f"store {path} cannot be read here: its folder cannot be written and "
+                    f"commits wait in {p.name}-wal, which SQLite reads only with a "
+                    f"{p.name}-shm file beside it; make the folder writable once (any "
+                    "unerring command that reads it then works), or copy the store with its "
+                    "-wal file elsewhere"
+                ) from None
+            raise store_error(path, e) from None
+        except UnicodeDecodeError:  # SQLite's message quotes the damaged bytes
+            raise StoreRefused(
+                f"{path} is corrupted (SQLite's report of it does not decode); it was not modified"
+            ) from None
 
     def _open(self, version: int) -> sqlite3.Connection:
         conn = _connect(self.uri, read_only=self.read_only, max_pages=self.max_pages)
@@ -300,7 +398,7 @@ class Store:
         lock = Path(f"{p}-schema.lock")  # never a run's lock: those are STORE.RUN_ID.lock
         fd = try_lock(lock, patience_s=BUSY_TIMEOUT_S)
         if fd is None:
-            raise StoreError(
+            raise StoreBusy(
                 f"store {self.path} is busy: another process has been creating or upgrading "
                 f"it for {BUSY_TIMEOUT_S:g} s; nothing was changed; try again"
             )
@@ -334,7 +432,7 @@ class Store:
         through today's schema from a migrated copy in memory; the file is not touched."""
         self.uri = f"file:unerring-{uuid.uuid4().hex}?mode=memory&cache=shared"
         try:
-            src = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+            src = sqlite3.connect(read_uri(p, folder_writable(p.parent)), uri=True)
             try:
                 self.conn = _connect(self.uri)
                 src.backup(self.conn)
@@ -342,7 +440,7 @@ class Store:
                 src.close()
             migrate(self.conn, version)
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path} cannot be read ({e}); it was not modified") from None
+            raise StoreRefused(f"{self.path} cannot be read ({e}); it was not modified") from None
 
     def connect(self, *, sync: bool = False) -> sqlite3.Connection:
         """A second connection to the same store (for the writer thread)."""
@@ -437,6 +535,13 @@ class Store:
         end = self.node_ends(run).get(it.item)
         return it if end is None else _ended(it, end)
 
+    def longest_item_id(self, run: RunRecord) -> int:
+        """The length of a run's longest item id (a table's column width)."""
+        row = self.conn.execute(
+            "SELECT coalesce(max(length(item_id)), 0) FROM items WHERE run = ?", (run.id,)
+        ).fetchone()
+        return int(row[0])
+
     def item_counts(self, run: RunRecord) -> dict[str, int]:
         """How many of a run's items are in each status."""
         rows = self.conn.execute(
@@ -481,11 +586,26 @@ class Store:
 
     def reset_items(self, run: RunRecord) -> None:
         """An attempt starts: every item not completed is pending again."""
-        self.conn.execute(
-            "UPDATE items SET status = 'pending', reason = ''"
-            " WHERE run = ? AND status != 'completed'",
-            (run.id,),
-        )
+        with self._starting():
+            self.conn.execute(
+                "UPDATE items SET status = 'pending', reason = ''"
+                " WHERE run = ? AND status != 'completed'",
+                (run.id,),
+            )
+
+    @contextmanager
+    def _starting(self) -> Iterator[None]:
+        """The first writes of an attempt: a store another process keeps locked past the
+        busy timeout is busy (try again), not a failure of the run."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if not _busy(e):
+                raise
+            raise StoreBusy(
+                f"store {self.path} is busy: another process kept it locked for over "
+                f"{BUSY_TIMEOUT_S:g} s; nothing was decided; try again"
+            ) from None
 
     def get_run(self, run_id: str) -> RunRecord | None:
         row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -502,19 +622,20 @@ class Store:
         )
 
     def begin_attempt(self, run: RunRecord) -> int:
-        row = self.conn.execute(
-            "SELECT coalesce(max(attempt), 0) + 1 FROM attempts WHERE run = ?", (run.id,)
-        ).fetchone()
-        attempt = int(row[0])
-        self.conn.execute(
-            "INSERT INTO attempts (run, attempt, started, first_step, status, pid)"
-            " VALUES (?, ?, ?, ?, 'running', ?)",
-            (run.id, attempt, time.time(), run.next_step, os.getpid()),
-        )
-        self.conn.execute(
-            "UPDATE runs SET status = 'running', reason = '', updated = ? WHERE id = ?",
-            (time.time(), run.id),
-        )
+        with self._starting():
+            row = self.conn.execute(
+                "SELECT coalesce(max(attempt), 0) + 1 FROM attempts WHERE run = ?", (run.id,)
+            ).fetchone()
+            attempt = int(row[0])
+            self.conn.execute(
+                "INSERT INTO attempts (run, attempt, started, first_step, status, pid)"
+                " VALUES (?, ?, ?, ?, 'running', ?)",
+                (run.id, attempt, time.time(), run.next_step, os.getpid()),
+            )
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', reason = '', updated = ? WHERE id = ?",
+                (time.time(), run.id),
+            )
         return attempt
 
     def end_attempt(self, run: RunRecord, attempt: int, status: str, reason: str) -> None:
@@ -539,10 +660,11 @@ class Store:
         (see journal.codec); both come back here in one shape (and so do a graph node's
         whose end is packed: its every decision is there).
         """
-        end = self.node_ends(run).get(item)
-        if end is not None:
-            yield from (d for d in end.decisions() if d["step"] >= start)
-            return
+        with self._decoding(run):
+            end = self.node_ends(run).get(item)
+            if end is not None:
+                yield from (d for d in end.decisions() if d["step"] >= start)
+                return
         full = self.conn.execute(
             "SELECT * FROM decisions WHERE run = ? AND item = ? AND step >= ? ORDER BY step",
             (run.id, item, start),
@@ -554,7 +676,58 @@ class Store:
         )
         rows = (_decision_dict(r) for r in full)
         unpacked = (d for b in blocks for d in unpack_block(b) if d["step"] >= start)
-        yield from heapq.merge(rows, unpacked, key=lambda d: int(d["step"]))
+        with self._decoding(run):
+            expected = start
+            for d in heapq.merge(rows, unpacked, key=lambda d: int(d["step"])):
+                # an item's steps are decided one after another, each journaled once
+                if d["step"] != expected:
+                    raise DamagedRecord(f"item {item}: step {d['step']} where {expected} was due")
+                expected += 1
+                yield d
+
+    @contextmanager
+    def _decoding(self, run: RunRecord) -> Iterator[None]:
+        """Packed decisions that do not decode are a damaged file: refused, named."""
+        try:
+            yield
+        except (DamagedRecord, zlib.error, UnicodeDecodeError) as e:
+            raise StoreRefused(
+                f"{self.path} is damaged: run {run.run_id!r} holds packed decisions that "
+                f"do not decode ({e}); it was not modified; restore it from a copy"
+            ) from None
+
+    def check(self) -> None:
+        """SQLite's quick check of the whole file (pages, b-trees, records; not what a
+        record holds): a damaged store is refused before anything is read from it."""
+        try:
+            # (a report may span lines, headed "*** in database main ***": one line here)
+            rows = [str(r[0]) for r in self.conn.execute("PRAGMA quick_check(3)")]
+            problems = [line for r in rows for line in r.splitlines() if not line.startswith("***")]
+        except sqlite3.DatabaseError as e:
+            raise store_error(self.path, e) from None
+        except UnicodeDecodeError:  # its report quotes damaged text
+            problems = ["quick_check reports damage in text that does not decode"]
+        if problems == ["ok"]:
+            problems = self._schema_problems()
+        if problems != ["ok"]:
+            more = f"; {len(problems) - 3} more" if len(problems) > 3 else ""
+            raise StoreRefused(
+                f"{self.path} is damaged ({'; '.join(problems[:3])}{more}); it was not "
+                "modified; restore it from a copy"
+            )
+
+    def _schema_problems(self) -> list[str]:
+        """The tables' columns against the journal's own (made afresh in memory): a damaged
+        schema record renames a column that quick_check does not look at."""
+        fresh = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            migrate(fresh, 0)
+            want = _columns(fresh)
+        finally:
+            fresh.close()
+        got = _columns(self.conn)
+        wrong = [t for t in want if got.get(t) != want[t]]
+        return [f"table {t} does not have the journal's columns" for t in wrong] or ["ok"]
 
     def samples(self, run: RunRecord, item: int | None = None) -> Iterator[sqlite3.Row]:
         """A run's recorded samples (of one item, or all) in item, step, index order."""
@@ -902,8 +1075,14 @@ def _ended(it: ItemRecord, end: NodeEnd) -> ItemRecord:
     )
 
 
+def _columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: [r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')] for t in tables}
+
+
 def _decision_dict(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
     d.pop("run", None)
     d.pop("item", None)
+    check_decision_row(d)
     return d

@@ -1,6 +1,7 @@
 """`unerring export --format parquet`: a run's records as a Parquet file (pyarrow), for
 pandas, polars and DuckDB. Nested values are typed columns, not JSON text: votes a list
-of counts, flags a map of kind to count, features a map of name to value (as text).
+of counts, flags a map of kind to count, features a map of name to value (as text), a
+node's dependencies a list of ids (its input and output, any JSON value, as JSON text).
 A batch's rows name their item (its id) in a first column."""
 
 from __future__ import annotations
@@ -39,15 +40,44 @@ SAMPLES = pa.schema(
         ("step", pa.int64()),
         ("idx", pa.int64()),
         ("text", pa.string()),
-        ("vote", pa.string()),
+        ("vote", pa.int64()),
         ("flag", pa.string()),
         ("counted", pa.bool_()),
         ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()),
         ("latency", pa.float64()),
         ("label", pa.string()),
+        ("variant", pa.int64()),
+        ("model", pa.string()),
     ]
 )
+
+
+# a graph's nodes: input and output are any JSON value, so JSON text here (as in CSV)
+NODES = pa.schema(
+    [
+        ("id", pa.string()),
+        ("parent", pa.string()),
+        ("kind", pa.string()),
+        ("dependencies", pa.list_(pa.string())),
+        ("status", pa.string()),
+        ("depth", pa.int64()),
+        ("input", pa.string()),
+        ("output", pa.string()),
+        ("steps", pa.int64()),
+        ("samples", pa.int64()),
+        ("tokens", pa.int64()),
+        ("errors", pa.int64()),
+        ("reason", pa.string()),
+    ]
+)
+
+
+def _node(d: dict[str, Any]) -> dict[str, Any]:
+    for key in ("input", "output"):
+        if d[key] is not None:
+            d[key] = json.dumps(d[key])
+    return d
 
 
 def _loads(text: str | None) -> Any:
@@ -70,19 +100,12 @@ def _decision(d: dict[str, Any]) -> dict[str, Any]:
         **d,
         "votes": _loads(d["votes"]),
         "flags": None if not isinstance(flags, dict) else list(flags.items()),
-        "undecided": bool(d["undecided"]),
-        "correct": None if d["correct"] is None else bool(d["correct"]),
         "features": (
             None
             if not isinstance(features, dict)
             else [(str(k), _feature_text(v)) for k, v in features.items()]
         ),
     }
-
-
-def _sample(d: dict[str, Any]) -> dict[str, Any]:
-    d["counted"] = bool(d["counted"])
-    return d
 
 
 def write_parquet(
@@ -93,15 +116,16 @@ def write_parquet(
     Of a batch (a graph), every item's (node's) rows with its id first (`item`), unless one
     item is asked for: then its rows in the single-run form, as the other formats do.
     """
-    schema = DECISIONS if what == "decisions" else SAMPLES
-    if run.many_items and item is None:
+    schema = {"decisions": DECISIONS, "samples": SAMPLES, "nodes": NODES}[what]
+    if run.many_items and item is None and what != "nodes":
         schema = pa.schema([pa.field("item", pa.string()), *schema])
-    shape = _decision if what == "decisions" else _sample
+    # samples come typed from export_rows; decisions' JSON text becomes nested columns
+    shape = {"decisions": _decision, "nodes": _node}.get(what)
     rows = 0
     with store.snapshot(), pq.ParquetWriter(path, schema, compression="zstd") as writer:
         batch: list[dict[str, Any]] = []
         for d in export_rows(store, run, what, item):
-            batch.append(shape(d))
+            batch.append(d if shape is None else shape(d))
             if len(batch) == BATCH:
                 writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
                 rows += len(batch)

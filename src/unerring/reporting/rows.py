@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from unerring.errors import UsageError
@@ -26,22 +27,50 @@ def export_rows(
         if what == "decisions":
             for index, item_id in ids.items():
                 for d in store.decisions(run, item=index):
-                    yield {"item": item_id, **d}
+                    yield {"item": item_id, **_typed_decision(d)}
             return
-        for row in store.samples(run):
-            d = dict(row)
-            d.pop("run", None)
+        for d in _typed_samples(store.samples(run)):
             d["item"] = ids.get(d["item"], d["item"])
             yield d
         return
     index = 0 if item is None else item.item
     if what == "decisions":
-        yield from store.decisions(run, item=index)
+        for d in store.decisions(run, item=index):
+            yield _typed_decision(d)
         return
-    for row in store.samples(run, item=index):
+    for d in _typed_samples(store.samples(run, item=index)):
+        d.pop("item", None)
+        yield d
+
+
+def _typed_decision(d: dict[str, Any]) -> dict[str, Any]:
+    """The journal keeps flags as integers (SQLite has no booleans): every export gives
+    them as booleans, `correct` None where the task has no checker."""
+    d["undecided"] = bool(d["undecided"])
+    correct = d["correct"]
+    d["correct"] = None if correct is None else bool(correct)
+    return d
+
+
+def _typed_samples(rows: Iterable[sqlite3.Row]) -> Iterator[dict[str, Any]]:
+    """Samples with `counted` a boolean and `vote` an integer: the number of the sample's
+    answer within its step, in the order the answers were first drawn (None: red-flagged).
+
+    Numbered here from the rows (in item, step, index order), not read as the number the
+    journal keeps: stores written before numbering kept an answer's text there."""
+    step: tuple[int, int] | None = None
+    numbers: dict[str, int] = {}
+    for row in rows:
         d = dict(row)
         d.pop("run", None)
-        d.pop("item", None)
+        here = (d["item"], d["step"])
+        if here != step:
+            step, numbers = here, {}
+        vote = d["vote"]
+        if vote is not None:
+            vote = numbers.setdefault(vote, len(numbers))
+        d["vote"] = vote
+        d["counted"] = bool(d["counted"])
         yield d
 
 
