@@ -327,8 +327,11 @@ class Scheduler:
         ev = self._learnt
         if ev is None:
             ev = self._learnt = asyncio.Event()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+        # arrives as its wait ends, and a cancelled speculative step would then wait on
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ev.wait(), 0.2)
+            async with asyncio.timeout(0.2):
+                await ev.wait()
 
     async def _tally(self, it: Item, step: int) -> StepTally:
         """The step's tally under the adaptive rule, once the steps it learns from are in
