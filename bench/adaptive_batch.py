@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from unerring.runner import BatchItem, RunOptions, Session, execute
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
 
 MODEL = "sim:error=0.1,hard=0.05,hard_error=0.45,seed=1"
 

@@ -21,10 +21,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from unerring import reliability
-from unerring.models import known_error_mixture, parse_model
-from unerring.runner import RunOptions, Session, execute, voting_config
-from unerring.stopping import ErrorModel, predict
+from unerring.app.options import RunOptions, Session
+from unerring.app.runner import execute
+from unerring.backends.spec import known_error_mixture, parse_model
+from unerring.planning import reliability
+from unerring.planning.plan import voting_config
+from unerring.planning.predict import predict
+from unerring.voting.posterior import ErrorModel
 
 # name: (sim spec, disks, target, --error-rate given to both rules or None, goal)
 ROWS: dict[str, tuple[str, int, float, float | None, str]] = {

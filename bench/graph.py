@@ -35,9 +35,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from hanoi import run_child
+from unerring.core.flags import Flag
 from unerring.graph import Graph, Memory, Node
 from unerring.process import Process
-from unerring.redflags import Flag
 from unerring.tasks.multiply import Multiply
 from unerring.tasks.sums import AddPair, PairwiseSum, parse_sum, sum_prompt
 
@@ -175,10 +175,10 @@ def floor_child(n: int) -> None:
     import time
 
     from unerring.backends.sim import SimBackend, SimConfig
-    from unerring.events import ItemEnd
-    from unerring.memory import TaskTree
-    from unerring.scheduler import Scheduler
-    from unerring.settings import VotingConfig
+    from unerring.core.events import ItemEnd
+    from unerring.scheduler.loop import Scheduler
+    from unerring.scheduler.tree import TaskTree
+    from unerring.voting.config import VotingConfig
 
     def scheduler() -> Scheduler:
         return Scheduler(SimBackend(SimConfig(error=0.01)), VotingConfig(k=3), simulate=True)

@@ -79,7 +79,7 @@ def main() -> None:
         help="unerring and naive runs, alternated; medians are reported (the machine is noisy)",
     )
     args = ap.parse_args()
-    from unerring.reliability import expected_samples
+    from unerring.planning.reliability import expected_samples
 
     runs: list[dict[str, Any]] = []
     naives: list[dict[str, Any]] = []

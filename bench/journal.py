@@ -32,9 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from unerring.app.options import RunOptions, Session  # noqa: E402
+from unerring.app.runner import execute  # noqa: E402
 from unerring.journal.store import Store  # noqa: E402
-from unerring.runner import RunOptions, Session, execute  # noqa: E402
-from unerring.settings import Budget  # noqa: E402
+from unerring.voting.config import Budget  # noqa: E402
 
 MODEL = "sim:error=0.01,wrong_answers=1"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 
-from unerring.backends.sim import mix64, unit
+from unerring.core.hashing import mix64, unit
 
 MOVE = re.compile(r"move\s*=\s*\[([^\[\]]*)\]")
 STATE = re.compile(

@@ -20,8 +20,9 @@ from unerring.analysis.cluster import adjusted_rand_index, cluster
 from unerring.analysis.learn import learn
 from unerring.analysis.records import build, step_features
 from unerring.analysis.taxonomy import CONTENT
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
 from unerring.journal.store import Store
-from unerring.runner import BatchItem, RunOptions, Session, execute
 
 
 def mode_rates(db: Path, run_id: str) -> dict[str, float]:

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.llama_server import ALIAS, llama_server  # noqa: E402
 
-from unerring.backends.base import SampleRequest  # noqa: E402
 from unerring.backends.openai import OpenAICompatible  # noqa: E402
 from unerring.backends.openai_config import NMode, OpenAIConfig  # noqa: E402
+from unerring.core.samples import SampleRequest  # noqa: E402
 from unerring.journal.store import Store  # noqa: E402
 from unerring.tasks.addition import Addition  # noqa: E402
 

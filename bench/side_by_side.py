@@ -34,7 +34,7 @@ PINS = ("langgraph==1.2.22", "langgraph-checkpoint-sqlite==3.1.2", "dbos==3.4.0"
 
 UNERRING = """
 import json, sys, time
-from unerring.runner import RunOptions, Session, execute
+from unerring.app.runner import RunOptions, Session, execute
 disks, durability, store = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 opts = RunOptions(task="hanoi", task_options={"disks": disks},
                   model="sim:error=0.01,wrong_answers=1", k=4)

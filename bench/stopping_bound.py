@@ -19,8 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from unerring import reliability
-from unerring.stopping import AdaptiveConfig, ErrorModel, predict
+from unerring.planning import reliability
+from unerring.planning.predict import predict
+from unerring.voting.adaptive import AdaptiveConfig
+from unerring.voting.posterior import ErrorModel
 
 
 def posterior(classes: list[tuple[float, float]], lead: int, rival: int) -> tuple[float, float]:

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from unerring.runner import BatchItem, RunOptions, RunResult, Session, execute
-from unerring.settings import Budget
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.result import RunResult
+from unerring.app.runner import execute
+from unerring.voting.config import Budget
 
 PLANTED = "modes=disk:2:0.3:cure+disk:4:0.3:w1"
 # a systematic wrong answer on every disk=2 step of every item (not curable by a note)

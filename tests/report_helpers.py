@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from unerring.backends.base import Sample, SampleRequest
+from unerring.app.options import RunOptions
 from unerring.backends.sim import SimBackend, SimConfig
-from unerring.events import Events
+from unerring.core.events import Events
+from unerring.core.samples import Sample, SampleRequest
 from unerring.journal.store import Store
 from unerring.journal.writer import JournalWriter
-from unerring.runner import RunOptions
-from unerring.scheduler import Item, Scheduler
-from unerring.settings import VotingConfig
+from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.sources import Item
 from unerring.tasks.hanoi import Hanoi
+from unerring.voting.config import VotingConfig
 
 CANARY = "CANARY"
 SCRIPT = f"<script>console.error('{CANARY}')</script>"

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import cli, item_decisions, kill_and_resume
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
+from unerring.errors import UsageError
 from unerring.journal.store import Store
-from unerring.runner import BatchItem, RunOptions, Session, UsageError, execute
 
 HERE = Path(__file__).resolve().parent
 
@@ -178,8 +180,8 @@ def test_library_batch_ids_are_bounded(tmp_path: Path, item_id: str, message: st
 
 def test_library_batch_resumes_and_keeps_completed_items(tmp_path: Path) -> None:
     import unerring
-    from unerring.settings import Budget
     from unerring.tasks.hanoi import Hanoi
+    from unerring.voting.config import Budget
 
     store = str(tmp_path / "lib.db")
     procs = {name: Hanoi(d) for name, d in (("a", 3), ("b", 5), ("c", 4))}

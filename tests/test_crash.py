@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import child_env, cli, decisions, run_row
-from unerring.runner import RunOptions, Session, execute
+from unerring.app.options import RunOptions, Session
+from unerring.app.runner import execute
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261123

@@ -8,15 +8,19 @@ import pytest
 
 from tests.conftest import run_sync
 from tests.helpers import cli, one_line_error
-from unerring.backends.base import Sample, SampleRequest
+from unerring.app.options import RunOptions, Session
+from unerring.app.runner import execute
 from unerring.backends.ensemble import Ensemble, spread
+from unerring.backends.factory import Transport, make_backend
 from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
-from unerring.models import Transport, known_error_mixture, make_backend, parse_model
-from unerring.runner import RunOptions, Session, UsageError, execute
-from unerring.scheduler import Item, Scheduler
-from unerring.settings import VotingConfig, variant_of
+from unerring.backends.spec import known_error_mixture, parse_model
+from unerring.core.samples import Sample, SampleRequest
+from unerring.errors import UsageError
+from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.sources import Item
 from unerring.tasks.addition import VARIANTS, Addition
 from unerring.tasks.hanoi import Hanoi
+from unerring.voting.config import VotingConfig, variant_of
 
 
 # -- prompt variants ---------------------------------------------------------------------
@@ -310,7 +314,7 @@ def test_failures_report_collisions_per_variant_and_per_model(tmp_path: Path) ->
 
 
 def test_variants_and_ensembles_decide_alike_at_once_late_or_speculating(tmp_path: Path) -> None:
-    from unerring.runner import BatchItem
+    from unerring.app.options import BatchItem
 
     def run(latency: str, speculate: int) -> dict[str, list[tuple[object, ...]]]:
         model = " + ".join(

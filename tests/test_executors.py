@@ -11,19 +11,25 @@ from typing import Any
 
 import pytest
 
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
+from unerring.backends.factory import Transport
+from unerring.backends.spec import parse_model
+from unerring.core.events import Decision, Events, ItemEnd
+from unerring.core.totals import Totals
 from unerring.errors import UsageError
-from unerring.events import Decision, Events, ItemEnd, Totals
-from unerring.executors import ExecutorSpec, Work
+from unerring.executors import ExecutorSpec
 from unerring.executors.base import shares
 from unerring.executors.worker import Worker
 from unerring.journal.group import Group
 from unerring.journal.store import Store
 from unerring.journal.writer import JournalWriter
-from unerring.models import Transport, parse_model
-from unerring.runner import BatchItem, RunOptions, Session, execute
-from unerring.scheduler import Item, Scheduler
-from unerring.settings import Budget, Prices, VotingConfig
+from unerring.planning.pricing import Prices
+from unerring.scheduler.build import Work
+from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.sources import Item
 from unerring.tasks.hanoi import Hanoi
+from unerring.voting.config import Budget, VotingConfig
 
 MODEL = "sim:error=0.05,flag=0.03,seed=5"
 
@@ -74,7 +80,7 @@ def _decisions(items: int, disks: int, record: str = "contested") -> list[Decisi
     events = Events()
     events.subscribe(Keep())
     spec = parse_model(MODEL)
-    from unerring.models import make_backend
+    from unerring.backends.factory import make_backend
 
     voting = VotingConfig(k=2, record=record)  # type: ignore[arg-type]
     sched = Scheduler(make_backend(spec), voting, events, simulate=True, burst=7)
@@ -276,7 +282,7 @@ def test_the_package_names_its_api_and_a_worker_imports_no_runner() -> None:
         unerring.nothing  # noqa: B018
     code = (
         "import sys, unerring.executors.worker; "
-        "print(sorted(m for m in ('unerring.runner', 'unerring.cli.main', 'unerring.api') "
+        "print(sorted(m for m in ('unerring.app.runner', 'unerring.cli.main', 'unerring.api') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

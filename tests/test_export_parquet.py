@@ -16,11 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import child_env, cli, one_line_error
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
+from unerring.backends.factory import Transport
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
 from unerring.journal.store import Store
-from unerring.models import Transport
-from unerring.runner import BatchItem, RunOptions, Session, execute
 
 
 @pytest.fixture(scope="module")

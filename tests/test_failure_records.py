@@ -21,10 +21,11 @@ from unerring.analysis.records import (
     mark_across_runs,
 )
 from unerring.analysis.taxonomy import Category
+from unerring.app.options import RunOptions, Session
+from unerring.app.runner import execute
 from unerring.journal.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from unerring.journal.store import RunRecord, Store
-from unerring.runner import RunOptions, Session, execute
-from unerring.settings import Budget
+from unerring.voting.config import Budget
 
 
 def test_sample_records_match_what_the_simulator_planted(tmp_path: Path) -> None:

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 
 import pytest
 
-from unerring.backends.base import Sample, SampleRequest, TransportError
+from unerring.backends.base import TransportError
 from unerring.backends.faults import FaultInjecting, FaultSpec
 from unerring.backends.resilience import Retrying, RetryPolicy, TransportFailure
 from unerring.backends.sim import SimBackend, SimConfig
+from unerring.core.samples import Sample, SampleRequest
 
 
 class Oracle:

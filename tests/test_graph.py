@@ -15,19 +15,22 @@ import pytest
 
 import unerring
 from tests.helpers import child_env, cli, item_decisions, kill_and_resume
-from unerring.backends.base import SampleRequest
+from unerring.app.options import RunOptions, Session
+from unerring.app.result import RunResult
+from unerring.app.runner import execute
 from unerring.backends.sim import SimBackend, SimConfig
+from unerring.core.events import ItemEnd
+from unerring.core.samples import SampleRequest
 from unerring.errors import UsageError
-from unerring.events import ItemEnd
-from unerring.graph import MAX_DEPTH, Graph, GraphError, Memory, Node, check_nodes
+from unerring.graph import MAX_DEPTH, Graph, GraphError, Memory, Node
 from unerring.journal.store import Store
-from unerring.memory import TaskTree
 from unerring.process import Process
-from unerring.runner import RunOptions, RunResult, Session, execute
-from unerring.settings import Budget
+from unerring.scheduler.graph_check import check_nodes
+from unerring.scheduler.tree import TaskTree
 from unerring.tasks.multiply import Multiply
 from unerring.tasks.sort import Sort
 from unerring.tasks.sums import PairwiseSum
+from unerring.voting.config import Budget
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,7 +65,7 @@ def test_a_cycle_is_found_in_any_order_and_none_where_there_is_none() -> None:
     from dataclasses import replace
     from itertools import pairwise
 
-    from unerring.graph import _cycle
+    from unerring.scheduler.graph_check import _cycle
 
     rng = random.Random(7)
     for trial in range(300):
@@ -174,17 +177,17 @@ def test_a_node_sees_its_path_and_dependencies_only(monkeypatch: pytest.MonkeyPa
             prompts.setdefault(request.item, []).append(request.prompt)
             return await super().sample(request)
 
-    from unerring.memory import node_index
+    from unerring.scheduler.tree import node_index
 
     graph = Sort(numbers=64, seed=5)
     options = RunOptions(task="sort", task_options=dict(graph.options()), k=1, model="sim:error=0")
     session = Session(store=":memory:", handle_signals=False)
-    from unerring.executors import local
+    from unerring.scheduler import build
 
     def spy_backend(spec: Any, transport: Any, on_failure: Any) -> Any:
         return Spy(spec.sim)
 
-    monkeypatch.setattr(local, "make_backend", spy_backend)
+    monkeypatch.setattr(build, "make_backend", spy_backend)
     res = execute(options, session, process=graph)
     assert res.summary["result_correct"] is True
     deep = "s.L.R.L.R"
@@ -485,10 +488,10 @@ def test_sigkill_during_a_graph_run_loses_nothing_and_redoes_no_expansion(
 # -- concurrency -------------------------------------------------------------------------------
 def test_branches_run_at_once_and_decide_as_in_order() -> None:
     from tests.test_scheduler import Collect, Latent
-    from unerring.events import Events
-    from unerring.memory import TaskTree
-    from unerring.scheduler import Scheduler
-    from unerring.settings import VotingConfig
+    from unerring.core.events import Events
+    from unerring.scheduler.loop import Scheduler
+    from unerring.scheduler.tree import TaskTree
+    from unerring.voting.config import VotingConfig
 
     def run(backend: Any, window: int) -> dict[int, list[Any]]:
         tree = TaskTree(Multiply(5, seed=2), max_depth=8)
@@ -618,7 +621,7 @@ def test_a_streamed_node_that_says_no_uses_is_kept_to_the_end() -> None:
 def test_bad_streams_are_refused_naming_what_is_wrong(
     tmp_path: Path, nodes: list[Node], message: str
 ) -> None:
-    from unerring.graph import check_stream
+    from unerring.scheduler.graph_check import check_stream
 
     with pytest.raises(GraphError, match=message):
         check_stream(iter(nodes))
@@ -711,7 +714,7 @@ def test_an_output_is_written_as_json_makes_it(value: Any) -> None:
 def test_the_ids_made_are_held_exactly_and_compactly() -> None:
     import random
 
-    from unerring.graph import Seen, node_index
+    from unerring.scheduler.graph_check import Seen, node_index
 
     rng = random.Random(7)
     seen = Seen()
@@ -801,9 +804,9 @@ def test_packed_node_ends_read_back_as_rows_of_their_own(
     a first attempt where some nodes stop (their requests failed every retry, counted in
     their totals) and that its budget stops, resumed without faults (those nodes end in
     the second attempt, whole, yet with totals committed before)."""
+    from unerring.backends.factory import Transport
     from unerring.backends.resilience import RetryPolicy
     from unerring.journal import writer
-    from unerring.models import Transport
 
     options = RunOptions(
         task=task,

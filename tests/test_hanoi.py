@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unerring.redflags import Flag
+from unerring.core.flags import Flag
 from unerring.tasks.hanoi import Hanoi
 
 

@@ -25,7 +25,7 @@ import pytest
 from tests.fake_openai import Behaviour, FakeServer, Reply, fake_openai, perfect_addition
 from tests.helpers import child_env, cli, decisions, run_row
 from tests.hostile import after, down, killed, retry_after, silent, trickle
-from unerring.runner import FORCE_S, STOP_GRACE_S
+from unerring.app.signals import FORCE_S, STOP_GRACE_S
 
 KEY = "sk-test-PLANTED-0000"
 HEALTHY = 3  # steps decided on a healthy server before it turns hostile (k=1: a request each)
@@ -172,7 +172,7 @@ BLOCKING = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from unerring.runner import RunOptions, Session, execute
+    from unerring.app.runner import RunOptions, Session, execute
     from unerring.tasks.addition import Addition
 
     class Blocking(Addition):

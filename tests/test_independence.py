@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from unerring.independence import (
+from unerring.planning.independence import (
     ALPHA,
     StepCounts,
     fit_mixture,

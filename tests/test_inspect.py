@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import child_env, cli, decisions, one_line_error, run_row
-from unerring.runner import RunOptions, Session, execute
+from unerring.app.options import RunOptions, Session
+from unerring.app.runner import execute
 
 MODEL = "sim:error=0.05,seed=5"
 

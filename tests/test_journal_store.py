@@ -15,10 +15,11 @@ import pytest
 
 from tests.helpers import child_env, cli, decisions, one_line_error, run_row, sha256
 from unerring import Flag, Process
+from unerring.app.options import RunOptions, Session
+from unerring.app.runner import execute
 from unerring.journal.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, migrate
 from unerring.journal.store import Store, StoreError
-from unerring.runner import RunOptions, Session, execute
-from unerring.settings import Budget
+from unerring.voting.config import Budget
 
 MODEL = "sim:error=0.05,seed=3"
 SMALL = RunOptions(task="hanoi", task_options={"disks": 5}, model=MODEL, k=3)
@@ -565,9 +566,9 @@ def _writer_run(tmp_path: Path, name: str, **writer_options: Any) -> tuple[Any, 
 
 def _scheduler(writer: Any) -> Any:
     from unerring.backends.sim import SimBackend, SimConfig
-    from unerring.events import Events
-    from unerring.scheduler import Scheduler
-    from unerring.settings import VotingConfig
+    from unerring.core.events import Events
+    from unerring.scheduler.loop import Scheduler
+    from unerring.voting.config import VotingConfig
 
     events = Events()
     events.subscribe(writer)
@@ -578,7 +579,7 @@ def _scheduler(writer: Any) -> Any:
 def test_groups_cut_by_size_commit_every_decision_once(tmp_path: Path) -> None:
     import asyncio
 
-    from unerring.scheduler import Item
+    from unerring.scheduler.sources import Item
     from unerring.tasks.hanoi import Hanoi
 
     store, run, writer = _writer_run(tmp_path, "sized", max_group=8, interval_s=60.0)
@@ -603,7 +604,7 @@ def test_the_writer_commits_a_waiting_group_without_a_next_decision(tmp_path: Pa
     # on its interval, so what was decided is durable before the next step arrives
     import asyncio
 
-    from unerring.scheduler import Item
+    from unerring.scheduler.sources import Item
     from unerring.tasks.hanoi import Hanoi
 
     class FiveSteps(Hanoi):
@@ -683,7 +684,7 @@ def test_the_writer_thread_survives_user_code_and_stops_the_engine(
     monkeypatch.setattr(Hanoi, "dump_state", _brittle_dump(after=1))
     died: list[str] = []
     monkeypatch.setattr(threading, "excepthook", lambda a: died.append(repr(a.exc_value)))
-    from unerring.scheduler import Item
+    from unerring.scheduler.sources import Item
 
     store, run, writer = _writer_run(tmp_path, "brittle", max_group=4, interval_s=60.0)
     engine = _scheduler(writer)

@@ -28,9 +28,9 @@ from unerring.limits import (
     MAX_SAMPLES_PER_STEP,
     MAX_VARIANTS,
 )
-from unerring.settings import Budget
 from unerring.tasks.hanoi import Hanoi
 from unerring.tasks.registry import get_task
+from unerring.voting.config import Budget
 
 HUGE = str(10**20)
 

@@ -10,13 +10,14 @@ from collections.abc import Mapping
 import pytest
 
 from tests.helpers import child_env
-from unerring.backends.base import SampleRequest
+from unerring.backends.factory import Transport, base_url, make_backend
 from unerring.backends.faults import FaultInjecting
 from unerring.backends.openai import OpenAICompatible
 from unerring.backends.resilience import Limited, Retrying, RetryPolicy, TransportFailure
 from unerring.backends.secrets import Redacting
 from unerring.backends.sim import SimBackend
-from unerring.models import Transport, base_url, make_backend, parse_model
+from unerring.backends.spec import parse_model
+from unerring.core.samples import SampleRequest
 
 
 def test_openai_spec() -> None:
@@ -114,7 +115,8 @@ def test_a_simulated_run_never_loads_the_http_client() -> None:
     code = (
         "import sys, unerring\n"
         "from unerring.tasks.hanoi import Hanoi\n"
-        "from unerring.models import Transport, make_backend, parse_model\n"
+        "from unerring.backends.factory import Transport, make_backend\n"
+        "from unerring.backends.spec import parse_model\n"
         "r = unerring.run(Hanoi(disks=3), model='sim:error=0.1', k=2)\n"
         "assert r.summary['steps_decided'] == 7\n"
         "print('httpx' in sys.modules)\n"

@@ -25,8 +25,9 @@ from unerring.analysis.notebook import (
     template_note,
 )
 from unerring.analysis.records import build, step_features
-from unerring.backends.base import Sample, SampleRequest
-from unerring.backends.sim import SimBackend, SimConfig, mix64
+from unerring.backends.sim import SimBackend, SimConfig
+from unerring.core.hashing import mix64
+from unerring.core.samples import Sample, SampleRequest
 from unerring.journal.store import Store, StoreError
 from unerring.tasks.hanoi import Hanoi
 

@@ -15,9 +15,10 @@ import pytest
 
 from tests.fake_openai import Reply, completion_reply, fake_openai
 from tests.hostile import retry_after, trickle
-from unerring.backends.base import FatalBackendError, SampleRequest, TransportError
+from unerring.backends.base import FatalBackendError, TransportError
 from unerring.backends.openai import OpenAICompatible
 from unerring.backends.openai_config import OpenAIConfig
+from unerring.core.samples import SampleRequest
 
 KEY = "sk-test-PLANTED-0000"
 

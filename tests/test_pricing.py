@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unerring.pricing import Price, PriceTable, load_prices, parse_prices
+from unerring.planning.pricing import Price, PriceTable, load_prices, parse_prices
 
 
 def test_cost_per_million_tokens() -> None:

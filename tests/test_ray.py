@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 
 from tests.helpers import child_env, cli, one_line_error
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.result import RunResult
+from unerring.app.runner import execute
+from unerring.backends.factory import Transport
 from unerring.executors import ExecutorSpec
 from unerring.journal.store import Store
-from unerring.models import Transport
-from unerring.runner import BatchItem, RunOptions, RunResult, Session, execute
-from unerring.settings import Budget
 from unerring.tasks.hanoi import Hanoi
+from unerring.voting.config import Budget
 
 # a cluster started here listens on 127.0.0.1 only (set before Ray is imported)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

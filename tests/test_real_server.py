@@ -17,14 +17,16 @@ import pytest
 from tests.fake_openai import Reply, fake_openai
 from tests.fault_proxy import fault_proxy
 from tests.llama_server import ALIAS, ServerUnavailable, llama_server
-from unerring.backends.base import SampleRequest
+from unerring.app.options import RunOptions, Session
+from unerring.app.result import RunResult
+from unerring.app.runner import execute
+from unerring.backends.factory import Transport
 from unerring.backends.openai import OpenAICompatible
 from unerring.backends.openai_config import OpenAIConfig
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
-from unerring.models import Transport
-from unerring.runner import RunOptions, RunResult, Session, execute
-from unerring.settings import Budget
+from unerring.core.samples import SampleRequest
+from unerring.voting.config import Budget
 
 pytestmark = pytest.mark.real_server
 
@@ -200,7 +202,7 @@ def test_api_key_never_appears_anywhere(
 def test_a_batch_of_twenty_additions_with_four_requests_in_flight(
     server: str, tmp_path: Path
 ) -> None:
-    from unerring.runner import BatchItem
+    from unerring.app.options import BatchItem
 
     options = RunOptions(
         task="addition", task_options={"digits": 3, "max_digit": 4, "seed": 0},

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unerring import reliability as r
+from unerring.planning import reliability as r
 
 # the paper's projection table: t = 0.95, s = 1,048,575
 PAPER = [

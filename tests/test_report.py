@@ -20,19 +20,20 @@ from matplotlib.figure import Figure
 from tests.helpers import child_env, cli, one_line_error
 from tests.report_helpers import hostile_journal
 from unerring.analysis.records import build
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
+from unerring.backends.factory import Transport
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
 from unerring.journal import writer as writer_module
 from unerring.journal.store import RunRecord, Store
 from unerring.journal.writer import Durability
-from unerring.models import Transport
 from unerring.reporting import aggregate as aggregate_module
 from unerring.reporting import html_report, plots
 from unerring.reporting.aggregate import Items, aggregate
 from unerring.reporting.over_steps import MAX_GROUPS, MIN_GROUP_STEPS, over_steps
 from unerring.reporting.pace import Spans, merged, stalls
-from unerring.runner import BatchItem, RunOptions, Session, execute
-from unerring.settings import Budget
+from unerring.voting.config import Budget
 
 PLOTS = ("progress", "samples", "margins", "red_flags", "usage", "transport", "failures")
 

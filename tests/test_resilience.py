@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from unerring.backends.base import FatalBackendError, Sample, SampleRequest, TransportError
+from unerring.backends.base import FatalBackendError, TransportError
 from unerring.backends.resilience import (
     Limited,
     OutageError,
@@ -16,6 +16,7 @@ from unerring.backends.resilience import (
     RetryPolicy,
     TransportFailure,
 )
+from unerring.core.samples import Sample, SampleRequest
 
 
 class FakeTime:

@@ -7,18 +7,21 @@ import pytest
 
 from tests.conftest import run_sync
 from tests.helpers import decisions, item_decisions
-from unerring.backends.base import Backend, FatalBackendError, Sample, SampleRequest, TransportError
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
+from unerring.backends.base import Backend, FatalBackendError, TransportError
 from unerring.backends.sim import SimBackend, SimConfig
-from unerring.events import Decision, Events
-from unerring.models import known_error_mixture, parse_model
+from unerring.backends.spec import known_error_mixture, parse_model
+from unerring.core.events import Decision, Events
+from unerring.core.flags import Flag
+from unerring.core.samples import Sample, SampleRequest
+from unerring.planning.reliability import k_min_mixture
 from unerring.process import NoteSelector, Process
-from unerring.redflags import Flag
-from unerring.reliability import k_min_mixture
-from unerring.runner import BatchItem, RunOptions, Session, execute
-from unerring.scheduler import Item, Scheduler
-from unerring.settings import Budget, VotingConfig
+from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.sources import Item
 from unerring.tasks.hanoi import Hanoi
-from unerring.voting import Tally
+from unerring.voting.ahead_by_k import Tally
+from unerring.voting.config import Budget, VotingConfig
 
 
 @dataclass
@@ -602,7 +605,7 @@ def test_items_decide_as_each_would_alone_whatever_interleaves() -> None:
 
 def test_no_item_waits_unboundedly_while_others_progress() -> None:
     # a backend that never waits: each item decides a burst, then lets the others run
-    from unerring.scheduler import BURST
+    from unerring.scheduler.loop import BURST
 
     items = _batch(5, 10)
     seen = _run_items(SimBackend(SimConfig(error=0.0)), items, VotingConfig(k=1), window=3)

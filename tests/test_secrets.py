@@ -22,7 +22,7 @@ import pytest
 from tests.fake_openai import echoing_key, fake_openai
 from tests.helpers import child_env, one_line_error
 from tests.test_telemetry import otlp_receiver
-from unerring.backends.base import Sample, SampleRequest, TransportError, TransportFailure
+from unerring.backends.base import TransportError
 from unerring.backends.secrets import (
     FRAGMENT,
     MASK,
@@ -33,6 +33,7 @@ from unerring.backends.secrets import (
     redacting,
 )
 from unerring.cli.main import main
+from unerring.core.samples import Sample, SampleRequest, TransportFailure
 
 MARK = "PLANTED"  # in every test key: its absence from everything written is the check
 # base64-style: `/ + = & "` escape differently in each encoding

@@ -1,8 +1,8 @@
 import pytest
 
 from tests.conftest import run_sync
-from unerring.backends.base import SampleRequest
 from unerring.backends.sim import Latency, ProcessOracle, SimBackend, SimConfig
+from unerring.core.samples import SampleRequest
 from unerring.tasks.hanoi import Hanoi
 
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from unerring.backends.base import SampleRequest
 from unerring.backends.sim import Mode, SimBackend, SimConfig
+from unerring.core.samples import SampleRequest
 
 
 class StepOracle:

@@ -8,20 +8,18 @@ from hypothesis import strategies as st
 
 from tests.conftest import run_sync
 from tests.helpers import decisions
+from unerring.app.options import RunOptions, Session
+from unerring.app.runner import execute
 from unerring.backends.sim import SimBackend, SimConfig
-from unerring.reliability import k_min
-from unerring.runner import RunOptions, Session, UsageError, execute
-from unerring.scheduler import Item, Scheduler
-from unerring.settings import Budget, VotingConfig
-from unerring.stopping import (
-    AdaptiveConfig,
-    AdaptiveRule,
-    ErrorModel,
-    Posterior,
-    predict,
-    refit_point,
-)
+from unerring.errors import UsageError
+from unerring.planning.predict import predict
+from unerring.planning.reliability import k_min
+from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.sources import Item
 from unerring.tasks.hanoi import Hanoi
+from unerring.voting.adaptive import AdaptiveConfig, AdaptiveRule, refit_point
+from unerring.voting.config import Budget, VotingConfig
+from unerring.voting.posterior import ErrorModel, Posterior
 
 HARD = ErrorModel(0.05, 0.1, 0.45)
 
@@ -486,7 +484,7 @@ class Latent:
 
 
 def _batch_decisions(backend: Any, voting: VotingConfig, items: int, **kw: Any) -> Any:
-    from unerring.events import Events
+    from unerring.core.events import Events
 
     seen: dict[int, list[tuple[Any, ...]]] = {}
 
@@ -533,7 +531,7 @@ def test_a_batchs_decisions_do_not_depend_on_latency_window_or_speculation() -> 
 
 
 def test_a_resumed_adaptive_batch_decides_exactly_as_an_uninterrupted_one(tmp_path: Path) -> None:
-    from unerring.runner import BatchItem
+    from unerring.app.options import BatchItem
 
     db = str(tmp_path / "runs.db")
     opts = RunOptions(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
 from unerring.journal.schema import migrate
 from unerring.journal.store import Store
-from unerring.runner import BatchItem, RunOptions, Session, execute
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ from unerring.analysis.taxonomy import (
     transport_category,
 )
 from unerring.backends import faults
-from unerring.backends.base import Sample, SampleRequest, TransportError
-from unerring.redflags import Flag
+from unerring.backends.base import TransportError
+from unerring.core.flags import Flag
+from unerring.core.samples import Sample, SampleRequest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "failures.md"
 

@@ -28,10 +28,11 @@ from opentelemetry.trace import StatusCode
 from tests.fake_openai import Reply, completion_reply, fake_openai
 from tests.helpers import child_env
 from tests.loopback import serving
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.runner import execute
+from unerring.backends.factory import Transport
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli import otel_opts
-from unerring.models import Transport
-from unerring.runner import BatchItem, RunOptions, Session, execute
 from unerring.tasks.hanoi import Hanoi
 from unerring.telemetry import requested
 from unerring.telemetry.otel import Telemetry

@@ -7,11 +7,11 @@ from functools import partial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unerring.backends.base import Sample
-from unerring.redflags import Flag
+from unerring.core.flags import Flag
+from unerring.core.samples import Sample
 from unerring.tasks.hanoi import Hanoi
-from unerring.vote import StepVote, judge
-from unerring.voting import Tally
+from unerring.voting.ahead_by_k import Tally
+from unerring.voting.step import StepVote, judge
 
 H = Hanoi(1)
 STATE = H.initial_state()

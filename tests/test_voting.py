@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unerring.voting import Tally
+from unerring.voting.ahead_by_k import Tally
 
 
 def test_single_candidate_wins_at_k() -> None:

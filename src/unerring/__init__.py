@@ -12,27 +12,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from unerring.api import run, run_batch
+    from unerring.app.result import RunResult
+    from unerring.core.flags import Flag
     from unerring.executors import ExecutorSpec
     from unerring.graph import Graph, Memory, Node
     from unerring.process import Answer, Process
-    from unerring.redflags import Flag
-    from unerring.runner import RunResult
-    from unerring.settings import Budget
-    from unerring.voting import Tally
+    from unerring.voting.ahead_by_k import Tally
+    from unerring.voting.config import Budget
 
 __version__ = "0.1.0"
 
 _WHERE = {
     "Answer": "unerring.process",
-    "Budget": "unerring.settings",
+    "Budget": "unerring.voting.config",
     "ExecutorSpec": "unerring.executors",
-    "Flag": "unerring.redflags",
+    "Flag": "unerring.core.flags",
     "Graph": "unerring.graph",
     "Memory": "unerring.graph",
     "Node": "unerring.graph",
     "Process": "unerring.process",
-    "RunResult": "unerring.runner",
-    "Tally": "unerring.voting",
+    "RunResult": "unerring.app.runner",
+    "Tally": "unerring.voting.ahead_by_k",
     "run": "unerring.api",
     "run_batch": "unerring.api",
 }

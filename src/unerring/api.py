@@ -6,15 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.result import RunResult
+from unerring.app.runner import execute
+from unerring.backends.factory import Transport
+from unerring.errors import UsageError
 from unerring.executors import ExecutorSpec
 from unerring.graph import Graph
 from unerring.journal.store import MEMORY
 from unerring.journal.writer import Durability
 from unerring.limits import MAX_ITEMS
-from unerring.models import Transport
 from unerring.process import Process
-from unerring.runner import BatchItem, RunOptions, RunResult, Session, UsageError, execute
-from unerring.settings import Budget
+from unerring.voting.config import Budget
 
 
 def _options(name: str, task_options: dict[str, Any], **given: Any) -> RunOptions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
-from unerring.redflags import Flag
+from unerring.core.flags import Flag
 
 S = TypeVar("S")  # state
 A = TypeVar("A")  # parsed answer

@@ -1,6 +1,6 @@
 """How far a run's errors are from independent, and whether the planned k is still safe.
 
-Two tests (see `unerring.independence`): hard steps (the votes of every step, a two-class
+Two tests (see `unerring.planning.independence`): hard steps (the votes of every step, a two-class
 mixture against one error rate) and both wrong (the first two votes of every step); the
 collision rate (the first two wrong and equal, against e^2) is shown beside them. A
 warning needs a test beyond chance; a k is called unsafe only under the error model the
@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from unerring import reliability
-from unerring.independence import BothWrong, HardSteps, StepCounts, hard_steps, pairs_test
 from unerring.journal.store import RunRecord, Store, StoreRefused
+from unerring.planning import reliability
+from unerring.planning.independence import BothWrong, HardSteps, StepCounts, hard_steps, pairs_test
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,11 @@ from unerring.analysis.notebook import (
 from unerring.analysis.records import RunFailures, build, in_incident, process_of
 from unerring.analysis.taxonomy import CONTENT
 from unerring.backends.base import Backend
-from unerring.backends.sim import mix64
+from unerring.backends.factory import Transport, api_key, make_backend
+from unerring.backends.spec import ModelSpec, parse_model
+from unerring.core.hashing import mix64
 from unerring.journal.replay import replay
 from unerring.journal.store import ItemRecord, RunRecord, Store, StoreError
-from unerring.models import ModelSpec, Transport, api_key, make_backend, parse_model
 from unerring.process import Process
 
 T = TypeVar("T")

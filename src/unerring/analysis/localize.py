@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from unerring.analysis.records import excerpt, process_of
+from unerring.core.flags import Flag
 from unerring.journal.replay import replay
 from unerring.journal.store import Store, StoreRefused
-from unerring.redflags import Flag
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,11 +20,13 @@ from typing import Any
 from unerring.analysis.cluster import Pattern
 from unerring.analysis.records import tokens_of
 from unerring.analysis.taxonomy import Category
-from unerring.backends.base import Backend, SampleRequest
-from unerring.backends.sim import ProcessOracle, mix64
+from unerring.backends.base import Backend
+from unerring.backends.sim import ProcessOracle
+from unerring.core.flags import Flag
+from unerring.core.hashing import mix64
+from unerring.core.samples import SampleRequest
 from unerring.journal.store import Store, StoreRefused
 from unerring.process import NoteSelector, Process, with_notes
-from unerring.redflags import Flag
 
 SUBJECT_MAX = 120
 GUIDANCE_MAX = 600

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from unerring.analysis.taxonomy import Category, flag_category, is_transport, transport_category
+from unerring.core.flags import Flag
 from unerring.journal.replay import replay
 from unerring.journal.store import ItemRecord, RunRecord, Store, StoreRefused
 from unerring.process import Feature, Process
-from unerring.redflags import Flag
 from unerring.tasks.registry import get_task
 
 EXCERPT = 400  # characters of a response a failure record keeps

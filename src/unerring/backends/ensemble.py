@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from unerring.backends.base import Backend, Sample, SampleRequest, whole_rounds
+from unerring.backends.base import Backend, whole_rounds
+from unerring.core.samples import Sample, SampleRequest
 
 PERIOD = 1000  # positions of the spreading sequence when the weights are not whole numbers
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, fields
 
-from unerring.backends.base import Backend, Sample, SampleRequest, TransportError, Wrapping
+from unerring.backends.base import Backend, TransportError, Wrapping
 from unerring.backends.resilience import Sleep
-from unerring.backends.sim import mix64, unit
+from unerring.core.hashing import mix64, unit
+from unerring.core.samples import Sample, SampleRequest
 
 # the order in which a draw's unit interval is cut into fault kinds
 KINDS = ("timeout", "rate_limit", "server_error", "reset", "malformed", "truncated", "slow")

@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 
-from unerring.backends.base import FatalBackendError, Sample, SampleRequest, TransportError
+from unerring.backends.base import FatalBackendError, TransportError
 from unerring.backends.decoding import ACCEPT_ENCODING, BoundedDecoder, Overflow, UnknownEncoding
 from unerring.backends.openai_config import Api, OpenAIConfig
 from unerring.backends.secrets import Redactor, key_problem, redact_error
-from unerring.redflags import estimate_tokens
+from unerring.core.flags import estimate_tokens
+from unerring.core.samples import Sample, SampleRequest
 
 # no request reads or writes a billion tokens: a larger count is garbage, and summed over a
 # run it would overflow the journal's 64-bit integers

@@ -11,17 +11,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from unerring.backends.base import (
-    Backend,
-    FatalBackendError,
-    Sample,
-    SampleRequest,
-    TransportError,
-    TransportFailure,
-    Wrapping,
-)
-from unerring.backends.sim import mix64, unit
-from unerring.redflags import estimate_tokens
+from unerring.backends.base import Backend, FatalBackendError, TransportError, Wrapping
+from unerring.core.flags import estimate_tokens
+from unerring.core.hashing import mix64, unit
+from unerring.core.samples import Sample, SampleRequest, TransportFailure
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]

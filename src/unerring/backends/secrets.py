@@ -18,7 +18,8 @@ from dataclasses import replace
 from functools import lru_cache
 from itertools import accumulate
 
-from unerring.backends.base import Backend, Sample, SampleRequest, TransportFailure, Wrapping
+from unerring.backends.base import Backend, Wrapping
+from unerring.core.samples import Sample, SampleRequest, TransportFailure
 
 MASK = "***"
 

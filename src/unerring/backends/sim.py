@@ -13,27 +13,13 @@ from dataclasses import dataclass, fields
 from statistics import NormalDist
 from typing import Any
 
-from unerring.backends.base import Oracle, Sample, SampleRequest
+from unerring.core.flags import estimate_tokens
+from unerring.core.hashing import _M64, _TO_UNIT, mix64, unit
+from unerring.core.samples import Oracle, Sample, SampleRequest
 from unerring.process import Process
-from unerring.redflags import estimate_tokens
 
-_M64 = 0xFFFFFFFFFFFFFFFF
-_TO_UNIT = 2.0**-53
 _FILLER = "Let me think about this step carefully once more before answering. " * 60
 _NORMAL = NormalDist()
-
-
-def mix64(x: int) -> int:
-    """splitmix64 finaliser: a fast, well-mixed 64-bit hash of an integer."""
-    x = (x + 0x9E3779B97F4A7C15) & _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
-
-
-def unit(h: int) -> float:
-    """A uniform float in [0, 1) from a 64-bit hash."""
-    return (h >> 11) * _TO_UNIT
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from unerring.analysis.notebook import Notebook, diff, list_notebooks, load_note
 from unerring.analysis.records import safe
 from unerring.analysis.report import failures_report
 from unerring.cli.args import Parser, add_store, positive_int
+from unerring.errors import UsageError
 from unerring.journal.store import MEMORY, Store
-from unerring.runner import UsageError
 
 
 def _open(path: str, *, write: bool = False) -> Store:

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from unerring.app.options import BatchItem
+from unerring.app.runner import item_id_problem
 from unerring.errors import UsageError
 from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.limits import MAX_ITEMS, shown
-from unerring.runner import BatchItem, item_id_problem
 from unerring.tasks.registry import TaskSpec
 
 

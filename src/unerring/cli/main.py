@@ -13,10 +13,14 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
-from unerring import __version__, reliability
+from unerring import __version__
 from unerring.analysis.records import safe
+from unerring.app.options import STOPPING_RULES, BatchItem, RunOptions, Session
+from unerring.app.result import RunResult
+from unerring.app.runner import execute
+from unerring.backends.factory import Transport, make_backend
 from unerring.backends.resilience import RetryPolicy
-from unerring.calibrate import run_calibration
+from unerring.backends.spec import ensemble_text, parse_model
 from unerring.cli import analysis_cmds, otel_opts, report_cmds
 from unerring.cli.args import (
     Parser,
@@ -33,9 +37,11 @@ from unerring.cli.args import (
     variant_list,
 )
 from unerring.cli.items import items_from_file, named_item, numbered_items
+from unerring.cli.progress import Progress
 from unerring.cli.show_text import summary_lines
 from unerring.cli.table import table
 from unerring.cli.tree import CHILDREN, render_tree
+from unerring.errors import UsageError
 from unerring.executors import EXECUTORS, Execution, ExecutorSpec
 from unerring.graph import MAX_DEPTH
 from unerring.journal.codec import DamagedRecord
@@ -51,26 +57,17 @@ from unerring.journal.store import (
     store_error,
 )
 from unerring.limits import MAX_ITEMS, MAX_K, MAX_PARALLEL, MAX_SAMPLES_PER_STEP
-from unerring.models import Transport, ensemble_text, make_backend, parse_model
-from unerring.progress import Progress
+from unerring.planning import reliability
+from unerring.planning.calibrate import run_calibration
+from unerring.planning.plan import adaptive_cap, check_variants
+from unerring.planning.predict import predict
 from unerring.reporting.rows import export_rows
 from unerring.reporting.streams import write_csv, write_jsonl
-from unerring.runner import (
-    STOPPING_RULES,
-    BatchItem,
-    RunOptions,
-    RunResult,
-    Session,
-    UsageError,
-    adaptive_cap,
-    check_variants,
-    execute,
-    item_summary,
-    summary,
-)
-from unerring.settings import Budget
-from unerring.stopping import AdaptiveConfig, ErrorModel, predict
+from unerring.reporting.summary import item_summary, summary
 from unerring.tasks.registry import TASKS, get_task
+from unerring.voting.adaptive import AdaptiveConfig
+from unerring.voting.config import Budget
+from unerring.voting.posterior import ErrorModel
 
 
 def _task_options(args: argparse.Namespace, task: str) -> dict[str, Any]:

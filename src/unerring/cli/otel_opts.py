@@ -8,9 +8,10 @@ import os
 import sys
 from collections.abc import Callable
 
-from unerring.extras import MissingExtra, require
+from unerring.app.options import Watcher
+from unerring.core.extras import MissingExtra, require
+from unerring.errors import UsageError
 from unerring.journal.store import RunRecord
-from unerring.runner import UsageError, Watcher
 from unerring.telemetry import requested
 
 

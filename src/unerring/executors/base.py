@@ -9,12 +9,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from unerring.backends.base import Backend
+from unerring.backends.factory import Transport
+from unerring.core.events import Events, ItemEnd
+from unerring.core.totals import Totals
 from unerring.errors import UsageError
-from unerring.events import Events, ItemEnd, Totals
-from unerring.models import ModelSpec, Transport
-from unerring.scheduler import RunEnd, Source
-from unerring.settings import Budget, Prices, VotingConfig
-from unerring.stopping import AdaptiveRule
+from unerring.scheduler.build import Work
+from unerring.scheduler.sources import RunEnd, Source
+from unerring.voting.config import Budget
 
 EXECUTORS = ("local", "ray")
 
@@ -44,25 +45,6 @@ class ExecutorSpec:
                 raise UsageError("--workers applies to --executor ray")
             if self.address is not None:
                 raise UsageError("--ray-address applies to --executor ray")
-
-
-@dataclass(frozen=True)
-class Work:
-    """What a scheduler needs to decide items, wherever it runs (it pickles)."""
-
-    spec: ModelSpec
-    transport: Transport
-    voting: VotingConfig
-    prices: Prices
-    budget: Budget
-    speculate: int = 0
-    window: int | None = None  # items deciding at once (default: from the concurrency)
-    # the adaptive stopping rule as the journal left it (local only: it learns in-process)
-    rule: AdaptiveRule | None = None
-
-    @property
-    def items_window(self) -> int:
-        return self.window or max(16, 4 * (self.transport.concurrency or 8))
 
 
 def shares(work: Work, workers: int) -> list[Work]:

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from unerring.backends.base import Backend
-from unerring.events import Events, ItemEnd, Totals, TransportFailure
-from unerring.executors.base import Work
-from unerring.models import Transport, make_backend
-from unerring.scheduler import BURST, RunEnd, Scheduler, Source
+from unerring.backends.factory import Transport
+from unerring.core.events import Events, ItemEnd
+from unerring.core.totals import Totals
+from unerring.scheduler.build import Work, local_scheduler
+from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.sources import RunEnd, Source
 
 
 class LocalExecution:
@@ -43,37 +45,6 @@ async def _run(scheduler: Scheduler, items: Source) -> RunEnd:
         return await scheduler.run(items)
     finally:
         await scheduler.backend.aclose()
-
-
-def local_scheduler(
-    work: Work,
-    events: Events,
-    totals: Totals,
-    wrap: Callable[[Backend], Backend] | None = None,
-    burst: int = BURST,
-) -> Scheduler:
-    """A scheduler for `work` with its own backend (`wrap`ped, if given); transport
-    failures count into `totals` and go out as events."""
-
-    def on_failure(f: TransportFailure) -> None:
-        totals.transport_failures += 1
-        for fn in events.transport_failure:
-            fn(f)
-
-    backend = make_backend(work.spec, work.transport, on_failure)
-    return Scheduler(
-        backend if wrap is None else wrap(backend),
-        work.voting,
-        events,
-        simulate=work.spec.simulated,
-        prices=work.prices,
-        budget=work.budget,
-        totals=totals,
-        speculate=work.speculate,
-        window=work.items_window,
-        burst=burst,
-        rule=work.rule,
-    )
 
 
 class LocalExecutor:

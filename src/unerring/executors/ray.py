@@ -41,12 +41,15 @@ from collections.abc import Callable
 from typing import Any
 
 from unerring.backends.base import Backend
+from unerring.backends.factory import Transport
+from unerring.core.events import Events, ItemEnd
+from unerring.core.totals import Totals
 from unerring.errors import UsageError
-from unerring.events import Events, ItemEnd, Totals
-from unerring.executors.base import ExecutorSpec, Notify, Work, default_workers, shares
+from unerring.executors.base import ExecutorSpec, Notify, default_workers, shares
 from unerring.executors.worker import Report, Worker
-from unerring.models import Transport
-from unerring.scheduler import KEEP_ENDS, Item, RunEnd, Source, run_end
+from unerring.scheduler.build import Work
+from unerring.scheduler.loop import KEEP_ENDS
+from unerring.scheduler.sources import Item, RunEnd, Source, run_end
 
 INSTALL = "pip install 'unerring[ray]'"
 POLL_S = 0.2  # the longest an exchange waits when its actor has nothing to report

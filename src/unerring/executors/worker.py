@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from unerring.events import Decision, Discarded, Events, ItemEnd, Totals, TransportFailure
-from unerring.executors.base import Work
-from unerring.executors.local import local_scheduler
+from unerring.core.events import Decision, Discarded, Events, ItemEnd, TransportFailure
+from unerring.core.totals import Totals
 from unerring.journal.group import Group
 from unerring.process import Process
-from unerring.scheduler import Fed, Item, Scheduler
+from unerring.scheduler.build import Work, local_scheduler
+from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.sources import Fed, Item
 
 GATHER_S = 0.02  # how long a call lets a group gather before it answers
 # steps an item decides before it lets the loop run (the local scheduler's 256 would keep

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from unerring.events import Decision, Discarded, ItemEnd, NodesAdded, Totals, TransportFailure
+from unerring.core.events import Decision, Discarded, ItemEnd, NodesAdded, TransportFailure
+from unerring.core.totals import Totals
 from unerring.journal.codec import BLOCK_SEPARATOR, pack_block, pack_holes, pack_winners
 from unerring.journal.rows import decision_row, sample_rows
 from unerring.process import Process

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from unerring.core.flags import Flag
 from unerring.journal.store import RunRecord, Store
 from unerring.process import Process
-from unerring.redflags import Flag
 
 
 def replay(

@@ -12,7 +12,7 @@ import json
 from collections.abc import Hashable
 from typing import Any
 
-from unerring.events import Decision
+from unerring.core.events import Decision
 from unerring.process import Process
 
 MAX_TEXT = 8192  # characters of a response kept in the journal

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from unerring.events import Decision, Discarded, ItemEnd, NodesAdded, Totals, TransportFailure
+from unerring.core.events import Decision, Discarded, ItemEnd, NodesAdded, TransportFailure
+from unerring.core.totals import Totals
 from unerring.journal.codec import pack_node_ends
 from unerring.journal.group import Columns, Group, Noted
 from unerring.journal.rows import decision_row, sample_rows

@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from unerring.backends.spec import known_error_mixture, known_valid_rate, parse_model
 from unerring.journal.codec import BlockColumns
 from unerring.journal.store import RunRecord, Store
-from unerring.models import known_error_mixture, known_valid_rate, parse_model
-from unerring.reliability import expected_samples
-from unerring.stopping import AdaptiveConfig, ErrorModel, predict
+from unerring.planning.predict import predict
+from unerring.planning.reliability import expected_samples
+from unerring.voting.adaptive import AdaptiveConfig
+from unerring.voting.posterior import ErrorModel
 
 MAX_BINS = 2000  # bins over the steps of one run
 CHUNK = 65536  # decisions turned into columns at a time (bounds memory)

@@ -24,7 +24,7 @@ from unerring.reporting.aggregate import Items, RunAggregate, aggregate
 from unerring.reporting.canvas import Plot
 from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
 from unerring.reporting.rows import NODE_STATUS
-from unerring.runner import summary
+from unerring.reporting.summary import summary
 
 
 class UnknownRun(LookupError):

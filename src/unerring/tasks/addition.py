@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from unerring.backends.sim import mix64
+from unerring.core.flags import Flag
+from unerring.core.hashing import mix64
 from unerring.process import Feature, Process
-from unerring.redflags import Flag
 
 # (column, carry-in, pending column sum or -1, digits written so far, lowest first)
 State = tuple[int, int, int, tuple[int, ...]]

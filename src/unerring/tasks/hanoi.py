@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from unerring.core.flags import Flag
 from unerring.process import Feature, Process
-from unerring.redflags import Flag
 
 Pegs = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 Move = tuple[int, int, int]

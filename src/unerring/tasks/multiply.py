@@ -16,9 +16,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from unerring.core.flags import Flag
 from unerring.graph import Graph, Memory, Node
 from unerring.process import Feature, Process
-from unerring.redflags import Flag
 from unerring.tasks.addition import Addition, _digits, check_digits
 
 # (column, carry-in, pending product or -1, digits written so far, lowest first)

@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from unerring.backends.sim import mix64
+from unerring.core.flags import Flag
+from unerring.core.hashing import mix64
 from unerring.graph import Graph, Memory, Node
 from unerring.process import Feature, Process
-from unerring.redflags import Flag
 
 Split = tuple[tuple[int, ...], tuple[int, ...]]
 _LIST = r"\[\s*(-?\d+(?:\s*,\s*-?\d+)*)?\s*\]"

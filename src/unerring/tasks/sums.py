@@ -13,10 +13,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from unerring.backends.sim import mix64
+from unerring.core.flags import Flag
+from unerring.core.hashing import mix64
 from unerring.graph import Graph, Memory, Node
 from unerring.process import Feature, Process
-from unerring.redflags import Flag
 
 _NUMBER = re.compile(r"\s*(-?\d+)\s*$")
 

@@ -23,8 +23,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from unerring import __version__
-from unerring.backends.base import Backend, Sample, SampleRequest, TransportError, Wrapping
-from unerring.events import Decision, Discarded, ItemEnd, TransportFailure
+from unerring.backends.base import Backend, TransportError, Wrapping
+from unerring.core.events import Decision, Discarded, ItemEnd, TransportFailure
+from unerring.core.samples import Sample, SampleRequest
 from unerring.journal.store import RunRecord
 
 CONTENT_LIMIT = 8192  # characters of a prompt or response put in a span (with content on)

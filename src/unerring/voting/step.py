@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
-from unerring.backends.base import Sample
+from unerring.core.flags import Flag, estimate_tokens
+from unerring.core.samples import Sample
 from unerring.process import Process
-from unerring.redflags import Flag, estimate_tokens
 
 # a judged response: (vote key, parsed answer), or the red flag that discards it
 Judged = tuple[Hashable, Any] | Flag

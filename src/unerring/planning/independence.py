@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from unerring import reliability
-from unerring.stopping import ErrorModel
+from unerring.planning import reliability
+from unerring.voting.posterior import ErrorModel
 
 ALPHA = 1e-3  # each test's chance of a false alarm on independent errors
 EFFECT = 2.0  # hard steps must err at least this many times as often as the rest

@@ -7,14 +7,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from unerring import reliability
-from unerring.backends.base import Backend, SampleRequest
+from unerring.backends.base import Backend
 from unerring.backends.ensemble import Ensemble
-from unerring.backends.sim import ProcessOracle, mix64, unit
-from unerring.independence import BothWrong, StepCounts, hard_steps, pairs_test
+from unerring.backends.sim import ProcessOracle
+from unerring.core.flags import Flag, estimate_tokens
+from unerring.core.hashing import mix64, unit
+from unerring.core.samples import SampleRequest
+from unerring.planning import reliability
+from unerring.planning.independence import BothWrong, StepCounts, hard_steps, pairs_test
 from unerring.process import Process
-from unerring.redflags import Flag, estimate_tokens
-from unerring.vote import judge
+from unerring.voting.step import judge
 
 
 @dataclass

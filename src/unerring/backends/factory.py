@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from unerring.backends.base import Backend
 from unerring.backends.ensemble import Ensemble
@@ -14,99 +12,9 @@ from unerring.backends.faults import FaultInjecting, FaultSpec
 from unerring.backends.openai_config import Api, NMode, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
 from unerring.backends.secrets import Redacting, Redactor, key_problem, redacting
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import SimBackend
+from unerring.backends.spec import ModelSpec
 from unerring.limits import MAX_CONCURRENCY, check_at_most
-from unerring.pricing import PriceTable, load_prices
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
-    """A parsed `--model`: `sim:NAME=VALUE,...`, `PROVIDER:MODEL_NAME`, or an ensemble of
-    several, `A + 2*B` (samples spread over the members by weight, votes pooled)."""
-
-    provider: str
-    name: str
-    sim: SimConfig | None = None
-    members: tuple[tuple[float, ModelSpec], ...] = ()  # (weight, model) of an ensemble
-    given: str = ""  # the text as given (an ensemble member's name in the journal)
-
-    @property
-    def label(self) -> str:
-        return self.given or self.text
-
-    @property
-    def text(self) -> str:
-        if self.members:
-            return self.name
-        return self.sim.describe() if self.sim is not None else f"{self.provider}:{self.name}"
-
-    @property
-    def simulated(self) -> bool:
-        """Does any sample come from the simulated model (which needs the process's oracle)?"""
-        return self.sim is not None or any(m.simulated for _, m in self.members)
-
-    @property
-    def remote(self) -> bool:
-        """Does any sample come from a server (which may need a key)?"""
-        if self.members:
-            return any(m.remote for _, m in self.members)
-        return self.sim is None
-
-
-PROVIDERS = ("sim", "openai")
-# members of an ensemble: `A + B` (a plus sign between spaces; sim modes use a bare `+`)
-_MEMBER_SEPARATOR = re.compile(r"\s+\+\s+")
-_WEIGHT = re.compile(r"^\s*([^*:\s]+)\s*\*\s*(.+)$")
-
-
-def ensemble_text(models: list[str]) -> str:
-    """One `--model` text for several given one by one (`--model A --model 2*B`)."""
-    return " + ".join(m.strip() for m in models)
-
-
-def parse_model(text: str) -> ModelSpec:
-    """Parse a `--model` value; ValueError says what is wrong and what is expected."""
-    parts = _MEMBER_SEPARATOR.split(text.strip())
-    if len(parts) > 1 or _WEIGHT.match(text):
-        members = []
-        for part in parts:
-            weight = 1.0
-            m = _WEIGHT.match(part)
-            if m is not None:
-                try:
-                    weight = float(m.group(1))
-                except ValueError:
-                    raise ValueError(
-                        f"ensemble member {part!r}: weight {m.group(1)!r} is not a number"
-                    ) from None
-                if not weight > 0 or weight == float("inf"):
-                    raise ValueError(f"ensemble member {part!r}: weight must be positive")
-                part = m.group(2)
-            try:
-                members.append((weight, replace(_parse_one(part), given=part.strip())))
-            except ValueError as e:
-                raise ValueError(f"ensemble member {part.strip()!r}: {e}") from None
-        if len(members) == 1 and members[0][0] == 1.0:
-            return members[0][1]
-        name = " + ".join((f"{w:g}*" if w != 1.0 else "") + m.label for w, m in members)
-        return ModelSpec("ensemble", name, None, tuple(members))
-    return _parse_one(text)
-
-
-def _parse_one(text: str) -> ModelSpec:
-    provider, colon, rest = text.partition(":")
-    provider = provider.strip()
-    if provider == "sim":
-        return ModelSpec("sim", "sim", SimConfig.parse(rest))
-    if not colon or not rest.strip():
-        raise ValueError(
-            f"--model {text!r} is not PROVIDER:NAME (for example sim:error=0.01,seed=7)"
-        )
-    if provider == "openai":
-        return ModelSpec("openai", rest.strip())
-    raise ValueError(
-        f"unknown model provider {provider!r} in --model {text!r} (known: {', '.join(PROVIDERS)})"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,65 +149,6 @@ def make_backend(
     if on_failure is not None:
         on_failure = redacting(on_failure, redactor)
     return Redacting(Retrying(inner, retry, on_failure), redactor)
-
-
-def price_table(transport: Transport | None = None) -> PriceTable:
-    """The built-in prices, extended by the user's price file (or UNERRING_PRICES)."""
-    table = PriceTable.default()
-    path = (transport.prices_file if transport else None) or os.environ.get("UNERRING_PRICES")
-    if path:
-        table = table.extended(load_prices(Path(path)))
-    return table
-
-
-def known_error_mixture(spec: ModelSpec) -> list[tuple[float, float]] | None:
-    """(per-sample error rate, share of steps) components when the model's errors are known.
-
-    An ensemble of simulated models pools its members' errors: a step is hard for each
-    member on its own draw (members of one seed share their hard steps), and the step's
-    error is the members' errors weighted by their share of the samples."""
-    if spec.members:
-        return _ensemble_mixture(spec)
-    c = spec.sim
-    if c is None:
-        return None
-    if c.hard == 0.0:
-        return [(c.error, 1.0)]
-    return [(c.error, 1.0 - c.hard), (c.hard_error, c.hard)]
-
-
-def _ensemble_mixture(spec: ModelSpec) -> list[tuple[float, float]] | None:
-    sims = [(w, m.sim) for w, m in spec.members]
-    if any(c is None for _, c in sims):
-        return None
-    total = sum(w for w, _ in sims)
-    seeds = sorted({c.seed for _, c in sims if c is not None and c.hard > 0})
-    combos: list[tuple[float, float]] = []
-    for mask in range(1 << len(seeds)):
-        hard_seeds = {s for i, s in enumerate(seeds) if mask >> i & 1}
-        share = 1.0
-        for i, seed in enumerate(seeds):
-            # members of one seed share their hard steps; their hard share is their own
-            h = max(c.hard for _, c in sims if c is not None and c.seed == seed)
-            share *= h if mask >> i & 1 else 1.0 - h
-        err = 0.0
-        for w, c in sims:
-            assert c is not None
-            hard = c.seed in hard_seeds and c.hard > 0
-            err += w / total * (c.hard_error if hard else c.error)
-        if share > 0:
-            combos.append((err, share))
-    return combos
-
-
-def known_valid_rate(spec: ModelSpec) -> float | None:
-    if spec.members:
-        rates = [(w, known_valid_rate(m)) for w, m in spec.members]
-        if any(r is None for _, r in rates):
-            return None
-        total = sum(w for w, _ in rates)
-        return sum(w * r for w, r in rates if r is not None) / total
-    return None if spec.sim is None else 1.0 - spec.sim.flag
 
 
 def check_reachable(spec: ModelSpec, transport: Transport, env: Mapping[str, str]) -> None:

@@ -22,20 +22,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from unerring.events import ItemEnd, NodesAdded
-from unerring.graph import (
-    Graph,
-    GraphError,
-    Memory,
-    Node,
-    Seen,
-    check_nodes,
-    check_streamed,
-    compact_json,
-    node_index,
-)
+from unerring.core.events import ItemEnd, NodesAdded
+from unerring.graph import Graph, GraphError, Memory, Node, compact_json
 from unerring.process import Process
-from unerring.scheduler import Item
+from unerring.scheduler.graph_check import Seen, check_nodes, check_streamed, node_index
+from unerring.scheduler.sources import Item
 
 # a node's status in the tree (the journal keeps pending, completed, stopped, failed)
 PENDING, READY, RUNNING, DECIDED, UNDECIDED, FAILED = (

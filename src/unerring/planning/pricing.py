@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+
+from unerring.backends.factory import Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +101,20 @@ def load_prices(path: Path) -> dict[str, Price]:
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"price file {path} is not valid: {e}") from None
     return parse_prices(data, str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """Dollars per token (not per million), input and output."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+
+
+def price_table(transport: Transport | None = None) -> PriceTable:
+    """The built-in prices, extended by the user's price file (or UNERRING_PRICES)."""
+    table = PriceTable.default()
+    path = (transport.prices_file if transport else None) or os.environ.get("UNERRING_PRICES")
+    if path:
+        table = table.extended(load_prices(Path(path)))
+    return table

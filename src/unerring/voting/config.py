@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from unerring.events import Totals
+from unerring.core.totals import Totals
 from unerring.limits import (
     MAX_K,
     MAX_PARALLEL,
@@ -13,7 +13,7 @@ from unerring.limits import (
     check_at_most,
     check_cap,
 )
-from unerring.stopping import AdaptiveConfig
+from unerring.voting.adaptive import AdaptiveConfig
 
 RecordLevel = Literal["decisions", "contested", "samples"]
 UndecidedPolicy = Literal["stop", "plurality"]
@@ -99,11 +99,3 @@ class Budget:
         return not (
             self.max_samples is None and self.max_cost is None and self.max_tokens_total is None
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Prices:
-    """Dollars per token (not per million), input and output."""
-
-    prompt: float = 0.0
-    completion: float = 0.0
