@@ -49,7 +49,7 @@ def save_records(store: Store, runs: Sequence[RunFailures], pattern_of: dict[int
     """Replace the runs' rows in the `failures` table; returns the rows written."""
     rows = [
         {
-            "run": rf.run.id,
+            "run": rf.run.rowid,
             "item": r.item,  # the item's index: `Store.saved_failures` gives its id back
             "step": r.step,
             "idx": r.index,
