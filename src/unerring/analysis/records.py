@@ -186,19 +186,12 @@ def stopped_by_budget(status: str, reason: str) -> bool:
     return status == "stopped" and "budget reached" in reason
 
 
-def _run_or_fail(store: Store, run_id: str) -> RunRecord:
-    run = store.get_run(run_id)
-    if run is None:
-        raise StoreRefused(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
-    return run
-
-
 def step_features(
     store: Store, run_id: str, item_id: str | None = None
 ) -> dict[int, dict[str, Feature]]:
     """Every decided step's features of one item (default: the first), replayed along its
     winners (for evaluation)."""
-    run = _run_or_fail(store, run_id)
+    run = store.run(run_id)
     if item_id is None:
         item = next(store.items(run), None)
     else:
@@ -264,7 +257,7 @@ def build(
     Features are replayed item by item along the committed winners, `replay_limit` steps
     in all: items past it get the features journaled with their contested steps only.
     """
-    run = _run_or_fail(store, run_id)
+    run = store.run(run_id)
     attempts = store.attempts(run)
     items = list(store.items(run))
     names = {it.item: it.item_id for it in items}
