@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from unerring.analysis.records import excerpt, process_of
+from unerring.analysis.failure import excerpt
+from unerring.analysis.item_records import process_of
 from unerring.core.flags import Flag
 from unerring.journal.replay import replay
 from unerring.journal.store import Store
