@@ -23,7 +23,7 @@ from unerring.reporting import plots
 from unerring.reporting.aggregate import Items, RunAggregate, aggregate
 from unerring.reporting.canvas import Plot
 from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
-from unerring.reporting.rows import NODE_STATUS
+from unerring.reporting.rows import node_status
 from unerring.reporting.summary import summary
 
 
@@ -271,7 +271,7 @@ def tree_section(v: RunView) -> Section | None:
     total = 0
     for it in v.store.items(v.run):
         total += 1
-        status = NODE_STATUS.get(it.status, "pending")
+        status = node_status(it)
         level = levels.setdefault(it.depth, {})
         level[status] = level.get(status, 0) + 1
         kinds[it.kind or "step"] = kinds.get(it.kind or "step", 0) + 1
@@ -302,7 +302,7 @@ def tree_section(v: RunView) -> Section | None:
                     (
                         shown(it.item_id, 200),
                         esc(it.kind or ""),
-                        esc(NODE_STATUS.get(it.status, "pending")),
+                        esc(node_status(it)),
                         str(it.depth),
                         shown(it.reason, 300),
                     )
