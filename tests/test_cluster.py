@@ -9,7 +9,8 @@ import pytest
 
 from tests.analysis_helpers import BATCH_MODE, batch, run, sim
 from unerring.analysis.cluster import adjusted_rand_index, cluster, text_clusters
-from unerring.analysis.records import FailureRecord, RunFailures, build
+from unerring.analysis.failure import FailureRecord, RunFailures
+from unerring.analysis.records import build
 from unerring.analysis.taxonomy import CONTENT
 from unerring.journal.store import Store
 

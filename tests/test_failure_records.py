@@ -12,14 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.analysis_helpers import BATCH_MODE, batch, run, sim
-from unerring.analysis.records import (
-    FailureRecord,
-    RunFailures,
-    _times,
-    build,
-    in_incident,
-    mark_across_runs,
-)
+from unerring.analysis.failure import FailureRecord, RunFailures
+from unerring.analysis.incidents import in_incident, mark_across_runs
+from unerring.analysis.item_records import _times
+from unerring.analysis.records import build
 from unerring.analysis.taxonomy import Category
 from unerring.app.options import RunOptions, Session
 from unerring.app.runner import execute

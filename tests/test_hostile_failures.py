@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from unerring.analysis.failure import EXCERPT
 from unerring.analysis.learn import learn
 from unerring.analysis.notebook import list_notebooks
-from unerring.analysis.records import EXCERPT, build
+from unerring.analysis.records import build
 from unerring.app.options import RunOptions
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.cli.main import main

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-from unerring.analysis.records import FailureRecord, tokens_of
+from unerring.analysis.failure import FailureRecord, tokens_of
 from unerring.analysis.taxonomy import BY_CATEGORY, Category
 
 _WORD = re.compile(r"[A-Za-z_]+|\d+|[^\sA-Za-z_\d]")

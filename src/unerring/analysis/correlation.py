@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from unerring.journal.store import RunRecord, Store, StoreRefused
+from unerring.journal.store import RunRecord, Store
 from unerring.planning import reliability
 from unerring.planning.independence import BothWrong, HardSteps, StepCounts, hard_steps, pairs_test
 
@@ -135,9 +135,7 @@ def _rounded(components: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def correlation(store: Store, run_id: str) -> Correlation:
-    run = store.get_run(run_id)
-    if run is None:
-        raise StoreRefused(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
+    run = store.run(run_id)
     counts = StepCounts()
     pairs = _Pairs()
     groups: dict[str, _Group] = {}

@@ -10,6 +10,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from unerring.analysis.cluster import Pattern, cluster
+from unerring.analysis.failure import RunFailures
+from unerring.analysis.incidents import in_incident
+from unerring.analysis.item_records import process_of
 from unerring.analysis.notebook import (
     GateResult,
     Note,
@@ -23,7 +26,7 @@ from unerring.analysis.notebook import (
     template_note,
     writable,
 )
-from unerring.analysis.records import RunFailures, build, in_incident, process_of
+from unerring.analysis.records import build
 from unerring.analysis.taxonomy import CONTENT
 from unerring.backends.base import Backend
 from unerring.backends.factory import Transport, api_key, make_backend

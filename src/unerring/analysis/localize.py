@@ -10,10 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from unerring.analysis.records import excerpt, process_of
+from unerring.analysis.failure import excerpt
+from unerring.analysis.item_records import process_of
 from unerring.core.flags import Flag
 from unerring.journal.replay import replay
-from unerring.journal.store import Store, StoreRefused
+from unerring.journal.store import Store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,9 +50,7 @@ class Localisation:
 
 
 def localize(store: Store, run_id: str) -> Localisation:
-    run = store.get_run(run_id)
-    if run is None:
-        raise StoreRefused(f"no run {run_id!r} in {store.path} (see `unerring runs`)")
+    run = store.run(run_id)
     checked = int(run.stats.get("checked", 0)) > 0
     batch = run.many_items  # a graph's items are its nodes
     wrong_steps, wrong_items = store.wrong_decisions(run)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unerring.analysis.cluster import Pattern
-from unerring.analysis.records import tokens_of
+from unerring.analysis.failure import tokens_of
 from unerring.analysis.taxonomy import Category
 from unerring.backends.base import Backend
 from unerring.backends.sim import ProcessOracle

@@ -9,8 +9,10 @@ from typing import Any
 
 from unerring.analysis.cluster import Pattern, cluster
 from unerring.analysis.correlation import correlation
+from unerring.analysis.failure import RunFailures
+from unerring.analysis.incidents import in_incident, mark_across_runs
 from unerring.analysis.localize import localize
-from unerring.analysis.records import RunFailures, build, in_incident, mark_across_runs
+from unerring.analysis.records import build
 from unerring.analysis.taxonomy import BY_CATEGORY
 from unerring.journal.store import Store
 
@@ -49,7 +51,7 @@ def save_records(store: Store, runs: Sequence[RunFailures], pattern_of: dict[int
     """Replace the runs' rows in the `failures` table; returns the rows written."""
     rows = [
         {
-            "run": rf.run.id,
+            "run": rf.run.rowid,
             "item": r.item,  # the item's index: `Store.saved_failures` gives its id back
             "step": r.step,
             "idx": r.index,

@@ -248,9 +248,7 @@ def _execute(
 ) -> RunResult:
     """`execute` once its executor is open: the store, the run, its lock, the drive."""
     store = Store(session.store, max_pages=session.max_pages)
-    run = store.get_run(run_id) if run_id else None
-    if run is None and resume:
-        raise StoreRefused(f"no run {run_id!r} in {session.store} (see `unerring runs`)")
+    run = store.run(run_id or "") if resume else store.get_run(run_id) if run_id else None
     if run is not None:
         if (run.kind == "batch") != (batch is not None) and not (run.kind == "batch" and resume):
             raise UsageError(

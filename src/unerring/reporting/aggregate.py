@@ -380,7 +380,7 @@ def plan_line(run: RunRecord) -> PlanLine | None:
     if mixture is None:
         return None
     valid = known_valid_rate(spec) or 1.0
-    if adaptive:  # at its learnt state on this error model (stopping.predict)
+    if adaptive:  # at its learnt state on this error model (planning.predict)
         try:
             config = AdaptiveConfig.from_dict(cfg["stopping_resolved"])
             pred = predict(config, ErrorModel.from_components(mixture))

@@ -23,12 +23,8 @@ from unerring.reporting import plots
 from unerring.reporting.aggregate import Items, RunAggregate, aggregate
 from unerring.reporting.canvas import Plot
 from unerring.reporting.page import esc, figure, frame, num, pairs, shown, table
-from unerring.reporting.rows import NODE_STATUS
+from unerring.reporting.rows import node_status
 from unerring.reporting.summary import summary
-
-
-class UnknownRun(LookupError):
-    """A run id that the store does not hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +271,7 @@ def tree_section(v: RunView) -> Section | None:
     total = 0
     for it in v.store.items(v.run):
         total += 1
-        status = NODE_STATUS.get(it.status, "pending")
+        status = node_status(it)
         level = levels.setdefault(it.depth, {})
         level[status] = level.get(status, 0) + 1
         kinds[it.kind or "step"] = kinds.get(it.kind or "step", 0) + 1
@@ -306,7 +302,7 @@ def tree_section(v: RunView) -> Section | None:
                     (
                         shown(it.item_id, 200),
                         esc(it.kind or ""),
-                        esc(NODE_STATUS.get(it.status, "pending")),
+                        esc(node_status(it)),
                         str(it.depth),
                         shown(it.reason, 300),
                     )
@@ -400,9 +396,7 @@ def _failures(report: dict[str, Any]) -> Section:
 
 def _view(store: Store, run_id: str, index: int, report: dict[str, Any]) -> RunView:
     with store.snapshot():
-        run = store.get_run(run_id)
-        if run is None:
-            raise UnknownRun(run_id)
+        run = store.run(run_id)
         agg = aggregate(store, run)
         attempts = len(agg.attempts)
     status = live_status(store.path, run.status, run_id)
@@ -431,7 +425,7 @@ def _view(store: Store, run_id: str, index: int, report: dict[str, Any]) -> RunV
 
 
 def build_report(store: Store, run_ids: Sequence[str], *, examples: int = 4) -> str:
-    """The report's HTML. Raises UnknownRun for a run id the store does not hold.
+    """The report's HTML. Raises StoreRefused for a run id the store does not hold.
 
     Everything is read in one snapshot of the journal: a run still going is shown as one
     committed state, its items' table and its aggregates alike.
@@ -442,8 +436,7 @@ def build_report(store: Store, run_ids: Sequence[str], *, examples: int = 4) -> 
 
 def _build(store: Store, run_ids: Sequence[str], examples: int) -> str:
     for r in run_ids:
-        if store.get_run(r) is None:
-            raise UnknownRun(r)
+        store.run(r)  # a run the store does not hold is refused before any work
     report = failure_patterns(store, run_ids, examples)
     toc: list[tuple[str, str]] = []
     body: list[str] = []

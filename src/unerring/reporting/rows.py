@@ -9,6 +9,7 @@ from typing import Any
 
 from unerring.errors import UsageError
 from unerring.journal.store import ItemRecord, RunRecord, Store
+from unerring.scheduler.tree import JOURNAL_STATUS, PENDING
 
 
 def export_rows(
@@ -74,12 +75,10 @@ def _typed_samples(rows: Iterable[sqlite3.Row]) -> Iterator[dict[str, Any]]:
         yield d
 
 
-# the journal's item status, as a node's
-NODE_STATUS = {"completed": "decided", "stopped": "undecided", "failed": "failed"}
-
-
 def node_status(it: ItemRecord) -> str:
-    return NODE_STATUS.get(it.status, "pending")
+    """A node's status as the task tree names it (decided, undecided, failed, pending),
+    from its item's in the journal (completed, stopped, failed, pending)."""
+    return JOURNAL_STATUS.get(it.status, PENDING)
 
 
 def node_rows(store: Store, run: RunRecord) -> Iterator[dict[str, Any]]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unerring.voting.posterior import ERROR_CAP, ErrorModel, Posterior
+from unerring.voting.standings import Standings
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +287,7 @@ class Fitted:
         }
 
 
-class _Own:
+class _OwnSteps:
     """One item's own observations: applied in step order, a copy kept at each refit."""
 
     __slots__ = ("base", "cut", "fitted", "next_fit", "observed", "patterns", "pending", "snap")
@@ -330,7 +331,7 @@ class AdaptiveRule:
         self.config = config
         self.across = across_items
         self.observed = 0  # steps observed, over all items
-        self._own: dict[int, _Own] = {}
+        self._own: dict[int, _OwnSteps] = {}
         self._pending: set[int] | None = None  # items that may still observe (None: all)
         self._count: int | None = None  # how many items the run has (a batch), if known
         self._ended: set[int] = set()  # pending items that ended in this attempt
@@ -393,12 +394,12 @@ class AdaptiveRule:
         return h in self._snapshots
 
     # -- learning ----------------------------------------------------------------------------
-    def _item(self, item: int) -> _Own:
+    def _item(self, item: int) -> _OwnSteps:
         own = self._own.get(item)
         if own is None:
             if self.across and item < self._prefix:
                 raise RuntimeError(f"item {item} is already learnt from: it cannot observe")
-            own = self._own[item] = _Own()
+            own = self._own[item] = _OwnSteps()
         return own
 
     def observe(self, step: int, counts: Iterable[int], item: int = 0) -> None:
@@ -414,7 +415,7 @@ class AdaptiveRule:
         while own.pending and own.observed in own.pending:
             self._take(own, own.pending.pop(own.observed))
 
-    def _take(self, own: _Own, pattern: tuple[int, ...]) -> None:
+    def _take(self, own: _OwnSteps, pattern: tuple[int, ...]) -> None:
         if pattern:
             own.patterns[pattern] += 1
         own.observed += 1
@@ -495,22 +496,14 @@ class AdaptiveRule:
         return learn(self.config, patterns, n).describe()
 
 
-class AdaptiveTally:
-    """One step's votes under the adaptive rule: the interface of `voting.Tally`."""
+class AdaptiveTally(Standings):
+    """One step's votes under the adaptive rule: the interface of `ahead_by_k.Tally`."""
 
-    __slots__ = ("_rule", "counts", "leader", "runner_up", "votes", "winner")
+    __slots__ = ("_rule",)
 
     def __init__(self, rule: Fitted) -> None:
+        super().__init__(1)  # the rule is asked at any lead: only a tie never stops
         self._rule = rule
-        self.counts: dict[Hashable, int] = {}
-        self.votes = 0
-        self.leader: Hashable | None = None
-        self.runner_up = 0
-        self.winner: Hashable | None = None
-
-    @property
-    def decided(self) -> bool:
-        return self.winner is not None
 
     def _pattern(self) -> tuple[int, ...]:
         counts = self.counts
@@ -519,26 +512,8 @@ class AdaptiveTally:
             return (lead, self.runner_up) if self.runner_up else (lead,)
         return tuple(sorted(counts.values(), reverse=True))
 
-    def add(self, key: Hashable) -> bool:
-        """Count one valid vote; return True if this vote decided the step."""
-        if self.winner is not None:
-            raise RuntimeError("step already decided: no vote is counted after the decision")
-        counts = self.counts
-        c = counts.get(key, 0) + 1
-        counts[key] = c
-        self.votes += 1
-        leader = self.leader
-        if leader is None or (key != leader and c > counts[leader]):
-            self.runner_up = 0 if leader is None else counts[leader]
-            self.leader = key
-        elif key != leader and c > self.runner_up:
-            self.runner_up = c
-        if self.leader is not None and counts[self.leader] == self.runner_up:
-            return False
-        if self._rule.stops(self._pattern()):
-            self.winner = self.leader
-            return True
-        return False
+    def _stops(self) -> bool:
+        return self._rule.stops(self._pattern())
 
     def add_many(self, key: Hashable, m: int) -> int:
         """Count up to m votes for one key; return how many it took to decide, else 0."""
@@ -552,9 +527,10 @@ class AdaptiveTally:
             # no vote short of `need` decides; `need` does unless the cap ends the search
             need = self.needed()
             if m < need:
-                self.counts[key] = self.counts.get(key, 0) + m
+                c = self.counts[key] = self.counts.get(key, 0) + m
                 self.votes += m
                 self.leader = key
+                self.lead = c - self.runner_up
                 return 0
             lead = self.counts.get(key, 0) + need
             after = (lead, self.runner_up) if self.runner_up else (lead,)
@@ -562,19 +538,14 @@ class AdaptiveTally:
                 self.counts[key] = lead
                 self.votes += need
                 self.leader = key
+                self.lead = lead - self.runner_up
                 self.winner = key
+                self.decided = True
                 return need
-        for i in range(m):
-            if self.add(key):
-                return i + 1
-        return 0
+        return self._add_each(key, m)
 
     def needed(self) -> int:
         """Fewest further votes that could decide the step (all going to the leader)."""
         if self.leader is None:
             return self._rule.first_round()
         return self._rule.needed_from(self._pattern())
-
-    def plurality(self) -> Hashable | None:
-        """The key with most votes (first to reach that count wins ties)."""
-        return self.leader

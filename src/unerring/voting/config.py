@@ -1,4 +1,4 @@
-"""How steps are voted on, what a run may spend, and what tokens cost (plain values)."""
+"""How steps are voted on (`VotingConfig`, `variant_of`) and what a run may spend (`Budget`)."""
 
 from __future__ import annotations
 

@@ -38,8 +38,8 @@ def judge(process: Process[Any, Any], state: Any, text: str) -> Judged:
 
 
 class StepTally(Protocol):
-    """One step's votes under a stopping rule: `voting.Tally` (first-to-ahead-by-k) or
-    `stopping.AdaptiveTally`. Frozen once decided."""
+    """One step's votes under a stopping rule: `ahead_by_k.Tally` (first-to-ahead-by-k)
+    or `adaptive.AdaptiveTally`. Frozen once decided."""
 
     counts: dict[Hashable, int]
     winner: Hashable | None
@@ -64,7 +64,7 @@ def completion_tokens(s: Sample) -> int:
 
 class StepVote:
     """One step's vote over its samples, with red flags, under the stopping rule of the
-    tally it is given (`voting.Tally(k)`: first-to-ahead-by-k; or the adaptive rule's).
+    tally it is given (`Tally(k)`: first-to-ahead-by-k; or the adaptive rule's).
 
     The caller reserves indices with `expect(n)` (one round), hands samples back with
     `offer(first_index, samples)` as they arrive, and asks `next_round` what to draw next.
