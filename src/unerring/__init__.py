@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from unerring.voting.ahead_by_k import Tally
     from unerring.voting.config import Budget
 
-__version__ = "0.1.0"
+from unerring._version import __version__
 
 _WHERE = {
     "Answer": "unerring.process",

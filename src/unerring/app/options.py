@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
+from unerring._version import __version__
 from unerring.backends.base import Backend
 from unerring.backends.factory import Transport
 from unerring.executors import Execution, ExecutorSpec
@@ -46,8 +47,6 @@ class RunOptions:
     variants: tuple[int, ...] = (0,)  # prompt variants spread over each step's samples
 
     def config(self) -> dict[str, Any]:
-        from unerring import __version__
-
         c = asdict(self)
         c["variants"] = list(self.variants)  # as the journal's JSON gives it back
         c["unerring_version"] = __version__

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
-from unerring import __version__
+from unerring._version import __version__
 from unerring.analysis.records import safe
 from unerring.app.options import STOPPING_RULES, BatchItem, RunOptions, Session
 from unerring.app.result import RunResult

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
-from unerring import __version__
+from unerring._version import __version__
 from unerring.analysis.localize import localize
 from unerring.analysis.report import failure_patterns
 from unerring.journal.lock import live_status
