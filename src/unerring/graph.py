@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from unerring.errors import GraphError as GraphError  # defined with every other error
 from unerring.process import Process
 
 MAX_DEPTH = 32  # default --max-depth: a graph deeper than this is refused
@@ -138,7 +139,3 @@ class Graph:
 
     def load_output(self, text: str) -> Any:
         return json.loads(text)
-
-
-class GraphError(ValueError):
-    """A graph that cannot run as described (a cycle, a missing node, a reused id...)."""

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from unerring.journal.store import RunRecord, Store, StoreRefused
+from unerring.errors import StoreRefused
+from unerring.journal.store import RunRecord, Store
 from unerring.planning import reliability
 from unerring.planning.independence import BothWrong, HardSteps, StepCounts, hard_steps, pairs_test
 

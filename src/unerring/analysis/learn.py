@@ -29,8 +29,9 @@ from unerring.backends.base import Backend
 from unerring.backends.factory import Transport, api_key, make_backend
 from unerring.backends.spec import ModelSpec, parse_model
 from unerring.core.hashing import mix64
+from unerring.errors import StoreError
 from unerring.journal.replay import replay
-from unerring.journal.store import ItemRecord, RunRecord, Store, StoreError
+from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.process import Process
 
 T = TypeVar("T")

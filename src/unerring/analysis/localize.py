@@ -12,8 +12,9 @@ from typing import Any
 
 from unerring.analysis.records import excerpt, process_of
 from unerring.core.flags import Flag
+from unerring.errors import StoreRefused
 from unerring.journal.replay import replay
-from unerring.journal.store import Store, StoreRefused
+from unerring.journal.store import Store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

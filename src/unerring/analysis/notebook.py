@@ -25,7 +25,8 @@ from unerring.backends.sim import ProcessOracle
 from unerring.core.flags import Flag
 from unerring.core.hashing import mix64
 from unerring.core.samples import SampleRequest
-from unerring.journal.store import Store, StoreRefused
+from unerring.errors import StoreRefused
+from unerring.journal.store import Store
 from unerring.process import NoteSelector, Process, with_notes
 
 SUBJECT_MAX = 120

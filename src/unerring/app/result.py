@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from unerring.journal.store import RunRecord, Store, StoreRefused
+from unerring.errors import StoreRefused
+from unerring.journal.store import RunRecord, Store
 from unerring.scheduler.sources import RunEnd
 
 if TYPE_CHECKING:

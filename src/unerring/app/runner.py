@@ -24,12 +24,12 @@ from unerring.backends.factory import api_key, check_reachable
 from unerring.backends.spec import parse_model
 from unerring.core.events import Events, ItemEnd
 from unerring.core.totals import Totals
-from unerring.errors import UsageError
+from unerring.errors import GraphError, StoreRefused, UsageError
 from unerring.executors import Executor, open_executor
-from unerring.graph import Graph, GraphError, Node
+from unerring.graph import Graph, Node
 from unerring.journal.lock import RunLock, check_run_id
 from unerring.journal.replay import restore_state
-from unerring.journal.store import RunRecord, Store, StoreRefused
+from unerring.journal.store import RunRecord, Store
 from unerring.journal.writer import JournalWriter
 from unerring.limits import MAX_ITEM_ID, MAX_ITEMS
 from unerring.planning.plan import check_variants, run_prices, voting_config

@@ -9,10 +9,10 @@ from typing import Any
 
 from unerring.cli.args import add_store, positive_int
 from unerring.cli.items import named_item
-from unerring.core.extras import MissingExtra, require
-from unerring.errors import UsageError
+from unerring.core.extras import require
+from unerring.errors import MissingExtra, OutputError, UsageError
 from unerring.journal.store import MEMORY, RunRecord, Store
-from unerring.reporting.files import OutputError, atomic_path, write_bytes
+from unerring.reporting.files import atomic_path, write_bytes
 
 
 def _open(path: str) -> Store:

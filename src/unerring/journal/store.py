@@ -16,6 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+# defined with every other error; imported from here too
+from unerring.errors import StoreBusy as StoreBusy
+from unerring.errors import StoreError as StoreError
+from unerring.errors import StoreRefused as StoreRefused
 from unerring.journal.codec import (
     BlockColumns,
     DamagedRecord,
@@ -35,21 +39,6 @@ MEMORY = ":memory:"
 BUSY_TIMEOUT_S = 30.0
 DEFAULT_STORE = os.path.join(".unerring", "runs.db")
 _HEADER = b"SQLite format 3\x00"
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked (a write failed); the message says why and what
-    to do. The CLI exits 1: work stopped part way, what was committed is safe."""
-
-
-class StoreRefused(StoreError):
-    """The store, or the run asked of it, cannot be used as given: none at the path, not a
-    journal, damaged, newer, a directory, no such run. Bad input: the CLI exits 2."""
-
-
-class StoreBusy(StoreError):
-    """Another process holds the store (or the run) longer than we wait; nothing was
-    changed; try again. The CLI exits 75 (EX_TEMPFAIL: a temporary failure)."""
 
 
 def _json(text: str, what: str, name: str) -> Any:
