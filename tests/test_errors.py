@@ -80,7 +80,11 @@ def test_errors_imports_nothing_of_unerring() -> None:
     assert not [m for m in imported if m.startswith("unerring")]
 
 
-def test_a_usage_error_names_its_parameters() -> None:
-    e = errors.UsageError("k must be at least 1, got 0", params=("k",))
-    assert str(e) == "k must be at least 1, got 0" and e.params == ("k",)
-    assert errors.UsageError("no parameter").params == ()
+def test_a_usage_error_names_its_parameters_as_the_library_or_the_cli_spells_them() -> None:
+    e = errors.UsageError("give {k}, or {error_rate} measured", params=("k", "error_rate"))
+    assert str(e) == "give k, or error_rate measured" and e.params == ("k", "error_rate")
+    flags = {"k": "--k", "error_rate": "--error-rate"}
+    assert e.spelt(flags.__getitem__) == "give --k, or --error-rate measured"
+    # braces in a message without parameters (a JSON value) stay as they are
+    plain = errors.UsageError("bad item {}")
+    assert str(plain) == "bad item {}" and plain.spelt(str.upper) == "bad item {}"

@@ -1,7 +1,7 @@
 """The exceptions a user of unerring meets, all under one base, defined here.
 
 UnerringError           every error of ours (catch this one to catch them all)
-  UsageError            bad input: exit code 2, one line; `params` names what was wrong
+  UsageError            bad input: exit code 2, one line, naming the parameters at fault
   GraphError            a graph that cannot run as described (a cycle, a missing node)
   OutputError           an output file cannot be written
   MissingExtra          an optional dependency is not installed (also an ImportError)
@@ -19,6 +19,8 @@ unerring's: every layer may raise these.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 __all__ = [
     "FatalBackendError",
@@ -43,12 +45,25 @@ class UnerringError(Exception):
 class UsageError(UnerringError, ValueError):
     """Bad input from the user: exit code 2, one line.
 
-    `params` are the parameters the message names, spelt as the library's keywords; the
-    CLI writes each as its flag."""
+    The message marks each parameter it names as `{name}` (listed in `params`): `str()`
+    spells it as the library's keyword (`k`), `spelt(flag_of)` as the CLI's flag (`--k`).
+    """
 
     def __init__(self, message: str, *, params: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
+        super().__init__(_spell(message, params, str))
+        self.template = message
         self.params = params
+
+    def spelt(self, name_of: Callable[[str], str]) -> str:
+        """The message with each parameter it names written as `name_of(parameter)`."""
+        return _spell(self.template, self.params, name_of)
+
+
+def _spell(template: str, params: tuple[str, ...], name_of: Callable[[str], str]) -> str:
+    text = template
+    for p in params:
+        text = text.replace("{" + p + "}", name_of(p))
+    return text
 
 
 class GraphError(UnerringError, ValueError):

@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from unerring import defaults
 from unerring.errors import GraphError as GraphError  # defined with every other error
 from unerring.process import Process
 
-MAX_DEPTH = 32  # default --max-depth: a graph deeper than this is refused
+MAX_DEPTH = defaults.MAX_DEPTH  # a graph deeper than this is refused
 
 
 @dataclass(frozen=True, slots=True)

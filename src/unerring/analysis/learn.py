@@ -33,6 +33,7 @@ from unerring.errors import StoreError
 from unerring.journal.replay import replay
 from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.process import Process
+from unerring.process_factory import FactoryResolver
 
 T = TypeVar("T")
 
@@ -144,6 +145,7 @@ def learn(
     run_ids: Sequence[str],
     model: str,
     *,
+    resolve: FactoryResolver,
     writer: str = "template",
     name: str | None = None,
     validation: int = 20,
@@ -151,8 +153,9 @@ def learn(
     seed: int = 0,
     max_notes: int = 5,
 ) -> LearnResult:
-    """Distil a run's failure patterns into notes, gate each, journal a notebook version."""
-    runs = [build(store, r) for r in run_ids]
+    """Distil a run's failure patterns into notes, gate each, journal a notebook version;
+    `resolve` makes the runs' processes again (to replay states and validate notes)."""
+    runs = [build(store, r, resolve=resolve) for r in run_ids]
     first = runs[0].run
     if any(rf.run.task != first.task for rf in runs):
         raise ValueError("notes learn: every run must be of the same task")
@@ -163,7 +166,7 @@ def learn(
     def process_of_item(item: int) -> Process[Any, Any]:
         p = processes.get(item)
         if p is None:
-            p = process_of(first, layout.items[item])
+            p = process_of(first, layout.items[item], resolve)
             if p is None:
                 raise ValueError(f"task {first.task!r} cannot be rebuilt to validate notes")
             processes[item] = p
@@ -172,22 +175,18 @@ def learn(
     if not layout.items:
         raise ValueError(f"run {first.run_id!r} has no items to validate notes on")
     process = process_of_item(0)
-    spec = parse_model(model)
     # validate the way the run asked: its API form and endpoint are journaled with it
     cfg = first.config
-    transport = Transport(
-        base_url=cfg.get("base_url"),
-        api="completions" if cfg.get("api") == "completions" else "chat",
-        stop=process.stop,
-    )
+    spec = parse_model(model, "completions" if cfg.get("api") == "completions" else "chat")
+    transport = Transport(base_url=cfg.get("base_url"), stop=process.stop)
     api_key(spec, transport)  # a key that cannot be sent is refused before any work
     writer_spec = None
     if writer != "template":
-        wspec = parse_model(writer)
+        # a model writes prose in chat form, at the run's endpoint
+        wspec = parse_model(writer, "chat")
         # the simulated model writes no prose: its notes come from the template writer
         writer_spec = None if wspec.sim is not None else wspec
-    # a model writes prose in chat form, at the run's endpoint
-    writer_transport = replace(transport, api="chat", stop=())
+    writer_transport = replace(transport, stop=())
 
     def in_loop(make: Callable[[Backend], Awaitable[T]], on: ModelSpec, how: Transport) -> T:
         """Run one job in its own event loop with its own backend, closed in that loop:

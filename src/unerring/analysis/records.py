@@ -20,7 +20,7 @@ from unerring.core.flags import Flag
 from unerring.journal.replay import replay
 from unerring.journal.store import ItemRecord, RunRecord, Store, StoreRefused
 from unerring.process import Feature, Process
-from unerring.tasks.registry import get_task
+from unerring.process_factory import FactoryResolver
 
 EXCERPT = 400  # characters of a response a failure record keeps
 REPLAY_LIMIT = 1 << 21  # steps replayed for features and baselines (covers 20-disk Hanoi)
@@ -135,11 +135,17 @@ class RunFailures:
         return self.run.many_items
 
 
-def process_of(run: RunRecord, item: ItemRecord | None = None) -> Process[Any, Any] | None:
-    """An item's process: the run's task with the run's options, the item's on top."""
-    options = {**run.config.get("task_options", {}), **(item.options if item else {})}
+def process_of(
+    run: RunRecord, item: ItemRecord | None, resolve: FactoryResolver | None
+) -> Process[Any, Any] | None:
+    """An item's process, made again by the factory `resolve` gives for the run (None:
+    processes are not known here, and analysis goes on without features)."""
+    if resolve is None:
+        return None
     try:
-        made = get_task(run.task).make(options)
+        made = resolve(run.task, run.config).make(
+            item.options if item else {}, item.item_id if item else None
+        )
     except Exception:  # an unknown or changed task: analysis goes on without features
         return None
     return made if isinstance(made, Process) else None
@@ -194,7 +200,7 @@ def _run_or_fail(store: Store, run_id: str) -> RunRecord:
 
 
 def step_features(
-    store: Store, run_id: str, item_id: str | None = None
+    store: Store, run_id: str, item_id: str | None = None, *, resolve: FactoryResolver | None
 ) -> dict[int, dict[str, Feature]]:
     """Every decided step's features of one item (default: the first), replayed along its
     winners (for evaluation)."""
@@ -207,7 +213,7 @@ def step_features(
             raise StoreRefused(f"run {run_id!r} has no item {item_id!r}")
     if item is None:
         return {}
-    process = process_of(run, item)
+    process = process_of(run, item, resolve)
     if process is None:
         return {}
     return {
@@ -257,12 +263,14 @@ def build(
     store: Store,
     run_id: str,
     *,
+    resolve: FactoryResolver | None,
     replay_limit: int = REPLAY_LIMIT,
 ) -> RunFailures:
     """Failure records of one run (every item of a batch), read from the journal.
 
-    Features are replayed item by item along the committed winners, `replay_limit` steps
-    in all: items past it get the features journaled with their contested steps only.
+    Features are replayed item by item along the committed winners (by the processes
+    `resolve` makes again), `replay_limit` steps in all: items past it get the features
+    journaled with their contested steps only.
     """
     run = _run_or_fail(store, run_id)
     attempts = store.attempts(run)
@@ -276,7 +284,7 @@ def build(
     first_wrong: tuple[str, int] | None = None
     wrong_at: dict[str, int] = {}  # a graph's nodes with a wrong decision: the first step
     for it in items:
-        found = _item_records(store, run, it, attempts, left)
+        found = _item_records(store, run, it, attempts, left, resolve)
         records.extend(found.records)
         baseline.update(found.baseline)
         baseline_steps += found.replayed
@@ -378,6 +386,7 @@ def _item_records(
     it: ItemRecord,
     attempts: Sequence[dict[str, Any]],
     replay_limit: int,
+    resolve: FactoryResolver | None,
 ) -> _ItemFailures:
     """The failure records of one item, and its share of the features' base rates."""
     decision_of = {d["step"]: d for d in store.noteworthy_decisions(run, it.item)}
@@ -397,7 +406,7 @@ def _item_records(
     # at a rejected step a losing sample may have been right: the checker tells, if it can
     rejected = {s for s, d in decision_of.items() if d["correct"] == 0}
     right: dict[int, set[str]] = {}
-    process = process_of(run, it) if replay_limit > 0 else None
+    process = process_of(run, it, resolve) if replay_limit > 0 else None
     if run.kind == "graph":
         # a node's process is built from the graph's memory, not from options: its kind and
         # depth describe each of its steps, and make the base rates
@@ -432,7 +441,7 @@ def _item_records(
     where = _Where(run.run_id, it.item_id, it.item)
     # answers are read with the item's own process (past the replay limit too)
     if process is None and run.kind != "graph" and wanted:
-        process = process_of(run, it)
+        process = process_of(run, it, resolve)
     decode = _decoder(process)
     records: list[FailureRecord] = []
     for s in sorted(wanted):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from unerring import defaults
+
 # defined with every other error; imported from here too
 from unerring.errors import StoreBusy as StoreBusy
 from unerring.errors import StoreError as StoreError
@@ -37,7 +39,7 @@ from unerring.journal.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_S = 30.0
-DEFAULT_STORE = os.path.join(".unerring", "runs.db")
+DEFAULT_STORE = defaults.STORE
 _HEADER = b"SQLite format 3\x00"
 
 

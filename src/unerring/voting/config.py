@@ -79,9 +79,9 @@ class Budget:
     def __post_init__(self) -> None:
         # a cap at or below nothing stops a run before its first step; NaN and inf are
         # no caps at all: each is a mistake, not a wish
-        check_cap("--max-samples", self.max_samples)
-        check_cap("--max-cost", self.max_cost)
-        check_cap("--max-tokens-total", self.max_tokens_total)
+        check_cap("max_samples", self.max_samples)
+        check_cap("max_cost", self.max_cost)
+        check_cap("max_tokens_total", self.max_tokens_total)
 
     def reached(self, totals: Totals) -> str | None:
         """Which cap has been reached, or None."""
