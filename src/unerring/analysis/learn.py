@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
+from unerring import defaults
 from unerring.analysis.cluster import Pattern, cluster
 from unerring.analysis.notebook import (
     GateResult,
@@ -239,8 +240,11 @@ def learn(
             if (item, step) in states
         ]
 
-    temps = (float(cfg.get("first_temperature", 0.0)), float(cfg.get("temperature", 0.1)))
-    max_tokens = int(cfg.get("max_tokens", 750))
+    temps = (
+        float(cfg.get("first_temperature", defaults.FIRST_TEMPERATURE)),
+        float(cfg.get("temperature", defaults.TEMPERATURE)),
+    )
+    max_tokens = int(cfg.get("max_tokens", defaults.MAX_TOKENS))
     candidates: list[Candidate] = []
     kept: list[Note] = list(base_notes)
 

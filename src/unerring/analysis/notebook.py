@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from unerring import defaults
 from unerring.analysis.cluster import Pattern
 from unerring.analysis.records import tokens_of
 from unerring.analysis.taxonomy import Category
@@ -340,7 +341,7 @@ async def gate(
     *,
     samples: int = 5,
     simulate: bool = False,
-    max_tokens: int = 750,
+    max_tokens: int = defaults.MAX_TOKENS,
     temperatures: tuple[float, float] = (0.0, 0.1),
 ) -> GateResult:
     """Paired validation of a note set: per step, wrong samples without vs with the notes."""

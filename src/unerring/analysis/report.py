@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from unerring import defaults
 from unerring.analysis.cluster import Pattern, cluster
 from unerring.analysis.correlation import correlation
 from unerring.analysis.localize import localize
@@ -140,7 +141,7 @@ def failure_patterns(
                 "samples": rf.samples,
                 "failures": len(rf.records),
                 "items_with_failures": len({r.item for r in rf.records}),
-                "record_level": rf.run.config.get("record", "contested"),
+                "record_level": rf.run.config.get("record", defaults.RECORD),
             }
             for rf in runs
         ],

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from unerring import defaults
 from unerring.backends.base import Backend, Wrapping
 from unerring.core.flags import estimate_tokens
 from unerring.core.hashing import mix64, unit
@@ -51,7 +52,7 @@ class RetryPolicy:
     first_contact_attempts: int = 3
     breaker_after: int = 5
     probe_every_s: float = 5.0
-    max_outage_s: float = 300.0
+    max_outage_s: float = defaults.MAX_OUTAGE_S
     seed: int = 0
 
     def __post_init__(self) -> None:
