@@ -23,8 +23,8 @@ from unerring.planning.pricing import Prices
 from unerring.voting.config import Budget
 
 
-def _default_model() -> ModelSpec:
-    return parse_model(defaults.MODEL)
+# parsed once, when this module is imported: a run parses only the model it is given
+DEFAULT_MODEL = parse_model(defaults.MODEL)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class RunConfig:
     """One run's configuration: the model, the voting, the graph's depth and notes (all
     recorded with the run), and the session of this attempt."""
 
-    model: ModelSpec = field(default_factory=_default_model)
+    model: ModelSpec = DEFAULT_MODEL
     voting: VotingOptions = field(default_factory=VotingOptions)
     notes: str | None = None  # a mistake notebook in the store: NAME or NAME@VERSION
     max_depth: int = defaults.MAX_DEPTH  # a graph deeper than this is refused
