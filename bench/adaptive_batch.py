@@ -20,8 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.options import BatchItem, RunConfig, configure
 from unerring.app.runner import execute
+from unerring.tasks.registry import task_processes
 
 MODEL = "sim:error=0.1,hard=0.05,hard_error=0.45,seed=1"
 
@@ -35,16 +36,19 @@ def main() -> None:
     for error_rate in (None, 0.1175):
         for rule in ("ahead-by-k", "adaptive"):
             t0 = time.perf_counter()
-            options = RunOptions(
-                task="hanoi",
-                model=MODEL,
-                target=0.99,
-                error_rate=error_rate,
-                stopping=rule,
-                on_undecided="plurality",
-                record="decisions",
+            config = configure(
+                RunConfig(),
+                {
+                    "model": MODEL,
+                    "target": 0.99,
+                    "error_rate": error_rate,
+                    "stopping": rule,
+                    "on_undecided": "plurality",
+                    "record": "decisions",
+                    "handle_signals": False,
+                },
             )
-            s = execute(options, Session(handle_signals=False), batch=batch).summary
+            s = execute(config, task_processes("hanoi"), batch=batch).summary
             learnt = s.get("stopping_state", {}).get("model")
             print(
                 json.dumps(

@@ -21,12 +21,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from unerring.app.options import RunOptions, Session
+from unerring.app.options import RunConfig, configure
 from unerring.app.runner import execute
 from unerring.backends.spec import known_error_mixture, parse_model
 from unerring.planning import reliability
-from unerring.planning.plan import voting_config
+from unerring.planning.plan import plan_voting
 from unerring.planning.predict import predict
+from unerring.tasks.registry import task_processes
 from unerring.voting.posterior import ErrorModel
 
 # name: (sim spec, disks, target, --error-rate given to both rules or None, goal)
@@ -68,23 +69,25 @@ def measure(row: str, rule: str, seeds: int) -> dict[str, Any]:
     sim, disks, target, error_rate, _ = ROWS[row]
     runs = []
     t0 = time.perf_counter()
-    options = None
+    config = None
     for seed in range(seeds):
-        options = RunOptions(
-            task="hanoi",
-            task_options={"disks": disks},
-            model=f"sim:{sim},seed={seed}",
-            target=target,
-            error_rate=error_rate,
-            stopping=rule,
-            on_undecided="plurality",
-            record="decisions",
+        config = configure(
+            RunConfig(),
+            {
+                "model": f"sim:{sim},seed={seed}",
+                "target": target,
+                "error_rate": error_rate,
+                "stopping": rule,
+                "on_undecided": "plurality",
+                "record": "decisions",
+                "handle_signals": False,
+            },
         )
-        s = execute(options, Session(handle_signals=False)).summary
+        s = execute(config, task_processes("hanoi", {"disks": disks})).summary
         runs.append(s)
-    assert options is not None
+    assert config is not None
     steps = 2**disks - 1
-    voting = voting_config(options, steps)
+    voting = plan_voting(config.voting, config.model, steps)
     truth = known_error_mixture(parse_model(f"sim:{sim}"))
     assert truth is not None
     if voting.adaptive is None:

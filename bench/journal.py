@@ -32,9 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from unerring.app.options import RunOptions, Session  # noqa: E402
+from unerring.app.options import RunConfig, configure  # noqa: E402
 from unerring.app.runner import execute  # noqa: E402
 from unerring.journal.store import Store  # noqa: E402
+from unerring.tasks.registry import task_processes  # noqa: E402
 from unerring.voting.config import Budget  # noqa: E402
 
 MODEL = "sim:error=0.01,wrong_answers=1"
@@ -56,16 +57,13 @@ raise SystemExit(main(sys.argv[1:]))
 """
 
 
-def options(disks: int) -> RunOptions:
-    return RunOptions(task="hanoi", task_options={"disks": disks}, model=MODEL, k=4)
-
-
 def one_run(
     store: str, disks: int, budget: Budget | None = None
 ) -> tuple[float, dict[str, object]]:
-    session = Session(store=store, budget=budget or Budget(), handle_signals=False)
+    given = {"model": MODEL, "k": 4, "store": store, "budget": budget or Budget()}
+    config = configure(RunConfig(), {**given, "handle_signals": False})
     t0 = time.perf_counter()
-    res = execute(options(disks), session, "bench")
+    res = execute(config, task_processes("hanoi", {"disks": disks}), run_id="bench")
     res.store.close()
     return time.perf_counter() - t0, res.summary
 

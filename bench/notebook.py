@@ -20,9 +20,10 @@ from unerring.analysis.cluster import adjusted_rand_index, cluster
 from unerring.analysis.learn import learn
 from unerring.analysis.records import build, step_features
 from unerring.analysis.taxonomy import CONTENT
-from unerring.app.options import BatchItem, RunOptions, Session
+from unerring.app.options import BatchItem, RunConfig, configure
 from unerring.app.runner import execute
 from unerring.journal.store import Store
+from unerring.tasks.registry import resolve, task_processes
 
 
 def mode_rates(db: Path, run_id: str) -> dict[str, float]:
@@ -33,7 +34,7 @@ def mode_rates(db: Path, run_id: str) -> dict[str, float]:
     assert run is not None
     on: dict[int, list[str]] = {2: [], 4: []}
     for it in list(store.items(run)):
-        features = step_features(store, run_id, it.item_id)
+        features = step_features(store, run_id, it.item_id, resolve=resolve)
         for s in store.samples(run, it.item):
             disk = features[s["step"]].get("disk")
             if disk in on:
@@ -57,33 +58,27 @@ def main() -> None:
         db = Path(tmp) / "bench.db"
 
         def run(run_id: str, notes: str | None) -> dict[str, object]:
-            opts = RunOptions(
-                task="hanoi",
-                task_options={"disks": args.disks},
-                model=model,
-                k=args.k,
-                record="samples",
-                notes=notes,
-            )
+            given = {"model": model, "k": args.k, "record": "samples", "notes": notes}
+            config = configure(RunConfig(), {**given, "store": str(db), "handle_signals": False})
             items = None
             if args.items > 1:
                 items = [BatchItem(str(i), {}) for i in range(1, args.items + 1)]
-            session = Session(store=str(db), handle_signals=False)
-            res = execute(opts, session, run_id, batch=items)
+            factory = task_processes("hanoi", {"disks": args.disks})
+            res = execute(config, factory, run_id=run_id, batch=items)
             res.store.close()
             return res.summary
 
         before = run("before", None)
         store = Store(str(db))
         t0 = time.perf_counter()
-        rf = build(store, "before")
+        rf = build(store, "before", resolve=resolve)
         recs = [r for r in rf.records if r.category in CONTENT and r.index is not None]
         c = cluster(recs, rf.baseline, rf.baseline_steps, rf.samples)
         cluster_s = time.perf_counter() - t0
         truth = [r.label if r.label and r.label.startswith("mode:") else "background" for r in recs]
         ari = adjusted_rand_index(truth, list(c.assignment))
         t0 = time.perf_counter()
-        learned = learn(store, ["before"], model, name="bench")
+        learned = learn(store, ["before"], model, resolve=resolve, name="bench")
         learn_s = time.perf_counter() - t0
         store.close()
         after = run("after", "bench")

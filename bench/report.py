@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from unerring.analysis.report import failure_patterns  # noqa: E402
 from unerring.journal.store import Store  # noqa: E402
 from unerring.reporting.aggregate import aggregate  # noqa: E402
+from unerring.tasks.registry import resolve  # noqa: E402
 
 
 def unerring(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,7 +67,7 @@ def main() -> None:
         run = s.get_run(args.run_id)
         assert run is not None
         t = time.perf_counter()
-        failure_patterns(s, [args.run_id])
+        failure_patterns(s, [args.run_id], resolve=resolve)
         patterns_s = time.perf_counter() - t
         t = time.perf_counter()
         agg = aggregate(s, run)

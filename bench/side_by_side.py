@@ -34,12 +34,14 @@ PINS = ("langgraph==1.2.22", "langgraph-checkpoint-sqlite==3.1.2", "dbos==3.4.0"
 
 UNERRING = """
 import json, sys, time
-from unerring.app.runner import RunOptions, Session, execute
+from unerring.app.options import RunConfig, configure
+from unerring.app.runner import execute
+from unerring.tasks.registry import task_processes
 disks, durability, store = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-opts = RunOptions(task="hanoi", task_options={"disks": disks},
-                  model="sim:error=0.01,wrong_answers=1", k=4)
+config = configure(RunConfig(), {"model": "sim:error=0.01,wrong_answers=1", "k": 4,
+                   "store": store, "durability": durability, "handle_signals": False})
 t0 = time.perf_counter()
-res = execute(opts, Session(store=store, durability=durability, handle_signals=False), "bench")
+res = execute(config, task_processes("hanoi", {"disks": disks}), run_id="bench")
 res.store.close()
 seconds = time.perf_counter() - t0
 s = res.summary

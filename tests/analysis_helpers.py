@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from unerring.app.options import BatchItem, RunOptions, Session
+from tests.helpers import config
+from unerring.app.options import BatchItem
 from unerring.app.result import RunResult
 from unerring.app.runner import execute
+from unerring.tasks.registry import task_processes
 from unerring.voting.config import Budget
 
 PLANTED = "modes=disk:2:0.3:cure+disk:4:0.3:w1"
@@ -29,8 +31,8 @@ def run(
     k: int = 4,
     **options: Any,
 ) -> RunResult:
-    opts = RunOptions(task="hanoi", task_options={"disks": disks}, model=model, k=k, **options)
-    result = execute(opts, Session(store=str(db), handle_signals=False), run_id)
+    cfg = config(model=model, k=k, store=str(db), handle_signals=False, **options)
+    result = execute(cfg, task_processes("hanoi", {"disks": disks}), run_id=run_id)
     # tests open the store again; release this connection first
     result.store.close()
     return result
@@ -47,9 +49,10 @@ def batch(
     **options: Any,
 ) -> RunResult:
     """A batch run of Hanoi items "1", "2", ... with the given numbers of disks."""
-    opts = RunOptions(task="hanoi", task_options={"disks": sizes[0]}, model=model, k=k, **options)
+    cfg = config(
+        model=model, k=k, store=str(db), handle_signals=False, budget=budget or Budget(), **options
+    )
     items = [BatchItem(str(i), {"disks": d}) for i, d in enumerate(sizes, 1)]
-    session = Session(store=str(db), handle_signals=False, budget=budget or Budget())
-    result = execute(opts, session, run_id, batch=items)
+    result = execute(cfg, task_processes("hanoi", {"disks": sizes[0]}), run_id=run_id, batch=items)
     result.store.close()
     return result

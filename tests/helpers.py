@@ -11,10 +11,53 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from unerring.app.options import BatchItem, Hooks, RunConfig, configure
+from unerring.app.result import RunResult
+from unerring.app.runner import execute
+from unerring.graph import Graph
+from unerring.process import Process
+from unerring.process_factory import OwnProcesses, ProcessFactory
+from unerring.tasks.registry import task_processes
+
 SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+def config(**options: Any) -> RunConfig:
+    """A run's configuration, each option by its one name (`unerring.app.options.PLACES`:
+    the library's keywords); a model as its spec text."""
+    return configure(RunConfig(), options)
+
+
+def run_task(
+    task: str | None = None,
+    task_options: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    *,
+    process: Process[Any, Any] | Graph | None = None,
+    resume: bool = False,
+    batch: list[BatchItem] | None = None,
+    **options: Any,
+) -> RunResult:
+    """A run through the application layer: a built-in task's (as the CLI makes it) or a
+    process of one's own; the options by their names in PLACES, the hooks by theirs."""
+    hooks = Hooks(**{n: options.pop(n) for n in HOOKS if n in options})
+    if process is not None:
+        factory: ProcessFactory = OwnProcesses(
+            task or process.name, task_options or {}, {"1": process}
+        )
+    else:
+        assert task is not None
+        factory = task_processes(task, task_options)
+    return execute(
+        config(**options), factory, run_id=run_id, resume=resume, batch=batch, hooks=hooks
+    )
+
+
+HOOKS = tuple(f.name for f in fields(Hooks))
 
 
 def child_env() -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from unerring.app.options import RunOptions
+from tests.helpers import config
+from unerring.app.recorded import recorded
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.core.events import Events
 from unerring.core.samples import Sample, SampleRequest
@@ -14,6 +15,7 @@ from unerring.journal.writer import JournalWriter
 from unerring.scheduler.loop import Scheduler
 from unerring.scheduler.sources import Item
 from unerring.tasks.hanoi import Hanoi
+from unerring.tasks.registry import task_processes
 from unerring.voting.config import VotingConfig
 
 CANARY = "CANARY"
@@ -56,8 +58,10 @@ def hostile_journal(db: Path, run_id: str = "hostile") -> Path:
     """A completed 5-disk Hanoi run whose journal holds hostile samples (flagged ones)."""
     store = Store(str(db))
     process = Hanoi(5)
-    options = RunOptions(task="hanoi", task_options={"disks": 5}, model="sim:error=0.0,seed=1", k=2)
-    run = store.create_run(run_id, "hanoi", {**options.config(), "k_resolved": 2}, 31)
+    options = recorded(
+        config(model="sim:error=0.0,seed=1", k=2), task_processes("hanoi", {"disks": 5})
+    )
+    run = store.create_run(run_id, "hanoi", {**options, "k_resolved": 2}, 31)
     attempt = store.begin_attempt(run)
     writer = JournalWriter(store, run, lambda item: process, durability="sync")
     events = Events()

@@ -16,7 +16,7 @@ from unerring.analysis.notebook import load_notebook, save_notebook
 from unerring.analysis.records import build
 from unerring.cli.main import main
 from unerring.journal.store import Store
-from unerring.tasks.registry import get_task
+from unerring.tasks.registry import get_task, resolve
 
 MODEL = sim(3)
 
@@ -254,7 +254,7 @@ def test_failures_save_of_a_batch_keeps_each_record_s_item(
     run_rec = store.get_run("b")
     assert run_rec is not None
     saved = store.saved_failures(run_rec)
-    records = build(store, "b").records
+    records = build(store, "b", resolve=resolve).records
     assert len(saved) == report["saved"] == len(records)
     assert Counter((r["item_id"], r["step"], r["idx"]) for r in saved) == Counter(
         (r.item_id, r.step, r.index) for r in records

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import cli, item_decisions, kill_and_resume
-from unerring.app.options import BatchItem, RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import cli, item_decisions, kill_and_resume, run_task
+from unerring.app.options import BatchItem
 from unerring.errors import UsageError
 from unerring.journal.store import Store
 
@@ -168,12 +167,13 @@ def test_library_batch_ids_are_bounded(tmp_path: Path, item_id: str, message: st
     db = tmp_path / "never.db"
     batch = [BatchItem("ok", {"disks": 3}), BatchItem(item_id, {"disks": 3})]
     with pytest.raises(UsageError, match=message) as e:
-        execute(RunOptions("hanoi"), Session(store=str(db), handle_signals=False), batch=batch)
+        run_task(task="hanoi", store=str(db), handle_signals=False, batch=batch)
     assert len(str(e.value)) < 200 and "a batch item: item id" in str(e.value)
     assert not db.exists()
     y = "y" * 200  # the longest id allowed runs
-    done = execute(RunOptions("hanoi"), Session(store=str(db), handle_signals=False),
-                   batch=[BatchItem(y, {"disks": 2})])  # fmt: skip
+    done = run_task(
+        task="hanoi", store=str(db), handle_signals=False, batch=[BatchItem(y, {"disks": 2})]
+    )
     assert done.outcome.status == "completed"
     done.store.close()
 
@@ -261,10 +261,14 @@ def test_sigkill_during_a_batch_loses_nothing_and_decides_nothing_twice(tmp_path
     for rows in got.values():
         assert [d["step"] for d in rows] == list(range(2**DISKS - 1))  # none missing, none twice
     # equal to an uninterrupted run's, item by item (latency changes no sample)
-    ref = execute(
-        RunOptions(task="hanoi", task_options={"disks": DISKS}, model=MODEL, k=2),
-        Session(store=str(tmp_path / "ref.db"), handle_signals=False),
-        "ref",
+    ref = run_task(
+        task="hanoi",
+        task_options={"disks": DISKS},
+        model=MODEL,
+        k=2,
+        store=str(tmp_path / "ref.db"),
+        handle_signals=False,
+        run_id="ref",
         batch=[BatchItem(str(i), {"disks": DISKS}) for i in range(1, ITEMS + 1)],
     )
     assert ref.outcome.status == "completed"

@@ -13,6 +13,7 @@ from unerring.analysis.failure import FailureRecord, RunFailures
 from unerring.analysis.records import build
 from unerring.analysis.taxonomy import CONTENT
 from unerring.journal.store import Store
+from unerring.tasks.registry import resolve
 
 
 def test_ari_of_known_partitions() -> None:
@@ -47,7 +48,7 @@ def _planted(rf: RunFailures) -> tuple[list[FailureRecord], list[str]]:
 def test_clustering_recovers_planted_modes(tmp_path: Path, seed: int) -> None:
     db = tmp_path / "j.db"
     run(db, "r", sim(seed), disks=10)
-    rf = build(Store(str(db)), "r")
+    rf = build(Store(str(db)), "r", resolve=resolve)
     recs, truth = _planted(rf)
     assert {"mode:disk=2", "mode:disk=4"} <= set(truth)
     c = cluster(recs, rf.baseline, rf.baseline_steps, rf.samples)
@@ -66,7 +67,7 @@ def test_clustering_recovers_planted_modes(tmp_path: Path, seed: int) -> None:
 def test_the_clusterer_never_reads_labels(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     run(db, "r", sim(1), disks=8)
-    rf = build(Store(str(db)), "r")
+    rf = build(Store(str(db)), "r", resolve=resolve)
     recs, _ = _planted(rf)
     blind = [dataclasses.replace(r, label=None) for r in recs]
     a = cluster(recs, rf.baseline, rf.baseline_steps, rf.samples)
@@ -77,7 +78,7 @@ def test_the_clusterer_never_reads_labels(tmp_path: Path) -> None:
 def test_random_errors_alone_form_no_feature_pattern(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     run(db, "r", sim(5, "", error=0.1), disks=9, k=3)
-    rf = build(Store(str(db)), "r")
+    rf = build(Store(str(db)), "r", resolve=resolve)
     recs = [r for r in rf.records if r.category in CONTENT]
     c = cluster(recs, rf.baseline, rf.baseline_steps, rf.samples)
     assert recs and all(not p.selector for p in c.patterns)
@@ -88,7 +89,7 @@ def test_a_mode_that_recurs_across_items_is_one_pattern_naming_the_items(tmp_pat
     # places counted from one item, and steps of different items merged into one place
     db = tmp_path / "j.db"
     batch(db, "b", sim(3, BATCH_MODE))
-    rf = build(Store(str(db)), "b")
+    rf = build(Store(str(db)), "b", resolve=resolve)
     recs, truth = _planted(rf)
     c = cluster(recs, rf.baseline, rf.baseline_steps, rf.samples)
     moded = {c.assignment[i] for i, t in enumerate(truth) if t == "mode:disk=2"}

@@ -25,9 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import child_env, cli, decisions, run_row
-from unerring.app.options import RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import child_env, cli, decisions, run_row, run_task
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261123
@@ -67,8 +65,8 @@ class Attempt:
 
 def reference(tmp_path: Path, disks: int) -> tuple[Path, dict[str, object]]:
     db = tmp_path / "reference.db"
-    opts = RunOptions(task="hanoi", task_options={"disks": disks}, model=f"sim:{ERROR}", k=K)
-    res = execute(opts, Session(store=str(db), handle_signals=False), "ref")
+    opts = dict(task="hanoi", task_options={"disks": disks}, model=f"sim:{ERROR}", k=K)
+    res = run_task(**opts, store=str(db), handle_signals=False, run_id="ref")
     assert res.outcome.status == "completed"
     res.store.close()
     return db, json.loads(run_row(db, "ref")["stats"])

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_sync
-from tests.helpers import cli, one_line_error
-from unerring.app.options import RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import cli, one_line_error, run_task
 from unerring.backends.ensemble import Ensemble, spread
 from unerring.backends.factory import Transport, make_backend
 from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
@@ -101,11 +99,9 @@ def test_the_simulated_model_gives_each_variant_its_own_hard_steps() -> None:
 
 def test_variants_fix_errors_that_repeat_on_one_prompt(tmp_path: Path) -> None:
     model = "sim:error=0.05,hard=0.1,hard_error=0.7,seed=3"
-    base = RunOptions(task="addition", task_options={"digits": 150}, model=model, k=4)
-    one = execute(base, Session(handle_signals=False))
-    many = execute(
-        RunOptions(**{**base.__dict__, "variants": tuple(range(8))}), Session(handle_signals=False)
-    )
+    base = dict(task="addition", task_options={"digits": 150}, model=model, k=4)
+    one = run_task(**base, handle_signals=False)
+    many = run_task(**{**base, "variants": tuple(range(8))}, handle_signals=False)
     # on one prompt a hard step's wrong answer wins (error 0.7); spread over eight prompts
     # it is hard on about one of them, and the pooled vote is right
     assert one.summary["errors"] > 10
@@ -201,11 +197,11 @@ def test_an_ensembles_known_errors_pool_its_members() -> None:
 
 def test_pooling_models_whose_hard_steps_differ_fixes_what_one_cannot() -> None:
     member = "sim:error=0.05,hard=0.05,hard_error=0.7,seed={}"
-    opts = RunOptions(task="hanoi", task_options={"disks": 8}, model=member.format(1), k=4)
-    alone = execute(opts, Session(handle_signals=False))
-    pooled = execute(
-        RunOptions(**{**opts.__dict__, "model": " + ".join(member.format(s) for s in (1, 2, 3))}),
-        Session(handle_signals=False),
+    opts = dict(task="hanoi", task_options={"disks": 8}, model=member.format(1), k=4)
+    alone = run_task(**opts, handle_signals=False)
+    pooled = run_task(
+        **{**opts, "model": " + ".join(member.format(s) for s in (1, 2, 3))},
+        handle_signals=False,
     )
     assert alone.summary["errors"] > 5
     assert pooled.summary["errors"] <= 1
@@ -242,9 +238,11 @@ def test_a_bad_ensemble_member_is_refused(tmp_path: Path, models: list[str], mes
 
 def test_the_library_refuses_an_unreachable_member() -> None:
     with pytest.raises(UsageError, match="cannot be reached"):
-        execute(
-            RunOptions(task="hanoi", model="sim:error=0.1 + openai:m", k=2),
-            Session(transport=Transport(base_url="http://127.0.0.1:9/v1")),
+        run_task(
+            task="hanoi",
+            model="sim:error=0.1 + openai:m",
+            k=2,
+            transport=Transport(base_url="http://127.0.0.1:9/v1"),
         )
 
 
@@ -320,7 +318,7 @@ def test_variants_and_ensembles_decide_alike_at_once_late_or_speculating(tmp_pat
         model = " + ".join(
             f"sim:error=0.2,hard=0.1,hard_error=0.6,seed={s}{latency}" for s in (1, 2)
         )
-        opts = RunOptions(
+        opts = dict(
             task="addition",
             task_options={"digits": 12},
             model=model,
@@ -330,7 +328,7 @@ def test_variants_and_ensembles_decide_alike_at_once_late_or_speculating(tmp_pat
             on_undecided="plurality",
         )
         batch = [BatchItem(str(i), {"seed": i}) for i in range(4)]
-        res = execute(opts, Session(handle_signals=False, speculate=speculate), batch=batch)
+        res = run_task(**opts, handle_signals=False, speculate=speculate, batch=batch)
         assert res.summary["status"] == "completed"
         out: dict[str, list[tuple[object, ...]]] = {}
         for it in res.store.items(res.run):

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from unerring.app.options import BatchItem, RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import run_task
+from unerring.app.options import BatchItem
 from unerring.backends.factory import Transport
 from unerring.backends.spec import parse_model
 from unerring.core.events import Decision, Events, ItemEnd
@@ -175,11 +175,12 @@ def test_a_worker_driven_directly_journals_what_a_local_run_does(tmp_path: Path)
     """The Ray actor's code, without Ray: its groups, handed to the driver's writer in
     the order they come, make the journal of a local run."""
     n, disks = 8, 5
-    options = RunOptions(task="hanoi", task_options={"disks": disks}, model=MODEL, k=2)
-    ref = execute(
-        options,
-        Session(store=str(tmp_path / "ref.db"), handle_signals=False),
-        "w",
+    options = dict(task="hanoi", task_options={"disks": disks}, model=MODEL, k=2)
+    ref = run_task(
+        **options,
+        store=str(tmp_path / "ref.db"),
+        handle_signals=False,
+        run_id="w",
         batch=[BatchItem(str(i), {"disks": disks}) for i in range(1, n + 1)],
     )
     assert ref.outcome.status == "completed"

@@ -15,9 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import child_env, cli, one_line_error
-from unerring.app.options import BatchItem, RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import child_env, cli, one_line_error, run_task
+from unerring.app.options import BatchItem
 from unerring.backends.factory import Transport
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
@@ -27,11 +26,11 @@ from unerring.journal.store import Store
 @pytest.fixture(scope="module")
 def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("parquet") / "runs.db"
-    options = RunOptions(
+    options = dict(
         task="hanoi", task_options={"disks": 6}, model="sim:error=0.15,flag=0.05,seed=2", k=3
     )
     transport = Transport(retry=RetryPolicy(base_s=0.001))
-    assert execute(options, Session(store=str(db), transport=transport), "p").outcome.status == (
+    assert run_task(**options, store=str(db), transport=transport, run_id="p").outcome.status == (
         "completed"
     )
     return db
@@ -134,9 +133,9 @@ def test_an_unknown_run_and_a_missing_extra(journal: Path, tmp_path: Path) -> No
 
 def test_a_batch_exports_its_items_or_one_item(tmp_path: Path) -> None:
     db = tmp_path / "b.db"
-    options = RunOptions(task="hanoi", task_options={"disks": 3}, model="sim:error=0.2", k=2)
+    options = dict(task="hanoi", task_options={"disks": 3}, model="sim:error=0.2", k=2)
     batch = [BatchItem("x", {"disks": 3}), BatchItem("y", {"disks": 4})]
-    execute(options, Session(store=str(db)), "b", batch=batch).store.close()
+    run_task(**options, store=str(db), run_id="b", batch=batch).store.close()
     every = tmp_path / "all.parquet"
     assert main(["export", "b", "--store", str(db), "--format", "parquet", "-o", str(every)]) == 0
     table = pq.read_table(every)

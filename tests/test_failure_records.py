@@ -12,22 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from tests.analysis_helpers import BATCH_MODE, batch, run, sim
+from tests.helpers import run_task
 from unerring.analysis.failure import FailureRecord, RunFailures
 from unerring.analysis.incidents import in_incident, mark_across_runs
 from unerring.analysis.item_records import _times
 from unerring.analysis.records import build
 from unerring.analysis.taxonomy import Category
-from unerring.app.options import RunOptions, Session
-from unerring.app.runner import execute
 from unerring.journal.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from unerring.journal.store import RunRecord, Store
+from unerring.tasks.registry import resolve
 from unerring.voting.config import Budget
 
 
 def test_sample_records_match_what_the_simulator_planted(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     run(db, "r", sim(2, "flag=0.05,modes=disk:2:0.3"), disks=7)
-    rf = build(Store(str(db)), "r")
+    rf = build(Store(str(db)), "r", resolve=resolve)
     by_label = Counter((r.label, r.category) for r in rf.records if r.index is not None)
     for (label, cat), _ in by_label.items():
         if label == "flag:overlong":
@@ -51,7 +51,7 @@ def test_a_repeated_wrong_answer_is_systematic_and_a_lone_one_intermittent(
 ) -> None:
     db = tmp_path / "j.db"
     run(db, "r", sim(4, "modes=disk:2:0.45", error=0.02), disks=7)
-    rf = build(Store(str(db)), "r")
+    rf = build(Store(str(db)), "r", resolve=resolve)
     wrong = [r for r in rf.records if r.answer is not None]
     assert wrong
     per_step = Counter((r.step, r.answer) for r in wrong)
@@ -66,7 +66,7 @@ def test_rejected_decisions_undecided_steps_and_budget_stops(tmp_path: Path) -> 
     db = tmp_path / "j.db"
     # k=1 and a 30% error: the checker rejects some decisions outright
     run(db, "wrong", sim(1, "", error=0.3), disks=6, k=1)
-    rf = build(Store(str(db)), "wrong")
+    rf = build(Store(str(db)), "wrong", resolve=resolve)
     rejected = {r.step for r in rf.records if r.category is Category.REJECTED}
     con = sqlite3.connect(db)
     truth = {s for (s,) in con.execute("SELECT step FROM decisions WHERE correct = 0")}
@@ -81,7 +81,7 @@ def test_rejected_decisions_undecided_steps_and_budget_stops(tmp_path: Path) -> 
         max_samples_per_step=2,
         on_undecided="plurality",
     )
-    rf = build(Store(str(db)), "undecided")
+    rf = build(Store(str(db)), "undecided", resolve=resolve)
     undecided = {r.step for r in rf.records if r.category is Category.UNDECIDED}
     truth = {
         s
@@ -92,12 +92,12 @@ def test_rejected_decisions_undecided_steps_and_budget_stops(tmp_path: Path) -> 
     }
     assert undecided == truth and truth
     # a sample budget stops the run: one budget record at the resume point
-    opts = RunOptions(task="hanoi", task_options={"disks": 6}, model=sim(1, ""), k=2)
-    session = Session(store=str(db), handle_signals=False, budget=Budget(max_samples=20))
-    res = execute(opts, session, "budget")
+    opts = dict(task="hanoi", task_options={"disks": 6}, model=sim(1, ""), k=2)
+    session = dict(store=str(db), handle_signals=False, budget=Budget(max_samples=20))
+    res = run_task(**opts, **session, run_id="budget")
     res.store.close()
     assert res.outcome.status == "stopped"
-    rf = build(Store(str(db)), "budget")
+    rf = build(Store(str(db)), "budget", resolve=resolve)
     budget = [r for r in rf.records if r.category is Category.BUDGET]
     assert len(budget) == 1 and budget[0].step == res.outcome.step
 
@@ -116,7 +116,7 @@ def test_transport_failures_and_incidents(tmp_path: Path) -> None:
         " VALUES (?,?,?,?,?,?,?)",
         rows,
     )
-    rf = build(store, "r")
+    rf = build(store, "r", resolve=resolve)
     cats = Counter(r.category for r in rf.records)
     assert cats[Category.SERVER] == 10 and cats[Category.TIMEOUT] == 1
     assert len(rf.incidents) == 1
@@ -133,7 +133,7 @@ def test_the_same_wrong_answer_in_two_runs_is_systematic(tmp_path: Path) -> None
     run(db, "a", sim(1, "modes=disk:2:0.3", error=0.0), disks=6)
     run(db, "b", sim(2, "modes=disk:2:0.3", error=0.0), disks=6)
     store = Store(str(db))
-    runs = [build(store, "a"), build(store, "b")]
+    runs = [build(store, "a", resolve=resolve), build(store, "b", resolve=resolve)]
     lone_before = [r for rf in runs for r in rf.records if not r.systematic]
     mark_across_runs(runs)
     shared = {(r.step, r.answer) for r in runs[0].records} & {
@@ -178,7 +178,7 @@ def test_batch_records_carry_their_item_and_read_each_item_s_own_samples(tmp_pat
     db = tmp_path / "j.db"
     sizes = (4, 5, 6, 7, 5, 6)
     batch(db, "b", sim(3, BATCH_MODE), sizes)
-    rf = build(Store(str(db)), "b")
+    rf = build(Store(str(db)), "b", resolve=resolve)
     journal = _journal_samples(db, "b")
     sample_records = [r for r in rf.records if r.index is not None]
     assert {r.item_id for r in sample_records} == {str(i) for i in range(1, len(sizes) + 1)}
@@ -197,7 +197,7 @@ def test_a_batch_s_replay_shares_one_budget_over_its_items(tmp_path: Path) -> No
     # kills: a replay limit applied to each item alone (it would replay 8 x 40 steps)
     db = tmp_path / "j.db"
     batch(db, "b", sim(3, BATCH_MODE))
-    rf = build(Store(str(db)), "b", replay_limit=100)
+    rf = build(Store(str(db)), "b", resolve=resolve, replay_limit=100)
     assert rf.baseline_steps == 100
     # past the budget, contested steps keep the features journaled with them
     last = [r for r in rf.records if r.item_id == "8" and r.label == "mode:disk=2"]
@@ -208,7 +208,7 @@ def test_first_wrong_of_a_batch_is_by_item_then_step(tmp_path: Path) -> None:
     # kills: the first wrong step taken over all items by step alone, or from item 0 only
     db = tmp_path / "j.db"
     batch(db, "b", sim(3, BATCH_MODE))
-    rf = build(Store(str(db)), "b")
+    rf = build(Store(str(db)), "b", resolve=resolve)
     con = sqlite3.connect(db)
     wrong = con.execute(
         "SELECT i.item_id, d.step FROM decisions d JOIN items i ON i.run = d.run"
@@ -225,7 +225,7 @@ def test_a_budget_stop_is_recorded_for_each_item_it_stopped(tmp_path: Path) -> N
     res = batch(db, "b", sim(1, ""), (5,) * 4, k=2, budget=Budget(max_samples=120))
     assert res.outcome.status == "stopped"
     store = Store(str(db))
-    rf = build(store, "b")
+    rf = build(store, "b", resolve=resolve)
     budget = {(r.item_id, r.step) for r in rf.records if r.category is Category.BUDGET}
     run_rec = store.get_run("b")
     assert run_rec is not None

@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 
 import unerring
-from tests.helpers import child_env, cli, item_decisions, kill_and_resume
-from unerring.app.options import RunOptions, Session
+from tests.helpers import child_env, cli, item_decisions, kill_and_resume, run_task
 from unerring.app.result import RunResult
-from unerring.app.runner import execute
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.core.events import ItemEnd
 from unerring.core.samples import SampleRequest
@@ -28,6 +26,7 @@ from unerring.process import Process
 from unerring.scheduler.graph_check import check_nodes
 from unerring.scheduler.tree import TaskTree
 from unerring.tasks.multiply import Multiply
+from unerring.tasks.registry import resolve
 from unerring.tasks.sort import Sort
 from unerring.tasks.sums import PairwiseSum
 from unerring.voting.config import Budget
@@ -180,15 +179,15 @@ def test_a_node_sees_its_path_and_dependencies_only(monkeypatch: pytest.MonkeyPa
     from unerring.scheduler.tree import node_index
 
     graph = Sort(numbers=64, seed=5)
-    options = RunOptions(task="sort", task_options=dict(graph.options()), k=1, model="sim:error=0")
-    session = Session(store=":memory:", handle_signals=False)
+    options = dict(task="sort", task_options=dict(graph.options()), k=1, model="sim:error=0")
+    session = dict(store=":memory:", handle_signals=False)
     from unerring.scheduler import build
 
     def spy_backend(spec: Any, transport: Any, on_failure: Any) -> Any:
         return Spy(spec.sim)
 
     monkeypatch.setattr(build, "make_backend", spy_backend)
-    res = execute(options, session, process=graph)
+    res = run_task(**options, **session, process=graph)
     assert res.summary["result_correct"] is True
     deep = "s.L.R.L.R"
     (prompt,) = prompts[node_index(deep)]
@@ -472,10 +471,14 @@ def test_sigkill_during_a_graph_run_loses_nothing_and_redoes_no_expansion(
     first = ["run", "sort", "--numbers", "300", "--k", "2", "--run-id", "kg"]
     first += ["--model", f"{model},latency=2", *common]
     kill_and_resume(first, ["resume", "kg", *common], tmp_path, seed=11)
-    ref = execute(
-        RunOptions(task="sort", task_options=dict(Sort(numbers=300).options()), model=model, k=2),
-        Session(store=str(tmp_path / "ref.db"), handle_signals=False),
-        "kg",
+    ref = run_task(
+        task="sort",
+        task_options=dict(Sort(numbers=300).options()),
+        model=model,
+        k=2,
+        store=str(tmp_path / "ref.db"),
+        handle_signals=False,
+        run_id="kg",
     )
     assert ref.outcome.status == "completed"
     ref.store.close()
@@ -523,7 +526,7 @@ def test_failures_of_a_graph_carry_node_kind_and_depth_and_name_the_first_wrong_
                        store=str(db), run_id="a")  # fmt: skip
     res.store.close()
     store = Store(str(db))
-    rf = build(store, "a")
+    rf = build(store, "a", resolve=resolve)
     assert rf.records and all(
         "node_kind" in r.features and "depth" in r.features for r in rf.records
     )
@@ -665,10 +668,14 @@ def test_a_streamed_graph_killed_and_resumed_equals_one_run(tmp_path: Path) -> N
     first = ["run", "sum", "--numbers", "600", "--k", "2", "--run-id", "st"]
     first += ["--model", f"{model},latency=10", *common]
     kill_and_resume(first, ["resume", "st", *common], tmp_path, seed=5)
-    ref = execute(
-        RunOptions(task="sum", task_options={"numbers": 600}, model=model, k=2),
-        Session(store=str(tmp_path / "ref.db"), handle_signals=False),
-        "st",
+    ref = run_task(
+        task="sum",
+        task_options={"numbers": 600},
+        model=model,
+        k=2,
+        store=str(tmp_path / "ref.db"),
+        handle_signals=False,
+        run_id="st",
     )
     assert ref.outcome.status == "completed" and ref.summary["result_correct"] is not None
     ref.store.close()
@@ -782,7 +789,7 @@ def _read_back(db: Path) -> dict[str, Any]:
         ],
     }
     out["correlation"] = correlation(store, run.run_id)
-    failures = build(store, run.run_id, replay_limit=0)
+    failures = build(store, run.run_id, resolve=resolve, replay_limit=0)
     out["failures"] = (
         [
             (r.item_id, r.step, r.index, r.category, r.answer, r.features, r.counted)
@@ -808,12 +815,12 @@ def test_packed_node_ends_read_back_as_rows_of_their_own(
     from unerring.backends.resilience import RetryPolicy
     from unerring.journal import writer
 
-    options = RunOptions(
+    options = dict(
         task=task,
         task_options={"numbers": 300 if task == "sum" else 60},
         model="sim:error=0.15,flag=0.03,seed=5",
         k=2,
-        record="samples",  # (a packed node's samples are kept as any plain step's)
+        record="samples",
     )
     transport = Transport(
         faults="server_error=0.1", retry=RetryPolicy(max_attempts=2, base_s=0.0, cap_s=0.0)
@@ -822,10 +829,10 @@ def test_packed_node_ends_read_back_as_rows_of_their_own(
     for pack in (True, False):
         monkeypatch.setattr(writer, "PACK_NODES", pack)
         db = tmp_path / f"{pack}.db"
-        first = Session(store=str(db), transport=transport, budget=Budget(max_samples=250))
-        assert execute(options, first, "r").outcome.status == "stopped"
-        second = Session(store=str(db))
-        res = execute(options, second, "r", resume=True)
+        first = dict(store=str(db), transport=transport, budget=Budget(max_samples=250))
+        assert run_task(**options, **first, run_id="r").outcome.status == "stopped"
+        second = dict(store=str(db))
+        res = run_task(**options, **second, run_id="r", resume=True)
         assert res.outcome.status == "completed", res.outcome.reason
         res.store.close()
         got[pack] = _read_back(db)

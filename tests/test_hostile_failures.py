@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import config
 from unerring.analysis.failure import EXCERPT
 from unerring.analysis.learn import learn
 from unerring.analysis.notebook import list_notebooks
 from unerring.analysis.records import build
-from unerring.app.options import RunOptions
+from unerring.app.recorded import recorded
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.cli.main import main
 from unerring.core.events import Events
@@ -22,6 +23,7 @@ from unerring.journal.writer import JournalWriter
 from unerring.scheduler.loop import Scheduler
 from unerring.scheduler.sources import Item
 from unerring.tasks.hanoi import Hanoi
+from unerring.tasks.registry import resolve, task_processes
 from unerring.voting.config import VotingConfig
 
 SIM = "error=0.0,seed=1,modes=disk:2:0.45"
@@ -76,8 +78,8 @@ def hostile_store(tmp_path: Path) -> Path:
     db = tmp_path / "j.db"
     store = Store(str(db))
     process = Hanoi(6)
-    options = RunOptions(task="hanoi", task_options={"disks": 6}, model=f"sim:{SIM}", k=2)
-    run = store.create_run("h", "hanoi", {**options.config(), "k_resolved": 2}, 63)
+    options = recorded(config(model=f"sim:{SIM}", k=2), task_processes("hanoi", {"disks": 6}))
+    run = store.create_run("h", "hanoi", {**options, "k_resolved": 2}, 63)
     store.begin_attempt(run)
     writer = JournalWriter(store, run, lambda item: process, durability="sync")
     events = Events()
@@ -91,7 +93,7 @@ def hostile_store(tmp_path: Path) -> Path:
 
 
 def test_hostile_responses_become_bounded_flagged_records(hostile_store: Path) -> None:
-    rf = build(Store(str(hostile_store)), "h")
+    rf = build(Store(str(hostile_store)), "h", resolve=resolve)
     texts = [r.excerpt for r in rf.records]
     assert any("<script>" in t for t in texts)
     assert any(INJECTION in t for t in texts)
@@ -120,7 +122,7 @@ def test_reports_escape_control_characters(
 
 def test_injected_text_never_reaches_a_note(hostile_store: Path) -> None:
     store = Store(str(hostile_store))
-    result = learn(store, ["h"], f"sim:{SIM}", name="nb", validation=6)
+    result = learn(store, ["h"], f"sim:{SIM}", resolve=resolve, name="nb", validation=6)
     # the planted mistake is a writable pattern whose answers carry the injection: notes
     # are written for it (the check below runs over them), and none repeats the text
     assert result.candidates, "no note was written: the check below would check nothing"

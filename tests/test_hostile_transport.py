@@ -172,7 +172,11 @@ BLOCKING = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from unerring.app.runner import RunOptions, Session, execute
+    from unerring.app.options import Hooks, RunConfig, Session
+    from unerring.app.runner import execute
+    from unerring.backends.spec import parse_model
+    from unerring.planning.plan import VotingOptions
+    from unerring.process_factory import OwnProcesses
     from unerring.tasks.addition import Addition
 
     class Blocking(Addition):
@@ -183,10 +187,10 @@ BLOCKING = textwrap.dedent(
                 time.sleep(3600)
             return super().prompt(state, step)
 
-    options = RunOptions(task="addition", task_options={"digits": 12}, model="sim:error=0.0",
-                         k=1)
-    session = Session(store=sys.argv[1], notify=lambda text: print(text, file=sys.stderr))
-    execute(options, session, "b", process=Blocking(12))
+    config = RunConfig(parse_model("sim:error=0.0"), VotingOptions(k=1),
+                       session=Session(store=sys.argv[1]))
+    hooks = Hooks(notify=lambda text: print(text, file=sys.stderr))
+    execute(config, OwnProcesses.of(Blocking(12)), run_id="b", hooks=hooks)
     """
 )
 

@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import child_env, cli, decisions, one_line_error, run_row
-from unerring.app.options import RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import child_env, cli, decisions, one_line_error, run_row, run_task
 
 MODEL = "sim:error=0.05,seed=5"
 
@@ -24,8 +22,8 @@ MODEL = "sim:error=0.05,seed=5"
 def journal(
     db: Path, disks: int, run_id: str, record: str = "contested", model: str = MODEL, k: int = 3
 ) -> None:
-    opts = RunOptions(task="hanoi", task_options={"disks": disks}, model=model, k=k, record=record)
-    res = execute(opts, Session(store=str(db), handle_signals=False), run_id)
+    opts = dict(task="hanoi", task_options={"disks": disks}, model=model, k=k, record=record)
+    res = run_task(**opts, store=str(db), handle_signals=False, run_id=run_id)
     assert res.outcome.status == "completed"
     res.store.close()
 

@@ -13,16 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import child_env, cli, decisions, one_line_error, run_row, sha256
+from tests.helpers import child_env, cli, decisions, one_line_error, run_row, run_task, sha256
 from unerring import Flag, Process
-from unerring.app.options import RunOptions, Session
-from unerring.app.runner import execute
 from unerring.journal.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, migrate
 from unerring.journal.store import Store, StoreError
 from unerring.voting.config import Budget
 
 MODEL = "sim:error=0.05,seed=3"
-SMALL = RunOptions(task="hanoi", task_options={"disks": 5}, model=MODEL, k=3)
+SMALL = dict(task="hanoi", task_options={"disks": 5}, model=MODEL, k=3)
 
 
 def hanoi_args(path: Path, run_id: str, disks: int = 5, k: int = 3) -> list[str]:
@@ -213,10 +211,10 @@ def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> No
     # a stopped run in a current store, copied row by row into a store made at schema v1
     src = tmp_path / "src.db"
     # committed one by one, so that no block holds a hole (v1 blocks have none)
-    session = Session(
+    session = dict(
         store=str(src), budget=Budget(max_samples=40), handle_signals=False, durability="sync"
     )
-    first = execute(SMALL, session, "old")
+    first = run_task(**SMALL, **session, run_id="old")
     assert first.outcome.status == "stopped"
     first.store.close()
     v1 = tmp_path / "v1.db"
@@ -271,10 +269,10 @@ def test_v1_store_is_migrated_on_open_with_its_data_intact(tmp_path: Path) -> No
     assert after == before_run
 
     # the migrated run resumes to the same decisions as an uninterrupted run
-    done = execute(SMALL, Session(store=str(v1), handle_signals=False), "old", resume=True)
+    done = run_task(**SMALL, store=str(v1), handle_signals=False, run_id="old", resume=True)
     assert done.outcome.status == "completed"
     done.store.close()
-    ref = execute(SMALL, Session(store=str(tmp_path / "ref.db"), handle_signals=False), "ref")
+    ref = run_task(**SMALL, store=str(tmp_path / "ref.db"), handle_signals=False, run_id="ref")
     ref.store.close()
     assert decisions(v1, "old") == decisions(tmp_path / "ref.db", "ref")
 
@@ -491,13 +489,13 @@ def test_a_busy_store_is_reported_busy_never_corrupted(
 # -- a full disk ---------------------------------------------------------------------------
 def test_full_disk_fails_the_run_cleanly_and_keeps_what_was_committed(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
-    opts = RunOptions(task="hanoi", task_options={"disks": 10}, model=MODEL, k=3, record="samples")
+    opts = dict(task="hanoi", task_options={"disks": 10}, model=MODEL, k=3, record="samples")
     Store(str(db)).close()
     pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
     # room for the run's row and a few groups of decisions, not for 1,023 decisions with
     # every sample
-    session = Session(store=str(db), durability="sync", max_pages=pages + 12, handle_signals=False)
-    res = execute(opts, session, "full")
+    session = dict(store=str(db), durability="sync", max_pages=pages + 12, handle_signals=False)
+    res = run_task(**opts, **session, run_id="full")
     assert res.outcome.status == "failed"
     assert "journal write failed" in res.outcome.reason and "full" in res.outcome.reason
     res.store.close()
@@ -513,10 +511,10 @@ def test_full_disk_fails_the_run_cleanly_and_keeps_what_was_committed(tmp_path: 
     assert res.summary["status"] == "failed"
 
     # with room again, the run resumes and ends exactly as an uninterrupted run
-    done = execute(opts, Session(store=str(db), handle_signals=False), "full", resume=True)
+    done = run_task(**opts, store=str(db), handle_signals=False, run_id="full", resume=True)
     assert done.outcome.status == "completed"
     done.store.close()
-    ref = execute(opts, Session(store=str(tmp_path / "ref.db"), handle_signals=False), "ref")
+    ref = run_task(**opts, store=str(tmp_path / "ref.db"), handle_signals=False, run_id="ref")
     ref.store.close()
     assert decisions(db, "full") == decisions(tmp_path / "ref.db", "ref")
     got = json.loads(run_row(db, "full")["stats"])
@@ -528,12 +526,12 @@ def test_full_disk_fails_the_run_cleanly_and_keeps_what_was_committed(tmp_path: 
 def test_contested_steps_are_holes_in_one_block_and_read_back_in_place(tmp_path: Path) -> None:
     # grouped commits pack a whole group into one block, the contested steps being holes
     # with rows of their own; one-by-one commits make no holes: both read back the same
-    options = RunOptions(task="hanoi", task_options={"disks": 7}, model=MODEL, k=3)
+    options = dict(task="hanoi", task_options={"disks": 7}, model=MODEL, k=3)
     for name, durability in (("group", "group"), ("sync", "sync")):
-        session = Session(
+        session = dict(
             store=str(tmp_path / f"{name}.db"), durability=durability, handle_signals=False
         )
-        result = execute(options, session, "r")
+        result = run_task(**options, **session, run_id="r")
         assert result.outcome.status == "completed"
         result.store.close()
     conn = sqlite3.connect(tmp_path / "group.db")

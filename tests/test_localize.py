@@ -9,6 +9,7 @@ from tests.analysis_helpers import batch, run, sim
 from unerring.analysis.localize import localize
 from unerring.journal.store import Store
 from unerring.tasks.hanoi import Hanoi
+from unerring.tasks.registry import resolve
 
 
 def _first_wrong_by_replay(db: Path, run_id: str, disks: int) -> int | None:
@@ -30,7 +31,7 @@ def _first_wrong_by_replay(db: Path, run_id: str, disks: int) -> int | None:
 def test_a_fault_planted_on_one_step_is_named_exactly(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     run(db, "r", sim(1, "modes=step:50:1.0", error=0.0), disks=7, k=3, record="samples")
-    loc = localize(Store(str(db)), "r")
+    loc = localize(Store(str(db)), "r", resolve=resolve)
     assert loc.checked
     assert loc.first_wrong == 50 == _first_wrong_by_replay(db, "r", 7)
     assert loc.tally == (3,)
@@ -45,12 +46,12 @@ def test_contested_wrong_step_lists_outvoters_and_the_right_samples(tmp_path: Pa
         res = run(db, f"r{seed}", sim(seed, "modes=step:40:0.6", error=0.0), disks=7, k=2)
         if not res.summary["errors"]:
             continue
-        loc = localize(Store(str(db)), f"r{seed}")
+        loc = localize(Store(str(db)), f"r{seed}", resolve=resolve)
         if loc.journaled and len(loc.tally) > 1:  # contested, not a unanimous wrong step
             found = f"r{seed}"
             break
     assert found is not None, "no seed in 40 let the planted answer win a contested vote"
-    loc = localize(Store(str(db)), found)
+    loc = localize(Store(str(db)), found, resolve=resolve)
     assert loc.first_wrong == _first_wrong_by_replay(db, found, 7) == 40
     labels = dict(
         sqlite3.connect(db)
@@ -70,7 +71,7 @@ def test_contested_wrong_step_lists_outvoters_and_the_right_samples(tmp_path: Pa
 def test_a_clean_run_has_no_wrong_step(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     run(db, "r", sim(1, "", error=0.0), disks=5, k=1)
-    loc = localize(Store(str(db)), "r")
+    loc = localize(Store(str(db)), "r", resolve=resolve)
     assert loc.checked and loc.first_wrong is None and loc.wrong_steps == 0
 
 
@@ -91,7 +92,7 @@ def test_a_batch_names_the_first_wrong_item_and_step_and_its_own_samples(tmp_pat
             if not h.check(state, row["step"], answer):
                 wrong.setdefault(it.item_id, int(row["step"]))
             state = h.advance(state, answer)
-    loc = localize(store, "b")
+    loc = localize(store, "b", resolve=resolve)
     assert len(wrong) >= 2 and loc.batch and loc.wrong_items == len(wrong)
     first = min(wrong, key=int)
     assert first != "1"

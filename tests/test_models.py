@@ -60,12 +60,18 @@ def test_base_url_precedence() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"api": "rest"}, {"timeout_s": 0}, {"concurrency": 0}, {"requests_per_min": -1},
+    [{"n_mode": "sometimes"}, {"timeout_s": 0}, {"concurrency": 0}, {"requests_per_min": -1},
      {"faults": "timeout=7"}, {"api_key_env": " "}],
 )  # fmt: skip
 def test_bad_transport_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         Transport(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_bad_api_form_is_refused() -> None:
+    # the form a model is asked in is the model's (it can change answers), not transport's
+    with pytest.raises(ValueError, match="api must be chat or completions, got 'rest'"):
+        parse_model("openai:m", "rest")  # type: ignore[arg-type]
 
 
 def test_simulated_model_runs_through_injected_faults() -> None:

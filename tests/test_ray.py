@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import child_env, cli, one_line_error
-from unerring.app.options import BatchItem, RunOptions, Session
+from tests.helpers import child_env, cli, one_line_error, run_task
+from unerring.app.options import BatchItem
 from unerring.app.result import RunResult
-from unerring.app.runner import execute
 from unerring.backends.factory import Transport
 from unerring.executors import ExecutorSpec
 from unerring.journal.store import Store
@@ -56,8 +55,8 @@ def cluster() -> Iterator[str]:
         ray.shutdown()
 
 
-def _options(disks: int = 5, model: str = MODEL, k: int = 2) -> RunOptions:
-    return RunOptions(task="hanoi", task_options={"disks": disks}, model=model, k=k)
+def _options(disks: int = 5, model: str = MODEL, k: int = 2) -> dict[str, Any]:
+    return dict(task="hanoi", task_options={"disks": disks}, model=model, k=k)
 
 
 def _batch(n: int, disks: int = 5) -> list[BatchItem]:
@@ -67,10 +66,13 @@ def _batch(n: int, disks: int = 5) -> list[BatchItem]:
 def _run(
     db: Path, run_id: str, executor: ExecutorSpec, n: int = 12, disks: int = 5, **session: Any
 ) -> RunResult:
-    result = execute(
-        _options(disks, session.pop("model", MODEL), session.pop("k", 2)),
-        Session(store=str(db), handle_signals=False, executor=executor, **session),
-        run_id,
+    result = run_task(
+        **_options(disks, session.pop("model", MODEL), session.pop("k", 2)),
+        store=str(db),
+        handle_signals=False,
+        executor=executor,
+        **session,
+        run_id=run_id,
         batch=_batch(n, disks),
     )
     result.store.close()
@@ -194,10 +196,15 @@ def test_a_graph_on_ray_records_what_local_records(
     decide comes back to make the next nodes ready (sort: children made at run time)."""
     runs = {}
     for name, executor in (("l", LOCAL), ("r", ExecutorSpec("ray", workers=3))):
-        res = execute(
-            RunOptions(task=task, task_options=options, model=MODEL, k=2),
-            Session(store=str(tmp_path / f"{name}.db"), handle_signals=False, executor=executor),
-            "g",
+        res = run_task(
+            task=task,
+            task_options=options,
+            model=MODEL,
+            k=2,
+            store=str(tmp_path / f"{name}.db"),
+            handle_signals=False,
+            executor=executor,
+            run_id="g",
         )
         res.store.close()
         assert res.outcome.status == "completed", res.outcome.reason
@@ -310,26 +317,24 @@ def test_a_graph_with_a_killed_worker_completes_as_a_local_run(
     """A sort on Ray loses a worker mid-run: its nodes go to a new actor from their last
     decisions received; the tree and the decisions are a local run's."""
     model = "sim:error=0.02,flag=0.02,seed=5,latency=lognormal:4:0.5"
-    options = RunOptions(task="sort", task_options={"numbers": 40, "seed": 2}, model=model, k=3)
+    options = dict(task="sort", task_options={"numbers": 40, "seed": 2}, model=model, k=3)
     killed: list[int] = []
     heard: list[str] = []
-    result = execute(
-        options,
-        Session(
-            store=str(tmp_path / "k.db"),
-            handle_signals=False,
-            executor=ExecutorSpec("ray", workers=2),
-            transport=Transport(concurrency=16),
-            progress=lambda ex, run, counts: _kill_one_worker(ex, 60, killed),
-            notify=heard.append,
-        ),
-        "g",
+    result = run_task(
+        **options,
+        store=str(tmp_path / "k.db"),
+        handle_signals=False,
+        executor=ExecutorSpec("ray", workers=2),
+        transport=Transport(concurrency=16),
+        progress=lambda ex, run, counts: _kill_one_worker(ex, 60, killed),
+        notify=heard.append,
+        run_id="g",
     )
     result.store.close()
     assert len(killed) == 1 and result.summary["worker_restarts"] == 1, heard
     assert result.outcome.status == "completed", result.outcome.reason
     assert result.summary["result_correct"] is True
-    ref = execute(options, Session(store=str(tmp_path / "ref.db"), handle_signals=False), "g")
+    ref = run_task(**options, store=str(tmp_path / "ref.db"), handle_signals=False, run_id="g")
     ref.store.close()
     assert result.summary["steps_decided"] == ref.summary["steps_decided"] > 60
     assert _nodes(tmp_path / "k.db", "g") == _nodes(tmp_path / "ref.db", "g")
@@ -572,10 +577,15 @@ def test_a_streamed_graph_on_ray_records_what_local_records(cluster: str, tmp_pa
     need ready nodes, and each result goes once its one use has started."""
     runs = {}
     for name, executor in (("l", LOCAL), ("r", ExecutorSpec("ray", workers=2))):
-        res = execute(
-            RunOptions(task="sum", task_options={"numbers": 300}, model=MODEL, k=2),
-            Session(store=str(tmp_path / f"{name}.db"), handle_signals=False, executor=executor),
-            "g",
+        res = run_task(
+            task="sum",
+            task_options={"numbers": 300},
+            model=MODEL,
+            k=2,
+            store=str(tmp_path / f"{name}.db"),
+            handle_signals=False,
+            executor=executor,
+            run_id="g",
         )
         res.store.close()
         assert res.outcome.status == "completed", res.outcome.reason

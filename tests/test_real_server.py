@@ -16,10 +16,9 @@ import pytest
 
 from tests.fake_openai import Reply, fake_openai
 from tests.fault_proxy import fault_proxy
+from tests.helpers import run_task
 from tests.llama_server import ALIAS, ServerUnavailable, llama_server
-from unerring.app.options import RunOptions, Session
 from unerring.app.result import RunResult
-from unerring.app.runner import execute
 from unerring.backends.factory import Transport
 from unerring.backends.openai import OpenAICompatible
 from unerring.backends.openai_config import OpenAIConfig
@@ -57,13 +56,17 @@ def _sample(url: str, api: str, request: SampleRequest) -> list[Any]:
 def _run(
     url: str, store: str, digits: int = 6, k: int = 1, run_id: str | None = None, **session: Any
 ) -> RunResult:
-    options = RunOptions(
-        task="addition", task_options={"digits": digits, "max_digit": 9, "seed": 5},
-        model=f"openai:{ALIAS}", k=k, max_tokens=8, api="completions",
-    )  # fmt: skip
+    options = dict(
+        task="addition",
+        task_options={"digits": digits, "max_digit": 9, "seed": 5},
+        model=f"openai:{ALIAS}",
+        k=k,
+        max_tokens=8,
+        api="completions",
+    )
     transport = session.pop("transport", Transport(base_url=url))
-    s = Session(store=store, handle_signals=False, transport=transport, **session)
-    return execute(options, s, run_id, resume=run_id is not None)
+    s = dict(store=store, handle_signals=False, transport=transport, **session)
+    return run_task(**options, **s, run_id=run_id, resume=run_id is not None)
 
 
 def test_chat_and_completion_calls(server: str) -> None:
@@ -107,7 +110,7 @@ def test_usage_cost_and_token_budget(server: str, tmp_path: Path) -> None:
 
 
 def test_overlong_real_response_is_red_flagged(server: str) -> None:
-    options = RunOptions(
+    options = dict(
         task="hanoi",
         task_options={"disks": 2},
         model=f"openai:{ALIAS}",
@@ -116,12 +119,12 @@ def test_overlong_real_response_is_red_flagged(server: str) -> None:
         max_tokens=3,
         max_samples_per_step=2,
     )
-    s = Session(
+    s = dict(
         store=":memory:",
         handle_signals=False,
         transport=Transport(base_url=server, retry=FAST_RETRY),
     )
-    result = execute(options, s)
+    result = run_task(**options, **s)
     # the chat model rambles on past 3 tokens: discarded as overlong, never voted
     assert result.summary["flags"].get("overlong", 0) >= 1
     assert result.outcome.status == "stopped" and "undecided" in result.outcome.reason
@@ -204,17 +207,21 @@ def test_a_batch_of_twenty_additions_with_four_requests_in_flight(
 ) -> None:
     from unerring.app.options import BatchItem
 
-    options = RunOptions(
-        task="addition", task_options={"digits": 3, "max_digit": 4, "seed": 0},
-        model=f"openai:{ALIAS}", k=1, max_tokens=8, api="completions",
-    )  # fmt: skip
+    options = dict(
+        task="addition",
+        task_options={"digits": 3, "max_digit": 4, "seed": 0},
+        model=f"openai:{ALIAS}",
+        k=1,
+        max_tokens=8,
+        api="completions",
+    )
     batch = [BatchItem(str(i), {"digits": 3, "max_digit": 4, "seed": i}) for i in range(1, 21)]
-    s = Session(
+    s = dict(
         store=str(tmp_path / "batch.db"),
         handle_signals=False,
         transport=Transport(base_url=server, concurrency=4, retry=FAST_RETRY),
     )
-    result = execute(options, s, "b", batch=batch)
+    result = run_task(**options, **s, run_id="b", batch=batch)
     assert result.outcome.status == "completed", result.outcome.reason
     summary = result.summary
     assert (summary["items"], summary["items_completed"]) == (20, 20)
@@ -231,16 +238,20 @@ def test_a_batch_of_twenty_additions_with_four_requests_in_flight(
 def test_a_graph_runs_on_the_real_model(server: str, tmp_path: Path) -> None:
     # multiply 2 digits by 2: two partial products side by side, then their sum; the
     # small model may well get the product wrong, but every node is decided and journaled
-    options = RunOptions(
-        task="multiply", task_options={"digits": 2, "max_digit": 4, "seed": 1},
-        model=f"openai:{ALIAS}", k=1, max_tokens=8, api="completions",
-    )  # fmt: skip
-    s = Session(
+    options = dict(
+        task="multiply",
+        task_options={"digits": 2, "max_digit": 4, "seed": 1},
+        model=f"openai:{ALIAS}",
+        k=1,
+        max_tokens=8,
+        api="completions",
+    )
+    s = dict(
         store=str(tmp_path / "graph.db"),
         handle_signals=False,
         transport=Transport(base_url=server, concurrency=4, retry=FAST_RETRY),
     )
-    result = execute(options, s, "g")
+    result = run_task(**options, **s, run_id="g")
     assert result.outcome.status == "completed", result.outcome.reason
     assert result.summary["nodes"] == 3
     assert result.summary["result_correct"] in (True, False)

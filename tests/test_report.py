@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from tests.helpers import child_env, cli, one_line_error
+from tests.helpers import child_env, cli, one_line_error, run_task
 from tests.report_helpers import hostile_journal
 from unerring.analysis.records import build
-from unerring.app.options import BatchItem, RunOptions, Session
-from unerring.app.runner import execute
+from unerring.app.options import BatchItem
 from unerring.backends.factory import Transport
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli.main import main
@@ -33,6 +32,7 @@ from unerring.reporting import html_report, plots
 from unerring.reporting.aggregate import Items, aggregate
 from unerring.reporting.over_steps import MAX_GROUPS, MIN_GROUP_STEPS, over_steps
 from unerring.reporting.pace import Spans, merged, stalls
+from unerring.tasks.registry import resolve
 from unerring.voting.config import Budget
 
 PLOTS = ("progress", "samples", "margins", "red_flags", "usage", "transport", "failures")
@@ -42,17 +42,14 @@ PLOTS = ("progress", "samples", "margins", "red_flags", "usage", "transport", "f
 def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6-disk run with red flags, contested steps and transport faults, resumed once."""
     db = tmp_path_factory.mktemp("report") / "runs.db"
-    options = RunOptions(
-        task="hanoi",
-        task_options={"disks": 6},
-        model="sim:error=0.15,flag=0.05,seed=4",
-        k=3,
+    options = dict(
+        task="hanoi", task_options={"disks": 6}, model="sim:error=0.15,flag=0.05,seed=4", k=3
     )
     transport = Transport(faults="server_error=0.05", retry=RetryPolicy(base_s=0.001, cap_s=0.01))
-    first = Session(store=str(db), transport=transport, budget=Budget(max_samples=120))
-    assert execute(options, first, "r").outcome.status == "stopped"
-    second = Session(store=str(db), transport=transport)
-    assert execute(options, second, "r", resume=True).outcome.status == "completed"
+    first = dict(store=str(db), transport=transport, budget=Budget(max_samples=120))
+    assert run_task(**options, **first, run_id="r").outcome.status == "stopped"
+    second = dict(store=str(db), transport=transport)
+    assert run_task(**options, **second, run_id="r", resume=True).outcome.status == "completed"
     return db
 
 
@@ -116,8 +113,8 @@ def test_aggregates_add_up_to_the_journal_step_by_step(journal: Path) -> None:
 
 def test_bins_are_bounded_however_long_the_run(tmp_path: Path) -> None:
     db = tmp_path / "long.db"
-    options = RunOptions(task="hanoi", task_options={"disks": 12}, model="sim:error=0.01", k=2)
-    execute(options, Session(store=str(db)), "long")
+    options = dict(task="hanoi", task_options={"disks": 12}, model="sim:error=0.01", k=2)
+    run_task(**options, store=str(db), run_id="long")
     store = Store(str(db), read_only=True)
     run = store.get_run("long")
     assert run is not None
@@ -198,8 +195,8 @@ def test_a_run_still_going_is_reported_as_committed(tmp_path: Path) -> None:
 
 def test_a_chain_has_no_items_section_and_no_tree(journal: Path) -> None:
     store = Store(str(journal), read_only=True)
-    report = html_report.failure_patterns(store, ["r"])
-    view = html_report._view(store, "r", 1, report)
+    report = html_report.failure_patterns(store, ["r"], resolve=resolve)
+    view = html_report._view(store, "r", 1, report, resolve)
     assert html_report.items_section(view) is None
     assert html_report.tree_section(view) is None
     assert html_report.items_section in html_report.RUN_SECTIONS
@@ -211,8 +208,8 @@ def test_a_graph_report_summarises_its_task_tree(tmp_path: Path) -> None:
     done = cli("run", "sort", "--numbers", "12", "--store", str(db), "--run-id", "g", "--json")
     assert done.returncode == 0, done.stderr
     store = Store(str(db), read_only=True)
-    report = html_report.failure_patterns(store, ["g"])
-    view = html_report._view(store, "g", 1, report)
+    report = html_report.failure_patterns(store, ["g"], resolve=resolve)
+    view = html_report._view(store, "g", 1, report, resolve)
     section = html_report.tree_section(view)
     assert section is not None and section.title == "Task tree"
     html = section.html
@@ -342,17 +339,17 @@ def batch_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A batch of 12 Hanoi items with red flags, contested steps and transport faults,
     stopped by its budget twice (two attempts; some items not completed)."""
     db = tmp_path_factory.mktemp("batch") / "runs.db"
-    options = RunOptions(
+    options = dict(
         task="hanoi", task_options={"disks": 3}, model="sim:error=0.15,flag=0.05,seed=4", k=3
     )
     batch = [BatchItem(f"i{n}", {"disks": 3 + n % 4}) for n in range(12)]
     transport = Transport(faults="server_error=0.05", retry=RetryPolicy(base_s=0.001, cap_s=0.01))
     for budget in (400, 900):
-        session = Session(
+        session = dict(
             store=str(db), transport=transport, budget=Budget(max_samples=budget), window=4
         )
         resume = budget != 400
-        done = execute(options, session, "b", batch=batch, resume=resume)
+        done = run_task(**options, **session, run_id="b", batch=batch, resume=resume)
         assert done.outcome.status == "stopped", done.outcome.reason
         done.store.close()
     return db
@@ -441,11 +438,11 @@ def test_commit_times_are_kept_for_many_items_and_a_few_per_second(
     # a chain's clock is its steps' own times: no rows; a batch's rows add up to its
     # totals, and with every decision its own commit (sync) they come a few per second
     db = tmp_path / "c.db"
-    options = RunOptions(task="hanoi", task_options={"disks": 6}, model="sim:error=0.05", k=2)
-    session = Session(store=str(db), durability=durability, handle_signals=False)
-    execute(options, session, "chain").store.close()
+    options = dict(task="hanoi", task_options={"disks": 6}, model="sim:error=0.05", k=2)
+    session = dict(store=str(db), durability=durability, handle_signals=False)
+    run_task(**options, **session, run_id="chain").store.close()
     batch = [BatchItem(str(i), {"disks": 6}) for i in range(8)]
-    execute(options, session, "batch", batch=batch).store.close()
+    run_task(**options, **session, run_id="batch", batch=batch).store.close()
     store = Store(str(db), read_only=True)
     chain, many = store.get_run("chain"), store.get_run("batch")
     assert chain is not None and many is not None
@@ -531,8 +528,8 @@ def test_a_large_batch_lists_a_bounded_table(
     assert [it.item for it in later] == unfinished[:2] and len(unfinished) > 2
     monkeypatch.setattr(html_report, "FIRST_ITEMS", 3)
     monkeypatch.setattr(html_report, "NOT_COMPLETED", 2)
-    report = html_report.failure_patterns(store, ["b"])
-    section = html_report.items_section(html_report._view(store, "b", 1, report))
+    report = html_report.failure_patterns(store, ["b"], resolve=resolve)
+    section = html_report.items_section(html_report._view(store, "b", 1, report, resolve))
     assert section is not None
     assert section.html.count("<tr>") == 1 + 3 + 1 + 2  # header, head, gap, not completed
     assert "5 of 12 items listed" in section.html
@@ -573,14 +570,14 @@ def test_a_batch_journal_without_commit_times_draws_its_attempts(
 
 def test_an_adaptive_run_is_planned_and_captioned_by_its_rule(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
-    opts = RunOptions(
+    opts = dict(
         task="hanoi",
         task_options={"disks": 10},
         model="sim:error=0.1,hard=0.05,hard_error=0.45,seed=3",
         target=0.99,
         stopping="adaptive",
     )
-    res = execute(opts, Session(store=str(db), handle_signals=False), "a")
+    res = run_task(**opts, store=str(db), handle_signals=False, run_id="a")
     assert res.outcome.status == "completed"
     res.store.close()
     store = Store(str(db), read_only=True)
@@ -650,8 +647,8 @@ def test_steps_are_drawn_in_bins_of_several_steps_or_one_point_per_step(
     # a longer one (4,095 steps in bins of 3): at most 100 groups of several steps each,
     # whose maximum stands apart from the mean
     db = tmp_path / "long.db"
-    options = RunOptions(task="hanoi", task_options={"disks": 12}, model="sim:error=0.1", k=3)
-    execute(options, Session(store=str(db), handle_signals=False), "long").store.close()
+    options = dict(task="hanoi", task_options={"disks": 12}, model="sim:error=0.1", k=3)
+    run_task(**options, store=str(db), handle_signals=False, run_id="long").store.close()
     store = Store(str(db), read_only=True)
     run = store.get_run("long")
     assert run is not None
@@ -728,12 +725,12 @@ def test_failure_bars_start_from_zero_or_a_floor_below_the_smallest() -> None:
 
 def test_a_batch_pattern_names_the_item_of_each_first_step(batch_journal: Path) -> None:
     store = Store(str(batch_journal), read_only=True)
-    report = html_report.failure_patterns(store, ["b"])
+    report = html_report.failure_patterns(store, ["b"], resolve=resolve)
     assert report["batch"] and report["patterns"]
-    records = build(store, "b").records
+    records = build(store, "b", resolve=resolve).records
     where = {(r.item_id, r.step) for r in records}
     order = {r.item_id: r.item for r in records}
-    page = html_report.build_report(store, ["b"])
+    page = html_report.build_report(store, ["b"], resolve=resolve)
     for p in report["patterns"]:
         places = [(x["item"], x["step"]) for x in p["first_places"]]
         # real places of failures, item by item, then step by step

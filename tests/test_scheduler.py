@@ -6,9 +6,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_sync
-from tests.helpers import decisions, item_decisions
-from unerring.app.options import BatchItem, RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import decisions, item_decisions, run_task
+from unerring.app.options import BatchItem
 from unerring.backends.base import Backend, FatalBackendError, TransportError
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.backends.spec import known_error_mixture, parse_model
@@ -158,7 +157,7 @@ def test_shared_sample_objects_decide_exactly_as_distinct_ones(record: str) -> N
 
 def _journaled(tmp_path: Path, name: str, **options: Any) -> list[dict[str, Any]]:
     """A 6-disk Hanoi run through `execute`, every sample recorded; its decisions."""
-    opts = RunOptions(
+    opts = dict(
         task="hanoi",
         task_options={"disks": 6},
         model="sim:error=0.2,wrong_answers=2,seed=9",
@@ -167,7 +166,7 @@ def _journaled(tmp_path: Path, name: str, **options: Any) -> list[dict[str, Any]
         **options,
     )
     db = tmp_path / f"{name}.db"
-    result = execute(opts, Session(store=str(db), handle_signals=False), name)
+    result = run_task(**opts, store=str(db), handle_signals=False, run_id=name)
     assert result.outcome.status == "completed"
     result.store.close()
     return decisions(db, name)
@@ -394,12 +393,16 @@ def test_the_sample_cap_is_never_passed_and_stops_at_the_step(
     k = 3
 
     def go(run_id: str, cap: int | None, parallel: int, resume: bool = False) -> Any:
-        options = RunOptions("hanoi", {"disks": 5}, model=model, k=k, parallel=parallel)
-        session = Session(
-            store=str(tmp_path / "s.db"), budget=Budget(max_samples=cap), handle_signals=False,
+        options = dict(task="hanoi", task_options={"disks": 5}, model=model, k=k, parallel=parallel)
+        session = dict(
+            store=str(tmp_path / "s.db"),
+            budget=Budget(max_samples=cap),
+            handle_signals=False,
             speculate=extra.get("speculate", 0),
-        )  # fmt: skip
-        r = execute(options, session, run_id, resume=resume, batch=None if resume else batch)
+        )
+        r = run_task(
+            **options, **session, run_id=run_id, resume=resume, batch=None if resume else batch
+        )
         r.store.close()
         return r
 

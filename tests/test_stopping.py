@@ -7,9 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import run_sync
-from tests.helpers import decisions
-from unerring.app.options import RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import decisions, run_task
 from unerring.backends.sim import SimBackend, SimConfig
 from unerring.errors import UsageError
 from unerring.planning.predict import predict
@@ -244,18 +242,18 @@ def test_with_hard_steps_the_adaptive_rule_is_cheaper_and_as_right() -> None:
 
 def test_a_resumed_adaptive_run_decides_exactly_as_an_uninterrupted_one(tmp_path: Path) -> None:
     db = str(tmp_path / "runs.db")
-    opts = RunOptions(
+    opts = dict(
         task="hanoi",
         task_options={"disks": 7},
         model="sim:error=0.1,hard=0.05,hard_error=0.45,seed=9",
         target=0.99,
         stopping="adaptive",
     )
-    whole = execute(opts, Session(store=db, handle_signals=False), "whole")
+    whole = run_task(**opts, store=db, handle_signals=False, run_id="whole")
     assert whole.summary["status"] == "completed" and whole.summary["stopping"] == "adaptive"
-    part = execute(opts, Session(store=db, budget=Budget(max_samples=1500)), "part")
+    part = run_task(**opts, store=db, budget=Budget(max_samples=1500), run_id="part")
     assert part.summary["status"] == "stopped"
-    again = execute(opts, Session(store=db, handle_signals=False), "part", resume=True)
+    again = run_task(**opts, store=db, handle_signals=False, run_id="part", resume=True)
     assert again.summary["status"] == "completed"
     assert decisions(Path(db), "whole") == decisions(Path(db), "part")
     assert again.run.config["stopping_resolved"] == whole.run.config["stopping_resolved"]
@@ -263,7 +261,7 @@ def test_a_resumed_adaptive_run_decides_exactly_as_an_uninterrupted_one(tmp_path
 
 def test_an_unknown_stopping_rule_is_refused() -> None:
     with pytest.raises(UsageError, match="unknown stopping rule"):
-        execute(RunOptions(task="hanoi", stopping="ahead-by-3"), Session())
+        run_task(task="hanoi", stopping="ahead-by-3")
 
 
 def test_an_iid_plan_on_hard_steps_finds_them_in_the_votes() -> None:
@@ -534,7 +532,7 @@ def test_a_resumed_adaptive_batch_decides_exactly_as_an_uninterrupted_one(tmp_pa
     from unerring.app.options import BatchItem
 
     db = str(tmp_path / "runs.db")
-    opts = RunOptions(
+    opts = dict(
         task="hanoi",
         model="sim:error=0.1,hard=0.05,hard_error=0.45,seed=2",
         target=0.99,
@@ -542,11 +540,11 @@ def test_a_resumed_adaptive_batch_decides_exactly_as_an_uninterrupted_one(tmp_pa
         on_undecided="plurality",
     )
     batch = [BatchItem(str(i), {"disks": 4}) for i in range(1, 71)]  # items 64-69 learn
-    whole = execute(opts, Session(store=db, handle_signals=False), "whole", batch=batch)
+    whole = run_task(**opts, store=db, handle_signals=False, run_id="whole", batch=batch)
     assert whole.summary["status"] == "completed"
-    part = execute(opts, Session(store=db, budget=Budget(max_samples=20_000)), "part", batch=batch)
+    part = run_task(**opts, store=db, budget=Budget(max_samples=20_000), run_id="part", batch=batch)
     assert part.summary["status"] == "stopped"
-    again = execute(opts, Session(store=db, handle_signals=False), "part", resume=True)
+    again = run_task(**opts, store=db, handle_signals=False, run_id="part", resume=True)
     assert again.summary["status"] == "completed"
     a, b = whole.store, again.store
 

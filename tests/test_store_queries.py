@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from unerring.app.options import BatchItem, RunOptions, Session
-from unerring.app.runner import execute
+from tests.helpers import run_task
+from unerring.app.options import BatchItem
 from unerring.journal.schema import migrate
 from unerring.journal.store import Store
 
@@ -18,8 +18,8 @@ from unerring.journal.store import Store
 def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("queries") / "runs.db"
     # a high error rate: many contested steps, so blocks have holes
-    options = RunOptions(task="hanoi", task_options={"disks": 8}, model="sim:error=0.2", k=2)
-    execute(options, Session(store=str(db)), "q")
+    options = dict(task="hanoi", task_options={"disks": 8}, model="sim:error=0.2", k=2)
+    run_task(**options, store=str(db), run_id="q")
     return db
 
 
@@ -82,9 +82,9 @@ def test_a_store_before_holes_is_read_through_todays_schema(tmp_path: Path) -> N
     """A v3 store opened read-only (its blocks have no holes column) is read from a migrated
     copy in memory: the report's queries see it as today's, the file is not touched."""
     db = tmp_path / "s.db"
-    options = RunOptions(task="hanoi", task_options={"disks": 4}, model="sim:error=0.0", k=2)
+    options = dict(task="hanoi", task_options={"disks": 4}, model="sim:error=0.0", k=2)
     # durability sync: one decision per commit, so no block has a hole
-    execute(options, Session(store=str(db), durability="sync"), "old").store.close()
+    run_task(**options, store=str(db), durability="sync", run_id="old").store.close()
     v3 = tmp_path / "v3.db"
     conn = sqlite3.connect(v3, isolation_level=None)
     migrate(conn, 0, target=3)
@@ -120,9 +120,9 @@ def test_a_store_before_holes_is_read_through_todays_schema(tmp_path: Path) -> N
 
 def test_a_batch_is_read_item_by_item_or_all_at_once(tmp_path: Path) -> None:
     db = tmp_path / "b.db"
-    options = RunOptions(task="hanoi", task_options={"disks": 4}, model="sim:error=0.2", k=2)
+    options = dict(task="hanoi", task_options={"disks": 4}, model="sim:error=0.2", k=2)
     batch = [BatchItem("a", {"disks": 3}), BatchItem("b", {"disks": 5})]
-    execute(options, Session(store=str(db)), "b", batch=batch).store.close()
+    run_task(**options, store=str(db), run_id="b", batch=batch).store.close()
     store = Store(str(db), read_only=True)
     run = store.get_run("b")
     assert run is not None

@@ -26,10 +26,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from tests.fake_openai import Reply, completion_reply, fake_openai
-from tests.helpers import child_env
+from tests.helpers import child_env, run_task
 from tests.loopback import serving
-from unerring.app.options import BatchItem, RunOptions, Session
-from unerring.app.runner import execute
+from unerring.app.options import BatchItem
 from unerring.backends.factory import Transport
 from unerring.backends.resilience import RetryPolicy
 from unerring.cli import otel_opts
@@ -47,13 +46,13 @@ def _traced(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    options = RunOptions(task="hanoi", task_options={"disks": 4}, model=model, k=2)
-    session = Session(
+    options = dict(task="hanoi", task_options={"disks": 4}, model=model, k=2)
+    session = dict(
         transport=Transport(faults=faults, retry=FAST_RETRY),
         handle_signals=False,
         watch=Telemetry(provider, content=content),
     )
-    result = execute(options, session, "traced")
+    result = run_task(**options, **session, run_id="traced")
     return result, list(exporter.get_finished_spans())
 
 
@@ -124,9 +123,9 @@ def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
 def test_a_graph_step_span_names_its_node() -> None:
     # a graph's nodes each count steps from 0: a span without its node would be ambiguous
     provider, exporter = _provider()
-    options = RunOptions(task="multiply", task_options={"digits": 3}, model="sim:error=0.1", k=2)
-    session = Session(handle_signals=False, watch=Telemetry(provider))
-    result = execute(options, session, "traced-graph")
+    options = dict(task="multiply", task_options={"digits": 3}, model="sim:error=0.1", k=2)
+    session = dict(handle_signals=False, watch=Telemetry(provider))
+    result = run_task(**options, **session, run_id="traced-graph")
     assert result.outcome.status == "completed", result.outcome.reason
     names = _by_name(list(exporter.get_finished_spans()))
     (run,) = names["unerring run"]
@@ -147,16 +146,16 @@ def test_a_batch_with_many_requests_in_flight_attributes_each_retry_to_its_reque
     faults on some. Every step span names its item; every failure lands on the request
     that failed (item, step, first index), and retries add up to the journal's."""
     provider, exporter = _provider()
-    options = RunOptions(
+    options = dict(
         task="hanoi", task_options={"disks": 3}, model="sim:error=0.2,seed=5,latency=1", k=2
     )
     batch = [BatchItem(f"item-{i}", {"disks": 3 + i % 2}) for i in range(6)]
-    session = Session(
+    session = dict(
         transport=Transport(faults="server_error=0.2", retry=FAST_RETRY, concurrency=16),
         handle_signals=False,
         watch=Telemetry(provider),
     )
-    result = execute(options, session, "traced-batch", batch=batch)
+    result = run_task(**options, **session, run_id="traced-batch", batch=batch)
     assert result.outcome.status == "completed", result.outcome.reason
     names = _by_name(list(exporter.get_finished_spans()))
     (run,) = names["unerring run"]
@@ -213,11 +212,11 @@ def test_a_batch_with_many_requests_in_flight_attributes_each_retry_to_its_reque
 
 def test_speculation_discarded_is_a_step_span_of_its_own() -> None:
     provider, exporter = _provider()
-    options = RunOptions(
+    options = dict(
         task="hanoi", task_options={"disks": 5}, model="sim:error=0.3,seed=2,latency=1", k=2
     )
-    session = Session(handle_signals=False, speculate=2, watch=Telemetry(provider))
-    result = execute(options, session, "spec")
+    session = dict(handle_signals=False, speculate=2, watch=Telemetry(provider))
+    result = run_task(**options, **session, run_id="spec")
     assert result.outcome.status == "completed"
     names = _by_name(list(exporter.get_finished_spans()))
     steps = names["unerring step"]
@@ -266,13 +265,13 @@ def test_a_failed_run_says_so_on_its_run_span_and_request() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    options = RunOptions(task="addition", task_options={"digits": 2}, model="openai:m", k=1)
-    session = Session(
+    options = dict(task="addition", task_options={"digits": 2}, model="openai:m", k=1)
+    session = dict(
         transport=Transport(base_url="http://127.0.0.1:9/v1", retry=FAST_RETRY),
         handle_signals=False,
         watch=Telemetry(provider),
     )
-    result = execute(options, session, "down")
+    result = run_task(**options, **session, run_id="down")
     assert result.summary["status"] == "failed"
     names = _by_name(list(exporter.get_finished_spans()))
     (run,) = names["unerring run"]

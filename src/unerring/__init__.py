@@ -14,25 +14,51 @@ if TYPE_CHECKING:
     from unerring.api import run, run_batch
     from unerring.app.result import RunResult
     from unerring.core.flags import Flag
+    from unerring.errors import (
+        FatalBackendError,
+        GraphError,
+        MissingExtra,
+        OutageError,
+        OutputError,
+        RetriesExhausted,
+        StoreBusy,
+        StoreError,
+        StoreRefused,
+        TransportError,
+        UnerringError,
+        UsageError,
+    )
     from unerring.executors import ExecutorSpec
     from unerring.graph import Graph, Memory, Node
     from unerring.process import Answer, Process
     from unerring.voting.ahead_by_k import Tally
     from unerring.voting.config import Budget
 
-__version__ = "0.1.0"
+from unerring._version import __version__
 
 _WHERE = {
     "Answer": "unerring.process",
     "Budget": "unerring.voting.config",
     "ExecutorSpec": "unerring.executors",
+    "FatalBackendError": "unerring.errors",
     "Flag": "unerring.core.flags",
     "Graph": "unerring.graph",
+    "GraphError": "unerring.errors",
     "Memory": "unerring.graph",
+    "MissingExtra": "unerring.errors",
     "Node": "unerring.graph",
+    "OutageError": "unerring.errors",
+    "OutputError": "unerring.errors",
     "Process": "unerring.process",
-    "RunResult": "unerring.app.runner",
+    "RetriesExhausted": "unerring.errors",
+    "RunResult": "unerring.app.result",
+    "StoreBusy": "unerring.errors",
+    "StoreError": "unerring.errors",
+    "StoreRefused": "unerring.errors",
     "Tally": "unerring.voting.ahead_by_k",
+    "TransportError": "unerring.errors",
+    "UnerringError": "unerring.errors",
+    "UsageError": "unerring.errors",
     "run": "unerring.api",
     "run_batch": "unerring.api",
 }
@@ -41,13 +67,25 @@ __all__ = [
     "Answer",
     "Budget",
     "ExecutorSpec",
+    "FatalBackendError",
     "Flag",
     "Graph",
+    "GraphError",
     "Memory",
+    "MissingExtra",
     "Node",
+    "OutageError",
+    "OutputError",
     "Process",
+    "RetriesExhausted",
     "RunResult",
+    "StoreBusy",
+    "StoreError",
+    "StoreRefused",
     "Tally",
+    "TransportError",
+    "UnerringError",
+    "UsageError",
     "__version__",
     "run",
     "run_batch",

@@ -1,15 +1,16 @@
 """The library entry points: run your own process (or a batch of them) with voting,
-planning and a journal."""
+planning and a journal. Thin shims over the application layer (`unerring.app`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from unerring.app.options import BatchItem, RunOptions, Session
+from unerring import defaults
+from unerring.app.options import BatchItem, RunConfig, configure
 from unerring.app.result import RunResult
 from unerring.app.runner import execute
-from unerring.backends.factory import Transport
+from unerring.backends.openai_config import Api
 from unerring.errors import UsageError
 from unerring.executors import ExecutorSpec
 from unerring.graph import Graph
@@ -17,68 +18,89 @@ from unerring.journal.store import MEMORY
 from unerring.journal.writer import Durability
 from unerring.limits import MAX_ITEMS
 from unerring.process import Process
-from unerring.voting.config import Budget
+from unerring.process_factory import OwnProcesses
+from unerring.voting.config import Budget, RecordLevel, UndecidedPolicy
 
 
-def _options(name: str, task_options: dict[str, Any], **given: Any) -> RunOptions:
-    return RunOptions(task=name, task_options=task_options, **given)
+class VotingKeywords(TypedDict, total=False):
+    """The further keywords `run` and `run_batch` take: how steps are voted and asked."""
+
+    first_temperature: float
+    temperature: float
+    max_tokens: int
+    max_samples_per_step: int | None
+    on_undecided: UndecidedPolicy
+    parallel: int
+    record: RecordLevel
+    stopping: str  # "ahead-by-k" or "adaptive"
+    variants: tuple[int, ...]
+    api: Api
+    base_url: str | None
+    notes: str | None
+    max_depth: int
+
+
+def _config(caller: str, named: dict[str, Any], more: Mapping[str, Any]) -> RunConfig:
+    """The configuration of a library call; a keyword it does not take is refused by name."""
+    known = set(VotingKeywords.__annotations__)
+    unknown = sorted(set(more) - known)
+    if unknown:
+        names = ", ".join(sorted(known | set(named) | {"run_id"}))
+        raise UsageError(f"{caller}() takes no keyword {unknown[0]!r} (known: {names})")
+    given = {**named, **more, "handle_signals": False}
+    return configure(RunConfig(), {k: v for k, v in given.items() if v is not None})
 
 
 def run(
     process: Process[Any, Any] | Graph,
     *,
-    model: str = "sim:error=0.01",
+    model: str = defaults.MODEL,
     k: int | None = None,
-    target: float = 0.95,
+    target: float = defaults.TARGET,
     error_rate: float | None = None,
     store: str = MEMORY,
     run_id: str | None = None,
-    durability: Durability = "group",
+    durability: Durability = defaults.DURABILITY,
     budget: Budget | None = None,
-    speculate: int = 0,
-    **voting: Any,
+    speculate: int = defaults.SPECULATE,
+    **voting: Unpack[VotingKeywords],
 ) -> RunResult:
     """Decide every step of `process` (a chain, or a graph of them) by voting; k comes
     from `target` unless given.
 
-    Extra keyword arguments are voting options of RunOptions (temperature, max_tokens,
-    max_samples_per_step, on_undecided, parallel, record, stopping="adaptive", variants:
-    a tuple of prompt variants). With a file `store` and a `run_id` that is already there,
+    Further keywords set how steps are voted (temperature, max_tokens,
+    max_samples_per_step, on_undecided, parallel, record, stopping="adaptive", variants: a
+    tuple of prompt variants). With a file `store` and a `run_id` that is already there,
     the run resumes where it stopped.
     """
-    options = _options(
-        process.name,
-        dict(process.options()),
-        model=model,
-        k=k,
-        target=target,
-        error_rate=error_rate,
-        **voting,
-    )
-    session = Session(
-        store=store,
-        durability=durability,
-        budget=budget or Budget(),
-        handle_signals=False,
-        speculate=speculate,
-    )
-    return execute(options, session, run_id, process=process)
+    named = {
+        "model": model,
+        "k": k,
+        "target": target,
+        "error_rate": error_rate,
+        "store": store,
+        "durability": durability,
+        "budget": budget,
+        "speculate": speculate,
+    }
+    config = _config("run", named, voting)
+    return execute(config, OwnProcesses.of(process), run_id=run_id)
 
 
 def run_batch(
     processes: Sequence[Process[Any, Any]] | Mapping[str, Process[Any, Any]],
     *,
-    model: str = "sim:error=0.01",
+    model: str = defaults.MODEL,
     k: int | None = None,
-    target: float = 0.95,
+    target: float = defaults.TARGET,
     error_rate: float | None = None,
     store: str = MEMORY,
     run_id: str | None = None,
-    durability: Durability = "group",
+    durability: Durability = defaults.DURABILITY,
     budget: Budget | None = None,
-    concurrency: int = 8,
+    concurrency: int = defaults.CONCURRENCY,
     executor: ExecutorSpec | None = None,
-    **voting: Any,
+    **voting: Unpack[VotingKeywords],
 ) -> RunResult:
     """Decide every step of every process, as one run: one budget, one rate limit, one
     journal; many steps in flight (up to `concurrency` requests). `executor` spreads the
@@ -99,18 +121,19 @@ def run_batch(
         else [(str(i + 1), p) for i, p in enumerate(processes)]
     )
     if not named:
-        raise ValueError("run_batch needs at least one process")
-    first = named[0][1]
-    batch = [BatchItem(item_id, dict(p.options()), p) for item_id, p in named]
-    options = _options(
-        first.name, {}, model=model, k=k, target=target, error_rate=error_rate, **voting
-    )
-    session = Session(
-        store=store,
-        durability=durability,
-        budget=budget or Budget(),
-        handle_signals=False,
-        transport=Transport(concurrency=concurrency),
-        executor=executor or ExecutorSpec(),
-    )
-    return execute(options, session, run_id, batch=batch)
+        raise UsageError("run_batch needs at least one process")
+    given = {
+        "model": model,
+        "k": k,
+        "target": target,
+        "error_rate": error_rate,
+        "store": store,
+        "durability": durability,
+        "budget": budget,
+        "concurrency": concurrency,
+        "executor": executor,
+    }
+    config = _config("run_batch", given, voting)
+    factory = OwnProcesses(named[0][1].name, {}, dict(named))
+    batch = [BatchItem(item_id, dict(p.options())) for item_id, p in named]
+    return execute(config, factory, run_id=run_id, batch=batch)

@@ -20,9 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from unerring import defaults
+from unerring.errors import GraphError as GraphError  # defined with every other error
 from unerring.process import Process
 
-MAX_DEPTH = 32  # default --max-depth: a graph deeper than this is refused
+MAX_DEPTH = defaults.MAX_DEPTH  # a graph deeper than this is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,3 @@ class Graph:
 
     def load_output(self, text: str) -> Any:
         return json.loads(text)
-
-
-class GraphError(ValueError):
-    """A graph that cannot run as described (a cycle, a missing node, a reused id...)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from unerring.errors import UsageError
+
 # a step's first round draws k samples at once; a per-sample error of 0.49 over a billion
 # steps needs k = 593, and the planner looks no further than this
 MAX_K = 1000
@@ -32,15 +34,17 @@ MAX_VARIANTS = 1000
 
 
 def check_at_most(name: str, value: int | None, bound: int) -> None:
-    """Refuse `value` above `bound`, naming the option (ValueError, one line)."""
+    """Refuse `value` above `bound`, naming the parameter (UsageError, one line)."""
     if value is not None and value > bound:
-        raise ValueError(f"{name} must be at most {bound:,}, got {shown(value)}")
+        raise UsageError(
+            f"{{{name}}} must be at most {bound:,}, got {shown(value)}", params=(name,)
+        )
 
 
 def check_cap(name: str, value: float | None) -> None:
-    """Refuse a budget cap that is not a positive, finite number."""
+    """Refuse a budget cap that is not a positive, finite number, naming the parameter."""
     if value is not None and not (value > 0 and (isinstance(value, int) or math.isfinite(value))):
-        raise ValueError(f"{name} must be a positive number, got {value}")
+        raise UsageError(f"{{{name}}} must be a positive number, got {value}", params=(name,))
 
 
 def shown(value: int) -> str:

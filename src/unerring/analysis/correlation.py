@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from unerring import defaults
 from unerring.journal.store import RunRecord, Store
 from unerring.planning import reliability
 from unerring.planning.independence import BothWrong, HardSteps, StepCounts, hard_steps, pairs_test
@@ -143,7 +144,7 @@ def correlation(store: Store, run_id: str) -> Correlation:
         _item_counts(store, run, it.item, counts, pairs, groups)
     hs = hard_steps(counts.halves)
     cfg = run.config
-    ahead_by_k = cfg.get("stopping", "ahead-by-k") == "ahead-by-k"
+    ahead_by_k = cfg.get("stopping", defaults.STOPPING) == "ahead-by-k"
     k = cfg.get("k_resolved") or cfg.get("k")
     # the first two votes are drawn whatever they say only where no step stops at one
     bw = pairs_test(pairs.wrong) if pairs.known and ahead_by_k and k and k >= 2 else None
@@ -163,7 +164,7 @@ def _judge(
 ) -> Correlation:
     e = hs.error
     cfg = run.config
-    target = float(cfg.get("target", 0.95))
+    target = float(cfg.get("target", defaults.TARGET))
     total = int(run.steps_total or hs.steps)
     warnings: list[str] = []
     coll = cr = ind = ratio = None

@@ -16,14 +16,20 @@ from unerring.core.flags import Flag
 from unerring.journal.replay import replay
 from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.process import Feature, Process
-from unerring.tasks.registry import get_task
+from unerring.process_factory import FactoryResolver
 
 
-def process_of(run: RunRecord, item: ItemRecord | None = None) -> Process[Any, Any] | None:
-    """An item's process: the run's task with the run's options, the item's on top."""
-    options = {**run.config.get("task_options", {}), **(item.options if item else {})}
+def process_of(
+    run: RunRecord, item: ItemRecord | None, resolve: FactoryResolver | None
+) -> Process[Any, Any] | None:
+    """An item's process, made again by the factory `resolve` gives for the run (None:
+    processes are not known here, and analysis goes on without features)."""
+    if resolve is None:
+        return None
     try:
-        made = get_task(run.task).make(options)
+        made = resolve(run.task, run.config).make(
+            item.options if item else {}, item.item_id if item else None
+        )
     except Exception:  # an unknown or changed task: analysis goes on without features
         return None
     return made if isinstance(made, Process) else None
@@ -124,6 +130,7 @@ def item_records(
     it: ItemRecord,
     attempts: Sequence[dict[str, Any]],
     replay_limit: int,
+    resolve: FactoryResolver | None,
 ) -> ItemFailures:
     """The failure records of one item, and its share of the features' base rates."""
     decision_of = {d["step"]: d for d in store.noteworthy_decisions(run, it.item)}
@@ -143,7 +150,7 @@ def item_records(
     # at a rejected step a losing sample may have been right: the checker tells, if it can
     rejected = {s for s, d in decision_of.items() if d["correct"] == 0}
     right: dict[int, set[str]] = {}
-    process = process_of(run, it) if replay_limit > 0 else None
+    process = process_of(run, it, resolve) if replay_limit > 0 else None
     if run.kind == "graph":
         # a node's process is built from the graph's memory, not from options: its kind and
         # depth describe each of its steps, and make the base rates
@@ -178,7 +185,7 @@ def item_records(
     where = _Where(run.run_id, it.item_id, it.item)
     # answers are read with the item's own process (past the replay limit too)
     if process is None and run.kind != "graph" and wanted:
-        process = process_of(run, it)
+        process = process_of(run, it, resolve)
     decode = _decoder(process)
     records: list[FailureRecord] = []
     for s in sorted(wanted):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
+from unerring import defaults
 from unerring.analysis.cluster import Pattern, cluster
 from unerring.analysis.failure import RunFailures
 from unerring.analysis.incidents import in_incident
@@ -32,9 +33,11 @@ from unerring.backends.base import Backend
 from unerring.backends.factory import Transport, api_key, make_backend
 from unerring.backends.spec import ModelSpec, parse_model
 from unerring.core.hashing import mix64
+from unerring.errors import StoreError
 from unerring.journal.replay import replay
-from unerring.journal.store import ItemRecord, RunRecord, Store, StoreError
+from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.process import Process
+from unerring.process_factory import FactoryResolver
 
 T = TypeVar("T")
 
@@ -146,6 +149,7 @@ def learn(
     run_ids: Sequence[str],
     model: str,
     *,
+    resolve: FactoryResolver,
     writer: str = "template",
     name: str | None = None,
     validation: int = 20,
@@ -153,8 +157,9 @@ def learn(
     seed: int = 0,
     max_notes: int = 5,
 ) -> LearnResult:
-    """Distil a run's failure patterns into notes, gate each, journal a notebook version."""
-    runs = [build(store, r) for r in run_ids]
+    """Distil a run's failure patterns into notes, gate each, journal a notebook version;
+    `resolve` makes the runs' processes again (to replay states and validate notes)."""
+    runs = [build(store, r, resolve=resolve) for r in run_ids]
     first = runs[0].run
     if any(rf.run.task != first.task for rf in runs):
         raise ValueError("notes learn: every run must be of the same task")
@@ -165,7 +170,7 @@ def learn(
     def process_of_item(item: int) -> Process[Any, Any]:
         p = processes.get(item)
         if p is None:
-            p = process_of(first, layout.items[item])
+            p = process_of(first, layout.items[item], resolve)
             if p is None:
                 raise ValueError(f"task {first.task!r} cannot be rebuilt to validate notes")
             processes[item] = p
@@ -174,22 +179,18 @@ def learn(
     if not layout.items:
         raise ValueError(f"run {first.run_id!r} has no items to validate notes on")
     process = process_of_item(0)
-    spec = parse_model(model)
     # validate the way the run asked: its API form and endpoint are journaled with it
     cfg = first.config
-    transport = Transport(
-        base_url=cfg.get("base_url"),
-        api="completions" if cfg.get("api") == "completions" else "chat",
-        stop=process.stop,
-    )
+    spec = parse_model(model, "completions" if cfg.get("api") == "completions" else "chat")
+    transport = Transport(base_url=cfg.get("base_url"), stop=process.stop)
     api_key(spec, transport)  # a key that cannot be sent is refused before any work
     writer_spec = None
     if writer != "template":
-        wspec = parse_model(writer)
+        # a model writes prose in chat form, at the run's endpoint
+        wspec = parse_model(writer, "chat")
         # the simulated model writes no prose: its notes come from the template writer
         writer_spec = None if wspec.sim is not None else wspec
-    # a model writes prose in chat form, at the run's endpoint
-    writer_transport = replace(transport, api="chat", stop=())
+    writer_transport = replace(transport, stop=())
 
     def in_loop(make: Callable[[Backend], Awaitable[T]], on: ModelSpec, how: Transport) -> T:
         """Run one job in its own event loop with its own backend, closed in that loop:
@@ -242,8 +243,11 @@ def learn(
             if (item, step) in states
         ]
 
-    temps = (float(cfg.get("first_temperature", 0.0)), float(cfg.get("temperature", 0.1)))
-    max_tokens = int(cfg.get("max_tokens", 750))
+    temps = (
+        float(cfg.get("first_temperature", defaults.FIRST_TEMPERATURE)),
+        float(cfg.get("temperature", defaults.TEMPERATURE)),
+    )
+    max_tokens = int(cfg.get("max_tokens", defaults.MAX_TOKENS))
     candidates: list[Candidate] = []
     kept: list[Note] = list(base_notes)
 

@@ -15,6 +15,7 @@ from unerring.analysis.item_records import process_of
 from unerring.core.flags import Flag
 from unerring.journal.replay import replay
 from unerring.journal.store import Store
+from unerring.process_factory import FactoryResolver
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +50,9 @@ class Localisation:
         }
 
 
-def localize(store: Store, run_id: str) -> Localisation:
+def localize(store: Store, run_id: str, *, resolve: FactoryResolver | None) -> Localisation:
+    """Where a run first went wrong, and what outvoted the right answer there (the right
+    samples are known where `resolve` makes the run's process again)."""
     run = store.run(run_id)
     checked = int(run.stats.get("checked", 0)) > 0
     batch = run.many_items  # a graph's items are its nodes
@@ -74,7 +77,7 @@ def localize(store: Store, run_id: str) -> Localisation:
     samples = store.step_samples(run, index, step)
     win_vote = next((s["vote"] for s in samples if s["text"] == winner and s["vote"]), None)
     right_texts: set[str] = set()
-    process = process_of(run, item)
+    process = process_of(run, item, resolve)
     if process is not None and samples:
         try:
             for s, state in replay(process, store, run, item=index, limit=step + 1):

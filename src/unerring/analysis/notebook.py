@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from unerring import defaults
 from unerring.analysis.cluster import Pattern
 from unerring.analysis.failure import tokens_of
 from unerring.analysis.taxonomy import Category
@@ -25,7 +26,8 @@ from unerring.backends.sim import ProcessOracle
 from unerring.core.flags import Flag
 from unerring.core.hashing import mix64
 from unerring.core.samples import SampleRequest
-from unerring.journal.store import Store, StoreRefused
+from unerring.errors import StoreRefused
+from unerring.journal.store import Store
 from unerring.process import NoteSelector, Process, with_notes
 
 SUBJECT_MAX = 120
@@ -339,7 +341,7 @@ async def gate(
     *,
     samples: int = 5,
     simulate: bool = False,
-    max_tokens: int = 750,
+    max_tokens: int = defaults.MAX_TOKENS,
     temperatures: tuple[float, float] = (0.0, 0.1),
 ) -> GateResult:
     """Paired validation of a note set: per step, wrong samples without vs with the notes."""

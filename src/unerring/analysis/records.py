@@ -17,9 +17,11 @@ from unerring.analysis.failure import FailureRecord, RunFailures, excerpt, safe,
 from unerring.analysis.incidents import incidents
 from unerring.analysis.item_records import item_records, process_of
 from unerring.analysis.taxonomy import transport_category
+from unerring.errors import StoreRefused
 from unerring.journal.replay import replay
-from unerring.journal.store import ItemRecord, Store, StoreRefused
+from unerring.journal.store import ItemRecord, Store
 from unerring.process import Feature
+from unerring.process_factory import FactoryResolver
 
 # `safe` (failure.py) is imported from here by cli/
 __all__ = ["REPLAY_LIMIT", "build", "first_wrong_node", "safe", "step_features"]
@@ -28,7 +30,7 @@ REPLAY_LIMIT = 1 << 21  # steps replayed for features and baselines (covers 20-d
 
 
 def step_features(
-    store: Store, run_id: str, item_id: str | None = None
+    store: Store, run_id: str, item_id: str | None = None, *, resolve: FactoryResolver | None
 ) -> dict[int, dict[str, Feature]]:
     """Every decided step's features of one item (default: the first), replayed along its
     winners (for evaluation)."""
@@ -41,7 +43,7 @@ def step_features(
             raise StoreRefused(f"run {run_id!r} has no item {item_id!r}")
     if item is None:
         return {}
-    process = process_of(run, item)
+    process = process_of(run, item, resolve)
     if process is None:
         return {}
     return {
@@ -54,12 +56,14 @@ def build(
     store: Store,
     run_id: str,
     *,
+    resolve: FactoryResolver | None,
     replay_limit: int = REPLAY_LIMIT,
 ) -> RunFailures:
     """Failure records of one run (every item of a batch), read from the journal.
 
-    Features are replayed item by item along the committed winners, `replay_limit` steps
-    in all: items past it get the features journaled with their contested steps only.
+    Features are replayed item by item along the committed winners (by the processes
+    `resolve` makes again), `replay_limit` steps in all: items past it get the features
+    journaled with their contested steps only.
     """
     run = store.run(run_id)
     attempts = store.attempts(run)
@@ -73,7 +77,7 @@ def build(
     first_wrong: tuple[str, int] | None = None
     wrong_at: dict[str, int] = {}  # a graph's nodes with a wrong decision: the first step
     for it in items:
-        found = item_records(store, run, it, attempts, left)
+        found = item_records(store, run, it, attempts, left, resolve)
         records.extend(found.records)
         baseline.update(found.baseline)
         baseline_steps += found.replayed

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from unerring import defaults
 from unerring.analysis.cluster import Pattern, cluster
 from unerring.analysis.correlation import correlation
 from unerring.analysis.failure import RunFailures
@@ -15,6 +16,7 @@ from unerring.analysis.localize import localize
 from unerring.analysis.records import build
 from unerring.analysis.taxonomy import BY_CATEGORY
 from unerring.journal.store import Store
+from unerring.process_factory import FactoryResolver
 
 FIRST = 10  # steps and items a pattern lists by name
 
@@ -72,23 +74,34 @@ def save_records(store: Store, runs: Sequence[RunFailures], pattern_of: dict[int
 
 
 def failures_report(
-    store: Store, run_ids: Sequence[str], examples: int = 3, *, save: bool = False
+    store: Store,
+    run_ids: Sequence[str],
+    examples: int = 3,
+    *,
+    save: bool = False,
+    resolve: FactoryResolver | None,
 ) -> dict[str, Any]:
-    """Patterns and incidents (see failure_patterns), the first wrong step, correlation."""
-    report = failure_patterns(store, run_ids, examples, save=save)
-    report["localisation"] = [localize(store, r).as_dict() for r in run_ids]
+    """Patterns and incidents (see failure_patterns), the first wrong step, correlation;
+    `resolve` makes each run's processes again (for step features and right answers)."""
+    report = failure_patterns(store, run_ids, examples, save=save, resolve=resolve)
+    report["localisation"] = [localize(store, r, resolve=resolve).as_dict() for r in run_ids]
     report["correlation"] = [{"run_id": r, **correlation(store, r).as_dict()} for r in run_ids]
     return report
 
 
 def failure_patterns(
-    store: Store, run_ids: Sequence[str], examples: int = 3, *, save: bool = False
+    store: Store,
+    run_ids: Sequence[str],
+    examples: int = 3,
+    *,
+    save: bool = False,
+    resolve: FactoryResolver | None,
 ) -> dict[str, Any]:
     """Failure records of runs, clustered into patterns; incidents; counts by category.
 
     Without the localisation and the correlation check, which read every decision again.
     """
-    runs: list[RunFailures] = [build(store, r) for r in run_ids]
+    runs: list[RunFailures] = [build(store, r, resolve=resolve) for r in run_ids]
     mark_across_runs(runs)
     records = []
     incident_records = 0
@@ -130,7 +143,7 @@ def failure_patterns(
                 "samples": rf.samples,
                 "failures": len(rf.records),
                 "items_with_failures": len({r.item for r in rf.records}),
-                "record_level": rf.run.config.get("record", "contested"),
+                "record_level": rf.run.config.get("record", defaults.RECORD),
             }
             for rf in runs
         ],

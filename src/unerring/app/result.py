@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from unerring.journal.store import RunRecord, Store, StoreRefused
+from unerring.errors import StoreRefused
+from unerring.journal.store import RunRecord, Store
 from unerring.scheduler.sources import RunEnd
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass

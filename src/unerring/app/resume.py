@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from unerring.app.options import RunOptions
 from unerring.core.events import Events, NodesAdded
 from unerring.errors import UsageError
 from unerring.graph import Graph, Node
@@ -17,11 +16,8 @@ from unerring.process import Process
 from unerring.scheduler.tree import JOURNAL_STATUS, PENDING, RestoredNode, TaskTree
 from unerring.voting.adaptive import AdaptiveConfig, AdaptiveRule
 
-if TYPE_CHECKING:
-    pass
 
-
-def _learnt_rule(
+def learnt_rule(
     config: AdaptiveConfig, store: Store, run: RunRecord, pending: list[ItemRecord]
 ) -> AdaptiveRule:
     """The adaptive rule as the journal left it: every committed decision replayed.
@@ -46,7 +42,7 @@ def _learnt_rule(
 Journaled = tuple[list[ItemRecord], Iterator[Node] | None, dict[str, int | None] | None]
 
 
-def _journaled(graph: Graph, store: Store, run: RunRecord) -> Journaled:
+def journaled_nodes(graph: Graph, store: Store, run: RunRecord) -> Journaled:
     """A graph's nodes in the journal (none: a new run) and, for a graph whose nodes are an
     iterator, the stream past those the journal holds and their uses (the nodes still to
     come may read their results). A stream that no longer makes the journal's nodes is
@@ -78,9 +74,9 @@ def _journaled(graph: Graph, store: Store, run: RunRecord) -> Journaled:
     return rows, stream, uses
 
 
-def _tree(
+def task_tree(
     graph: Graph,
-    options: RunOptions,
+    max_depth: int,
     store: Store,
     run: RunRecord,
     events: Events,
@@ -97,7 +93,7 @@ def _tree(
     def restore(process: Process[Any, Any], item: int, next_step: int, saved: str | None) -> Any:
         return restore_state(process, store, run, item, saved)
 
-    tree = TaskTree(graph, max_depth=options.max_depth, on_added=added, restore=restore)
+    tree = TaskTree(graph, max_depth=max_depth, on_added=added, restore=restore)
     rows, stream, uses = journaled
     if not rows:
         tree.start(checked)

@@ -1,403 +1,266 @@
-"""Starting and resuming journaled runs: the composition of process, model, plan,
-scheduler and journal that the CLI and the library API share.
+"""Starting and resuming journaled runs: the composition of processes, model, plan,
+executor and journal that the CLI and the library share.
 
 A run is a set of items (a single chain is a run of one item). This module decides
-nothing itself: it builds the parts, hands the items to the scheduler, and reads the
-outcome back from the journal.
+nothing itself: it checks the run, opens its journal, hands its items to an executor,
+and reads the outcome back from the journal.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from unerring.app.options import BatchItem, RunOptions, Session, Watcher, config_difference
+from unerring.app.checks import NewRun, check_given_run_id, check_model, check_new_run
+from unerring.app.options import BatchItem, Hooks, RunConfig, Watcher
+from unerring.app.recorded import config_difference, recorded
 from unerring.app.result import RunResult
-from unerring.app.resume import _journaled, _learnt_rule, _tree
-from unerring.app.signals import _signals
-from unerring.backends.factory import api_key, check_reachable
-from unerring.backends.spec import parse_model
+from unerring.app.resume import journaled_nodes, learnt_rule, task_tree
+from unerring.app.signals import stop_on_signals
 from unerring.core.events import Events, ItemEnd
 from unerring.core.totals import Totals
-from unerring.errors import UsageError
+from unerring.errors import StoreRefused, UsageError
 from unerring.executors import Executor, open_executor
-from unerring.graph import Graph, GraphError, Node
-from unerring.journal.lock import RunLock, check_run_id
+from unerring.graph import Graph
+from unerring.journal.lock import RunLock
 from unerring.journal.replay import restore_state
-from unerring.journal.store import RunRecord, Store, StoreRefused
+from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.journal.writer import JournalWriter
-from unerring.limits import MAX_ITEM_ID, MAX_ITEMS
-from unerring.planning.plan import check_variants, run_prices, voting_config
+from unerring.planning.plan import plan_voting, run_prices
+from unerring.planning.pricing import Prices
 from unerring.process import Process
+from unerring.process_factory import ProcessFactory
 from unerring.reporting.summary import summary
 from unerring.scheduler.build import Work
-from unerring.scheduler.graph_check import check_nodes, check_stream
 from unerring.scheduler.sources import Item, Items, RunEnd, Source
-from unerring.scheduler.tree import TaskTree
-from unerring.tasks.registry import get_task
 from unerring.voting.adaptive import AdaptiveConfig
 from unerring.voting.config import VotingConfig
 
 if TYPE_CHECKING:
     from unerring.analysis.notebook import Notebook
 
-__all__ = [
-    "BatchItem",
-    "RunOptions",
-    "RunResult",
-    "Session",
-    "UsageError",
-    "Watcher",
-    "execute",
-]
-
-
-def new_run_id(task: str) -> str:
-    return f"{task}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-def make_process(options: RunOptions, item_options: dict[str, Any] | None = None) -> Any:
-    """A built-in task's process (or graph) for the run's options (an item's own options
-    on top)."""
-    opts = dict(options.task_options)
-    if item_options:
-        opts.update(item_options)
-    try:
-        return get_task(options.task).make(opts)
-    except UsageError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise UsageError(str(e)) from None
-
-
-def _load_notes(store: Store, ref: str) -> Notebook:
-    # imported here: the analysis package is an outer layer, needed only with --notes
-    from unerring.analysis.notebook import load_notebook
-
-    try:
-        return load_notebook(store, ref)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-
-
-def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
-    from unerring.analysis.notebook import selector
-
-    return selector(notes.notes, process)
-
-
-def _batch_steps(options: RunOptions, batch: Sequence[BatchItem]) -> list[int | None]:
-    """Each item's number of steps (building each item's process once, to check it)."""
-    steps: list[int | None] = []
-    for b in batch:
-        try:
-            p = b.process if b.process is not None else make_process(options, b.options)
-        except UsageError as e:
-            raise UsageError(f"{b.where()}: {e}") from None
-        if isinstance(p, Graph):
-            raise UsageError(
-                f"task {options.task!r} is a graph: a batch of graphs is not supported; "
-                "run each graph on its own"
-            )
-        if options.variants != (0,):
-            check_variants(p, tuple(options.variants))
-        steps.append(p.total_steps())
-    return steps
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    """A value for a message, cut short: an id may be megabytes."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def item_id_problem(item_id: object) -> str | None:
-    """What is wrong with an item id (None: nothing). Ids are names that messages, tables
-    and the journal's index repeat: a short line of printable characters."""
-    if not isinstance(item_id, str) or not item_id:
-        return "must be a non-empty string"
-    if len(item_id) > MAX_ITEM_ID:
-        return f"is {len(item_id):,} characters long; ids are at most {MAX_ITEM_ID}"
-    if not item_id.isprintable():
-        return "holds a control character (a newline, a tab); ids are printable text"
-    return None
-
-
-def check_batch(batch: Sequence[BatchItem]) -> None:
-    if not batch:
-        raise UsageError("a batch needs at least one item")
-    if len(batch) > MAX_ITEMS:
-        raise UsageError(
-            f"a batch takes at most {MAX_ITEMS:,} items, got {len(batch):,}; split it into "
-            "several runs"
-        )
-    seen: set[str] = set()
-    for b in batch:
-        problem = item_id_problem(b.item_id)
-        if problem is not None:
-            raise UsageError(f"{b.origin or 'a batch item'}: item id {_shown(b.item_id)} {problem}")
-        if b.item_id in seen:
-            raise UsageError(f"item id {b.item_id!r} appears twice; ids must be unique")
-        seen.add(b.item_id)
+__all__ = ["BatchItem", "Hooks", "RunConfig", "RunResult", "execute"]
 
 
 def execute(
-    options: RunOptions,
-    session: Session,
-    run_id: str | None = None,
+    config: RunConfig,
+    factory: ProcessFactory,
     *,
+    run_id: str | None = None,
     resume: bool = False,
-    events: Events | None = None,
-    on_start: Callable[[RunRecord, int], None] | None = None,
-    process: Process[Any, Any] | Graph | None = None,
     batch: Sequence[BatchItem] | None = None,
+    hooks: Hooks | None = None,
 ) -> RunResult:
     """Start (or resume) a run and drive it to its end; the journal holds everything.
 
-    `process` runs a user's own process (or graph) instead of the built-in task
-    `options.task`; `batch` makes the run a batch of items (each a built-in task with its
-    own options, or a process of the user's own). Resuming a batch of own processes needs
-    the same batch, a graph of one's own the same graph.
+    `factory` makes the run's processes: its one chain or graph, or with `batch` each
+    item's. `resume` continues the journal's run `run_id`, which must be there; a new run
+    whose `run_id` the journal holds goes on from where that one stopped.
     """
-    if session.speculate < 0:
-        raise UsageError(f"--speculate must not be negative, got {session.speculate}")
-    if run_id is not None:
-        try:
-            check_run_id(run_id)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    # everything a new run needs is checked before the store is touched
-    rows: list[tuple[str, dict[str, Any], int | None]] = []
-    steps: int | None = None
-    checked: list[Node] | None = None  # a graph's first nodes, checked here
-    if batch is not None:
-        check_batch(batch)
-        if not resume:
-            item_steps = _batch_steps(options, batch)
-            if None not in item_steps:
-                steps = sum(s for s in item_steps if s is not None)
-            rows = [(b.item_id, b.options, s) for b, s in zip(batch, item_steps, strict=True)]
-    elif not resume:
-        if process is None:
-            process = make_process(options)
-        steps = process.total_steps()
-        if isinstance(process, Graph):
-            try:  # a graph that cannot run is refused before anything is written
-                first = process.nodes()
-                if isinstance(first, Sequence):
-                    checked = check_nodes(first, (), options.max_depth)
-                else:  # a stream: read through once, holding an index per node
-                    check_stream(first)
-            except GraphError as e:
-                raise UsageError(str(e)) from None
-            if options.variants != (0,):
-                raise UsageError(
-                    f"--variants: task {options.task!r} is a graph; prompt variants are "
-                    "for chains and batches"
-                )
-        else:
-            rows = [("1", {}, steps)]
-            if options.variants != (0,):
-                check_variants(process, tuple(options.variants))
-    if not resume:
-        voting_config(options, steps)
-    try:
-        spec = parse_model(options.model)
-        api_key(spec, session.transport)  # refused before any record
-        if spec.members:  # an ensemble: every member's server answers before anything
-            check_reachable(spec, session.transport, os.environ)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if options.stopping == "adaptive" and session.executor.kind != "local":
-        # items learn from earlier items' steps, in one rule: it lives in one process
-        raise UsageError(
-            "--stopping adaptive runs on the local executor (its rule learns from every "
-            "item's decided steps, in this process); leave out --executor ray"
-        )
+    hooks = hooks or Hooks()
+    check_given_run_id(run_id)
+    # everything a new run needs is checked (and its k planned) before the store is touched
+    new = None if resume else check_new_run(config, factory, batch)
+    voting = None if new is None else plan_voting(config.voting, config.model, new.steps)
+    check_model(config)
+    session = config.session
+    prices = run_prices(config.model, session.prices, session.transport, session.budget)
     # the last check before the store: an executor that cannot start (Ray missing, an
     # address where nothing answers) writes nothing
-    executor = open_executor(session.executor, session.notify)
+    executor = open_executor(session.executor, hooks.notify)
     try:
         executor.check(session.transport)
-        return _execute(
-            options, session, run_id, resume, events, on_start, process, batch, steps, rows,
-            executor, checked,
-        )  # fmt: skip
+        store = Store(session.store, max_pages=session.max_pages)
+        opened = open_run(
+            store=store,
+            config=config,
+            factory=factory,
+            run_id=run_id,
+            new=new,
+            voting=voting,
+            batch=batch,
+        )
+        with _locked(store, opened.run):
+            if hooks.on_start is not None:
+                hooks.on_start(opened.run, opened.voting.k)
+            return drive(
+                opened,
+                store=store,
+                factory=factory,
+                new=new,
+                prices=prices,
+                executor=executor,
+                hooks=hooks,
+            )
     finally:
         executor.close()
 
 
-def _execute(
-    options: RunOptions,
-    session: Session,
-    run_id: str | None,
-    resume: bool,
-    events: Events | None,
-    on_start: Callable[[RunRecord, int], None] | None,
-    process: Process[Any, Any] | Graph | None,
-    batch: Sequence[BatchItem] | None,
-    steps: int | None,
-    rows: list[tuple[str, dict[str, Any], int | None]],
-    executor: Executor,
-    checked: list[Node] | None = None,
-) -> RunResult:
-    """`execute` once its executor is open: the store, the run, its lock, the drive."""
-    store = Store(session.store, max_pages=session.max_pages)
-    run = store.run(run_id or "") if resume else store.get_run(run_id) if run_id else None
-    if run is not None:
-        if (run.kind == "batch") != (batch is not None) and not (run.kind == "batch" and resume):
-            raise UsageError(
-                f"run {run.run_id!r} is a {run.kind} in the journal; resume it as one "
-                f"(`unerring resume {run.run_id}`)"
-            )
-        steps = run.steps_total  # planned when the run started: the same k again
-    voting = voting_config(options, steps)
-    notes = None
-    if options.notes is not None:
-        # pinned to a version, so that a resume puts the same notes in the same prompts
-        notes = _load_notes(store, options.notes)
-        options = replace(options, notes=f"{notes.name}@{notes.version}")
-    config = options.config()
-    config["k_resolved"] = voting.k
-    if voting.adaptive is not None:
-        config["stopping_resolved"] = voting.adaptive.as_dict()
-    if run is None:
-        kind = "batch" if batch is not None else "graph" if isinstance(process, Graph) else "chain"
-        run = store.create_run(
-            run_id or new_run_id(options.task), options.task, config, steps, rows, kind
-        )
-    else:
-        diff = config_difference(run.config, config)
-        if diff:
-            raise UsageError(
-                f"run {run.run_id!r} in the journal was made with other options; "
-                f"refusing to mix them: {'; '.join(diff)}"
-            )
-        if run.status == "completed":
-            raise StoreRefused(f"run {run.run_id!r} is already completed; nothing to resume")
-        kept = run.config.get("stopping_resolved")
-        if kept is not None:  # the rule's parameters as the run started, not recomputed
-            voting = replace(voting, adaptive=AdaptiveConfig.from_dict(kept))
-    lock = None if store.memory else RunLock(session.store, run.run_id)
+@contextlib.contextmanager
+def _locked(store: Store, run: RunRecord) -> Iterator[None]:
+    """The run held by this process while it writes (a store in memory is its alone)."""
+    lock = None if store.memory else RunLock(store.path, run.run_id)
     if lock is not None:
         lock.acquire()
     try:
-        if on_start is not None:
-            on_start(run, voting.k)
-        own: dict[str, Process[Any, Any]] = {
-            b.item_id: b.process for b in batch or () if b.process is not None
-        }
-        graph = process if isinstance(process, Graph) else None
-        if run.kind == "graph" and graph is None:
-            graph = make_process(options)
-        if batch is None and isinstance(process, Process):
-            own["1"] = process
-        return _drive(
-            voting, options, session, store, run, events, own, executor, notes, graph,
-            checked=checked,
-        )  # fmt: skip
+        yield
     finally:
         if lock is not None:
             lock.release()
 
 
-def _drive(
-    voting: VotingConfig,
-    options: RunOptions,
-    session: Session,
-    store: Store,
-    run: RunRecord,
-    events: Events | None,
-    own: dict[str, Process[Any, Any]],
-    executor: Executor,
-    notes: Notebook | None = None,
-    graph: Graph | None = None,
+@dataclass(frozen=True)
+class Opened:
+    """A run as the journal holds it once opened, and what it votes with."""
+
+    run: RunRecord
+    config: RunConfig  # notes pinned to a version
+    voting: VotingConfig
+    notes: Notebook | None
+
+
+def open_run(
     *,
-    checked: list[Node] | None = None,
+    store: Store,
+    config: RunConfig,
+    factory: ProcessFactory,
+    run_id: str | None,
+    new: NewRun | None,
+    voting: VotingConfig | None,
+    batch: Sequence[BatchItem] | None,
+) -> Opened:
+    """The run in the journal: made for a new run, checked against the configuration for
+    one the journal holds (another configuration is refused, by name)."""
+    run = store.get_run(run_id) if run_id else None
+    if run is None and new is None:
+        raise StoreRefused(f"no run {run_id!r} in {config.session.store} (see `unerring runs`)")
+    if run is not None:
+        other_kind = (run.kind == "batch") != (batch is not None)
+        if other_kind and not (run.kind == "batch" and new is None):  # a resume needs no batch
+            raise UsageError(
+                f"run {run.run_id!r} is a {run.kind} in the journal; resume it as one "
+                f"(`unerring resume {run.run_id}`)"
+            )
+        if voting is None or run.steps_total != (new.steps if new else None):
+            # k as planned when the run started: for the steps the journal holds
+            voting = plan_voting(config.voting, config.model, run.steps_total)
+    assert voting is not None
+    notes = None
+    if config.notes is not None:
+        # pinned to a version, so that a resume puts the same notes in the same prompts
+        notes = _load_notes(store, config.notes)
+        config = replace(config, notes=f"{notes.name}@{notes.version}")
+    journaled = recorded(config, factory)
+    journaled["k_resolved"] = voting.k
+    if voting.adaptive is not None:
+        journaled["stopping_resolved"] = voting.adaptive.as_dict()
+    if run is None:
+        assert new is not None
+        name = run_id or f"{factory.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        run = store.create_run(name, factory.name, journaled, new.steps, new.rows, new.kind)
+        return Opened(run, config, voting, notes)
+    diff = config_difference(run.config, journaled)
+    if diff:
+        raise UsageError(
+            f"run {run.run_id!r} in the journal was made with other options; "
+            f"refusing to mix them: {'; '.join(diff)}"
+        )
+    if run.status == "completed":
+        raise StoreRefused(f"run {run.run_id!r} is already completed; nothing to resume")
+    kept = run.config.get("stopping_resolved")
+    if kept is not None:  # the rule's parameters as the run started, not recomputed
+        voting = replace(voting, adaptive=AdaptiveConfig.from_dict(kept))
+    return Opened(run, config, voting, notes)
+
+
+def drive(
+    opened: Opened,
+    *,
+    store: Store,
+    factory: ProcessFactory,
+    new: NewRun | None,
+    prices: Prices,
+    executor: Executor,
+    hooks: Hooks,
 ) -> RunResult:
-    spec = parse_model(options.model)
-    prices = run_prices(spec, session)
-    first_own = next(iter(own.values()), None)
-    stop = (
-        first_own.stop
-        if first_own is not None
-        else graph.stop
-        if graph is not None
-        else make_process(options).stop
-    )
-    transport = replace(
-        session.transport,
-        api="completions" if options.api == "completions" else "chat",
-        base_url=session.transport.base_url or options.base_url,
-    )
-    if not transport.stop:
-        # a completion prompt's answer ends where the process says (one line for addition)
-        transport = replace(transport, stop=stop)
-    events = events or Events()
-    totals = Totals(run.stats)
+    """One attempt of the run: its pending items to the executor, its decisions to the
+    journal, its end and summary read back."""
+    run, config, voting, session = opened.run, opened.config, opened.voting, opened.config.session
+    graph = new.graph if new is not None and new.graph is not None else None
+    if run.kind == "graph" and graph is None:
+        made = factory.make({})
+        if not isinstance(made, Graph):
+            raise UsageError(f"run {run.run_id!r} is a graph; {factory.name!r} makes a chain")
+        graph = made
     store.reset_items(run)
     pending = list(store.items(run, unfinished=True))
     done = store.item_counts(run).get("completed", 0)
+    first = None  # the first pending item's process (its `stop` is needed before it runs)
+    if pending and graph is None:
+        checked = None if new is None else new.process
+        first = checked if checked is not None else _process_of(factory, pending[0])
+    stop = graph.stop if graph is not None else first.stop if first is not None else ()
+    transport = session.transport
+    if not transport.stop:
+        # a completion prompt's answer ends where the process says (one line for addition)
+        transport = replace(transport, stop=stop)
+    events = hooks.events or Events()
+    totals = Totals(run.stats)
     # the processes of items started and not yet seen by the journal writer, which asks
     # once per item and keeps it until the item's end is committed
     live: dict[int, Process[Any, Any]] = {}
-    watcher = session.watch(run, voting.k) if session.watch is not None else None
+    watcher = hooks.watch(run, voting.k) if hooks.watch is not None else None
     if watcher is not None:
         events.subscribe(watcher)
-    rule = None
-    if voting.adaptive is not None:
-        rule = _learnt_rule(voting.adaptive, store, run, pending)
-    journaled = _journaled(graph, store, run) if graph is not None else ([], None, None)
+    rule = learnt_rule(voting.adaptive, store, run, pending) if voting.adaptive else None
+    journaled = journaled_nodes(graph, store, run) if graph is not None else ([], None, None)
     attempt = store.begin_attempt(run)
     work = Work(
-        spec, transport, voting, prices, session.budget, session.speculate, session.window, rule
+        spec=config.model,
+        transport=transport,
+        voting=voting,
+        prices=prices,
+        budget=session.budget,
+        speculate=session.speculate,
+        window=session.window,
+        rule=rule,
     )
     execution = executor.start(work, events, totals, None if watcher is None else watcher.wrap)
     writer = JournalWriter(
-        store,
-        run,
-        live.pop,
-        durability=session.durability,
-        on_error=execution.request_stop,
+        store, run, live.pop, durability=session.durability, on_error=execution.request_stop
     )
     events.subscribe(writer)
 
     def items() -> Iterator[Item]:
-        for rec in pending:
-            p = own.get(rec.item_id) or make_process(options, rec.options)
+        for i, rec in enumerate(pending):
+            p = first if i == 0 and first is not None else _process_of(factory, rec)
             state = (
                 p.initial_state()
                 if rec.next_step == 0 and rec.state is None
                 else restore_state(p, store, run, rec.item, rec.state)
             )
-            yield Item(
-                rec.item,
-                p,
-                state,
-                rec.next_step,
-                None if notes is None else _selector(notes, p),
-                rec.item_id,
-            )
+            selector = None if opened.notes is None else _selector(opened.notes, p)
+            yield Item(rec.item, p, state, rec.next_step, selector, rec.item_id)
 
-    tree: TaskTree | None = None
+    tree = None
     source: Source
     if graph is not None:
-        tree = _tree(graph, options, store, run, events, journaled, checked)
+        first_nodes = None if new is None else new.first_nodes
+        tree = task_tree(graph, config.max_depth, store, run, events, journaled, first_nodes)
         source = Tracked(tree, live, watcher)
     else:
         source = Tracked(Items(items()), live, watcher)
-    store.forget_node_ends()  # (read to resume: not held through the attempt)
+    store.forget_node_ends()  # read to resume, and not held through the attempt
 
     outcome: RunEnd | None = None
     try:
-        with _signals(execution, session.handle_signals, session.notify is not None):
+        with stop_on_signals(execution, session.handle_signals, hooks.notify is not None):
             counts = (len(pending) + done, done) if run.kind == "batch" else None
-            progress = session.progress(execution, run, counts) if session.progress else None
+            progress = hooks.progress(execution, run, counts) if hooks.progress else None
             with progress if progress is not None else contextlib.nullcontext():
                 outcome = execution.run(source)
     finally:
@@ -426,6 +289,29 @@ def _drive(
         s["result_correct"] = graph.check(tree.outputs()) if outcome.status == "completed" else None
     s.update(execution.report())
     return RunResult(outcome, fresh, s, store)
+
+
+def _process_of(factory: ProcessFactory, rec: ItemRecord) -> Process[Any, Any]:
+    p = factory.make(rec.options, rec.item_id)
+    if not isinstance(p, Process):
+        raise UsageError(f"item {rec.item_id!r}: {factory.name!r} makes a graph, not a chain")
+    return p
+
+
+def _load_notes(store: Store, ref: str) -> Notebook:
+    # imported here: the analysis package is an outer layer, needed only with notes
+    from unerring.analysis.notebook import load_notebook
+
+    try:
+        return load_notebook(store, ref)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
+    from unerring.analysis.notebook import selector
+
+    return selector(notes.notes, process)
 
 
 class Tracked:

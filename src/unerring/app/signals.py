@@ -9,13 +9,8 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from unerring.executors import Execution
-
-if TYPE_CHECKING:
-    pass
-
 
 # a stop (Ctrl-C, SIGTERM) lets the steps in flight finish this long, so that answers on
 # their way are not paid for twice, then cancels what is still pending (a server that
@@ -29,7 +24,7 @@ FORCE_S = 2.0
 
 
 @contextmanager
-def _signals(execution: Execution, enabled: bool, say: bool = False) -> Iterator[None]:
+def stop_on_signals(execution: Execution, enabled: bool, say: bool = False) -> Iterator[None]:
     """SIGINT and SIGTERM stop the run; a second one forces it. `say`: tell stderr."""
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield

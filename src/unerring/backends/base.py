@@ -5,6 +5,15 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from unerring.core.samples import Sample, SampleRequest
+from unerring.errors import FatalBackendError, TransportError
+
+__all__ = [
+    "Backend",
+    "FatalBackendError",
+    "TransportError",
+    "Wrapping",
+    "whole_rounds",
+]
 
 
 @runtime_checkable
@@ -48,20 +57,3 @@ class Wrapping:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-class TransportError(Exception):
-    """A sample could not be fetched. `kind` names the failure for failure analysis."""
-
-    retryable = True
-
-    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.retry_after = retry_after
-
-
-class FatalBackendError(TransportError):
-    """A failure that retrying cannot fix (bad key, unknown model, malformed request)."""
-
-    retryable = False

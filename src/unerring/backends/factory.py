@@ -1,4 +1,5 @@
-"""`--model` specs: which backend a run uses, and what is known about its error rate."""
+"""The backend a model spec needs, with its wrappers stacked in one place, and how
+samples are fetched (`Transport`)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from unerring import defaults
 from unerring.backends.base import Backend
 from unerring.backends.ensemble import Ensemble
 from unerring.backends.faults import FaultInjecting, FaultSpec
-from unerring.backends.openai_config import Api, NMode, OpenAIConfig
+from unerring.backends.openai_config import NMode, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
 from unerring.backends.secrets import Redacting, Redactor, key_problem, redacting
 from unerring.backends.sim import SimBackend
 from unerring.backends.spec import ModelSpec
+from unerring.errors import UsageError
 from unerring.limits import MAX_CONCURRENCY, check_at_most
 
 
@@ -25,44 +28,56 @@ class Transport:
     """
 
     base_url: str | None = None
-    api: Api = "completions"
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 60.0
-    concurrency: int | None = 8
+    api_key_env: str = defaults.API_KEY_ENV
+    timeout_s: float = defaults.TIMEOUT_S
+    concurrency: int | None = defaults.CONCURRENCY
     requests_per_min: float | None = None
     tokens_per_min: float | None = None
     faults: str | None = None
-    fault_seed: int = 0
+    fault_seed: int = defaults.FAULT_SEED
     stop: tuple[str, ...] = ()
-    n_mode: NMode = "auto"
+    n_mode: NMode = defaults.N_MODE
     estimate_usage: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     prices_file: str | None = None
-    max_response_bytes: int = 4 << 20
+    max_response_bytes: int = defaults.MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         if self.base_url is not None:
-            OpenAIConfig("check", self.base_url)  # refuse a bad or credential-bearing URL early
-        if self.api not in ("chat", "completions"):
-            raise ValueError(f"--api must be chat or completions, got {self.api!r}")
+            try:  # refuse a bad or credential-bearing URL early
+                OpenAIConfig("check", self.base_url)
+            except ValueError as e:
+                raise UsageError(f"{{base_url}}: {e}", params=("base_url",)) from None
         if self.timeout_s <= 0:
-            raise ValueError(f"--timeout must be positive, got {self.timeout_s}")
-        check_at_most("--concurrency", self.concurrency, MAX_CONCURRENCY)
-        for flag, v in (
-            ("--concurrency", self.concurrency),
-            ("--rpm", self.requests_per_min),
-            ("--tpm", self.tokens_per_min),
+            raise UsageError(
+                f"{{timeout_s}} must be positive, got {self.timeout_s}", params=("timeout_s",)
+            )
+        check_at_most("concurrency", self.concurrency, MAX_CONCURRENCY)
+        for name, v in (
+            ("concurrency", self.concurrency),
+            ("requests_per_min", self.requests_per_min),
+            ("tokens_per_min", self.tokens_per_min),
         ):
             if v is not None and v <= 0:
-                raise ValueError(f"{flag} must be positive, got {v}")
+                raise UsageError(f"{{{name}}} must be positive, got {v}", params=(name,))
         if self.faults:
-            FaultSpec.parse(self.faults)
+            try:
+                FaultSpec.parse(self.faults)
+            except ValueError as e:
+                raise UsageError(f"{{faults}}: {e}", params=("faults",)) from None
+        if self.n_mode not in ("auto", "n", "separate"):
+            raise UsageError(
+                f"{{n_mode}} must be auto, n or separate, got {self.n_mode!r}", params=("n_mode",)
+            )
         if self.max_response_bytes < 1:
-            raise ValueError(
-                f"--max-response-bytes must be at least 1, got {self.max_response_bytes}"
+            raise UsageError(
+                f"{{max_response_bytes}} must be at least 1, got {self.max_response_bytes}",
+                params=("max_response_bytes",),
             )
         if not self.api_key_env.strip():
-            raise ValueError("--api-key-env must name an environment variable")
+            raise UsageError(
+                "{api_key_env} must name an environment variable", params=("api_key_env",)
+            )
 
 
 def base_url(transport: Transport, env: Mapping[str, str]) -> str:
@@ -111,7 +126,7 @@ def make_backend(
         config = OpenAIConfig(
             model=spec.name,
             base_url=base_url(t, env),
-            api=t.api,
+            api=spec.api,
             timeout_s=t.timeout_s,
             n_mode=t.n_mode,
             require_usage=not t.estimate_usage,

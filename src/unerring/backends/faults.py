@@ -55,13 +55,12 @@ class FaultSpec:
             name = name.strip()
             if not eq or name not in known:
                 raise ValueError(
-                    f"--inject-faults item {item!r} is not KIND=CHANCE "
-                    f"(kinds: {', '.join(sorted(known))})"
+                    f"item {item!r} is not KIND=CHANCE (kinds: {', '.join(sorted(known))})"
                 )
             try:
                 values[name] = float(value)
             except ValueError:
-                raise ValueError(f"--inject-faults {name}={value!r} is not a number") from None
+                raise ValueError(f"{name}={value!r} is not a number") from None
         return cls(**values)
 
     def pick(self, u: float) -> str | None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from unerring import defaults
+
 Api = Literal["chat", "completions"]
 NMode = Literal["auto", "n", "separate"]
 
@@ -22,12 +24,12 @@ class OpenAIConfig:
 
     model: str
     base_url: str = "https://api.openai.com/v1"
-    api: Api = "chat"
-    timeout_s: float = 60.0
+    api: Api = defaults.API
+    timeout_s: float = defaults.TIMEOUT_S
     n_mode: NMode = "auto"
     require_usage: bool = True
     stop: tuple[str, ...] = ()
-    max_response_bytes: int = 4 << 20  # a generous cap: an answer is a few kilobytes
+    max_response_bytes: int = defaults.MAX_RESPONSE_BYTES  # an answer is a few kilobytes
     keepalive: int = 16  # idle connections kept for later requests (the run's concurrency)
 
     def __post_init__(self) -> None:

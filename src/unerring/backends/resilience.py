@@ -11,28 +11,22 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from unerring.backends.base import Backend, FatalBackendError, TransportError, Wrapping
+from unerring import defaults
+from unerring.backends.base import Backend, Wrapping
 from unerring.core.flags import estimate_tokens
 from unerring.core.hashing import mix64, unit
 from unerring.core.samples import Sample, SampleRequest, TransportFailure
+from unerring.errors import FatalBackendError, TransportError
+
+# defined with every other error; imported from here too
+from unerring.errors import OutageError as OutageError
+from unerring.errors import RetriesExhausted as RetriesExhausted
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
 
 OnFailure = Callable[[TransportFailure], None]
-
-
-class OutageError(TransportError):
-    """The backend stayed unreachable longer than the run may wait: stop, resume later."""
-
-    retryable = False
-
-
-class RetriesExhausted(TransportError):
-    """One request failed on every attempt while others did not: stop, resume later."""
-
-    retryable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +52,7 @@ class RetryPolicy:
     first_contact_attempts: int = 3
     breaker_after: int = 5
     probe_every_s: float = 5.0
-    max_outage_s: float = 300.0
+    max_outage_s: float = defaults.MAX_OUTAGE_S
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -6,19 +6,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from unerring import defaults
+from unerring.backends.openai_config import Api
 from unerring.backends.sim import SimConfig
+from unerring.errors import UsageError
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     """A parsed `--model`: `sim:NAME=VALUE,...`, `PROVIDER:MODEL_NAME`, or an ensemble of
-    several, `A + 2*B` (samples spread over the members by weight, votes pooled)."""
+    several, `A + 2*B` (samples spread over the members by weight, votes pooled), and the
+    form a served model is asked in (`api`: it can change answers, so a run records it)."""
 
     provider: str
     name: str
     sim: SimConfig | None = None
     members: tuple[tuple[float, ModelSpec], ...] = ()  # (weight, model) of an ensemble
-    given: str = ""  # the text as given (an ensemble member's name in the journal)
+    given: str = ""  # the text as given (the journal's record; an ensemble member's name)
+    api: Api = defaults.API  # chat messages or a completion prompt
 
     @property
     def label(self) -> str:
@@ -34,6 +39,13 @@ class ModelSpec:
     def simulated(self) -> bool:
         """Does any sample come from the simulated model (which needs the process's oracle)?"""
         return self.sim is not None or any(m.simulated for _, m in self.members)
+
+    def asked(self, api: Api) -> ModelSpec:
+        """This model (every member of an ensemble) asked in the form `api`."""
+        if api not in ("chat", "completions"):
+            raise UsageError(f"{{api}} must be chat or completions, got {api!r}", params=("api",))
+        members = tuple((w, m.asked(api)) for w, m in self.members)
+        return replace(self, api=api, members=members)
 
     @property
     def remote(self) -> bool:
@@ -58,8 +70,13 @@ def ensemble_text(models: list[str]) -> str:
     return " + ".join(m.strip() for m in models)
 
 
-def parse_model(text: str) -> ModelSpec:
-    """Parse a `--model` value; ValueError says what is wrong and what is expected."""
+def parse_model(text: str, api: Api = defaults.API) -> ModelSpec:
+    """Parse a `--model` value, asked in the form `api`; ValueError says what is wrong and
+    what is expected."""
+    return replace(_parse(text), given=text).asked(api)
+
+
+def _parse(text: str) -> ModelSpec:
     parts = _MEMBER_SEPARATOR.split(text.strip())
     if len(parts) > 1 or _WEIGHT.match(text):
         members = []
@@ -76,10 +93,13 @@ def parse_model(text: str) -> ModelSpec:
                 if not weight > 0 or weight == float("inf"):
                     raise ValueError(f"ensemble member {part!r}: weight must be positive")
                 part = m.group(2)
+            where = f"ensemble member {part.strip()!r}: "
             try:
                 members.append((weight, replace(_parse_one(part), given=part.strip())))
+            except UsageError as e:
+                raise UsageError(where + e.template, params=e.params) from None
             except ValueError as e:
-                raise ValueError(f"ensemble member {part.strip()!r}: {e}") from None
+                raise ValueError(where + str(e)) from None
         if len(members) == 1 and members[0][0] == 1.0:
             return members[0][1]
         name = " + ".join((f"{w:g}*" if w != 1.0 else "") + m.label for w, m in members)
@@ -93,13 +113,16 @@ def _parse_one(text: str) -> ModelSpec:
     if provider == "sim":
         return ModelSpec("sim", "sim", SimConfig.parse(rest))
     if not colon or not rest.strip():
-        raise ValueError(
-            f"--model {text!r} is not PROVIDER:NAME (for example sim:error=0.01,seed=7)"
+        raise UsageError(
+            f"{{model}} {text!r} is not PROVIDER:NAME (for example sim:error=0.01,seed=7)",
+            params=("model",),
         )
     if provider == "openai":
         return ModelSpec("openai", rest.strip())
-    raise ValueError(
-        f"unknown model provider {provider!r} in --model {text!r} (known: {', '.join(PROVIDERS)})"
+    raise UsageError(
+        f"unknown model provider {provider!r} in {{model}} {text!r} "
+        f"(known: {', '.join(PROVIDERS)})",
+        params=("model",),
     )
 
 

@@ -11,14 +11,10 @@ from unerring.analysis.learn import learn
 from unerring.analysis.notebook import Notebook, diff, list_notebooks, load_notebook
 from unerring.analysis.records import safe
 from unerring.analysis.report import failures_report
-from unerring.cli.args import Parser, add_store, positive_int
+from unerring.cli.args import Parser, add_store, open_store, positive_int
 from unerring.errors import UsageError
-from unerring.journal.store import MEMORY, Store
-
-
-def _open(path: str, *, write: bool = False) -> Store:
-    # writing adds to the runs of a store: there is none to add to where no store is
-    return Store(path, read_only=not write and path != MEMORY, create=False)
+from unerring.journal.store import Store
+from unerring.tasks.registry import resolve
 
 
 def _out(line: str = "") -> None:
@@ -26,9 +22,11 @@ def _out(line: str = "") -> None:
 
 
 def cmd_failures(args: argparse.Namespace) -> int:
-    store = _open(args.store, write=args.save)
+    store = open_store(args.store, write=args.save)
     store.check()  # it reads every record of the runs: a damaged file is refused first
-    report = failures_report(store, args.run_ids, examples=args.examples, save=args.save)
+    report = failures_report(
+        store, args.run_ids, examples=args.examples, save=args.save, resolve=resolve
+    )
     if args.json:
         _out(json.dumps(report))
         return 0
@@ -152,12 +150,13 @@ def _print_notebook(nb: Notebook) -> None:
 
 
 def cmd_notes_learn(args: argparse.Namespace) -> int:
-    store = _open(args.store, write=True)
+    store = open_store(args.store, write=True)
     try:
         result = learn(
             store,
             args.run_ids,
             args.model,
+            resolve=resolve,
             writer=args.writer,
             name=args.name,
             validation=args.validation,
@@ -179,7 +178,7 @@ def cmd_notes_learn(args: argparse.Namespace) -> int:
 
 
 def cmd_notes_list(args: argparse.Namespace) -> int:
-    books = list_notebooks(_open(args.store))
+    books = list_notebooks(open_store(args.store))
     if args.json:
         _out(json.dumps([b.as_dict() for b in books]))
         return 0
@@ -199,7 +198,7 @@ def _load(store: Store, ref: str) -> Notebook:
 
 
 def cmd_notes_show(args: argparse.Namespace) -> int:
-    nb = _load(_open(args.store), args.notebook)
+    nb = _load(open_store(args.store), args.notebook)
     if args.json:
         _out(json.dumps(nb.as_dict()))
     else:
@@ -208,7 +207,7 @@ def cmd_notes_show(args: argparse.Namespace) -> int:
 
 
 def cmd_notes_diff(args: argparse.Namespace) -> int:
-    store = _open(args.store)
+    store = open_store(args.store)
     d = diff(_load(store, args.a), _load(store, args.b))
     if args.json:
         _out(json.dumps(d))

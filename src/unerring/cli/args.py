@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from argparse import SUPPRESS
 from collections.abc import Callable
 from typing import NoReturn
 
-from unerring.journal.store import DEFAULT_STORE
+from unerring import defaults
+from unerring.journal.store import MEMORY, Store
 from unerring.limits import MAX_CONCURRENCY, MAX_VARIANTS, shown
 from unerring.tasks.registry import TASKS
 
@@ -22,7 +24,7 @@ def add_store(p: argparse.ArgumentParser, *, memory: bool = False) -> None:
     """`--store`; `memory`: the command can run on ':memory:' (nothing kept)."""
     extra = "; ':memory:' keeps nothing" if memory else ""
     p.add_argument(
-        "--store", default=DEFAULT_STORE, help=f"journal file (default {DEFAULT_STORE}{extra})"
+        "--store", default=defaults.STORE, help=f"journal file (default {defaults.STORE}{extra})"
     )
 
 
@@ -129,74 +131,114 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_transport_options(p: argparse.ArgumentParser) -> None:
-    """How samples are fetched from a model server; none of these changes a decision."""
+    """How samples are fetched from a model server; none of these changes a decision.
+
+    Each dest is the library's name of the option; not given, it is absent (a resume
+    keeps the journal's endpoint and form)."""
     g = p.add_argument_group("model server (openai:MODEL)")
     g.add_argument(
         "--base-url",
+        default=SUPPRESS,
         help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
         "(default $UNERRING_BASE_URL, $OPENAI_BASE_URL, or api.openai.com)",
     )
     g.add_argument(
         "--api",
         choices=("chat", "completions"),
+        default=SUPPRESS,
         help="chat messages or a plain completion prompt (small models follow few-shot "
-        "completion prompts better; default chat; a resume keeps the run's)",
+        f"completion prompts better; default {defaults.API}; a resume keeps the run's)",
     )
     g.add_argument(
         "--api-key-env",
-        default="OPENAI_API_KEY",
+        default=SUPPRESS,
         metavar="NAME",
-        help="environment variable holding the API key (default OPENAI_API_KEY)",
+        help=f"environment variable holding the API key (default {defaults.API_KEY_ENV})",
     )
     g.add_argument(
         "--timeout",
+        dest="timeout_s",
         type=number,
-        default=60.0,
-        help="seconds for a whole request, sent to last byte (default 60)",
+        default=SUPPRESS,
+        help=f"seconds for a whole request, sent to last byte (default {defaults.TIMEOUT_S:g})",
     )
     g.add_argument(
         "--concurrency",
         type=up_to(MAX_CONCURRENCY),
-        default=8,
-        help=f"requests in flight (default 8, at most {MAX_CONCURRENCY:,})",
+        default=SUPPRESS,
+        help=f"requests in flight (default {defaults.CONCURRENCY}, at most {MAX_CONCURRENCY:,})",
     )
-    g.add_argument("--rpm", type=number, help="at most this many requests per minute")
-    g.add_argument("--tpm", type=number, help="at most this many tokens per minute")
+    g.add_argument(
+        "--rpm",
+        dest="requests_per_min",
+        type=number,
+        default=SUPPRESS,
+        help="at most this many requests per minute",
+    )
+    g.add_argument(
+        "--tpm",
+        dest="tokens_per_min",
+        type=number,
+        default=SUPPRESS,
+        help="at most this many tokens per minute",
+    )
     g.add_argument(
         "--max-outage",
+        dest="max_outage_s",
         type=number,
-        default=300.0,
+        default=SUPPRESS,
         help="seconds of failed requests before the run stops cleanly, and the longest "
-        "Retry-After honoured (default 300)",
+        f"Retry-After honoured (default {defaults.MAX_OUTAGE_S:g})",
     )
     g.add_argument(
         "--max-response-bytes",
         type=positive_int,
-        default=4 << 20,
+        default=SUPPRESS,
         metavar="N",
         help="read no more of an answer than this; a longer one is a failed attempt "
-        "(default 4 MiB)",
+        f"(default {defaults.MAX_RESPONSE_BYTES >> 20} MiB)",
     )
     g.add_argument(
         "--n-mode",
         choices=("auto", "n", "separate"),
-        default="auto",
+        default=SUPPRESS,
         help="several samples per request with `n` (auto: where the server honours it)",
     )
     g.add_argument(
         "--estimate-usage",
         action="store_true",
+        default=SUPPRESS,
         help="estimate tokens when the server reports no usage (default: stop)",
     )
     g.add_argument(
         "--prices",
+        dest="prices_file",
         metavar="FILE",
+        default=SUPPRESS,
         help="TOML or JSON price file extending the built-in prices ($UNERRING_PRICES)",
     )
     g.add_argument(
         "--inject-faults",
+        dest="faults",
         metavar="SPEC",
+        default=SUPPRESS,
         help="seeded transport faults, e.g. timeout=0.1,rate_limit=0.05,server_error=0.05,"
         "reset=0.02,truncated=0.02,slow=0.05",
     )
-    g.add_argument("--fault-seed", type=int, default=0, help="seed of --inject-faults")
+    g.add_argument(
+        "--fault-seed",
+        type=int,
+        default=SUPPRESS,
+        help=f"seed of --inject-faults (default {defaults.FAULT_SEED})",
+    )
+
+
+def add_model(p: argparse.ArgumentParser, help: str) -> None:
+    """`--model`, repeatable (an ensemble); not given, it is absent."""
+    p.add_argument("--model", action="append", default=SUPPRESS, help=help)
+
+
+def open_store(path: str, *, write: bool = False) -> Store:
+    """A store the command reads (or, with `write`, adds to): one that is not there is
+    refused (exit 2), never made; ':memory:' is an empty store."""
+    return Store(path, read_only=not write and path != MEMORY, create=False)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from unerring.app.checks import item_id_problem
 from unerring.app.options import BatchItem
-from unerring.app.runner import item_id_problem
 from unerring.errors import UsageError
 from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.limits import MAX_ITEMS, shown
@@ -29,7 +30,7 @@ def _value(spec: TaskSpec, name: str, value: Any, where: str) -> Any:
         ) from None
 
 
-def items_from_file(path: str, spec: TaskSpec, base: dict[str, Any]) -> list[BatchItem]:
+def items_from_file(path: str, spec: TaskSpec, base: Mapping[str, Any]) -> list[BatchItem]:
     """One item per line: a JSON object of the task's options, optionally with an "id"
     (a string; else the line number from 1). Blank lines are skipped."""
     try:
@@ -78,7 +79,7 @@ def items_from_file(path: str, spec: TaskSpec, base: dict[str, Any]) -> list[Bat
     return items
 
 
-def numbered_items(n: int, spec: TaskSpec, base: dict[str, Any]) -> list[BatchItem]:
+def numbered_items(n: int, spec: TaskSpec, base: Mapping[str, Any]) -> list[BatchItem]:
     """Items 1..n of the same options; a task with a seed gets seed = id - 1."""
     if n < 1:
         raise UsageError(f"--batch must be at least 1, got {n}")

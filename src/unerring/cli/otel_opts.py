@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable
 
 from unerring.app.options import Watcher
-from unerring.core.extras import MissingExtra, require
-from unerring.errors import UsageError
+from unerring.core.extras import require
+from unerring.errors import MissingExtra, UsageError
 from unerring.journal.store import RunRecord
 from unerring.telemetry import requested
 

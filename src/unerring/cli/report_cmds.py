@@ -7,18 +7,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from unerring.cli.args import add_store, positive_int
+from unerring.cli.args import add_store, open_store, positive_int
 from unerring.cli.items import named_item
-from unerring.core.extras import MissingExtra, require
-from unerring.errors import UsageError
-from unerring.journal.store import MEMORY, RunRecord, Store
-from unerring.reporting.files import OutputError, atomic_path, write_bytes
+from unerring.core.extras import require
+from unerring.errors import MissingExtra, OutputError, UsageError
+from unerring.journal.store import RunRecord, Store
+from unerring.reporting.files import atomic_path, write_bytes
+from unerring.tasks.registry import resolve
 
 
-def _open(path: str) -> Store:
+def _open_checked(path: str) -> Store:
     """The store, read-only (a path that is not a journal is refused: exit 2), checked
     whole: a report or an export reads every record, and a damaged file is refused."""
-    store = Store(path, read_only=path != MEMORY)
+    store = open_store(path)
     store.check()
     return store
 
@@ -46,14 +47,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         _extra(module, "report", "unerring report")
     from unerring.reporting.html_report import build_report
 
-    store = _open(args.store)
+    store = _open_checked(args.store)
     run_ids = list(dict.fromkeys(args.run_ids))
     for r in run_ids:
         _run(store, r)
     try:
         # the output is checked (a temporary file made beside it) before the work starts
         with atomic_path(args.output) as tmp:
-            html = build_report(store, run_ids, examples=args.examples)
+            html = build_report(store, run_ids, examples=args.examples, resolve=resolve)
             data = html.encode("utf-8", "backslashreplace")
             write_bytes(tmp, data, args.output)
     except OutputError as e:
@@ -69,7 +70,7 @@ def cmd_export_parquet(args: argparse.Namespace) -> int:
     _extra("pyarrow", "parquet", "--format parquet")
     from unerring.reporting.export import write_parquet
 
-    store = _open(args.store)
+    store = _open_checked(args.store)
     run = _run(store, args.run_id)
     item = named_item(store, run, args.item)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from unerring.errors import MissingExtra
 
-class MissingExtra(ImportError):
-    """An optional dependency is not installed; the message names the extra to install."""
+__all__ = ["MissingExtra", "require"]
 
 
 def require(module: str, extra: str, what: str) -> ModuleType:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from unerring import defaults
+
 
 class Oracle(Protocol):
     """What the simulated model may know about a step. Real backends never look at it."""
@@ -43,8 +45,8 @@ class SampleRequest:
     first_index: int
     n: int
     max_tokens: int
-    first_temperature: float = 0.0
-    temperature: float = 0.1
+    first_temperature: float = defaults.FIRST_TEMPERATURE
+    temperature: float = defaults.TEMPERATURE
     system: str | None = None
     oracle: Oracle | None = None
     item: int = 0  # the item of a batch the step belongs to (0 for a single chain)

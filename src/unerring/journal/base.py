@@ -7,23 +7,12 @@ from __future__ import annotations
 import sqlite3
 from contextlib import AbstractContextManager
 
+# defined with every other error (errors.py); imported from here by the store's parts
+from unerring.errors import StoreBusy as StoreBusy
+from unerring.errors import StoreError as StoreError
+from unerring.errors import StoreRefused as StoreRefused
 from unerring.journal.codec import NodeEnd, NodeEndsRow
 from unerring.journal.records import RunRecord
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked (a write failed); the message says why and what
-    to do. The CLI exits 1: work stopped part way, what was committed is safe."""
-
-
-class StoreRefused(StoreError):
-    """The store, or the run asked of it, cannot be used as given: none at the path, not a
-    journal, damaged, newer, a directory, no such run. Bad input: the CLI exits 2."""
-
-
-class StoreBusy(StoreError):
-    """Another process holds the store (or the run) longer than we wait; nothing was
-    changed; try again. The CLI exits 75 (EX_TEMPFAIL: a temporary failure)."""
 
 
 def is_busy(e: sqlite3.Error) -> bool:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from unerring import defaults
 from unerring.journal.base import StoreBusy, StoreError, StoreRefused, is_busy
 from unerring.journal.failures import Failures
 from unerring.journal.filelock import try_lock, unlock
@@ -45,7 +46,7 @@ __all__ = [
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_S = 30.0
-DEFAULT_STORE = os.path.join(".unerring", "runs.db")
+DEFAULT_STORE = defaults.STORE
 _HEADER = b"SQLite format 3\x00"
 
 

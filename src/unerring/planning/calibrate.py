@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from unerring import defaults
 from unerring.backends.base import Backend
 from unerring.backends.ensemble import Ensemble
 from unerring.backends.sim import ProcessOracle
@@ -151,8 +152,8 @@ async def calibrate(
     seed: int = 0,
     per_step: int = 2,
     first_temperature: float = 0.0,
-    temperature: float = 0.1,
-    max_tokens: int = 750,
+    temperature: float = defaults.TEMPERATURE,
+    max_tokens: int = defaults.MAX_TOKENS,
     variants: tuple[int, ...] = (0,),
 ) -> Calibration:
     """Sample `per_step` answers on `samples` steps of the correct trajectory, from every

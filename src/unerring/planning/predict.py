@@ -1,11 +1,14 @@
-"""What the adaptive stopping rule will spend and achieve on a given error model
-(the planner's side-by-side view of both stopping rules)."""
+"""What the adaptive stopping rule will spend and achieve on a given error model, and the
+planner's side-by-side view of both stopping rules."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+from unerring.planning import reliability
+from unerring.planning.plan import adaptive_cap
 from unerring.voting.adaptive import AdaptiveConfig, Fitted
 from unerring.voting.posterior import ERROR_CAP, ErrorModel, Posterior
 
@@ -78,3 +81,43 @@ def _follow(rule: Fitted, err: float, cap: int) -> tuple[float, float, float]:
             break
     left = sum(states.values())
     return votes + left * cap, wrong, left
+
+
+def side_by_side(
+    components: list[tuple[float, float]],
+    steps: int,
+    target: float,
+    valid_rate: float,
+    cost_per_sample: float | None,
+    k: int | None,
+) -> dict[str, Any]:
+    """Both stopping rules on one error model (components of (error, share of steps)):
+    samples per step, in all, P(every step right) and cost; k planned unless given."""
+    if k is None:
+        k = reliability.k_min_mixture(components, steps, target)
+    fixed = reliability.mixture_samples(components, k) / valid_rate
+    model = ErrorModel.from_components(components)
+    pred = predict(AdaptiveConfig(steps, target, model, cap=adaptive_cap(k)))
+    adaptive = pred.samples_per_step / valid_rate
+
+    def cost(per_step: float) -> float | None:
+        return None if cost_per_sample is None else per_step * steps * cost_per_sample
+
+    return {
+        "ahead-by-k": {
+            "k": k,
+            "samples_per_step": fixed,
+            "samples_total": fixed * steps,
+            "p_full": reliability.p_full_mixture(components, k, steps),
+            "cost_total": cost(fixed),
+        },
+        "adaptive": {
+            "first_round": pred.first_round,
+            "samples_per_step": adaptive,
+            "samples_total": adaptive * steps,
+            "p_full": pred.p_full,
+            "p_undecided_step": pred.p_undecided,
+            "cap": adaptive_cap(k),
+            "cost_total": cost(adaptive),
+        },
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from unerring import defaults
+
 
 def _odds(p: float) -> float:
     if not 0.0 < p < 1.0:
@@ -85,7 +87,7 @@ class Plan:
 def plan(
     error_rate: float,
     steps: int,
-    target: float = 0.95,
+    target: float = defaults.TARGET,
     valid_rate: float = 1.0,
     cost_per_sample: float | None = None,
     k: int | None = None,

@@ -8,9 +8,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from unerring.errors import OutputError
 
-class OutputError(ValueError):
-    """The output path cannot be written; the message says why."""
+__all__ = ["OutputError", "atomic_path", "write_bytes"]
 
 
 @contextlib.contextmanager

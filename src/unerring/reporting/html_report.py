@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
-from unerring import __version__
+from unerring._version import __version__
 from unerring.analysis.localize import localize
 from unerring.analysis.report import failure_patterns
 from unerring.journal.lock import live_status
 from unerring.journal.store import ItemRecord, RunRecord, Store
+from unerring.process_factory import FactoryResolver
 from unerring.reporting import plots
 from unerring.reporting.aggregate import Items, RunAggregate, aggregate
 from unerring.reporting.canvas import Plot
@@ -394,7 +395,13 @@ def _failures(report: dict[str, Any]) -> Section:
     return Section("failures", "Failure patterns", "".join(parts))
 
 
-def _view(store: Store, run_id: str, index: int, report: dict[str, Any]) -> RunView:
+def _view(
+    store: Store,
+    run_id: str,
+    index: int,
+    report: dict[str, Any],
+    resolve: FactoryResolver | None,
+) -> RunView:
     with store.snapshot():
         run = store.run(run_id)
         agg = aggregate(store, run)
@@ -420,27 +427,36 @@ def _view(store: Store, run_id: str, index: int, report: dict[str, Any]) -> RunV
         agg=agg,
         summary=summary(run, run.stats, None, store, attempts),
         incidents=incidents,
-        localisation=localize(store, run_id).as_dict(),
+        localisation=localize(store, run_id, resolve=resolve).as_dict(),
     )
 
 
-def build_report(store: Store, run_ids: Sequence[str], *, examples: int = 4) -> str:
-    """The report's HTML. Raises StoreRefused for a run id the store does not hold.
+def build_report(
+    store: Store,
+    run_ids: Sequence[str],
+    *,
+    examples: int = 4,
+    resolve: FactoryResolver | None,
+) -> str:
+    """The report's HTML (`resolve` makes the runs' processes again, for step features).
+    Raises StoreRefused for a run id the store does not hold.
 
     Everything is read in one snapshot of the journal: a run still going is shown as one
     committed state, its items' table and its aggregates alike.
     """
     with store.snapshot():
-        return _build(store, run_ids, examples)
+        return _build(store, run_ids, examples, resolve)
 
 
-def _build(store: Store, run_ids: Sequence[str], examples: int) -> str:
+def _build(
+    store: Store, run_ids: Sequence[str], examples: int, resolve: FactoryResolver | None
+) -> str:
     for r in run_ids:
         store.run(r)  # a run the store does not hold is refused before any work
-    report = failure_patterns(store, run_ids, examples)
+    report = failure_patterns(store, run_ids, examples, resolve=resolve)
     toc: list[tuple[str, str]] = []
     body: list[str] = []
-    views = [_view(store, r, i, report) for i, r in enumerate(run_ids, 1)]
+    views = [_view(store, r, i, report, resolve) for i, r in enumerate(run_ids, 1)]
     if len(views) > 1:
         rows = [
             (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from unerring import defaults
 from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.scheduler.sources import RunEnd
 
@@ -32,7 +33,7 @@ def summary(
         "task_options": cfg.get("task_options", {}),
         "model": cfg.get("model"),
         "k": k,
-        "stopping": cfg.get("stopping", "ahead-by-k"),
+        "stopping": cfg.get("stopping", defaults.STOPPING),
         "status": outcome.status if outcome else run.status,
         "reason": outcome.reason if outcome else run.reason,
         "steps_total": run.steps_total,

@@ -1,12 +1,14 @@
-"""The built-in processes the CLI can run, with their options."""
+"""The built-in processes the CLI can run, with their options, and the process factory
+the CLI hands the library for them (the library itself knows no task by name)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from unerring.errors import UsageError
 from unerring.graph import Graph
 from unerring.process import Process
 from unerring.tasks.addition import Addition
@@ -100,4 +102,37 @@ def get_task(name: str) -> TaskSpec:
     try:
         return TASKS[name]
     except KeyError:
-        raise ValueError(f"unknown task {name!r} (known: {', '.join(sorted(TASKS))})") from None
+        raise UsageError(f"unknown task {name!r} (known: {', '.join(sorted(TASKS))})") from None
+
+
+@dataclass(frozen=True)
+class TaskProcesses:
+    """A built-in task's processes (a ProcessFactory): the run's options, an item's on top."""
+
+    spec: TaskSpec
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def make(self, options: Mapping[str, Any], item_id: str | None = None) -> Any:
+        try:
+            return self.spec.make({**self.options, **options})
+        except UsageError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+
+
+def task_processes(name: str, options: Mapping[str, Any] | None = None) -> TaskProcesses:
+    """The processes of the built-in task `name`, each option at its default unless given."""
+    spec = get_task(name)
+    given = dict(options or {})
+    return TaskProcesses(spec, {o.name: given.get(o.name, o.default) for o in spec.options})
+
+
+def resolve(task: str, config: Mapping[str, Any]) -> TaskProcesses:
+    """A journaled run's processes, from its task and recorded configuration (a
+    FactoryResolver: the CLI hands it to resume and to analysis)."""
+    return TaskProcesses(get_task(task), dict(config.get("task_options", {})))

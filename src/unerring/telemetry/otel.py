@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from unerring import __version__
+from unerring._version import __version__
 from unerring.backends.base import Backend, TransportError, Wrapping
 from unerring.core.events import Decision, Discarded, ItemEnd, TransportFailure
 from unerring.core.samples import Sample, SampleRequest

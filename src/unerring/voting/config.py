@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from unerring import defaults
 from unerring.core.totals import Totals
 from unerring.limits import (
     MAX_K,
@@ -24,17 +25,19 @@ class VotingConfig:
     """How each step is voted on."""
 
     k: int
-    first_temperature: float = 0.0
-    temperature: float = 0.1
-    max_tokens: int = 750  # a longer response is red-flagged
-    max_samples_per_step: int | None = None  # default 50 * k
-    on_undecided: UndecidedPolicy = "stop"
-    parallel: int = 1  # samples drawn per round after the first (at least the fewest needed)
-    record: RecordLevel = "contested"
+    first_temperature: float = defaults.FIRST_TEMPERATURE
+    temperature: float = defaults.TEMPERATURE
+    max_tokens: int = defaults.MAX_TOKENS  # a longer response is red-flagged
+    max_samples_per_step: int | None = None  # default SAMPLES_PER_K x k
+    on_undecided: UndecidedPolicy = defaults.ON_UNDECIDED
+    parallel: int = (
+        defaults.PARALLEL
+    )  # samples per round after the first (at least the fewest needed)
+    record: RecordLevel = defaults.RECORD
     # None: first-to-ahead-by-k; else the adaptive rule (k then only sets the default cap)
     adaptive: AdaptiveConfig | None = None
     # the prompt variants spread over each step's samples (see variant_of); (0,): one prompt
-    variants: tuple[int, ...] = (0,)
+    variants: tuple[int, ...] = defaults.VARIANTS
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -55,7 +58,7 @@ class VotingConfig:
 
     @property
     def cap(self) -> int:
-        return self.max_samples_per_step or 50 * self.k
+        return self.max_samples_per_step or defaults.SAMPLES_PER_K * self.k
 
     @property
     def varied(self) -> bool:
@@ -79,9 +82,9 @@ class Budget:
     def __post_init__(self) -> None:
         # a cap at or below nothing stops a run before its first step; NaN and inf are
         # no caps at all: each is a mistake, not a wish
-        check_cap("--max-samples", self.max_samples)
-        check_cap("--max-cost", self.max_cost)
-        check_cap("--max-tokens-total", self.max_tokens_total)
+        check_cap("max_samples", self.max_samples)
+        check_cap("max_cost", self.max_cost)
+        check_cap("max_tokens_total", self.max_tokens_total)
 
     def reached(self, totals: Totals) -> str | None:
         """Which cap has been reached, or None."""

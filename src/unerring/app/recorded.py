@@ -1,0 +1,83 @@
+"""A run's configuration as the journal records it (`runs.config`, one flat JSON object in
+the keys every version so far wrote) and back: what a resume starts from and must match."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+from unerring import defaults
+from unerring._version import __version__
+from unerring.app.options import RunConfig, Session
+from unerring.backends.factory import Transport
+from unerring.backends.spec import parse_model
+from unerring.planning.plan import VotingOptions
+from unerring.process_factory import ProcessFactory
+
+# options a resume may change: they do not change which answers win
+CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url"})
+
+# resolved when a run starts and kept by every resume (never recomputed)
+KEPT = frozenset({"stopping_resolved"})
+
+_VOTING = tuple(f.name for f in fields(VotingOptions))
+
+# each recorded option's default, as the journal holds it (an option newer than a run is
+# at its default there)
+_DEFAULTS: dict[str, Any] = {
+    **{f.name: f.default for f in fields(VotingOptions)},
+    "variants": list(defaults.VARIANTS),
+    "model": defaults.MODEL,
+    "api": defaults.API,
+    "base_url": None,
+    "notes": None,
+    "max_depth": defaults.MAX_DEPTH,
+}
+
+
+def recorded(config: RunConfig, factory: ProcessFactory) -> dict[str, Any]:
+    """What the journal records of a run's configuration (and of its task)."""
+    v = config.voting
+    out: dict[str, Any] = {"task": factory.name, "task_options": dict(factory.options)}
+    out["model"] = config.model.label  # the text as given: a resume compares it as text
+    out.update({name: getattr(v, name) for name in _VOTING if name not in ("stopping", "variants")})
+    out["api"] = config.model.api
+    out["base_url"] = config.session.transport.base_url
+    out["notes"] = config.notes
+    out["max_depth"] = config.max_depth
+    out["stopping"] = v.stopping
+    out["variants"] = list(v.variants)  # as the journal's JSON gives it back
+    out["unerring_version"] = __version__
+    return out
+
+
+def from_journal(config: Mapping[str, Any]) -> RunConfig:
+    """The configuration a journal recorded (options it predates at their defaults), in a
+    session that keeps nothing but the run's endpoint: a resume replaces what it is given."""
+    voting = {name: config[name] for name in _VOTING if name in config}
+    if "variants" in voting:
+        voting["variants"] = tuple(voting["variants"])
+    return RunConfig(
+        model=parse_model(
+            str(config.get("model", defaults.MODEL)), config.get("api") or defaults.API
+        ),
+        voting=VotingOptions(**voting),
+        notes=config.get("notes"),
+        max_depth=int(config.get("max_depth", defaults.MAX_DEPTH)),
+        session=Session(transport=Transport(base_url=config.get("base_url"))),
+    )
+
+
+def config_difference(journal: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """What differs between a journal's configuration and the one given, option by option
+    (those a resume may change, and those resolved once, left out)."""
+    out = []
+    for name in sorted(set(journal) | set(given)):
+        if name in CHANGEABLE or name in KEPT:
+            continue
+        if name not in journal and given.get(name) == _DEFAULTS.get(name):
+            continue  # an option newer than the run, at its default: what the run used
+        if journal.get(name) != given.get(name):
+            out.append(f"{name}: journal has {journal.get(name)!r}, given {given.get(name)!r}")
+    return out

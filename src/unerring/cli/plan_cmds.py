@@ -1,0 +1,244 @@
+"""`unerring plan`: k, samples and cost before spending anything, or `--calibrate` to
+measure a model's error rate on a task's steps first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields, replace
+from typing import Any
+
+from unerring import defaults
+from unerring.analysis.records import safe
+from unerring.app.options import RunConfig
+from unerring.backends.factory import Transport, make_backend
+from unerring.cli.args import (
+    add_model,
+    add_task_options,
+    add_transport_options,
+    number,
+    positive_int,
+    probability,
+    unit_interval,
+    up_to,
+    variant_list,
+)
+from unerring.cli.run_options import config_from_args, task_options
+from unerring.errors import UsageError
+from unerring.limits import MAX_K
+from unerring.planning import reliability
+from unerring.planning.calibrate import run_calibration
+from unerring.planning.plan import check_variants
+from unerring.planning.predict import side_by_side
+from unerring.process import Process
+from unerring.tasks.registry import TaskProcesses, get_task
+
+# what calibration takes of a run's options: the model and how it is asked
+_CALIBRATION_OPTIONS = frozenset(
+    {"model", "api", "max_outage_s"} | {f.name for f in fields(Transport)}
+)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    if args.calibrate:
+        return _calibrate(args)
+    if args.error_rate is None or args.steps is None:
+        raise UsageError("plan needs --error-rate E and --steps S (or --calibrate TASK)")
+    if not 0.0 < args.error_rate < 1.0:
+        raise UsageError(f"--error-rate must be strictly between 0 and 1, got {args.error_rate}")
+    components = [(args.error_rate, 1.0)]
+    if args.hard_share:
+        if not 0.0 < args.hard_error < 1.0:
+            raise UsageError(
+                f"--hard-error must be strictly between 0 and 1, got {args.hard_error}"
+            )
+        components = [(args.error_rate, 1.0 - args.hard_share), (args.hard_error, args.hard_share)]
+    try:
+        plan = reliability.plan(
+            args.error_rate,
+            args.steps,
+            args.target,
+            args.valid_rate,
+            args.cost_per_sample,
+            k=args.k,
+        )
+        rules = side_by_side(
+            components, args.steps, args.target, args.valid_rate, args.cost_per_sample, args.k
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    d: dict[str, Any] = plan.as_dict()
+    d["hard_share"] = args.hard_share
+    d["hard_error"] = args.hard_error if args.hard_share else None
+    d["rules"] = rules
+    if args.json:
+        print(json.dumps(d))
+        return 0
+    hard = ""
+    if args.hard_share:
+        hard = f" ({args.hard_share:.3g} of steps hard, error {args.hard_error:.3g})"
+    print(f"steps {plan.steps:,}, per-sample error {1 - plan.p:.4g}{hard}, target {plan.target}")
+    if not args.hard_share:
+        print(f"k_min        {plan.k}")
+        print(f"p_sub        {plan.p_sub:.10f}  (one step decided right)")
+        print(f"valid rate   {plan.valid_rate}")
+    _print_rules(rules)
+    return 0
+
+
+def _print_rules(rules: dict[str, Any]) -> None:
+    f, a = rules["ahead-by-k"], rules["adaptive"]
+    print(f"{'':<14}{'ahead-by-k':>16}{'adaptive':>16}")
+    print(f"{'votes':<14}{'k=' + str(f['k']):>16}{'first ' + str(a['first_round']):>16}")
+    print(f"{'samples/step':<14}{f['samples_per_step']:>16.3f}{a['samples_per_step']:>16.3f}")
+    print(f"{'samples':<14}{f['samples_total']:>16,.0f}{a['samples_total']:>16,.0f}")
+    print(f"{'p_full':<14}{f['p_full']:>16.6f}{a['p_full']:>16.6f}")
+    if f["cost_total"] is not None:
+        print(f"{'cost':<14}{'$' + format(f['cost_total'], ',.2f'):>16}"
+              f"{'$' + format(a['cost_total'], ',.2f'):>16}")  # fmt: skip
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    spec = get_task(args.calibrate)
+    process = TaskProcesses(spec, task_options(args, spec)).make({})
+    if not isinstance(process, Process):
+        raise UsageError(f"task {spec.name!r} is a graph; --calibrate measures a chain's steps")
+    config = config_from_args(args, RunConfig(), _CALIBRATION_OPTIONS)
+    model, transport = config.model, config.session.transport
+    if not transport.stop:
+        transport = replace(transport, stop=tuple(process.stop))
+    variants = tuple(args.variants)
+    check_variants(process, variants)
+    try:
+        backend = make_backend(model, transport)
+    except UsageError:
+        raise
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    cal = run_calibration(
+        process,
+        backend,
+        args.samples,
+        simulate=model.simulated,
+        seed=model.sim.seed if model.sim else 0,
+        variants=variants,
+    )
+    steps = args.steps or process.total_steps()
+    out = cal.as_dict()
+    out["task"] = spec.name
+    out["model"] = model.text
+    plan = None
+    if steps and 0.5 < cal.p < 1.0:
+        valid = max(cal.valid_rate, 1e-9)
+        plan = reliability.plan(1.0 - cal.p, steps, args.target, valid, args.cost_per_sample)
+        out["plan"] = plan.as_dict()
+        out["rules"] = side_by_side(
+            [(1.0 - cal.p, 1.0)], steps, args.target, valid, args.cost_per_sample, None
+        )
+    elif cal.p >= 1.0:
+        out["plan"] = None
+        out["note"] = "no error in the sample: take more samples for a usable estimate"
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"calibrated {spec.name} on {model.text}: {cal.steps} steps, {cal.samples} samples")
+        print(f"p            {cal.p:.4f}  (95% CI {cal.p_low:.4f}-{cal.p_high:.4f})")
+        print(f"valid rate   {cal.valid_rate:.4f}")
+        print(
+            f"collisions   {cal.collisions} of {cal.steps} steps "
+            f"(first two samples wrong and equal)"
+        )
+        print(
+            f"both wrong   {cal.both_wrong} of {cal.steps} steps (independent errors: "
+            f"{cal.expected_both_wrong:.1f}, p = {cal.both_wrong_p:.2g})"
+        )
+        if cal.hard_share:
+            print(f"hard steps   at least {cal.hard_share:.1%} (both wrong beyond chance)")
+        else:
+            print("hard steps   none beyond chance")
+        if cal.groups:
+            _print_groups(cal.groups)
+        if plan is not None:
+            print(
+                f"plan         k={plan.k} for {steps:,} steps at target {args.target}: "
+                f"{plan.samples_per_step:.2f} samples/step, p_full {plan.p_full:.4f}"
+            )
+    for w in cal.warnings:
+        print(f"unerring: warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _print_groups(groups: dict[str, dict[str, Any]]) -> None:
+    """Per model and per prompt variant, and pooled: does decorrelation work?"""
+    width = max(len(safe(name, 80)) for name in groups) + 2
+    print(f"{'':<{width}}{'p':>7}{'collisions':>16}{'hard steps':>16}")
+    for name, g in groups.items():
+        coll = f"{g['collisions']} ({g['collision_rate']:.1%})"
+        hard = f"{g['hard']} ({g['hard_share']:.1%})"
+        print(f"{safe(name, 80):<{width}}{g['p']:>7.3f}{coll:>16}{hard:>16}")
+
+
+def register(sub: Any) -> None:
+    """Add `plan` to the CLI's subparsers."""
+    plan = sub.add_parser(
+        "plan",
+        help="plan k, samples and cost before spending anything",
+        description="Plan k, samples and cost; or --calibrate to measure "
+        "the model's success rate first.",
+    )
+    plan.add_argument("--error-rate", type=number, help="per-sample error rate 1 - p")
+    plan.add_argument("--steps", type=positive_int, help="number of steps")
+    plan.add_argument(
+        "--target",
+        type=probability,
+        default=defaults.TARGET,
+        help=f"probability that every step is right (default {defaults.TARGET})",
+    )
+    plan.add_argument(
+        "--valid-rate",
+        type=unit_interval,
+        default=defaults.VALID_RATE,
+        help=f"share of samples that pass the red flags (default {defaults.VALID_RATE:g})",
+    )
+    plan.add_argument(
+        "--hard-share",
+        type=unit_interval,
+        default=defaults.HARD_SHARE,
+        help=f"share of steps that are hard (errors not i.i.d.; default {defaults.HARD_SHARE:g})",
+    )
+    plan.add_argument(
+        "--hard-error",
+        type=number,
+        default=defaults.HARD_ERROR,
+        help=f"per-sample error rate on hard steps (default {defaults.HARD_ERROR})",
+    )
+    plan.add_argument("--cost-per-sample", type=number, help="dollars per sample")
+    plan.add_argument(
+        "--k", type=up_to(MAX_K), help=f"evaluate this k instead of k_min (at most {MAX_K:,})"
+    )
+    plan.add_argument(
+        "--calibrate", metavar="TASK", help="measure p on sampled steps of TASK with --model"
+    )
+    add_model(
+        plan,
+        "model to calibrate (with --calibrate); several for an ensemble: each member "
+        "is measured on its own and pooled",
+    )
+    plan.add_argument(
+        "--samples",
+        type=positive_int,
+        default=defaults.CALIBRATION_SAMPLES,
+        help=f"steps to sample when calibrating (default {defaults.CALIBRATION_SAMPLES})",
+    )
+    plan.add_argument(
+        "--variants",
+        type=variant_list,
+        default=defaults.VARIANTS,
+        metavar="N|LIST",
+        help="with --calibrate: measure each of these prompt variants on its own, and pooled",
+    )
+    add_task_options(plan)
+    add_transport_options(plan)
+    plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.set_defaults(func=cmd_plan)
