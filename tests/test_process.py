@@ -3,6 +3,7 @@ keys picked in one line, and the checks a run can make at its start."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -13,8 +14,13 @@ import unerring
 from unerring import Flag, Process, keys
 from unerring.core.serial import SerialError
 from unerring.graph import Graph, Memory, Node
-from unerring.process import declared_types, serialisation_problem
+from unerring.process import declared_types, missing_for_simulation, serialisation_problem
+from unerring.tasks.addition import Addition
 from unerring.tasks.hanoi import Hanoi
+from unerring.tasks.multiply import SumOf, TimesDigit
+from unerring.tasks.registry import TASKS
+from unerring.tasks.sort import Given, MergeChain, SplitStep
+from unerring.tasks.sums import AddPair
 from unerring.voting.step import judge
 
 T = TypeVar("T")
@@ -54,6 +60,82 @@ class Count(Process[tuple[int, int], int]):
 
     def wrong_answers(self, state: tuple[int, int], step: int, answer: int) -> list[int]:
         return [answer + 1]
+
+
+# -- required methods ------------------------------------------------------------------------
+def test_a_process_missing_a_required_method_is_refused_naming_it() -> None:
+    class Half(Process[int, int]):
+        def initial_state(self) -> int:
+            return 0
+
+        def done(self, state: int, step: int) -> bool:
+            return True
+
+        def prompt(self, state: int, step: int) -> str:
+            return ""
+
+    with pytest.raises(TypeError) as got:
+        Half()  # type: ignore[abstract]
+    message = str(got.value)
+    assert "\n" not in message and "Half" in message
+    assert re.search(r"\badvance\b", message) and re.search(r"\bparse\b", message)
+    assert "prompt" not in message
+
+
+def test_every_built_in_process_and_graph_constructs() -> None:
+    for spec in TASKS.values():
+        made = spec.make({})
+        assert isinstance(made, (Process, Graph)), spec.name
+    # the processes graphs build for their nodes
+    for p in (
+        Given((1,)),
+        SplitStep((2, 1), ""),
+        MergeChain((1,), (2,)),
+        AddPair(1, 2),
+        TimesDigit((1, 2), 3),
+        SumOf("1", "2"),
+        Hanoi(3),
+        Addition(3),
+    ):
+        assert isinstance(p, Process)
+
+
+def test_a_graph_missing_nodes_or_process_is_refused_naming_them() -> None:
+    class NoNodes(Graph):
+        def process(self, memory: Memory) -> Process[Any, Any]:
+            return Count()
+
+    with pytest.raises(TypeError, match="nodes"):
+        NoNodes()  # type: ignore[abstract]
+
+
+def test_missing_for_simulation_names_the_hooks_a_sim_model_needs() -> None:
+    class Bare(Count):
+        pass
+
+    assert missing_for_simulation(Hanoi(3)) == []
+    assert missing_for_simulation(Bare()) == []  # inherited hooks count
+
+    class Unsimulated(Process[int, int]):
+        def initial_state(self) -> int:
+            return 0
+
+        def done(self, state: int, step: int) -> bool:
+            return True
+
+        def prompt(self, state: int, step: int) -> str:
+            return ""
+
+        def parse(self, text: str) -> int | Flag:
+            return 0
+
+        def advance(self, state: int, answer: int) -> int:
+            return answer
+
+        def render(self, answer: int) -> str:
+            return str(answer)
+
+    assert missing_for_simulation(Unsimulated()) == ["solve", "wrong_answers"]
 
 
 # -- declared types --------------------------------------------------------------------------

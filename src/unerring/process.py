@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
@@ -16,11 +17,11 @@ Answer = Any
 Feature = int | str | bool
 
 
-class Process(Generic[S, A]):
+class Process(ABC, Generic[S, A]):
     """A decomposed process. Subclass it and override the methods a process needs.
 
-    Required: `initial_state`, `done`, `prompt`, `parse`, `advance`. The rest have
-    defaults. States and answers made
+    Required (abstract: a class without one cannot be constructed): `initial_state`,
+    `done`, `prompt`, `parse`, `advance`. The rest have defaults. States and answers made
     of JSON-able values (numbers, strings, booleans, None, lists, tuples, dicts with str
     keys, dataclasses of those) are serialised by default, restored as the types they
     were, read from `Process[State, Answer]`. The engine never lets an exception out of
@@ -35,28 +36,29 @@ class Process(Generic[S, A]):
     known_types: ClassVar[tuple[type, ...]] = ()
 
     # -- required -------------------------------------------------------------------------
+    @abstractmethod
     def initial_state(self) -> S:
-        raise NotImplementedError
+        """The state before the first step."""
 
+    @abstractmethod
     def done(self, state: S, step: int) -> bool:
         """True when no step is left to decide (`step` decisions were made so far)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prompt(self, state: S, step: int) -> str:
         """The step's part of the prompt, built from the current state only.
 
         Instructions shared by every step belong in `system`: a chat model gets them as
         the system message, a completion model gets them ahead of this prompt.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def parse(self, text: str) -> A | Flag:
         """Parse a response into an answer, or return the red flag that discards it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def advance(self, state: S, answer: A) -> S:
         """The state after the decided answer."""
-        raise NotImplementedError
 
     # -- optional -------------------------------------------------------------------------
     def system(self) -> str | None:
@@ -149,6 +151,16 @@ class Process(Generic[S, A]):
     def wrong_answers(self, state: S, step: int, answer: A) -> list[A]:
         """Plausible wrong answers for a step, deterministic, all different from `answer`."""
         raise NotImplementedError(f"process {self.name!r} cannot be simulated")
+
+
+SIMULATION_HOOKS = ("solve", "render", "wrong_answers")
+
+
+def missing_for_simulation(process: Process[Any, Any]) -> list[str]:
+    """The simulation hooks (`solve`, `render`, `wrong_answers`) a `sim:` model needs that
+    the process does not define: a run can be refused at its start naming them."""
+    cls = type(process)
+    return [m for m in SIMULATION_HOOKS if getattr(cls, m) is getattr(Process, m)]
 
 
 def serialisation_problem(process: Process[Any, Any]) -> str | None:
