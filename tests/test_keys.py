@@ -193,6 +193,9 @@ def test_json_merges_and_keeps_apart() -> None:
     ):
         assert keys.json(other) != one
     assert keys.json('{"a": 1}') != keys.json('{"a": true}')
+    # an integer and a float of one value are one number, however large
+    big = "1" + "0" * 30
+    assert keys.json(f"[{big}, -0, 1e30, 1.0E+30]") == "[1e30,0,1e30,1e30]"
     assert keys.json("[1, 2]") != keys.json('"[1, 2]"')
 
 

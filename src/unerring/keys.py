@@ -86,7 +86,10 @@ def number_key(answer: Any) -> str:
 
 
 def _number_text(text: str) -> str:
-    s = unicodedata.normalize("NFKC", text).strip()
+    return _decimal_text(unicodedata.normalize("NFKC", text).strip(), text)
+
+
+def _decimal_text(s: str, text: str) -> str:
     m = _DECIMAL.fullmatch(s)
     if m is not None:
         sign, whole, frac, only_frac, exp = m.groups()
@@ -144,14 +147,23 @@ def _ratio(negative: bool, p: int, q: int) -> str:
 
 
 # -- JSON ------------------------------------------------------------------------------------
+# a string as json.dumps writes it (ASCII, escaped), without json.dumps's per-call checks
+_quote: Callable[[str], str] = _json.encoder.encode_basestring_ascii
+
+
 class _Number(str):
     """A number read from JSON text, already written as `number_key` writes it."""
 
     __slots__ = ()
 
 
-def _read_number(text: str) -> _Number:
-    return _Number(_number_text(text))
+def _read_float(text: str) -> _Number:
+    return _Number(_decimal_text(text, text))  # JSON numbers are ASCII: no NFKC
+
+
+def _read_int(text: str) -> _Number:
+    negative = text.startswith("-")
+    return _Number(_canonical(negative, text[1:] if negative else text, 0))
 
 
 def _refuse_constant(name: str) -> Any:
@@ -164,8 +176,8 @@ def json_key(answer: Any) -> str:
     if answer.__class__ is str:
         answer = _json.loads(
             answer,
-            parse_float=_read_number,
-            parse_int=_read_number,
+            parse_float=_read_float,
+            parse_int=_read_int,
             parse_constant=_refuse_constant,
         )
     return _emit(answer)
@@ -174,7 +186,7 @@ def json_key(answer: Any) -> str:
 def _emit(v: Any) -> str:
     cls = v.__class__
     if cls is str:
-        return _json.dumps(v)
+        return _quote(v)
     if cls is _Number:
         return str.__str__(v)
     if v is None:
@@ -189,7 +201,7 @@ def _emit(v: Any) -> str:
         for k in v:
             if k.__class__ is not str:
                 raise TypeError(f"keys.json: a dict key of type {k.__class__.__name__}")
-        return "{" + ",".join(_json.dumps(k) + ":" + _emit(v[k]) for k in sorted(v)) + "}"
+        return "{" + ",".join(_quote(k) + ":" + _emit(v[k]) for k in sorted(v)) + "}"
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
         fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
         return _emit(fields)
