@@ -176,14 +176,12 @@ def serialisation_problem(process: Process[Any, Any]) -> str | None:
         except NotImplementedError:
             return None
         again = process.dump_state(process.load_state(text))
-    except Exception as e:
+    except SerialError as e:  # the default's own line names the process already
+        return _one_line(e)
+    except Exception as e:  # the process's own methods: say where it came from
         return (
-            _one_line(e)
-            if isinstance(e, SerialError)
-            else (
-                f"process {process.name!r}: its initial state does not go through the journal: "
-                f"{type(e).__name__}: {_one_line(e)}"
-            )
+            f"process {process.name!r}: its initial state does not go through the journal: "
+            f"{type(e).__name__}: {_one_line(e)}"
         )
     if again != text:
         return (
