@@ -94,6 +94,9 @@ class Cyclic(Graph):
     def nodes(self) -> Sequence[Node]:
         return [Node("left", deps=("right",)), Node("right", deps=("left",))]
 
+    def process(self, memory: Memory) -> Process[Any, Any]:
+        raise AssertionError("a cyclic graph is refused before any node runs")
+
     def total_steps(self) -> int:
         return 2
 
@@ -635,6 +638,9 @@ def test_bad_streams_are_refused_naming_what_is_wrong(
         def nodes(self) -> Iterable[Node]:
             return iter(nodes)
 
+        def process(self, memory: Memory) -> Process[Any, Any]:
+            raise AssertionError("a bad stream is refused before any node runs")
+
     db = tmp_path / "never.db"
     with pytest.raises(UsageError, match=message):
         unerring.run(Bad(), store=str(db))
@@ -713,9 +719,9 @@ def test_a_stream_that_no_longer_makes_the_journals_nodes_is_refused(tmp_path: P
 )
 def test_an_output_is_written_as_json_makes_it(value: Any) -> None:
     # ints and lists of ints take a shorter way; the text is json.dumps's all the same
-    text = Graph().dump_output(value)
+    text = Cyclic().dump_output(value)  # the default, on any graph
     assert text == json.dumps(value, separators=(",", ":"))
-    assert Graph().load_output(text) == value
+    assert Cyclic().load_output(text) == value
 
 
 def test_the_ids_made_are_held_exactly_and_compactly() -> None:

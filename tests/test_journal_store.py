@@ -745,7 +745,7 @@ NUMBERS = (17, 4, 9, 23, 8, 15, 42, 16, 5, 11, 30, 2, 7, 19, 3, 26)
 
 
 class RunningSum(Process[tuple[int, int], int]):
-    """The README's kind of process: no dump_state, so a resume replays the winners."""
+    """The README's kind of process: no dump_state of its own (the default writes it)."""
 
     name = "running-sum"
 
@@ -781,23 +781,38 @@ class RunningSum(Process[tuple[int, int], int]):
         return [answer + 1, answer - 10]
 
 
-def test_a_process_without_dump_state_resumes_by_replaying_its_winners(tmp_path: Path) -> None:
+class Replayed(RunningSum):
+    """Journals no state: a resume replays the winners from the initial state."""
+
+    def dump_state(self, state: tuple[int, int]) -> str:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("process", "saved"),
+    [(RunningSum, "[5,61]"), (Replayed, None)],
+    ids=["default-dump", "replay"],
+)
+def test_a_process_without_its_own_dump_state_resumes(
+    tmp_path: Path, process: type[RunningSum], saved: str | None
+) -> None:
     import unerring
 
     db = str(tmp_path / "runs.db")
     model = "sim:error=0.2,seed=1"
     first = unerring.run(
-        RunningSum(), model=model, k=3, store=db, run_id="sum", budget=Budget(max_samples=20)
+        process(), model=model, k=3, store=db, run_id="sum", budget=Budget(max_samples=20)
     )
-    assert first.outcome.status == "stopped" and 0 < first.summary["steps_decided"] < 16
+    assert first.outcome.status == "stopped" and first.summary["steps_decided"] == 5
     first.store.close()
     row = run_row(tmp_path / "runs.db", "sum")
-    assert row["state"] is None and row["next_step"] == first.summary["steps_decided"]
+    # the default writes the tuple state as JSON; a process that opts out journals none
+    assert row["state"] == saved and row["next_step"] == first.summary["steps_decided"]
     # a fresh process object, as after a restart: the state comes from the journal alone
-    done = unerring.run(RunningSum(), model=model, k=3, store=db, run_id="sum")
+    done = unerring.run(process(), model=model, k=3, store=db, run_id="sum")
     assert done.outcome.status == "completed" and done.summary["errors"] == 0
-    assert done.outcome.state == (16, sum(NUMBERS))
+    assert done.outcome.state == (16, sum(NUMBERS))  # a tuple again, not a list
     done.store.close()
-    ref = unerring.run(RunningSum(), model=model, k=3, store=str(tmp_path / "ref.db"), run_id="sum")
+    ref = unerring.run(process(), model=model, k=3, store=str(tmp_path / "ref.db"), run_id="sum")
     ref.store.close()
     assert decisions(tmp_path / "runs.db", "sum") == decisions(tmp_path / "ref.db", "sum")

@@ -16,6 +16,7 @@ anything else), so a resumed graph sees exactly what an uninterrupted one saw.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,15 +80,17 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class Graph:
+class Graph(ABC):
     """A process that branches and decomposes. Subclass it; `nodes` and `process` are
-    required, the rest have defaults."""
+    required (abstract: a class without one cannot be constructed), the rest have
+    defaults."""
 
     name: str = "graph"
     max_children: int = 64  # an expansion with more children than this fails its node
     # where a completion-API answer ends, for every node (as `Process.stop`)
     stop: tuple[str, ...] = ()
 
+    @abstractmethod
     def nodes(self) -> Iterable[Node]:
         """The graph's first nodes (more may come from expansions).
 
@@ -95,11 +98,10 @@ class Graph:
         order. Any other iterable (a generator) is a stream: pulled as the run needs ready
         nodes, each node after its dependencies, so a graph of millions of nodes is held
         only near its frontier (give nodes their `uses`, and order them depth first)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def process(self, memory: Memory) -> Process[Any, Any]:
         """The process that decides a node, built from the node's memory only."""
-        raise NotImplementedError
 
     def output(self, memory: Memory, process: Process[Any, Any], state: Any) -> Any:
         """A decided node's output, from its process's final state (default: the state)."""

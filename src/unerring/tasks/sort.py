@@ -52,6 +52,16 @@ class Given(Process[tuple[int, ...], int]):
     def total_steps(self) -> int:
         return 0
 
+    # done before any step: nothing ever asks for these, but a process must define them
+    def prompt(self, state: tuple[int, ...], step: int) -> str:
+        return ""
+
+    def parse(self, text: str) -> int | Flag:
+        return Flag.PARSE
+
+    def advance(self, state: tuple[int, ...], answer: int) -> tuple[int, ...]:
+        return state
+
 
 class SplitStep(Process[Split | None, Split]):
     """One voted step: cut a list in two, keeping its order."""
