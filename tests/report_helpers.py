@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from unerring.app.options import RunOptions
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
 from unerring.core.events import Events
 from unerring.core.samples import Sample, SampleRequest
 from unerring.journal.store import Store
@@ -29,6 +29,8 @@ HOSTILE = (
 
 class HostileModel:
     """The simulated model, except that on some steps the first samples are hostile."""
+
+    batch_rounds = False  # one request per sample
 
     def __init__(self) -> None:
         self.inner = SimBackend(SimConfig.parse("error=0.0,seed=1"))
@@ -62,7 +64,7 @@ def hostile_journal(db: Path, run_id: str = "hostile") -> Path:
     writer = JournalWriter(store, run, lambda item: process, durability="sync")
     events = Events()
     events.subscribe(writer)
-    sched = Scheduler(HostileModel(), VotingConfig(k=2), events, simulate=True)
+    sched = Scheduler(HostileModel(), VotingConfig(k=2), events, oracle=ProcessOracle)
     outcome = asyncio.run(sched.run([Item(0, process, process.initial_state())]))
     writer.close()
     store.end_attempt(run, attempt, outcome.status, outcome.reason)

@@ -14,6 +14,7 @@ import pytest
 from unerring.app.options import BatchItem, RunOptions, Session
 from unerring.app.runner import execute
 from unerring.backends.factory import Transport
+from unerring.backends.sim import ProcessOracle
 from unerring.backends.spec import parse_model
 from unerring.core.events import Decision, Events, ItemEnd
 from unerring.core.totals import Totals
@@ -83,7 +84,7 @@ def _decisions(items: int, disks: int, record: str = "contested") -> list[Decisi
     from unerring.backends.factory import make_backend
 
     voting = VotingConfig(k=2, record=record)  # type: ignore[arg-type]
-    sched = Scheduler(make_backend(spec), voting, events, simulate=True, burst=7)
+    sched = Scheduler(make_backend(spec), voting, events, oracle=ProcessOracle, burst=7)
     run = [Item(i, Hanoi(disks), Hanoi(disks).initial_state(), 0) for i in range(items)]
     assert asyncio.run(sched.run(run)).status == "completed"
     return seen

@@ -12,7 +12,7 @@ from unerring.analysis.learn import learn
 from unerring.analysis.notebook import list_notebooks
 from unerring.analysis.records import EXCERPT, build
 from unerring.app.options import RunOptions
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
 from unerring.cli.main import main
 from unerring.core.events import Events
 from unerring.core.samples import Sample, SampleRequest
@@ -37,6 +37,8 @@ HOSTILE = (
 class HostileModel:
     """The simulated model, except that some samples are replaced by hostile text, and a
     planted systematic mistake (disk 2 steps) wraps its wrong answers in an injection."""
+
+    batch_rounds = False  # one request per sample
 
     def __init__(self) -> None:
         self.inner = SimBackend(SimConfig.parse(SIM))
@@ -81,7 +83,7 @@ def hostile_store(tmp_path: Path) -> Path:
     writer = JournalWriter(store, run, lambda item: process, durability="sync")
     events = Events()
     events.subscribe(writer)
-    sched = Scheduler(HostileModel(), VotingConfig(k=2), events, simulate=True)  # type: ignore[arg-type]
+    sched = Scheduler(HostileModel(), VotingConfig(k=2), events, oracle=ProcessOracle)  # type: ignore[arg-type]
     outcome = asyncio.run(sched.run([Item(0, process, process.initial_state())]))
     writer.close()
     assert outcome.status == "completed"  # nothing the model returns crashes the engine

@@ -565,7 +565,7 @@ def _writer_run(tmp_path: Path, name: str, **writer_options: Any) -> tuple[Any, 
 
 
 def _scheduler(writer: Any) -> Any:
-    from unerring.backends.sim import SimBackend, SimConfig
+    from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
     from unerring.core.events import Events
     from unerring.scheduler.loop import Scheduler
     from unerring.voting.config import VotingConfig
@@ -573,7 +573,7 @@ def _scheduler(writer: Any) -> Any:
     events = Events()
     events.subscribe(writer)
     sim = SimBackend(SimConfig(error=0.1, seed=2))
-    return Scheduler(sim, VotingConfig(k=2), events, simulate=True)
+    return Scheduler(sim, VotingConfig(k=2), events, oracle=ProcessOracle)
 
 
 def test_groups_cut_by_size_commit_every_decision_once(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from tests.helpers import decisions, item_decisions
 from unerring.app.options import BatchItem, RunOptions, Session
 from unerring.app.runner import execute
 from unerring.backends.base import Backend, FatalBackendError, TransportError
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
 from unerring.backends.spec import known_error_mixture, parse_model
 from unerring.core.events import Decision, Events
 from unerring.core.flags import Flag
@@ -68,7 +68,7 @@ def run_hanoi(
     events, seen = Events(), Collect()
     events.subscribe(seen)
     assert spec.sim is not None
-    outcome, sched = run_one(h, SimBackend(spec.sim), voting, events, simulate=True, **kw)
+    outcome, sched = run_one(h, SimBackend(spec.sim), voting, events, oracle=ProcessOracle, **kw)
     return outcome, sched, seen
 
 
@@ -105,6 +105,8 @@ def test_same_seed_same_decisions_and_samples() -> None:
 class OwnObjects:
     """The simulator, with every sample its own object (as a real backend returns them)."""
 
+    batch_rounds = False  # one request per sample
+
     def __init__(self, inner: SimBackend) -> None:
         self.inner = inner
 
@@ -130,7 +132,9 @@ def test_shared_sample_objects_decide_exactly_as_distinct_ones(record: str) -> N
         h = Hanoi(7)
         events, seen = Events(), Collect()
         events.subscribe(seen)
-        ended, _ = run_one(h, backend, VotingConfig(k=3, record=record), events, simulate=True)  # type: ignore[arg-type]
+        ended, _ = run_one(
+            h, backend, VotingConfig(k=3, record=record), events, oracle=ProcessOracle
+        )  # type: ignore[arg-type]
         assert ended.status == "completed"
         runs.append(
             [
@@ -221,7 +225,7 @@ def test_first_round_draws_k_then_exactly_what_could_decide() -> None:
 
     h = Hanoi(5)
     backend = Recording(SimConfig(error=0.3, wrong_answers=2, seed=4))
-    run_one(h, backend, VotingConfig(k=3), simulate=True)
+    run_one(h, backend, VotingConfig(k=3), oracle=ProcessOracle)
     # replay each step's rounds through a tally: the next round must ask for exactly the
     # fewest votes that could decide (all going to the leader), no more and no fewer
     tally: Tally | None = None
@@ -294,6 +298,8 @@ def test_undecided_step_takes_the_plurality_when_asked() -> None:
 class Garbage:
     """A backend that returns everything a model should not."""
 
+    batch_rounds = False  # one request per sample
+
     model = "garbage"
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
@@ -329,13 +335,18 @@ class Broken(Hanoi):
 def test_a_parser_that_raises_becomes_a_red_flag() -> None:
     h = Broken(3)
     outcome, engine = run_one(
-        h, SimBackend(SimConfig(error=0)), VotingConfig(k=1, max_samples_per_step=5), simulate=True
+        h,
+        SimBackend(SimConfig(error=0)),
+        VotingConfig(k=1, max_samples_per_step=5),
+        oracle=ProcessOracle,
     )
     assert outcome.status == "stopped"
     assert engine.totals.flags == {"parse": 5}
 
 
 class Failing:
+    batch_rounds = False  # one request per sample
+
     model = "failing"
 
     def __init__(self, error: Exception) -> None:
@@ -435,7 +446,7 @@ def test_run_resumes_from_a_given_state_and_step() -> None:
     assert spec.sim is not None
     run_one(
         h, SimBackend(spec.sim), VotingConfig(k=2), events, state=cut.state_before, step=20,
-        simulate=True,
+        oracle=ProcessOracle,
     )  # fmt: skip
     assert [d.winner_text for d in rest.decisions] == [d.winner_text for d in whole.decisions[20:]]
 
@@ -453,7 +464,7 @@ def test_notes_are_put_in_the_prompts_of_selected_steps_only() -> None:
         h,
         Spy(SimConfig(error=0)),
         VotingConfig(k=1),
-        simulate=True,
+        oracle=ProcessOracle,
         notes=lambda state, step: ("check the peg",) if step == 2 else (),
     )
     assert "check the peg" in prompts[2]
@@ -476,6 +487,8 @@ def test_voting_config_rejects_nonsense(kwargs: dict[str, int]) -> None:
 
 class Scripted:
     """Plays a fixed list of responses, in sample-index order."""
+
+    batch_rounds = False  # one request per sample
 
     model = "scripted"
 
@@ -581,7 +594,7 @@ def _by_item(seen: Collect) -> dict[int, list[tuple[Any, ...]]]:
 def _run_items(backend: Any, items: list[Item], voting: VotingConfig, **kw: Any) -> Collect:
     events, seen = Events(), Collect()
     events.subscribe(seen)
-    end = run_sync(Scheduler(backend, voting, events, simulate=True, **kw).run(items))
+    end = run_sync(Scheduler(backend, voting, events, oracle=ProcessOracle, **kw).run(items))
     assert end.status == "completed", end.reason
     return seen
 
@@ -633,7 +646,7 @@ def test_workers_are_made_as_items_come_never_the_whole_window(
     events, seen = Events(), Collect()
     events.subscribe(seen)
     backend = Latent(cfg)
-    sched = Scheduler(backend, VotingConfig(k=2), events, simulate=True, window=window)  # type: ignore[arg-type]
+    sched = Scheduler(backend, VotingConfig(k=2), events, oracle=ProcessOracle, window=window)  # type: ignore[arg-type]
     end = run_sync(sched.run(_batch(items, 4)))
     assert end.status == "completed" and _by_item(seen) == alone
     assert sched.workers <= most
@@ -652,7 +665,9 @@ def test_one_item_stopped_or_failing_does_not_stop_the_others() -> None:
     items = [*_batch(3, 4), Item(3, h, h.initial_state(), 0, item_id="bad")]
     events, seen = Events(), Collect()
     events.subscribe(seen)
-    sched = Scheduler(SimBackend(SimConfig(error=0.0)), VotingConfig(k=1), events, simulate=True)
+    sched = Scheduler(
+        SimBackend(SimConfig(error=0.0)), VotingConfig(k=1), events, oracle=ProcessOracle
+    )
     end = run_sync(sched.run(items))
     assert end.status == "failed" and "ValueError" in end.reason
     assert end.ended == {"completed": 3, "stopped": 0, "failed": 1}
@@ -677,7 +692,7 @@ def test_speculation_never_changes_a_decision(depth: int) -> None:
 
     thrown = Discards()
     events.subscribe(thrown)
-    sched = Scheduler(Latent(cfg), voting, events, simulate=True, speculate=depth)  # type: ignore[arg-type]
+    sched = Scheduler(Latent(cfg), voting, events, oracle=ProcessOracle, speculate=depth)  # type: ignore[arg-type]
     end = run_sync(sched.run(_batch(1, 6)))
     assert end.status == "completed"
     assert _by_item(seen) == plain
@@ -702,7 +717,7 @@ def test_a_request_that_fails_every_attempt_stops_its_item_only() -> None:
 
     events, seen = Events(), Collect()
     events.subscribe(seen)
-    sched = Scheduler(OneBad(SimConfig(error=0.0)), VotingConfig(k=1), events, simulate=True)
+    sched = Scheduler(OneBad(SimConfig(error=0.0)), VotingConfig(k=1), events, oracle=ProcessOracle)
     end = run_sync(sched.run(_batch(3, 3)))
     assert end.status == "stopped" and "gave up after 10 attempts" in end.reason
     assert end.ended == {"completed": 2, "stopped": 1, "failed": 0}
@@ -757,7 +772,7 @@ def _stop_when_stalled(
 
     events, seen = Events(), Ends()
     events.subscribe(seen)
-    sched = Scheduler(backend, VotingConfig(k=2), events, simulate=True, speculate=speculate)
+    sched = Scheduler(backend, VotingConfig(k=2), events, oracle=ProcessOracle, speculate=speculate)
 
     async def go() -> Any:
         task = asyncio.create_task(sched.run(_batch(2, 4)))

@@ -30,9 +30,11 @@ class OutageError(TransportError):
 
 
 class RetriesExhausted(TransportError):
-    """One request failed on every attempt while others did not: stop, resume later."""
+    """One request failed on every attempt while others did not (an outage opens the
+    breaker instead): its item stops, resumable, and the run's other items go on."""
 
     retryable = False
+    item_only = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from unerring.backends.base import Backend
-from unerring.backends.factory import Transport, make_backend
+from unerring.backends.factory import Transport, make_backend, oracle_for
 from unerring.backends.spec import ModelSpec
 from unerring.core.events import Events, TransportFailure
 from unerring.core.totals import Totals
@@ -37,7 +37,7 @@ def local_scheduler(
         backend if wrap is None else wrap(backend),
         work.voting,
         events,
-        simulate=work.spec.simulated,
+        oracle=oracle_for(work.spec),
         prices=work.prices,
         budget=work.budget,
         totals=totals,

@@ -31,9 +31,7 @@ from functools import partial
 from time import perf_counter
 from typing import Any
 
-from unerring.backends.base import Backend, FatalBackendError, TransportError, whole_rounds
-from unerring.backends.resilience import RetriesExhausted
-from unerring.backends.sim import ProcessOracle
+from unerring.backends.base import Backend, FatalBackendError, StepOracle, TransportError
 from unerring.core.events import Decision, Discarded, Events, ItemEnd, SampleOutcome
 from unerring.core.flags import Flag
 from unerring.core.samples import Sample, SampleRequest
@@ -85,7 +83,7 @@ class Scheduler:
         voting: VotingConfig,
         events: Events | None = None,
         *,
-        simulate: bool = False,
+        oracle: StepOracle | None = None,
         prices: Prices | None = None,
         budget: Budget | None = None,
         totals: Totals | None = None,
@@ -101,7 +99,7 @@ class Scheduler:
         self.backend = backend
         self.voting = voting
         self.events = events or Events()
-        self.simulate = simulate  # hand the backend an oracle (the sim model needs one)
+        self.oracle = oracle  # what the model may know of a step (the simulated one's)
         self.prices = prices or Prices()
         self.budget = budget or Budget()
         self._budgeted = self.budget.active  # (a frozen Budget: asked once, not per item)
@@ -120,7 +118,7 @@ class Scheduler:
         self._learnt: asyncio.Event | None = None  # set when the rule has learnt more
         # the prompt variants a step's samples are spread over (None: the one prompt)
         self._variants = voting.variants if voting.varied else None
-        self.whole = whole_rounds(backend)
+        self.whole = backend.batch_rounds
         self.stop_reason: str | None = None  # set from a signal handler or another thread
         self.failure: str | None = None
         self.in_flight = 0  # sample requests out (one-per-sample backends)
@@ -323,14 +321,12 @@ class Scheduler:
                 self.failure = reason
             self.request_stop(reason)
             self._end_item(it, "stopped", reason)
-        except RetriesExhausted as e:
-            # one request failed on every attempt while others did not (an outage opens
-            # the breaker and stops the run instead): this item stops, resumable, and the
-            # others go on
-            self._end_item(it, "stopped", f"model unreachable ({e.kind}): {e}")
         except TransportError as e:
             reason = f"model unreachable ({e.kind}): {e}"
-            self.request_stop(reason)
+            if not e.item_only:  # an outage: every item would fail the same way
+                self.request_stop(reason)
+            # else one request failed on every attempt while others did not: this item
+            # stops, resumable, and the others go on
             self._end_item(it, "stopped", reason)
         except asyncio.CancelledError:
             if not self._stopped_here():
@@ -584,7 +580,8 @@ class Scheduler:
             notes = it.notes(state, step)
             if notes:
                 prompt = with_notes(notes, prompt)
-        oracle = ProcessOracle(process, state, step, notes) if self.simulate else None
+        make_oracle = self.oracle
+        oracle = None if make_oracle is None else make_oracle(process, state, step, notes)
         system = process.system()
         tally: StepTally
         if self.rule is None:
