@@ -8,6 +8,7 @@ outcome back from the journal.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -445,6 +446,10 @@ class Tracked:
         self.watcher = watcher
         # the source's own: every item's end passes here (no call of this layer's)
         self.ended: Callable[[Item, ItemEnd], ItemEnd] = source.ended
+        self.closed = source.closed
+
+    def bind(self, wake: asyncio.Event) -> None:
+        self.source.bind(wake)
 
     def take(self) -> Item | None:
         it = self.source.take()

@@ -247,9 +247,7 @@ class Scheduler:
         wall0 = totals.wall_s
         wake = self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        bind = getattr(source, "bind", None)
-        if bind is not None:  # a source fed from outside wakes the workers as items come
-            bind(wake)
+        source.bind(wake)  # a source fed from outside wakes the workers as items come
         self.workers = 0
         self._workers = []
         try:
@@ -276,7 +274,7 @@ class Scheduler:
         while self.stop_reason is None:
             it = source.take()
             if it is None:
-                if not self.items_active and getattr(source, "closed", True):
+                if not self.items_active and source.closed:
                     # nothing ready, nothing deciding that could make it so, and nothing
                     # more to come from outside
                     wake.set()

@@ -16,6 +16,7 @@ samples for a node however the graph's branches interleave, resumed or not.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -70,6 +71,8 @@ Restore = Callable[[Process[Any, Any], int, int, str | None], Any]
 class TaskTree:
     """A graph's nodes as the scheduler's Source: `take` the next ready node as an item,
     `ended` when its item ends (output, expansion, dependents made ready)."""
+
+    closed = True  # every node is made here, by the graph or a decided node's expansion
 
     def __init__(
         self,
@@ -306,6 +309,9 @@ class TaskTree:
         nodes = self.nodes
         deps = {d: nodes[d].result for d in t.node.deps if not held or d in nodes}
         return Memory(t.node, tuple(path), deps)
+
+    def bind(self, wake: asyncio.Event) -> None:
+        pass  # nodes become ready only as the run's own items end: no wake from outside
 
     def take(self) -> Item | None:
         # newest ready node first: a decomposition goes depth first, so a subtree completes
