@@ -61,7 +61,7 @@ def hostile_journal(db: Path, run_id: str = "hostile") -> Path:
     options = RunOptions(task="hanoi", task_options={"disks": 5}, model="sim:error=0.0,seed=1", k=2)
     run = store.create_run(run_id, "hanoi", {**options.config(), "k_resolved": 2}, 31)
     attempt = store.begin_attempt(run)
-    writer = JournalWriter(store, run, lambda item: process, durability="sync")
+    writer = JournalWriter(store, run, durability="sync")
     events = Events()
     events.subscribe(writer)
     sched = Scheduler(HostileModel(), VotingConfig(k=2), events, oracle=ProcessOracle)

@@ -16,7 +16,7 @@ from unerring.app.runner import execute
 from unerring.backends.factory import Transport
 from unerring.backends.sim import ProcessOracle
 from unerring.backends.spec import parse_model
-from unerring.core.events import Decision, Events, ItemEnd
+from unerring.core.events import Decision, Events, ItemEnd, ItemStart
 from unerring.core.totals import Totals
 from unerring.errors import UsageError
 from unerring.executors import ExecutorSpec
@@ -131,7 +131,9 @@ def test_groups_sealed_by_workers_commit_what_one_group_does(tmp_path: Path, rec
         store = Store(str(tmp_path / f"{cut}-{record}.db"))
         rows = [(str(i), {"disks": disks}, 2**disks - 1) for i in range(items)]
         run = store.create_run("g", "hanoi", {}, items * (2**disks - 1), rows, "batch")
-        writer = JournalWriter(store, run, lambda i: Hanoi(disks), durability="sync")
+        writer = JournalWriter(store, run, durability="sync")
+        for item in range(items):  # as the driver tells its writer, handing items out
+            writer.on_item_start(ItemStart(item, str(item), Hanoi(disks)))
         i = 0
         while i < len(decisions):
             n = len(decisions) if cut == "whole" else rng.randint(1, 60)
@@ -189,7 +191,9 @@ def test_a_worker_driven_directly_journals_what_a_local_run_does(tmp_path: Path)
     rows = [(str(i), {"disks": disks}, 2**disks - 1) for i in range(1, n + 1)]
     run = store.create_run("w", "hanoi", config, n * (2**disks - 1), rows, "batch")
     procs = {i: Hanoi(disks) for i in range(n)}
-    writer = JournalWriter(store, run, procs.__getitem__)
+    writer = JournalWriter(store, run)
+    for i, p in procs.items():  # as the driver tells its writer, handing items out
+        writer.on_item_start(ItemStart(i, str(i + 1), p))
     work = Work(parse_model(MODEL), Transport(), VotingConfig(k=2), Prices(), Budget())
 
     async def drive() -> int:
@@ -332,9 +336,10 @@ def test_the_writer_holds_a_bounded_number_of_items_however_many_end(tmp_path: P
     store = Store(str(tmp_path / "w.db"))
     rows = [(str(i), {"disks": 1}, 1) for i in range(300)]
     run = store.create_run("w", "hanoi", {}, 300, rows, "batch")
-    writer = JournalWriter(store, run, lambda i: Hanoi(1), max_items=8)
+    writer = JournalWriter(store, run, max_items=8)
     most = 0
-    for d in decisions:
+    for d in decisions:  # each a new item, as a graph's one-step nodes are
+        writer.on_item_start(ItemStart(d.item, str(d.item), Hanoi(1)))
         writer.on_decision(d)
         most = max(most, len(writer._group.blocks))
     writer.close()

@@ -80,7 +80,7 @@ def hostile_store(tmp_path: Path) -> Path:
     options = RunOptions(task="hanoi", task_options={"disks": 6}, model=f"sim:{SIM}", k=2)
     run = store.create_run("h", "hanoi", {**options.config(), "k_resolved": 2}, 63)
     store.begin_attempt(run)
-    writer = JournalWriter(store, run, lambda item: process, durability="sync")
+    writer = JournalWriter(store, run, durability="sync")
     events = Events()
     events.subscribe(writer)
     sched = Scheduler(HostileModel(), VotingConfig(k=2), events, oracle=ProcessOracle)  # type: ignore[arg-type]

@@ -554,13 +554,11 @@ def test_contested_steps_are_holes_in_one_block_and_read_back_in_place(tmp_path:
 def _writer_run(tmp_path: Path, name: str, **writer_options: Any) -> tuple[Any, Any, Any]:
     """A store, a run in it, and a writer for a 6-disk Hanoi with contested steps."""
     from unerring.journal.writer import JournalWriter
-    from unerring.tasks.hanoi import Hanoi
 
     store = Store(str(tmp_path / f"{name}.db"))
     run = store.create_run(name, "hanoi", {}, 63)
     store.begin_attempt(run)
-    process = Hanoi(6)
-    writer = JournalWriter(store, run, lambda item: process, **writer_options)
+    writer = JournalWriter(store, run, **writer_options)
     return store, run, writer
 
 

@@ -8,7 +8,6 @@ outcome back from the journal.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -23,7 +22,7 @@ from unerring.app.resume import _journaled, _learnt_rule, _tree
 from unerring.app.signals import _signals
 from unerring.backends.factory import api_key, check_reachable
 from unerring.backends.spec import parse_model
-from unerring.core.events import Events, ItemEnd
+from unerring.core.events import Events
 from unerring.core.totals import Totals
 from unerring.errors import UsageError
 from unerring.executors import Executor, open_executor
@@ -346,9 +345,6 @@ def _drive(
     store.reset_items(run)
     pending = list(store.items(run, unfinished=True))
     done = store.item_counts(run).get("completed", 0)
-    # the processes of items started and not yet seen by the journal writer, which asks
-    # once per item and keeps it until the item's end is committed
-    live: dict[int, Process[Any, Any]] = {}
     watcher = session.watch(run, voting.k) if session.watch is not None else None
     if watcher is not None:
         events.subscribe(watcher)
@@ -362,11 +358,7 @@ def _drive(
     )
     execution = executor.start(work, events, totals, None if watcher is None else watcher.wrap)
     writer = JournalWriter(
-        store,
-        run,
-        live.pop,
-        durability=session.durability,
-        on_error=execution.request_stop,
+        store, run, durability=session.durability, on_error=execution.request_stop
     )
     events.subscribe(writer)
 
@@ -391,9 +383,9 @@ def _drive(
     source: Source
     if graph is not None:
         tree = _tree(graph, options, store, run, events, journaled, checked)
-        source = Tracked(tree, live, watcher)
+        source = tree
     else:
-        source = Tracked(Items(items()), live, watcher)
+        source = Items(items())
     store.forget_node_ends()  # (read to resume: not held through the attempt)
 
     outcome: RunEnd | None = None
@@ -429,32 +421,3 @@ def _drive(
         s["result_correct"] = graph.check(tree.outputs()) if outcome.status == "completed" else None
     s.update(execution.report())
     return RunResult(outcome, fresh, s, store)
-
-
-class Tracked:
-    """A source whose items' processes are kept (by item index) until the journal has
-    taken their end: the journal writer asks for them (dump_state, features)."""
-
-    def __init__(
-        self,
-        source: Source,
-        live: dict[int, Process[Any, Any]],
-        watcher: Watcher | None = None,
-    ) -> None:
-        self.source = source
-        self.live = live
-        self.watcher = watcher
-        # the source's own: every item's end passes here (no call of this layer's)
-        self.ended: Callable[[Item, ItemEnd], ItemEnd] = source.ended
-        self.closed = source.closed
-
-    def bind(self, wake: asyncio.Event) -> None:
-        self.source.bind(wake)
-
-    def take(self) -> Item | None:
-        it = self.source.take()
-        if it is not None:
-            self.live[it.index] = it.process
-            if self.watcher is not None:
-                self.watcher.item_started(it.index, it.item_id)
-        return it

@@ -42,7 +42,7 @@ from typing import Any
 
 from unerring.backends.base import Backend
 from unerring.backends.factory import Transport
-from unerring.core.events import Events, ItemEnd
+from unerring.core.events import Events, ItemEnd, ItemStart
 from unerring.core.totals import Totals
 from unerring.errors import UsageError
 from unerring.executors.base import ExecutorSpec, Notify, default_workers, shares
@@ -353,6 +353,13 @@ class RayExecution:
                 self._exhausted = True
             return None
         s.owned[it.index] = it
+        # the driver's journal writer keeps the item's process (for its resume points)
+        # until the item's end is committed; an actor's own scheduler tells its worker
+        starts = self.events.item_start
+        if starts:
+            x = ItemStart(it.index, it.item_id, it.process)
+            for fn in starts:
+                fn(x)
         return it
 
     def _deal(self, slots: list[_Slot]) -> None:

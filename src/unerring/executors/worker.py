@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from unerring.core.events import Decision, Discarded, Events, ItemEnd, TransportFailure
+from unerring.core.events import (
+    Decision,
+    Discarded,
+    Events,
+    ItemEnd,
+    ItemStart,
+    TransportFailure,
+)
 from unerring.core.totals import Totals
 from unerring.journal.group import Group
 from unerring.process import Process
@@ -69,13 +76,18 @@ class Worker:
         events.subscribe(self)
         self.scheduler: Scheduler = local_scheduler(work, events, self.totals, burst=BURST)
         self.fed = Fed()  # the items the driver hands over
-        self._processes: dict[int, Process[Any, Any]] = {}  # theirs, until their end ships
+        # the processes of items started here, until their end ships (sealing a group
+        # turns an item's noteworthy decisions into rows, which its process helps make)
+        self._processes: dict[int, Process[Any, Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None
         self.done = False
         self._cpu = time.process_time()
 
     # -- the scheduler's events ----------------------------------------------------------------
+    def on_item_start(self, x: ItemStart) -> None:
+        self._processes[x.item] = x.process
+
     def on_decision(self, d: Decision) -> None:
         self.group.add(d)
 
@@ -103,8 +115,6 @@ class Worker:
         `cancel_after`: a stop's deadline, after which what is pending is cancelled."""
         if self._task is None:
             self._task = asyncio.create_task(self._run())
-        for it in items:
-            self._processes[it.index] = it.process
         self.fed.put(items)
         if stop is not None:
             self.scheduler.request_stop(stop, cancel_after)

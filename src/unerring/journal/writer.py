@@ -22,7 +22,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from unerring.core.events import Decision, Discarded, ItemEnd, NodesAdded, TransportFailure
+from unerring.core.events import (
+    Decision,
+    Discarded,
+    ItemEnd,
+    ItemStart,
+    NodesAdded,
+    TransportFailure,
+)
 from unerring.core.totals import Totals
 from unerring.journal.codec import pack_node_ends
 from unerring.journal.group import Columns, Group, Noted
@@ -62,16 +69,14 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...
 class JournalWriter:
     """Subscribes to scheduler events and writes them to the store.
 
-    `process_of(item)` gives the process of an item that has not ended yet (for its
-    `dump_state` and `features`); the writer asks once per item and keeps the answer
-    until the item's end is committed.
+    An item's `ItemStart` hands over its process (for its `dump_state` and `features`),
+    kept until the item's end is committed: every other event of an item follows it.
     """
 
     def __init__(
         self,
         store: Store,
         run: RunRecord,
-        process_of: Callable[[int], Process[Any, Any]],
         *,
         durability: Durability = "group",
         interval_s: float = 0.2,
@@ -81,7 +86,6 @@ class JournalWriter:
     ) -> None:
         self.store = store
         self.run = run
-        self.process_of = process_of
         self.durability = durability
         self.interval_s = interval_s
         self.max_group = max_group  # decisions a group holds before the writer wakes
@@ -117,10 +121,13 @@ class JournalWriter:
             self._thread.start()
 
     # -- scheduler events (hot path) -------------------------------------------------------
+    def on_item_start(self, x: ItemStart) -> None:
+        log = _ItemLog(x.process)
+        with self._lock:  # (the writer copies the items under it)
+            self._items[x.item] = log
+
     def on_decision(self, d: Decision) -> None:
         with self._lock:
-            if d.item not in self._items:  # the process is known only while its item runs
-                self._items[d.item] = _ItemLog(self.process_of(d.item))
             group = self._group
             size = group.add(d)
             items = len(group.blocks)
@@ -139,9 +146,6 @@ class JournalWriter:
     def on_group(self, group: Group) -> None:
         """Take a whole group of events at once (a remote worker's, in the order made)."""
         with self._lock:
-            for item in group.item_indices():
-                if item not in self._items:
-                    self._items[item] = _ItemLog(self.process_of(item))
             self._group.merge(group)
             size = self._group.size
             items = len(self._group.blocks)
@@ -156,8 +160,6 @@ class JournalWriter:
 
     def _other(self, x: TransportFailure | Discarded | ItemEnd) -> None:
         with self._lock:
-            if x.item not in self._items:
-                self._items[x.item] = _ItemLog(self.process_of(x.item))
             self._group.items.append(x)
         if self._thread is None:
             self._drain()
@@ -266,7 +268,9 @@ class JournalWriter:
         No lock: one dict lookup is atomic, and the step loop only adds items (the writer
         alone removes them). Taking the lock here, twice a node, left the step loop
         waiting on it, and then on the interpreter, while the writer went on."""
-        log = self._items[item]
+        log = self._items.get(item)
+        if log is None:  # a bug of the caller's, said in one line
+            raise LookupError(f"item {item} has events but no ItemStart")
         totals = log.totals
         if totals is None:
             totals = log.totals = self._item_totals(item)

@@ -2,8 +2,8 @@
 
 A run is a set of items; an item is a chain (a Process: state -> step). The scheduler
 keeps up to `window` items deciding at once on one backend (whose wrappers hold the one
-limiter: requests in flight, rates), under one budget, and emits events (decisions,
-transport failures, discarded speculation, items ending). It knows the journal,
+limiter: requests in flight, rates), under one budget, and emits events (items starting,
+decisions, transport failures, discarded speculation, items ending). It knows the journal,
 the progress display and failure recording by none of their names, and the backend only
 by its protocol. A single chain is the case of one item: there is no second engine.
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 
 from unerring.backends.base import Backend, FatalBackendError, StepOracle, TransportError
-from unerring.core.events import Decision, Discarded, Events, ItemEnd
+from unerring.core.events import Decision, Discarded, Events, ItemEnd, ItemStart
 from unerring.core.totals import Totals
 from unerring.planning.pricing import Prices
 from unerring.scheduler.sources import Item, Items, RunEnd, Source, Status, run_end
@@ -265,6 +265,11 @@ class Scheduler:
                 continue
             if self.items_active + 1 >= self.workers:
                 hire()  # every worker is busy now: one more for the next ready item
+            starts = self.events.item_start
+            if starts:  # (a test's bare scheduler has no subscriber: nothing to make)
+                x = ItemStart(it.index, it.item_id, it.process)
+                for fn in starts:
+                    fn(x)
             await self._drive(it)
             wake.set()
 
