@@ -59,10 +59,16 @@ def test_limits_are_split_among_workers_and_add_up() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (ExecutorSpec("spark"), "--executor must be one of local, ray, got 'spark'"),
-        (ExecutorSpec("ray", workers=0), "--workers must be at least 1, got 0"),
-        (ExecutorSpec("local", workers=2), "--workers applies to --executor ray"),
-        (ExecutorSpec("local", address="h:1"), "--ray-address applies to --executor ray"),
+        (ExecutorSpec("spark"), "executor must be one of local, ray, got 'spark'"),
+        (ExecutorSpec("ray", workers=0), "workers must be at least 1, got 0"),
+        (
+            ExecutorSpec("local", workers=2),
+            "workers applies to the ray executor, not the local one",
+        ),
+        (
+            ExecutorSpec("local", address="h:1"),
+            "address applies to the ray executor, not the local one",
+        ),
     ],
 )
 def test_bad_executor_specs_say_what_is_wrong(spec: ExecutorSpec, message: str) -> None:

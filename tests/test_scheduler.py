@@ -618,7 +618,7 @@ def test_items_decide_as_each_would_alone_whatever_interleaves() -> None:
 
 def test_no_item_waits_unboundedly_while_others_progress() -> None:
     # a backend that never waits: each item decides a burst, then lets the others run
-    from unerring.scheduler.loop import BURST
+    from unerring.scheduler.loop import LOCAL_BURST as BURST
 
     items = _batch(5, 10)
     seen = _run_items(SimBackend(SimConfig(error=0.0)), items, VotingConfig(k=1), window=3)

@@ -66,7 +66,7 @@ def import_ray(local: bool) -> Any:
     try:
         return importlib.import_module("ray")
     except ImportError:
-        raise UsageError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None
+        raise UsageError(f"the ray executor needs Ray, which is not installed: {INSTALL}") from None
 
 
 def check_address(address: str) -> None:
@@ -74,14 +74,14 @@ def check_address(address: str) -> None:
     host, colon, port = address.rpartition(":")
     if not colon or not host or not port.isdigit():
         raise UsageError(
-            f"--ray-address {address!r} is not HOST:PORT (the address `ray start --head` prints)"
+            f"address {address!r} is not HOST:PORT (the address `ray start --head` prints)"
         )
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=3.0):
             pass
     except OSError as e:
         raise UsageError(
-            f"--ray-address {address}: no Ray cluster answers there ({e.strerror or e})"
+            f"address {address}: no Ray cluster answers there ({e.strerror or e})"
         ) from None
 
 
@@ -142,8 +142,8 @@ class RayExecutor:
         c = transport.concurrency
         if c is not None and c < self.workers:
             raise UsageError(
-                f"--concurrency {c} is below --workers {self.workers}: each worker needs at "
-                "least one request in flight; raise --concurrency or lower --workers"
+                f"concurrency {c} is below workers {self.workers}: each worker needs at "
+                "least one request in flight; raise concurrency or lower workers"
             )
 
     def start(
@@ -459,7 +459,7 @@ class RayExecution:
             return
         self.request_stop(
             f"{len(late)} of {len(slots)} workers did not start within {START_S:.0f} s "
-            "(is there a free CPU for each? see --workers)"
+            "(is there a free CPU for each? see workers)"
         )
         for s in late:
             with contextlib.suppress(Exception):

@@ -27,13 +27,21 @@ from unerring.core.totals import Totals
 from unerring.journal.group import Group
 from unerring.process import Process
 from unerring.scheduler.build import Work, local_scheduler
-from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.loop import REMOTE_BURST, Scheduler
 from unerring.scheduler.sources import Fed, Item
 
 GATHER_S = 0.02  # how long a call lets a group gather before it answers
-# steps an item decides before it lets the loop run (the local scheduler's 256 would keep
-# a worker on a model that never waits from answering the driver for too long)
-BURST = 32
+
+
+def _minus(a: Totals, b: Totals) -> Totals:
+    out = Totals()
+    for name in Totals.__slots__:
+        if name == "flags":
+            out.flags = {f: c - b.flags.get(f, 0) for f, c in a.flags.items()}
+            out.flags = {f: c for f, c in out.flags.items() if c}
+        elif name != "wall_s":
+            setattr(out, name, getattr(a, name) - getattr(b, name))
+    return out
 
 
 @dataclass
@@ -53,17 +61,6 @@ class Report:
     done: bool = False  # the worker's run has ended: nothing more will come
 
 
-def _minus(a: Totals, b: Totals) -> Totals:
-    out = Totals()
-    for name in Totals.__slots__:
-        if name == "flags":
-            out.flags = {f: c - b.flags.get(f, 0) for f, c in a.flags.items()}
-            out.flags = {f: c for f, c in out.flags.items() if c}
-        elif name != "wall_s":
-            setattr(out, name, getattr(a, name) - getattr(b, name))
-    return out
-
-
 class Worker:
     """A scheduler fed by the driver; its events gathered into groups."""
 
@@ -74,7 +71,7 @@ class Worker:
         self._sent_tokens = 0
         events = Events()
         events.subscribe(self)
-        self.scheduler: Scheduler = local_scheduler(work, events, self.totals, burst=BURST)
+        self.scheduler: Scheduler = local_scheduler(work, events, self.totals, burst=REMOTE_BURST)
         self.fed = Fed()  # the items the driver hands over
         # the processes of items started here, until their end ships (sealing a group
         # turns an item's noteworthy decisions into rows, which its process helps make)
