@@ -278,6 +278,26 @@ def test_merging_totals_adds_every_field_but_the_clock() -> None:
             assert getattr(a, name) == (n if name == "wall_s" else 11 * n), name
 
 
+def test_minus_undoes_merge_but_the_clock_and_drops_spent_flags() -> None:
+    """What a worker hands over and what a commit adds: later totals minus earlier ones."""
+    earlier, added = Totals(), Totals()
+    for n, name in enumerate(Totals.__slots__, start=1):
+        if name == "flags":
+            earlier.flags, added.flags = {"parse": 2, "length": 1}, {"parse": 4}
+        else:
+            setattr(earlier, name, 10 * n)
+            setattr(added, name, n)
+    later = earlier.copy()
+    later.merge(added)
+    out = later.minus(earlier)
+    for n, name in enumerate(Totals.__slots__, start=1):
+        if name == "flags":
+            assert out.flags == {"parse": 4}  # length did not move: left out, not 0
+        else:
+            assert getattr(out, name) == (0 if name == "wall_s" else n), name
+    assert earlier.flags == {"parse": 2, "length": 1}  # neither side is changed
+
+
 def test_the_package_names_its_api_and_a_worker_imports_no_runner() -> None:
     """`unerring`'s public names resolve on first use; a Ray worker's process imports
     the scheduler's modules, not the runner, the API or the CLI."""

@@ -33,17 +33,6 @@ from unerring.scheduler.sources import Fed, Item
 GATHER_S = 0.02  # how long a call lets a group gather before it answers
 
 
-def _minus(a: Totals, b: Totals) -> Totals:
-    out = Totals()
-    for name in Totals.__slots__:
-        if name == "flags":
-            out.flags = {f: c - b.flags.get(f, 0) for f, c in a.flags.items()}
-            out.flags = {f: c for f, c in out.flags.items() if c}
-        elif name != "wall_s":
-            setattr(out, name, getattr(a, name) - getattr(b, name))
-    return out
-
-
 @dataclass
 class Report:
     """What a worker hands the driver at each exchange."""
@@ -134,7 +123,7 @@ class Worker:
             if isinstance(x, ItemEnd):
                 processes.pop(x.item, None)
         now = self.totals.copy()
-        delta = _minus(now, self._sent)
+        delta = now.minus(self._sent)
         self._sent = now
         handed = now.samples + now.speculative_samples
         tokens = now.prompt_tokens + now.completion_tokens

@@ -98,7 +98,7 @@ class JournalWriter:
         self.graph = run.kind == "graph"
         # what commits added and no `commits` row says yet (steps, samples, tokens, cost):
         # a chain's clock is its steps' own times, so only runs of many items keep rows
-        self._unlogged: tuple[int, int, int, float] | None = None
+        self._unlogged: Totals | None = None
         self._log_due = 0.0
         self.totals = Totals(run.stats)  # the run's committed totals
         self.error: str | None = None
@@ -222,13 +222,18 @@ class JournalWriter:
                 self._unlogged = None
         self._conn.close()
 
-    def _log_progress(
-        self, conn: sqlite3.Connection, now: float, added: tuple[int, int, int, float]
-    ) -> None:
+    def _log_progress(self, conn: sqlite3.Connection, now: float, added: Totals) -> None:
         conn.execute(
             "INSERT INTO commits (run, time, steps, samples, tokens, cost)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (self.run.id, now, *added),
+            (
+                self.run.id,
+                now,
+                added.steps_decided,
+                added.samples,
+                added.prompt_tokens + added.completion_tokens,
+                added.cost,
+            ),
         )
         self._log_due = now + PROGRESS_EVERY_S
 
@@ -467,7 +472,9 @@ class JournalWriter:
             unlogged = self._unlogged
             added = None if self.chain else _progress(t, saved)
             if added is not None:
-                unlogged = added if unlogged is None else _plus(unlogged, added)
+                if unlogged is not None:
+                    added.merge(unlogged)  # (a new object: what is held stays as it was)
+                unlogged = added
                 now = time.time()
                 if self.durability == "group" or now >= self._log_due:
                     self._log_progress(conn, now, unlogged)
@@ -520,23 +527,13 @@ class JournalWriter:
         return [(run_id, *r, seq) for seq, r in enumerate(a.rows, last + 1)]
 
 
-def _progress(now: Totals, before: Totals) -> tuple[int, int, int, float] | None:
-    """What a commit adds to the run (steps decided, samples, tokens, cost), or None when it
-    adds nothing to draw (a commit of only ends or failures)."""
-    steps = now.steps_decided - before.steps_decided
-    samples = now.samples - before.samples
-    tokens = (
-        now.prompt_tokens + now.completion_tokens - before.prompt_tokens - before.completion_tokens
-    )
-    if not (steps or samples or tokens):
+def _progress(now: Totals, before: Totals) -> Totals | None:
+    """What a commit adds to the run, or None when it adds nothing to draw (a commit of
+    only ends or failures: no step decided, no sample, no token)."""
+    added = now.minus(before)
+    if not (added.steps_decided or added.samples or added.prompt_tokens + added.completion_tokens):
         return None
-    return steps, samples, tokens, now.cost - before.cost
-
-
-def _plus(
-    a: tuple[int, int, int, float], b: tuple[int, int, int, float]
-) -> tuple[int, int, int, float]:
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
+    return added
 
 
 def _dump(process: Process[Any, Any], state: Any) -> str | None:
