@@ -71,7 +71,8 @@ class Scheduler:
         self._budgeted = self.budget.active  # (a frozen Budget: asked once, not per item)
         self.totals = totals or Totals()
         cap = self.budget.max_samples
-        self.cap = None if cap is None else SampleCap(cap, self.totals)
+        # held at every round, not only between steps (see SampleCap)
+        self.sample_cap = None if cap is None else SampleCap(cap, self.totals)
         self.speculate = speculate
         self.window = window
         self.burst = burst  # steps an item decides at once on a backend that never waits
@@ -85,7 +86,7 @@ class Scheduler:
             voting,
             self.prices,
             oracle=oracle,
-            cap=self.cap,
+            sample_cap=self.sample_cap,
             tally_of=None if rule is None else self._tally,
         )
         self.stop_reason: str | None = None  # set from a signal handler or another thread
@@ -352,8 +353,8 @@ class Scheduler:
     # -- events ------------------------------------------------------------------------------
     def emit(self, d: Decision) -> None:
         """A step decided (or not): counted, told to the subscribers, learnt from."""
-        if self.cap is not None:
-            self.cap.asked -= d.samples
+        if self.sample_cap is not None:
+            self.sample_cap.asked -= d.samples
         self.totals.add(d)
         for fn in self.events.decision:
             fn(d)
@@ -364,8 +365,8 @@ class Scheduler:
     def discard(self, it: Item, step: int, vote: StepVote) -> None:
         """What a step drew that will never vote (speculation thrown away, a step the cap
         cut short): paid for and journaled, never counted as votes."""
-        if self.cap is not None:
-            self.cap.asked -= len(vote.drawn)
+        if self.sample_cap is not None:
+            self.sample_cap.asked -= len(vote.drawn)
         got = len(vote.drawn) - vote.outstanding
         if not got:
             return
@@ -386,7 +387,7 @@ class Scheduler:
         """The sample cap leaves a step short of a decision: the item stops before it, and
         what the step drew is discarded (a resume draws the step again)."""
         self.discard(it, step, cut.vote)
-        used = 0 if self.cap is None else self.cap.used()
+        used = 0 if self.sample_cap is None else self.sample_cap.used()
         reason = (
             f"sample budget reached ({used} of {self.budget.max_samples}; "
             f"step {step} needs {cut.least} more)"

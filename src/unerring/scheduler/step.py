@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import replace
 from functools import partial
 from time import perf_counter
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from unerring.backends.base import Backend, FatalBackendError, StepOracle, TransportError
 from unerring.core.events import Decision, SampleOutcome
 from unerring.core.flags import Flag
-from unerring.core.samples import Oracle, Sample, SampleRequest
+from unerring.core.samples import Sample, SampleRequest
 from unerring.core.totals import Totals
 from unerring.planning.pricing import Prices
 from unerring.process import with_notes
@@ -76,32 +77,6 @@ class Opened(Protocol):
     def first_answer(self, judged: tuple[Hashable, Any]) -> None: ...
 
 
-class _Step:
-    """A step being decided: what its requests share, and its vote."""
-
-    __slots__ = ("item", "oracle", "prompt", "prompts", "state", "step", "system", "t_start")
-
-    def __init__(
-        self,
-        item: Item,
-        state: Any,
-        step: int,
-        prompt: str,
-        prompts: dict[int, str] | None,
-        system: str | None,
-        oracle: Oracle | None,
-        t_start: float,
-    ) -> None:
-        self.item = item
-        self.state = state
-        self.step = step
-        self.prompt = prompt
-        self.prompts = prompts  # by prompt variant (None: the run's one prompt)
-        self.system = system
-        self.oracle = oracle
-        self.t_start = t_start
-
-
 class Steps:
     """Decides the steps of a run's items on one backend: what every step shares (voting,
     prices, the oracle, the sample cap) and what the backend has drawn so far."""
@@ -113,18 +88,19 @@ class Steps:
         prices: Prices,
         *,
         oracle: StepOracle | None = None,
-        cap: SampleCap | None = None,
+        sample_cap: SampleCap | None = None,
         tally_of: TallyOf | None = None,
     ) -> None:
         self.backend = backend
         self.voting = voting
         self.prices = prices
         self.oracle = oracle  # what the model may know of a step (the simulated one's)
-        self.cap = cap
+        self.sample_cap = sample_cap  # the run's, over all its steps (None: no cap)
         self.tally_of = tally_of  # None: first-to-ahead-by-k
         self.whole = backend.batch_rounds
         # the prompt variants a step's samples are spread over (None: the one prompt)
         self.variants = voting.variants if voting.varied else None
+        self.step_cap = voting.cap  # samples a step may draw (a property: read once)
         self.in_flight = 0  # sample requests out (one-per-sample backends)
         # samples (and their tokens) the backend has returned, voted on or not: a remote
         # worker reports what it drew and has not yet handed over
@@ -150,47 +126,54 @@ class Steps:
             for v in self.variants:
                 p = process.variant_prompt(state, step, v)
                 prompts[v] = with_notes(notes, p) if notes else p
-        make_oracle = self.oracle
-        oracle = None if make_oracle is None else make_oracle(process, state, step, notes)
-        s = _Step(it, state, step, prompt, prompts, process.system(), oracle, t_start)
-        k, cap = self.voting.k, self.voting.cap
+        voting = self.voting
         tally: StepTally
         if self.tally_of is None:
-            tally = Tally(k)
+            tally = Tally(voting.k)
         else:
             tally = await self.tally_of(it, step)
-        vote = StepVote(tally, cap, self.voting.max_tokens, partial(judge, process, state))
-        if self.whole:
-            await self._rounds(s, vote)
+        vote = StepVote(tally, self.step_cap, voting.max_tokens, partial(judge, process, state))
+        whole = self.whole
+        make_oracle = self.oracle
+        # The step's first request, by keyword (its first round where rounds go out whole,
+        # else its first sample): every other request of the step is this one with its
+        # sample indices, and in a varied run its prompt variant, replaced.
+        ask = SampleRequest(
+            prompt=prompt,
+            step=step,
+            first_index=0,
+            n=self._granted(vote, vote.next_round(voting.parallel)) if whole else 1,
+            max_tokens=voting.max_tokens,
+            first_temperature=voting.first_temperature,
+            temperature=voting.temperature,
+            system=process.system(),
+            oracle=None if make_oracle is None else make_oracle(process, state, step, notes),
+            item=it.index,
+        )
+        if whole:
+            await self._rounds(ask, prompts, vote)
         else:
             if opened is not None:
                 opened.vote = vote
-            await self._one_by_one(s, vote, opened)
-        return self._decision(s, vote)
+            await self._one_by_one(ask, prompts, vote, opened)
+        return self._decision(it, state, step, vote, t_start)
 
-    def _request(self, s: _Step, first: int, n: int) -> SampleRequest:
-        """The request of samples first .. first + n - 1 of a step (a varied run asks for
-        one at a time, each with its variant's prompt)."""
-        v = self.voting
+    def _request(
+        self, ask: SampleRequest, prompts: dict[int, str] | None, first: int, n: int
+    ) -> SampleRequest:
+        """The step's request of samples first .. first + n - 1 (in a varied run, of one
+        sample, with its variant's prompt), made from its first request `ask`."""
         variants = self.variants
-        variant = 0 if variants is None else variant_of(s.step, first, variants)
-        return SampleRequest(
-            prompt=s.prompt if s.prompts is None else s.prompts[variant],
-            step=s.step,
-            first_index=first,
-            n=n,
-            max_tokens=v.max_tokens,
-            first_temperature=v.first_temperature,
-            temperature=v.temperature,
-            system=s.system,
-            oracle=s.oracle,
-            item=s.item.index,
-            variant=variant,
-        )
+        if variants is None or prompts is None:
+            if first == ask.first_index and n == ask.n:
+                return ask
+            return replace(ask, first_index=first, n=n)
+        v = variant_of(ask.step, first, variants)
+        return replace(ask, first_index=first, n=n, prompt=prompts[v], variant=v)
 
     def _granted(self, vote: StepVote, n: int) -> int:
         """The samples of a round the sample cap lets out (BudgetCut when none may)."""
-        cap = self.cap
+        cap = self.sample_cap
         if cap is None:
             return n
         least = min(vote.tally.needed(), n)
@@ -199,19 +182,19 @@ class Steps:
             raise BudgetCut(vote, least)
         return n
 
-    async def _rounds(self, s: _Step, vote: StepVote) -> None:
-        """A whole round per request, counted as it comes back."""
+    async def _rounds(
+        self, ask: SampleRequest, prompts: dict[int, str] | None, vote: StepVote
+    ) -> None:
+        """A whole round per request (`ask` is the first), counted as it comes back."""
         backend = self.backend
-        first = 0
-        n = vote.next_round(self.voting.parallel)
-        while n:
-            n = self._granted(vote, n)
-            if s.prompts is None:
-                got = await backend.sample(self._request(s, first, n))
+        first, n = 0, ask.n
+        while True:
+            if prompts is None:
+                got = await backend.sample(self._request(ask, None, first, n))
             else:  # a round of several variants: one request per sample
                 got = []
                 for i in range(first, first + n):
-                    got += await backend.sample(self._request(s, i, 1))
+                    got += await backend.sample(self._request(ask, prompts, i, 1))
             tokens = vote.prompt_tokens + vote.completion_tokens
             vote.offer(first, got)
             self.drawn += len(got)
@@ -219,9 +202,18 @@ class Steps:
             if vote.decided_at >= 0:  # the usual step: decided by its first round
                 return
             n = vote.next_round(self.voting.parallel)
+            if not n:
+                return
+            n = self._granted(vote, n)
             first = len(vote.drawn)
 
-    async def _one_by_one(self, s: _Step, vote: StepVote, opened: Opened | None) -> None:
+    async def _one_by_one(
+        self,
+        ask: SampleRequest,
+        prompts: dict[int, str] | None,
+        vote: StepVote,
+        opened: Opened | None,
+    ) -> None:
         """One request per sample, a round's requests at once, each counted as it comes."""
         parallel = self.voting.parallel
         while True:
@@ -233,7 +225,8 @@ class Steps:
             try:
                 async with asyncio.TaskGroup() as tg:
                     for i in range(first, first + n):
-                        tg.create_task(self._one(vote, self._request(s, i, 1), opened))
+                        request = self._request(ask, prompts, i, 1)
+                        tg.create_task(self._one(vote, request, opened))
             except BaseExceptionGroup as eg:
                 raise first_error(eg) from None
 
@@ -252,9 +245,10 @@ class Steps:
             if judged.__class__ is not Flag:
                 opened.first_answer(judged)  # type: ignore[arg-type]
 
-    def _decision(self, s: _Step, vote: StepVote) -> Decision:
-        process = s.item.process
-        state, step = s.state, s.step
+    def _decision(
+        self, it: Item, state: Any, step: int, vote: StepVote, t_start: float
+    ) -> Decision:
+        process = it.process
         key, answer, winner_text = vote.winner()
         undecided = not vote.decided
         correct: bool | None = None
@@ -278,7 +272,7 @@ class Steps:
             outcomes = _outcomes(vote, drawn, undecided, step, self.variants)
         ptoks, ctoks = vote.prompt_tokens, vote.completion_tokens
         return Decision(
-            item=s.item.index,
+            item=it.index,
             step=step,
             answer=answer,
             key=key,
@@ -289,7 +283,7 @@ class Steps:
             prompt_tokens=ptoks,
             completion_tokens=ctoks,
             cost=ptoks * self.prices.prompt + ctoks * self.prices.completion,
-            elapsed_s=perf_counter() - s.t_start,
+            elapsed_s=perf_counter() - t_start,
             undecided=undecided,
             correct=correct,
             state_before=state,
