@@ -174,14 +174,14 @@ def floor_child(n: int) -> None:
     import statistics
     import time
 
-    from unerring.backends.sim import SimBackend, SimConfig
+    from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
     from unerring.core.events import ItemEnd
     from unerring.scheduler.loop import Scheduler
     from unerring.scheduler.tree import TaskTree
     from unerring.voting.config import VotingConfig
 
     def scheduler() -> Scheduler:
-        return Scheduler(SimBackend(SimConfig(error=0.01)), VotingConfig(k=3), simulate=True)
+        return Scheduler(SimBackend(SimConfig(error=0.01)), VotingConfig(k=3), oracle=ProcessOracle)
 
     async def loop() -> tuple[float, float]:
         s = scheduler()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.helpers import config
 from unerring.app.recorded import recorded
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
 from unerring.core.events import Events
 from unerring.core.samples import Sample, SampleRequest
 from unerring.journal.store import Store
@@ -31,6 +31,8 @@ HOSTILE = (
 
 class HostileModel:
     """The simulated model, except that on some steps the first samples are hostile."""
+
+    batch_rounds = False  # one request per sample
 
     def __init__(self) -> None:
         self.inner = SimBackend(SimConfig.parse("error=0.0,seed=1"))
@@ -63,10 +65,10 @@ def hostile_journal(db: Path, run_id: str = "hostile") -> Path:
     )
     run = store.create_run(run_id, "hanoi", {**options, "k_resolved": 2}, 31)
     attempt = store.begin_attempt(run)
-    writer = JournalWriter(store, run, lambda item: process, durability="sync")
+    writer = JournalWriter(store, run, durability="sync")
     events = Events()
     events.subscribe(writer)
-    sched = Scheduler(HostileModel(), VotingConfig(k=2), events, simulate=True)
+    sched = Scheduler(HostileModel(), VotingConfig(k=2), events, oracle=ProcessOracle)
     outcome = asyncio.run(sched.run([Item(0, process, process.initial_state())]))
     writer.close()
     store.end_attempt(run, attempt, outcome.status, outcome.reason)

@@ -70,7 +70,7 @@ def test_each_sample_is_asked_with_its_variants_prompt(whole: bool) -> None:
     # the round spans several variants
     a = Addition(4)
     backend = Recording(batch_rounds=whole)
-    sched = Scheduler(backend, VotingConfig(k=3, variants=(0, 2, 7)), simulate=True)
+    sched = Scheduler(backend, VotingConfig(k=3, variants=(0, 2, 7)), oracle=ProcessOracle)
     end = run_sync(sched.run([Item(0, a, a.initial_state())]))
     assert end.status == "completed"
     assert sched.totals.errors == 0 and sched.totals.steps_decided == a.total_steps()
@@ -82,7 +82,7 @@ def test_each_sample_is_asked_with_its_variants_prompt(whole: bool) -> None:
             a.variant_prompt(a.initial_state(), 0, v).split("\n")[0] for v in (0, 2, 7)
         }
     # a variant the process does not offer: the item fails, saying why
-    sched = Scheduler(backend, VotingConfig(k=3, variants=(0, 16)), simulate=True)
+    sched = Scheduler(backend, VotingConfig(k=3, variants=(0, 16)), oracle=ProcessOracle)
     end = run_sync(sched.run([Item(0, a, a.initial_state())]))
     assert end.status == "failed" and "variants 0-15" in end.reason
 

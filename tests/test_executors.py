@@ -14,8 +14,9 @@ import pytest
 from tests.helpers import run_task
 from unerring.app.options import BatchItem
 from unerring.backends.factory import Transport
+from unerring.backends.sim import ProcessOracle
 from unerring.backends.spec import parse_model
-from unerring.core.events import Decision, Events, ItemEnd
+from unerring.core.events import Decision, Events, ItemEnd, ItemStart
 from unerring.core.totals import Totals
 from unerring.errors import UsageError
 from unerring.executors import ExecutorSpec
@@ -58,10 +59,16 @@ def test_limits_are_split_among_workers_and_add_up() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (ExecutorSpec("spark"), "--executor must be one of local, ray, got 'spark'"),
-        (ExecutorSpec("ray", workers=0), "--workers must be at least 1, got 0"),
-        (ExecutorSpec("local", workers=2), "--workers applies to --executor ray"),
-        (ExecutorSpec("local", address="h:1"), "--ray-address applies to --executor ray"),
+        (ExecutorSpec("spark"), "executor must be one of local, ray, got 'spark'"),
+        (ExecutorSpec("ray", workers=0), "workers must be at least 1, got 0"),
+        (
+            ExecutorSpec("local", workers=2),
+            "workers applies to the ray executor, not the local one",
+        ),
+        (
+            ExecutorSpec("local", address="h:1"),
+            "address applies to the ray executor, not the local one",
+        ),
     ],
 )
 def test_bad_executor_specs_say_what_is_wrong(spec: ExecutorSpec, message: str) -> None:
@@ -83,7 +90,7 @@ def _decisions(items: int, disks: int, record: str = "contested") -> list[Decisi
     from unerring.backends.factory import make_backend
 
     voting = VotingConfig(k=2, record=record)  # type: ignore[arg-type]
-    sched = Scheduler(make_backend(spec), voting, events, simulate=True, burst=7)
+    sched = Scheduler(make_backend(spec), voting, events, oracle=ProcessOracle, burst=7)
     run = [Item(i, Hanoi(disks), Hanoi(disks).initial_state(), 0) for i in range(items)]
     assert asyncio.run(sched.run(run)).status == "completed"
     return seen
@@ -130,7 +137,9 @@ def test_groups_sealed_by_workers_commit_what_one_group_does(tmp_path: Path, rec
         store = Store(str(tmp_path / f"{cut}-{record}.db"))
         rows = [(str(i), {"disks": disks}, 2**disks - 1) for i in range(items)]
         run = store.create_run("g", "hanoi", {}, items * (2**disks - 1), rows, "batch")
-        writer = JournalWriter(store, run, lambda i: Hanoi(disks), durability="sync")
+        writer = JournalWriter(store, run, durability="sync")
+        for item in range(items):  # as the driver tells its writer, handing items out
+            writer.on_item_start(ItemStart(item, str(item), Hanoi(disks)))
         i = 0
         while i < len(decisions):
             n = len(decisions) if cut == "whole" else rng.randint(1, 60)
@@ -189,7 +198,9 @@ def test_a_worker_driven_directly_journals_what_a_local_run_does(tmp_path: Path)
     rows = [(str(i), {"disks": disks}, 2**disks - 1) for i in range(1, n + 1)]
     run = store.create_run("w", "hanoi", config, n * (2**disks - 1), rows, "batch")
     procs = {i: Hanoi(disks) for i in range(n)}
-    writer = JournalWriter(store, run, procs.__getitem__)
+    writer = JournalWriter(store, run)
+    for i, p in procs.items():  # as the driver tells its writer, handing items out
+        writer.on_item_start(ItemStart(i, str(i + 1), p))
     work = Work(parse_model(MODEL), Transport(), VotingConfig(k=2), Prices(), Budget())
 
     async def drive() -> int:
@@ -268,6 +279,26 @@ def test_merging_totals_adds_every_field_but_the_clock() -> None:
             assert getattr(a, name) == (n if name == "wall_s" else 11 * n), name
 
 
+def test_minus_undoes_merge_but_the_clock_and_drops_spent_flags() -> None:
+    """What a worker hands over and what a commit adds: later totals minus earlier ones."""
+    earlier, added = Totals(), Totals()
+    for n, name in enumerate(Totals.__slots__, start=1):
+        if name == "flags":
+            earlier.flags, added.flags = {"parse": 2, "length": 1}, {"parse": 4}
+        else:
+            setattr(earlier, name, 10 * n)
+            setattr(added, name, n)
+    later = earlier.copy()
+    later.merge(added)
+    out = later.minus(earlier)
+    for n, name in enumerate(Totals.__slots__, start=1):
+        if name == "flags":
+            assert out.flags == {"parse": 4}  # length did not move: left out, not 0
+        else:
+            assert getattr(out, name) == (0 if name == "wall_s" else n), name
+    assert earlier.flags == {"parse": 2, "length": 1}  # neither side is changed
+
+
 def test_the_package_names_its_api_and_a_worker_imports_no_runner() -> None:
     """`unerring`'s public names resolve on first use; a Ray worker's process imports
     the scheduler's modules, not the runner, the API or the CLI."""
@@ -332,9 +363,10 @@ def test_the_writer_holds_a_bounded_number_of_items_however_many_end(tmp_path: P
     store = Store(str(tmp_path / "w.db"))
     rows = [(str(i), {"disks": 1}, 1) for i in range(300)]
     run = store.create_run("w", "hanoi", {}, 300, rows, "batch")
-    writer = JournalWriter(store, run, lambda i: Hanoi(1), max_items=8)
+    writer = JournalWriter(store, run, max_items=8)
     most = 0
-    for d in decisions:
+    for d in decisions:  # each a new item, as a graph's one-step nodes are
+        writer.on_item_start(ItemStart(d.item, str(d.item), Hanoi(1)))
         writer.on_decision(d)
         most = max(most, len(writer._group.blocks))
     writer.close()

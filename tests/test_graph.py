@@ -16,7 +16,7 @@ import pytest
 import unerring
 from tests.helpers import child_env, cli, item_decisions, kill_and_resume, run_task
 from unerring.app.result import RunResult
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
 from unerring.core.events import ItemEnd
 from unerring.core.samples import SampleRequest
 from unerring.errors import UsageError
@@ -504,7 +504,7 @@ def test_branches_run_at_once_and_decide_as_in_order() -> None:
         tree.start()
         events, seen = Events(), Collect()
         events.subscribe(seen)
-        sched = Scheduler(backend, VotingConfig(k=2), events, simulate=True, window=window)
+        sched = Scheduler(backend, VotingConfig(k=2), events, oracle=ProcessOracle, window=window)
         end = asyncio.run(sched.run(tree))
         assert end.status == "completed"
         out: dict[int, list[Any]] = {}

@@ -14,7 +14,7 @@ from unerring.analysis.learn import learn
 from unerring.analysis.notebook import list_notebooks
 from unerring.analysis.records import build
 from unerring.app.recorded import recorded
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
 from unerring.cli.main import main
 from unerring.core.events import Events
 from unerring.core.samples import Sample, SampleRequest
@@ -40,6 +40,8 @@ HOSTILE = (
 class HostileModel:
     """The simulated model, except that some samples are replaced by hostile text, and a
     planted systematic mistake (disk 2 steps) wraps its wrong answers in an injection."""
+
+    batch_rounds = False  # one request per sample
 
     def __init__(self) -> None:
         self.inner = SimBackend(SimConfig.parse(SIM))
@@ -81,10 +83,10 @@ def hostile_store(tmp_path: Path) -> Path:
     options = recorded(config(model=f"sim:{SIM}", k=2), task_processes("hanoi", {"disks": 6}))
     run = store.create_run("h", "hanoi", {**options, "k_resolved": 2}, 63)
     store.begin_attempt(run)
-    writer = JournalWriter(store, run, lambda item: process, durability="sync")
+    writer = JournalWriter(store, run, durability="sync")
     events = Events()
     events.subscribe(writer)
-    sched = Scheduler(HostileModel(), VotingConfig(k=2), events, simulate=True)  # type: ignore[arg-type]
+    sched = Scheduler(HostileModel(), VotingConfig(k=2), events, oracle=ProcessOracle)  # type: ignore[arg-type]
     outcome = asyncio.run(sched.run([Item(0, process, process.initial_state())]))
     writer.close()
     assert outcome.status == "completed"  # nothing the model returns crashes the engine

@@ -552,18 +552,16 @@ def test_contested_steps_are_holes_in_one_block_and_read_back_in_place(tmp_path:
 def _writer_run(tmp_path: Path, name: str, **writer_options: Any) -> tuple[Any, Any, Any]:
     """A store, a run in it, and a writer for a 6-disk Hanoi with contested steps."""
     from unerring.journal.writer import JournalWriter
-    from unerring.tasks.hanoi import Hanoi
 
     store = Store(str(tmp_path / f"{name}.db"))
     run = store.create_run(name, "hanoi", {}, 63)
     store.begin_attempt(run)
-    process = Hanoi(6)
-    writer = JournalWriter(store, run, lambda item: process, **writer_options)
+    writer = JournalWriter(store, run, **writer_options)
     return store, run, writer
 
 
 def _scheduler(writer: Any) -> Any:
-    from unerring.backends.sim import SimBackend, SimConfig
+    from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
     from unerring.core.events import Events
     from unerring.scheduler.loop import Scheduler
     from unerring.voting.config import VotingConfig
@@ -571,7 +569,7 @@ def _scheduler(writer: Any) -> Any:
     events = Events()
     events.subscribe(writer)
     sim = SimBackend(SimConfig(error=0.1, seed=2))
-    return Scheduler(sim, VotingConfig(k=2), events, simulate=True)
+    return Scheduler(sim, VotingConfig(k=2), events, oracle=ProcessOracle)
 
 
 def test_groups_cut_by_size_commit_every_decision_once(tmp_path: Path) -> None:

@@ -154,6 +154,8 @@ def test_the_learn_loop_halves_a_planted_mode_and_rejects_a_useless_note(
 class ScriptedWriter:
     """An external writer model that replies with a fixed text (here: an injection)."""
 
+    batch_rounds = False  # one request per sample
+
     model = "scripted"
 
     def __init__(self, reply: str) -> None:

@@ -38,6 +38,8 @@ class FakeTime:
 class Scripted:
     """Answers by calling `script(call_number, request)`: it returns a text or raises."""
 
+    batch_rounds = False  # one request per sample
+
     def __init__(self, script: Callable[[int, SampleRequest], str]) -> None:
         self.script = script
         self.calls = 0

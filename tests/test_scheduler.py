@@ -9,7 +9,7 @@ from tests.conftest import run_sync
 from tests.helpers import decisions, item_decisions, run_task
 from unerring.app.options import BatchItem
 from unerring.backends.base import Backend, FatalBackendError, TransportError
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
 from unerring.backends.spec import known_error_mixture, parse_model
 from unerring.core.events import Decision, Events
 from unerring.core.flags import Flag
@@ -67,7 +67,7 @@ def run_hanoi(
     events, seen = Events(), Collect()
     events.subscribe(seen)
     assert spec.sim is not None
-    outcome, sched = run_one(h, SimBackend(spec.sim), voting, events, simulate=True, **kw)
+    outcome, sched = run_one(h, SimBackend(spec.sim), voting, events, oracle=ProcessOracle, **kw)
     return outcome, sched, seen
 
 
@@ -104,6 +104,8 @@ def test_same_seed_same_decisions_and_samples() -> None:
 class OwnObjects:
     """The simulator, with every sample its own object (as a real backend returns them)."""
 
+    batch_rounds = False  # one request per sample
+
     def __init__(self, inner: SimBackend) -> None:
         self.inner = inner
 
@@ -129,7 +131,9 @@ def test_shared_sample_objects_decide_exactly_as_distinct_ones(record: str) -> N
         h = Hanoi(7)
         events, seen = Events(), Collect()
         events.subscribe(seen)
-        ended, _ = run_one(h, backend, VotingConfig(k=3, record=record), events, simulate=True)  # type: ignore[arg-type]
+        ended, _ = run_one(
+            h, backend, VotingConfig(k=3, record=record), events, oracle=ProcessOracle
+        )  # type: ignore[arg-type]
         assert ended.status == "completed"
         runs.append(
             [
@@ -220,7 +224,7 @@ def test_first_round_draws_k_then_exactly_what_could_decide() -> None:
 
     h = Hanoi(5)
     backend = Recording(SimConfig(error=0.3, wrong_answers=2, seed=4))
-    run_one(h, backend, VotingConfig(k=3), simulate=True)
+    run_one(h, backend, VotingConfig(k=3), oracle=ProcessOracle)
     # replay each step's rounds through a tally: the next round must ask for exactly the
     # fewest votes that could decide (all going to the leader), no more and no fewer
     tally: Tally | None = None
@@ -293,6 +297,8 @@ def test_undecided_step_takes_the_plurality_when_asked() -> None:
 class Garbage:
     """A backend that returns everything a model should not."""
 
+    batch_rounds = False  # one request per sample
+
     model = "garbage"
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
@@ -328,13 +334,18 @@ class Broken(Hanoi):
 def test_a_parser_that_raises_becomes_a_red_flag() -> None:
     h = Broken(3)
     outcome, engine = run_one(
-        h, SimBackend(SimConfig(error=0)), VotingConfig(k=1, max_samples_per_step=5), simulate=True
+        h,
+        SimBackend(SimConfig(error=0)),
+        VotingConfig(k=1, max_samples_per_step=5),
+        oracle=ProcessOracle,
     )
     assert outcome.status == "stopped"
     assert engine.totals.flags == {"parse": 5}
 
 
 class Failing:
+    batch_rounds = False  # one request per sample
+
     model = "failing"
 
     def __init__(self, error: Exception) -> None:
@@ -438,7 +449,7 @@ def test_run_resumes_from_a_given_state_and_step() -> None:
     assert spec.sim is not None
     run_one(
         h, SimBackend(spec.sim), VotingConfig(k=2), events, state=cut.state_before, step=20,
-        simulate=True,
+        oracle=ProcessOracle,
     )  # fmt: skip
     assert [d.winner_text for d in rest.decisions] == [d.winner_text for d in whole.decisions[20:]]
 
@@ -456,7 +467,7 @@ def test_notes_are_put_in_the_prompts_of_selected_steps_only() -> None:
         h,
         Spy(SimConfig(error=0)),
         VotingConfig(k=1),
-        simulate=True,
+        oracle=ProcessOracle,
         notes=lambda state, step: ("check the peg",) if step == 2 else (),
     )
     assert "check the peg" in prompts[2]
@@ -479,6 +490,8 @@ def test_voting_config_rejects_nonsense(kwargs: dict[str, int]) -> None:
 
 class Scripted:
     """Plays a fixed list of responses, in sample-index order."""
+
+    batch_rounds = False  # one request per sample
 
     model = "scripted"
 
@@ -584,7 +597,7 @@ def _by_item(seen: Collect) -> dict[int, list[tuple[Any, ...]]]:
 def _run_items(backend: Any, items: list[Item], voting: VotingConfig, **kw: Any) -> Collect:
     events, seen = Events(), Collect()
     events.subscribe(seen)
-    end = run_sync(Scheduler(backend, voting, events, simulate=True, **kw).run(items))
+    end = run_sync(Scheduler(backend, voting, events, oracle=ProcessOracle, **kw).run(items))
     assert end.status == "completed", end.reason
     return seen
 
@@ -608,7 +621,7 @@ def test_items_decide_as_each_would_alone_whatever_interleaves() -> None:
 
 def test_no_item_waits_unboundedly_while_others_progress() -> None:
     # a backend that never waits: each item decides a burst, then lets the others run
-    from unerring.scheduler.loop import BURST
+    from unerring.scheduler.loop import LOCAL_BURST as BURST
 
     items = _batch(5, 10)
     seen = _run_items(SimBackend(SimConfig(error=0.0)), items, VotingConfig(k=1), window=3)
@@ -636,7 +649,7 @@ def test_workers_are_made_as_items_come_never_the_whole_window(
     events, seen = Events(), Collect()
     events.subscribe(seen)
     backend = Latent(cfg)
-    sched = Scheduler(backend, VotingConfig(k=2), events, simulate=True, window=window)  # type: ignore[arg-type]
+    sched = Scheduler(backend, VotingConfig(k=2), events, oracle=ProcessOracle, window=window)  # type: ignore[arg-type]
     end = run_sync(sched.run(_batch(items, 4)))
     assert end.status == "completed" and _by_item(seen) == alone
     assert sched.workers <= most
@@ -655,7 +668,9 @@ def test_one_item_stopped_or_failing_does_not_stop_the_others() -> None:
     items = [*_batch(3, 4), Item(3, h, h.initial_state(), 0, item_id="bad")]
     events, seen = Events(), Collect()
     events.subscribe(seen)
-    sched = Scheduler(SimBackend(SimConfig(error=0.0)), VotingConfig(k=1), events, simulate=True)
+    sched = Scheduler(
+        SimBackend(SimConfig(error=0.0)), VotingConfig(k=1), events, oracle=ProcessOracle
+    )
     end = run_sync(sched.run(items))
     assert end.status == "failed" and "ValueError" in end.reason
     assert end.ended == {"completed": 3, "stopped": 0, "failed": 1}
@@ -680,7 +695,7 @@ def test_speculation_never_changes_a_decision(depth: int) -> None:
 
     thrown = Discards()
     events.subscribe(thrown)
-    sched = Scheduler(Latent(cfg), voting, events, simulate=True, speculate=depth)  # type: ignore[arg-type]
+    sched = Scheduler(Latent(cfg), voting, events, oracle=ProcessOracle, speculate=depth)  # type: ignore[arg-type]
     end = run_sync(sched.run(_batch(1, 6)))
     assert end.status == "completed"
     assert _by_item(seen) == plain
@@ -705,7 +720,7 @@ def test_a_request_that_fails_every_attempt_stops_its_item_only() -> None:
 
     events, seen = Events(), Collect()
     events.subscribe(seen)
-    sched = Scheduler(OneBad(SimConfig(error=0.0)), VotingConfig(k=1), events, simulate=True)
+    sched = Scheduler(OneBad(SimConfig(error=0.0)), VotingConfig(k=1), events, oracle=ProcessOracle)
     end = run_sync(sched.run(_batch(3, 3)))
     assert end.status == "stopped" and "gave up after 10 attempts" in end.reason
     assert end.ended == {"completed": 2, "stopped": 1, "failed": 0}
@@ -760,7 +775,7 @@ def _stop_when_stalled(
 
     events, seen = Events(), Ends()
     events.subscribe(seen)
-    sched = Scheduler(backend, VotingConfig(k=2), events, simulate=True, speculate=speculate)
+    sched = Scheduler(backend, VotingConfig(k=2), events, oracle=ProcessOracle, speculate=speculate)
 
     async def go() -> Any:
         task = asyncio.create_task(sched.run(_batch(2, 4)))

@@ -151,6 +151,8 @@ def test_an_error_and_its_causes_are_masked_in_place() -> None:
 class _Careless:
     """A backend whose own errors quote the key (as a library's might)."""
 
+    batch_rounds = False  # one request per sample
+
     model = "m"
 
     async def sample(self, request: SampleRequest) -> list[Sample]:

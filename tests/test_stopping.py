@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import run_sync
 from tests.helpers import decisions, run_task
-from unerring.backends.sim import SimBackend, SimConfig
+from unerring.backends.sim import ProcessOracle, SimBackend, SimConfig
 from unerring.errors import UsageError
 from unerring.planning.predict import predict
 from unerring.planning.reliability import k_min
@@ -215,7 +215,7 @@ def test_bad_configurations_are_refused() -> None:
 
 def engine_run(disks: int, sim: str, voting: VotingConfig) -> Scheduler:
     h = Hanoi(disks)
-    sched = Scheduler(SimBackend(SimConfig.parse(sim)), voting, simulate=True)
+    sched = Scheduler(SimBackend(SimConfig.parse(sim)), voting, oracle=ProcessOracle)
     end = run_sync(sched.run([Item(0, h, h.initial_state())]))
     assert end.status == "completed", end.reason
     return sched
@@ -492,7 +492,7 @@ def _batch_decisions(backend: Any, voting: VotingConfig, items: int, **kw: Any) 
 
     events = Events()
     events.subscribe(Collect())
-    sched = Scheduler(backend, voting, events, simulate=True, **kw)
+    sched = Scheduler(backend, voting, events, oracle=ProcessOracle, **kw)
     hs = [Hanoi(5) for _ in range(items)]
     end = run_sync(
         sched.run([Item(i, h, h.initial_state(), item_id=str(i)) for i, h in enumerate(hs)])

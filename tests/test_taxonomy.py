@@ -132,6 +132,8 @@ def _raised_kinds() -> set[str]:
 
 
 class _Answers:
+    batch_rounds = False  # one request per sample
+
     model = "m"
 
     async def sample(self, request: SampleRequest) -> list[Sample]:

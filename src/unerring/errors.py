@@ -94,9 +94,14 @@ class StoreBusy(StoreError):
 
 
 class TransportError(UnerringError):
-    """A sample could not be fetched. `kind` names the failure for failure analysis."""
+    """A sample could not be fetched. `kind` names the failure for failure analysis.
+
+    `item_only`: the failure stops only the item whose request failed (resumable), and the
+    run's other items go on; otherwise it stops the run.
+    """
 
     retryable = True
+    item_only = False
 
     def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -117,6 +122,8 @@ class OutageError(TransportError):
 
 
 class RetriesExhausted(TransportError):
-    """One request failed on every attempt while others did not: stop, resume later."""
+    """One request failed on every attempt while others did not (an outage opens the
+    breaker instead): its item stops, resumable, and the run's other items go on."""
 
     retryable = False
+    item_only = True

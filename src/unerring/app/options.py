@@ -145,13 +145,11 @@ def _replaced(obj: Any, changes: Mapping[tuple[str, ...], Any]) -> Any:
 
 
 class Watcher(Protocol):
-    """Watches one attempt from outside (telemetry): wraps the backend, learns each item's
-    id as the item starts, and hears the scheduler's events through its on_* methods, as
-    any subscriber."""
+    """Watches one attempt from outside (telemetry): wraps the backend, and hears the
+    scheduler's events (items starting among them) through its on_* methods, as any
+    subscriber."""
 
     def wrap(self, backend: Backend) -> Backend: ...
-
-    def item_started(self, item: int, item_id: str) -> None: ...
 
     def end(self, status: str, reason: str) -> None: ...
 

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from unerring.core.events import Events, NodesAdded
+from unerring.core.events import Events
 from unerring.errors import UsageError
 from unerring.graph import Graph, Node
 from unerring.journal.replay import restore_state
@@ -84,16 +84,12 @@ def task_tree(
     checked: list[Node] | None,
 ) -> TaskTree:
     """A graph run's task memory tree: its first nodes (`checked`: as checked before the
-    store was touched), or the journal's (a resume)."""
-
-    def added(x: NodesAdded) -> None:
-        for fn in events.nodes_added:
-            fn(x)
+    store was touched), or the journal's (a resume). Nodes joining the run go to `events`."""
 
     def restore(process: Process[Any, Any], item: int, next_step: int, saved: str | None) -> Any:
         return restore_state(process, store, run, item, saved)
 
-    tree = TaskTree(graph, max_depth=max_depth, on_added=added, restore=restore)
+    tree = TaskTree(graph, max_depth=max_depth, events=events, restore=restore)
     rows, stream, uses = journaled
     if not rows:
         tree.start(checked)

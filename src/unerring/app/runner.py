@@ -21,7 +21,7 @@ from unerring.app.recorded import config_difference, recorded
 from unerring.app.result import RunResult
 from unerring.app.resume import journaled_nodes, learnt_rule, task_tree
 from unerring.app.signals import stop_on_signals
-from unerring.core.events import Events, ItemEnd
+from unerring.core.events import Events
 from unerring.core.totals import Totals
 from unerring.errors import StoreRefused, UsageError
 from unerring.executors import Executor, open_executor
@@ -210,9 +210,6 @@ def drive(
         transport = replace(transport, stop=stop)
     events = hooks.events or Events()
     totals = Totals(run.stats)
-    # the processes of items started and not yet seen by the journal writer, which asks
-    # once per item and keeps it until the item's end is committed
-    live: dict[int, Process[Any, Any]] = {}
     watcher = hooks.watch(run, voting.k) if hooks.watch is not None else None
     if watcher is not None:
         events.subscribe(watcher)
@@ -231,7 +228,7 @@ def drive(
     )
     execution = executor.start(work, events, totals, None if watcher is None else watcher.wrap)
     writer = JournalWriter(
-        store, run, live.pop, durability=session.durability, on_error=execution.request_stop
+        store, run, durability=session.durability, on_error=execution.request_stop
     )
     events.subscribe(writer)
 
@@ -251,9 +248,9 @@ def drive(
     if graph is not None:
         first_nodes = None if new is None else new.first_nodes
         tree = task_tree(graph, config.max_depth, store, run, events, journaled, first_nodes)
-        source = Tracked(tree, live, watcher)
+        source = tree
     else:
-        source = Tracked(Items(items()), live, watcher)
+        source = Items(items())
     store.forget_node_ends()  # read to resume, and not held through the attempt
 
     outcome: RunEnd | None = None
@@ -313,27 +310,3 @@ def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
 
     return selector(notes.notes, process)
 
-
-class Tracked:
-    """A source whose items' processes are kept (by item index) until the journal has
-    taken their end: the journal writer asks for them (dump_state, features)."""
-
-    def __init__(
-        self,
-        source: Source,
-        live: dict[int, Process[Any, Any]],
-        watcher: Watcher | None = None,
-    ) -> None:
-        self.source = source
-        self.live = live
-        self.watcher = watcher
-        # the source's own: every item's end passes here (no call of this layer's)
-        self.ended: Callable[[Item, ItemEnd], ItemEnd] = source.ended
-
-    def take(self) -> Item | None:
-        it = self.source.take()
-        if it is not None:
-            self.live[it.index] = it.process
-            if self.watcher is not None:
-                self.watcher.item_started(it.index, it.item_id)
-        return it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from unerring.backends.base import Backend, whole_rounds
+from unerring.backends.base import Backend
 from unerring.core.samples import Sample, SampleRequest
 
 PERIOD = 1000  # positions of the spreading sequence when the weights are not whole numbers
@@ -46,7 +46,7 @@ class Ensemble:
     @property
     def batch_rounds(self) -> bool:
         # a round goes out whole only if every member answers one at once
-        return all(whole_rounds(b) for _, _, b in self.members)
+        return all(b.batch_rounds for _, _, b in self.members)
 
     def member_of(self, step: int, index: int) -> int:
         seq = self.sequence

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from unerring import defaults
-from unerring.backends.base import Backend
+from unerring.backends.base import Backend, StepOracle
 from unerring.backends.ensemble import Ensemble
 from unerring.backends.faults import FaultInjecting, FaultSpec
 from unerring.backends.openai_config import NMode, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
 from unerring.backends.secrets import Redacting, Redactor, key_problem, redacting
-from unerring.backends.sim import SimBackend
+from unerring.backends.sim import ProcessOracle, SimBackend
 from unerring.backends.spec import ModelSpec
 from unerring.errors import UsageError
 from unerring.limits import MAX_CONCURRENCY, check_at_most
@@ -164,6 +164,12 @@ def make_backend(
     if on_failure is not None:
         on_failure = redacting(on_failure, redactor)
     return Redacting(Retrying(inner, retry, on_failure), redactor)
+
+
+def oracle_for(spec: ModelSpec) -> StepOracle | None:
+    """What a step tells the model a spec names about itself: the process's oracle for a
+    simulated model (or an ensemble with one), nothing for a real one."""
+    return ProcessOracle if spec.simulated else None
 
 
 def check_reachable(spec: ModelSpec, transport: Transport, env: Mapping[str, str]) -> None:

@@ -94,6 +94,12 @@ class OpenAICompatible:
     def model(self) -> str:
         return self.config.model
 
+    @property
+    def batch_rounds(self) -> bool:
+        # each sample its own request, fed to the vote as it arrives (a round's answers
+        # come back at different times, and `n` is not honoured by every server)
+        return False
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

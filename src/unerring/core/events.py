@@ -18,6 +18,7 @@ __all__ = [
     "Discarded",
     "Events",
     "ItemEnd",
+    "ItemStart",
     "NodesAdded",
     "SampleOutcome",
     "TransportFailure",
@@ -154,6 +155,20 @@ class Discarded:
 
 
 @dataclass(slots=True)
+class ItemStart:
+    """An item began deciding in this attempt (a new one, or one resumed where it stopped).
+
+    `process` is the item's `unerring.process.Process` (typed loosely: core sits below the
+    process layer): subscribers keep it while the item runs (the journal writer calls its
+    `dump_state` and `features`). Not frozen, as ItemEnd: one is made for every item.
+    """
+
+    item: int
+    item_id: str
+    process: Any
+
+
+@dataclass(slots=True)
 class ItemEnd:
     """An item stopped deciding: completed, stopped (resumable) or failed. Never changed
     once emitted (not frozen, as Decision is not: a graph's source fills in a node's output
@@ -181,9 +196,18 @@ class NodesAdded:
 class Events:
     """Subscribers by event. Callables are kept in tuples: the hot path just iterates."""
 
-    NAMES = ("decision", "transport_failure", "discarded", "item_end", "nodes_added", "group")
+    NAMES = (
+        "item_start",
+        "decision",
+        "transport_failure",
+        "discarded",
+        "item_end",
+        "nodes_added",
+        "group",
+    )
 
     def __init__(self) -> None:
+        self.item_start: tuple[Any, ...] = ()
         self.decision: tuple[Any, ...] = ()
         self.transport_failure: tuple[Any, ...] = ()
         self.discarded: tuple[Any, ...] = ()

@@ -97,6 +97,16 @@ class Totals:
         self.transport_failures += other.transport_failures
         self.speculative_samples += other.speculative_samples
 
+    def minus(self, earlier: Totals) -> Totals:
+        """What these totals hold beyond an earlier copy of them, not the wall clock (what a
+        remote worker hands over at each exchange, what a commit adds to a run)."""
+        out = Totals()
+        for name in _COUNTS:
+            setattr(out, name, getattr(self, name) - getattr(earlier, name))
+        before = earlier.flags
+        out.flags = {f: n for f, c in self.flags.items() if (n := c - before.get(f, 0))}
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 
@@ -160,3 +170,7 @@ class Totals:
         c.speculative_samples = self.speculative_samples
         c.wall_s = self.wall_s
         return c
+
+
+# the counts `minus` subtracts one by one (flags are a dict; the wall clock is not a count)
+_COUNTS = tuple(name for name in Totals.__slots__ if name not in ("flags", "wall_s"))

@@ -37,21 +37,21 @@ class ExecutorSpec:
     def check(self) -> None:
         """Refuse what cannot work, in one line (before anything is started or written)."""
         if self.kind not in EXECUTORS:
-            raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}")
+            raise UsageError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}")
         if self.workers is not None and self.workers < 1:
-            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+            raise UsageError(f"workers must be at least 1, got {self.workers}")
         if self.kind == "local":
             if self.workers is not None:
-                raise UsageError("--workers applies to --executor ray")
+                raise UsageError("workers applies to the ray executor, not the local one")
             if self.address is not None:
-                raise UsageError("--ray-address applies to --executor ray")
+                raise UsageError("address applies to the ray executor, not the local one")
 
 
 def shares(work: Work, workers: int) -> list[Work]:
     """The work of each of `workers` workers: the limits divided among them.
 
     Requests in flight are split as evenly as whole numbers allow (their sum is the run's
-    `--concurrency`); requests and tokens per minute are split evenly. Each worker then
+    `concurrency`); requests and tokens per minute are split evenly. Each worker then
     holds its share with its own limiter, with no round trip per request. The budget is
     not split: the driver holds it (see executors/ray.py).
     """
@@ -121,16 +121,3 @@ class Executor(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def open_executor(spec: ExecutorSpec, notify: Notify | None = None) -> Executor:
-    """The executor a spec names, connected (Ray: a cluster found or started)."""
-    spec.check()
-    if spec.kind == "ray":
-        # imported here: Ray is an optional extra, and the core never needs it
-        from unerring.executors.ray import RayExecutor
-
-        return RayExecutor(spec, notify)
-    from unerring.executors.local import LocalExecutor
-
-    return LocalExecutor()

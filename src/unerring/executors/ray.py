@@ -42,7 +42,7 @@ from typing import Any
 
 from unerring.backends.base import Backend
 from unerring.backends.factory import Transport
-from unerring.core.events import Events, ItemEnd
+from unerring.core.events import Events, ItemEnd, ItemStart
 from unerring.core.totals import Totals
 from unerring.errors import UsageError
 from unerring.executors.base import ExecutorSpec, Notify, default_workers, shares
@@ -66,7 +66,7 @@ def import_ray(local: bool) -> Any:
     try:
         return importlib.import_module("ray")
     except ImportError:
-        raise UsageError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None
+        raise UsageError(f"the ray executor needs Ray, which is not installed: {INSTALL}") from None
 
 
 def check_address(address: str) -> None:
@@ -74,14 +74,14 @@ def check_address(address: str) -> None:
     host, colon, port = address.rpartition(":")
     if not colon or not host or not port.isdigit():
         raise UsageError(
-            f"--ray-address {address!r} is not HOST:PORT (the address `ray start --head` prints)"
+            f"address {address!r} is not HOST:PORT (the address `ray start --head` prints)"
         )
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=3.0):
             pass
     except OSError as e:
         raise UsageError(
-            f"--ray-address {address}: no Ray cluster answers there ({e.strerror or e})"
+            f"address {address}: no Ray cluster answers there ({e.strerror or e})"
         ) from None
 
 
@@ -142,8 +142,8 @@ class RayExecutor:
         c = transport.concurrency
         if c is not None and c < self.workers:
             raise UsageError(
-                f"--concurrency {c} is below --workers {self.workers}: each worker needs at "
-                "least one request in flight; raise --concurrency or lower --workers"
+                f"concurrency {c} is below workers {self.workers}: each worker needs at "
+                "least one request in flight; raise concurrency or lower workers"
             )
 
     def start(
@@ -353,6 +353,13 @@ class RayExecution:
                 self._exhausted = True
             return None
         s.owned[it.index] = it
+        # the driver's journal writer keeps the item's process (for its resume points)
+        # until the item's end is committed; an actor's own scheduler tells its worker
+        starts = self.events.item_start
+        if starts:
+            x = ItemStart(it.index, it.item_id, it.process)
+            for fn in starts:
+                fn(x)
         return it
 
     def _deal(self, slots: list[_Slot]) -> None:
@@ -452,7 +459,7 @@ class RayExecution:
             return
         self.request_stop(
             f"{len(late)} of {len(slots)} workers did not start within {START_S:.0f} s "
-            "(is there a free CPU for each? see --workers)"
+            "(is there a free CPU for each? see workers)"
         )
         for s in late:
             with contextlib.suppress(Exception):

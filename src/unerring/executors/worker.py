@@ -15,18 +15,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from unerring.core.events import Decision, Discarded, Events, ItemEnd, TransportFailure
+from unerring.core.events import (
+    Decision,
+    Discarded,
+    Events,
+    ItemEnd,
+    ItemStart,
+    TransportFailure,
+)
 from unerring.core.totals import Totals
 from unerring.journal.group import Group
 from unerring.process import Process
 from unerring.scheduler.build import Work, local_scheduler
-from unerring.scheduler.loop import Scheduler
+from unerring.scheduler.loop import REMOTE_BURST, Scheduler
 from unerring.scheduler.sources import Fed, Item
 
 GATHER_S = 0.02  # how long a call lets a group gather before it answers
-# steps an item decides before it lets the loop run (the local scheduler's 256 would keep
-# a worker on a model that never waits from answering the driver for too long)
-BURST = 32
 
 
 @dataclass
@@ -46,17 +50,6 @@ class Report:
     done: bool = False  # the worker's run has ended: nothing more will come
 
 
-def _minus(a: Totals, b: Totals) -> Totals:
-    out = Totals()
-    for name in Totals.__slots__:
-        if name == "flags":
-            out.flags = {f: c - b.flags.get(f, 0) for f, c in a.flags.items()}
-            out.flags = {f: c for f, c in out.flags.items() if c}
-        elif name != "wall_s":
-            setattr(out, name, getattr(a, name) - getattr(b, name))
-    return out
-
-
 class Worker:
     """A scheduler fed by the driver; its events gathered into groups."""
 
@@ -67,15 +60,20 @@ class Worker:
         self._sent_tokens = 0
         events = Events()
         events.subscribe(self)
-        self.scheduler: Scheduler = local_scheduler(work, events, self.totals, burst=BURST)
+        self.scheduler: Scheduler = local_scheduler(work, events, self.totals, burst=REMOTE_BURST)
         self.fed = Fed()  # the items the driver hands over
-        self._processes: dict[int, Process[Any, Any]] = {}  # theirs, until their end ships
+        # the processes of items started here, until their end ships (sealing a group
+        # turns an item's noteworthy decisions into rows, which its process helps make)
+        self._processes: dict[int, Process[Any, Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None
         self.done = False
         self._cpu = time.process_time()
 
     # -- the scheduler's events ----------------------------------------------------------------
+    def on_item_start(self, x: ItemStart) -> None:
+        self._processes[x.item] = x.process
+
     def on_decision(self, d: Decision) -> None:
         self.group.add(d)
 
@@ -103,8 +101,6 @@ class Worker:
         `cancel_after`: a stop's deadline, after which what is pending is cancelled."""
         if self._task is None:
             self._task = asyncio.create_task(self._run())
-        for it in items:
-            self._processes[it.index] = it.process
         self.fed.put(items)
         if stop is not None:
             self.scheduler.request_stop(stop, cancel_after)
@@ -127,7 +123,7 @@ class Worker:
             if isinstance(x, ItemEnd):
                 processes.pop(x.item, None)
         now = self.totals.copy()
-        delta = _minus(now, self._sent)
+        delta = now.minus(self._sent)
         self._sent = now
         handed = now.samples + now.speculative_samples
         tokens = now.prompt_tokens + now.completion_tokens

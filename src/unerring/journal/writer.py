@@ -22,7 +22,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from unerring.core.events import Decision, Discarded, ItemEnd, NodesAdded, TransportFailure
+from unerring.core.events import (
+    Decision,
+    Discarded,
+    ItemEnd,
+    ItemStart,
+    NodesAdded,
+    TransportFailure,
+)
 from unerring.core.totals import Totals
 from unerring.journal.codec import pack_node_ends
 from unerring.journal.group import Columns, Group, Noted
@@ -62,16 +69,14 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...
 class JournalWriter:
     """Subscribes to scheduler events and writes them to the store.
 
-    `process_of(item)` gives the process of an item that has not ended yet (for its
-    `dump_state` and `features`); the writer asks once per item and keeps the answer
-    until the item's end is committed.
+    An item's `ItemStart` hands over its process (for its `dump_state` and `features`),
+    kept until the item's end is committed: every other event of an item follows it.
     """
 
     def __init__(
         self,
         store: Store,
         run: RunRecord,
-        process_of: Callable[[int], Process[Any, Any]],
         *,
         durability: Durability = "group",
         interval_s: float = 0.2,
@@ -81,7 +86,6 @@ class JournalWriter:
     ) -> None:
         self.store = store
         self.run = run
-        self.process_of = process_of
         self.durability = durability
         self.interval_s = interval_s
         self.max_group = max_group  # decisions a group holds before the writer wakes
@@ -94,7 +98,7 @@ class JournalWriter:
         self.graph = run.kind == "graph"
         # what commits added and no `commits` row says yet (steps, samples, tokens, cost):
         # a chain's clock is its steps' own times, so only runs of many items keep rows
-        self._unlogged: tuple[int, int, int, float] | None = None
+        self._unlogged: Totals | None = None
         self._log_due = 0.0
         self.totals = Totals(run.stats)  # the run's committed totals
         self.error: str | None = None
@@ -117,10 +121,13 @@ class JournalWriter:
             self._thread.start()
 
     # -- scheduler events (hot path) -------------------------------------------------------
+    def on_item_start(self, x: ItemStart) -> None:
+        log = _ItemLog(x.process)
+        with self._lock:  # (the writer copies the items under it)
+            self._items[x.item] = log
+
     def on_decision(self, d: Decision) -> None:
         with self._lock:
-            if d.item not in self._items:  # the process is known only while its item runs
-                self._items[d.item] = _ItemLog(self.process_of(d.item))
             group = self._group
             size = group.add(d)
             items = len(group.blocks)
@@ -139,9 +146,6 @@ class JournalWriter:
     def on_group(self, group: Group) -> None:
         """Take a whole group of events at once (a remote worker's, in the order made)."""
         with self._lock:
-            for item in group.item_indices():
-                if item not in self._items:
-                    self._items[item] = _ItemLog(self.process_of(item))
             self._group.merge(group)
             size = self._group.size
             items = len(self._group.blocks)
@@ -156,8 +160,6 @@ class JournalWriter:
 
     def _other(self, x: TransportFailure | Discarded | ItemEnd) -> None:
         with self._lock:
-            if x.item not in self._items:
-                self._items[x.item] = _ItemLog(self.process_of(x.item))
             self._group.items.append(x)
         if self._thread is None:
             self._drain()
@@ -220,13 +222,18 @@ class JournalWriter:
                 self._unlogged = None
         self._conn.close()
 
-    def _log_progress(
-        self, conn: sqlite3.Connection, now: float, added: tuple[int, int, int, float]
-    ) -> None:
+    def _log_progress(self, conn: sqlite3.Connection, now: float, added: Totals) -> None:
         conn.execute(
             "INSERT INTO commits (run, time, steps, samples, tokens, cost)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (self.run.id, now, *added),
+            (
+                self.run.id,
+                now,
+                added.steps_decided,
+                added.samples,
+                added.prompt_tokens + added.completion_tokens,
+                added.cost,
+            ),
         )
         self._log_due = now + PROGRESS_EVERY_S
 
@@ -266,7 +273,9 @@ class JournalWriter:
         No lock: one dict lookup is atomic, and the step loop only adds items (the writer
         alone removes them). Taking the lock here, twice a node, left the step loop
         waiting on it, and then on the interpreter, while the writer went on."""
-        log = self._items[item]
+        log = self._items.get(item)
+        if log is None:  # a bug of the caller's, said in one line
+            raise LookupError(f"item {item} has events but no ItemStart")
         totals = log.totals
         if totals is None:
             totals = log.totals = self._item_totals(item)
@@ -463,7 +472,9 @@ class JournalWriter:
             unlogged = self._unlogged
             added = None if self.chain else _progress(t, saved)
             if added is not None:
-                unlogged = added if unlogged is None else _plus(unlogged, added)
+                if unlogged is not None:
+                    added.merge(unlogged)  # (a new object: what is held stays as it was)
+                unlogged = added
                 now = time.time()
                 if self.durability == "group" or now >= self._log_due:
                     self._log_progress(conn, now, unlogged)
@@ -516,23 +527,13 @@ class JournalWriter:
         return [(run_id, *r, seq) for seq, r in enumerate(a.rows, last + 1)]
 
 
-def _progress(now: Totals, before: Totals) -> tuple[int, int, int, float] | None:
-    """What a commit adds to the run (steps decided, samples, tokens, cost), or None when it
-    adds nothing to draw (a commit of only ends or failures)."""
-    steps = now.steps_decided - before.steps_decided
-    samples = now.samples - before.samples
-    tokens = (
-        now.prompt_tokens + now.completion_tokens - before.prompt_tokens - before.completion_tokens
-    )
-    if not (steps or samples or tokens):
+def _progress(now: Totals, before: Totals) -> Totals | None:
+    """What a commit adds to the run, or None when it adds nothing to draw (a commit of
+    only ends or failures: no step decided, no sample, no token)."""
+    added = now.minus(before)
+    if not (added.steps_decided or added.samples or added.prompt_tokens + added.completion_tokens):
         return None
-    return steps, samples, tokens, now.cost - before.cost
-
-
-def _plus(
-    a: tuple[int, int, int, float], b: tuple[int, int, int, float]
-) -> tuple[int, int, int, float]:
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
+    return added
 
 
 def _dump(process: Process[Any, Any], state: Any) -> str | None:

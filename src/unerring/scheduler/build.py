@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from unerring.backends.base import Backend
-from unerring.backends.factory import Transport, make_backend
+from unerring.backends.factory import Transport, make_backend, oracle_for
 from unerring.backends.spec import ModelSpec
 from unerring.core.events import Events, TransportFailure
 from unerring.core.totals import Totals
 from unerring.planning.pricing import Prices
-from unerring.scheduler.loop import BURST, Scheduler
+from unerring.scheduler.loop import LOCAL_BURST, Scheduler
 from unerring.voting.adaptive import AdaptiveRule
 from unerring.voting.config import Budget, VotingConfig
 
@@ -22,7 +22,7 @@ def local_scheduler(
     events: Events,
     totals: Totals,
     wrap: Callable[[Backend], Backend] | None = None,
-    burst: int = BURST,
+    burst: int = LOCAL_BURST,
 ) -> Scheduler:
     """A scheduler for `work` with its own backend (`wrap`ped, if given); transport
     failures count into `totals` and go out as events."""
@@ -37,7 +37,7 @@ def local_scheduler(
         backend if wrap is None else wrap(backend),
         work.voting,
         events,
-        simulate=work.spec.simulated,
+        oracle=oracle_for(work.spec),
         prices=work.prices,
         budget=work.budget,
         totals=totals,

@@ -31,6 +31,15 @@ class Item:
 class Source(Protocol):
     """Where a run's items come from: all at once (a batch) or as they become ready."""
 
+    # no item will come that the run's own item ends do not make ready (a source fed from
+    # outside stays open until it is closed)
+    closed: bool
+
+    def bind(self, wake: asyncio.Event) -> None:
+        """The event that wakes the scheduler's idle workers: a source fed from outside
+        sets it as items come (others need not keep it)."""
+        ...
+
     def take(self) -> Item | None:
         """An item ready to start now, or None when none is (yet)."""
         ...
@@ -74,8 +83,13 @@ class Items:
     """A fixed sequence of items, taken in order (pulled lazily: a batch's processes are
     built only as their items start)."""
 
+    closed = True
+
     def __init__(self, items: Iterable[Item]) -> None:
         self._items = iter(items)
+
+    def bind(self, wake: asyncio.Event) -> None:
+        pass  # every item is here from the start
 
     def take(self) -> Item | None:
         return next(self._items, None)

@@ -16,13 +16,14 @@ samples for a node however the graph's branches interleave, resumed or not.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from unerring.core.events import ItemEnd, NodesAdded
+from unerring.core.events import Events, ItemEnd, NodesAdded
 from unerring.graph import Graph, GraphError, Memory, Node, compact_json
 from unerring.process import Process
 from unerring.scheduler.graph_check import Seen, check_nodes, check_streamed, node_index
@@ -69,19 +70,22 @@ Restore = Callable[[Process[Any, Any], int, int, str | None], Any]
 
 class TaskTree:
     """A graph's nodes as the scheduler's Source: `take` the next ready node as an item,
-    `ended` when its item ends (output, expansion, dependents made ready)."""
+    `ended` when its item ends (output, expansion, dependents made ready). Nodes joining
+    the run go out as `NodesAdded` events (the journal writes them)."""
+
+    closed = True  # every node is made here, by the graph or a decided node's expansion
 
     def __init__(
         self,
         graph: Graph,
         *,
         max_depth: int,
-        on_added: Callable[[NodesAdded], None] | None = None,
+        events: Events | None = None,
         restore: Restore | None = None,
     ) -> None:
         self.graph = graph
         self.max_depth = max_depth
-        self.on_added = on_added
+        self.events = events or Events()
         self.restore = restore
         self.nodes: dict[str, TreeNode] = {}
         self.dependents: dict[str, list[str]] = {}
@@ -109,8 +113,7 @@ class TaskTree:
                 self.follow(iter(nodes))
                 return
             first = self.add(nodes, None)
-        if self.on_added is not None:
-            self.on_added(self._announce(first))
+        self._added(first)
 
     def follow(self, stream: Iterator[Node]) -> None:
         """Pull the graph's declared nodes from `stream` from now on (a resume hands the
@@ -131,8 +134,8 @@ class TaskTree:
         except GraphError as e:  # (checked before the run: a stream that is not the same)
             self._stream = None
             self.failure = f"the graph's nodes went wrong during the run: {e}"
-        if made and self.on_added is not None:
-            self.on_added(self._announce(made))
+        if made:
+            self._added(made)
 
     def _streamed(self, n: Node) -> TreeNode:
         index = check_streamed(n, self.seen, self.nodes, self._claims)  # (and seen now)
@@ -233,8 +236,7 @@ class TaskTree:
                         t.depth + 1,
                     ):
                         made = self._make(c, t, t.depth + 1)
-                        if self.on_added is not None:
-                            self.on_added(self._announce((made,)))
+                        self._added((made,))
         # who still needs whose results: the nodes that are not decided yet (and, for a
         # streamed node that said its uses, those still to come)
         said = {} if uses is None else {d: u for d, u in uses.items() if u is not None}
@@ -280,6 +282,14 @@ class TaskTree:
                 self.ready.append(t.node.id)
         self._open = sum(1 for t in self.nodes.values() if t.parent is None and not t.complete)
 
+    def _added(self, made: Sequence[TreeNode]) -> None:
+        """Tell the run's subscribers (the journal) of nodes that joined it."""
+        subscribers = self.events.nodes_added
+        if subscribers:
+            x = self._announce(made)
+            for fn in subscribers:
+                fn(x)
+
     def _announce(self, made: Sequence[TreeNode]) -> NodesAdded:
         """New nodes as the journal's items rows take them."""
         return NodesAdded(tuple(self._row(t) for t in made))
@@ -306,6 +316,9 @@ class TaskTree:
         nodes = self.nodes
         deps = {d: nodes[d].result for d in t.node.deps if not held or d in nodes}
         return Memory(t.node, tuple(path), deps)
+
+    def bind(self, wake: asyncio.Event) -> None:
+        pass  # nodes become ready only as the run's own items end: no wake from outside
 
     def take(self) -> Item | None:
         # newest ready node first: a decomposition goes depth first, so a subtree completes

@@ -24,7 +24,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from unerring._version import __version__
 from unerring.backends.base import Backend, TransportError, Wrapping
-from unerring.core.events import Decision, Discarded, ItemEnd, TransportFailure
+from unerring.core.events import Decision, Discarded, ItemEnd, ItemStart, TransportFailure
 from unerring.core.samples import Sample, SampleRequest
 from unerring.journal.store import RunRecord
 
@@ -76,8 +76,8 @@ class _Request:
 
 
 class RunTracer:
-    """One attempt's spans. Hears decisions, discarded speculation, transport failures and
-    items ending; wraps the backend.
+    """One attempt's spans. Hears items starting and ending, decisions, discarded
+    speculation and transport failures; wraps the backend.
 
     Many requests are in flight at once (one per sample on backends that take time, the
     steps of many items side by side): a step's span is keyed by (item, step), a request's
@@ -135,9 +135,6 @@ class RunTracer:
         return out
 
     # -- the runner and the backend side ------------------------------------------------
-    def item_started(self, item: int, item_id: str) -> None:
-        self._ids[item] = item_id
-
     def wrap(self, backend: Backend) -> Backend:
         return TracedBackend(backend, self)
 
@@ -167,6 +164,9 @@ class RunTracer:
                 del self._requests[key]
 
     # -- scheduler events ----------------------------------------------------------------
+    def on_item_start(self, x: ItemStart) -> None:
+        self._ids[x.item] = x.item_id
+
     def on_decision(self, d: Decision) -> None:
         span = self._steps.pop((d.item, d.step), None)
         if span is None:  # a step decided without a request of ours (none today)
