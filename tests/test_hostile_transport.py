@@ -320,13 +320,14 @@ def test_a_gzip_bomb_at_concurrency_8_stays_under_200_mb(tmp_path: Path) -> None
 # -- many requests in flight wait for no connection ---------------------------------------------
 def test_256_requests_in_flight_on_a_slow_server_see_no_false_timeouts(tmp_path: Path) -> None:
     def slow(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
-        time.sleep(3)
+        time.sleep(2)
         return perfect_addition(path, body, headers)
 
     db = tmp_path / "runs.db"
     with fake_openai(slow) as srv:
-        # a 3 s answer within a 7 s --timeout: a request that waited two answers' time for
-        # a pooled connection (64 of them for 256 requests) would time out
+        # a 2 s answer within a 7 s --timeout: the last of 256 requests queued for 64 pooled
+        # connections would wait three answers' time and time out (8 s); the 5 s of slack
+        # is for a loaded machine
         args = ["run", "addition", "--digits", "1", "--batch", "256", "--concurrency", "256",
                 "--timeout", "7", "--model", "openai:m", "--api", "completions", "--base-url",
                 srv.url, "--k", "1", "--store", str(db), "--quiet", "--json"]  # fmt: skip
