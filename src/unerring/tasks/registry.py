@@ -16,7 +16,7 @@ from unerring.tasks.hanoi import Hanoi
 from unerring.tasks.multiply import Multiply
 from unerring.tasks.sort import Sort
 from unerring.tasks.sums import PairwiseSum
-from unerring.tasks.user import UserProcesses, is_reference, user_processes_of
+from unerring.tasks.user import UserProcesses, user_processes_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +137,6 @@ def resolve(task: str, config: Mapping[str, Any]) -> TaskProcesses | UserProcess
     """A journaled run's processes, from its task and recorded configuration (a
     FactoryResolver: the CLI hands it to resume and to analysis): a built-in task's, or a
     user's class found again where the run recorded it (`FILE.py:Class`)."""
-    if "task_source" in config or is_reference(task):
+    if "task_source" in config:
         return user_processes_of(task, config)
     return TaskProcesses(get_task(task), dict(config.get("task_options", {})))
