@@ -67,7 +67,9 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, timeout: float = 120.0, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m unerring ARGS` in a subprocess (reaped by subprocess.run on timeout)."""
     return subprocess.run(
         [sys.executable, "-m", "unerring", *args],
@@ -75,6 +77,7 @@ def cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=timeout,
         env=child_env(),
+        cwd=cwd,
     )
 
 

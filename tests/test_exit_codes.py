@@ -178,3 +178,34 @@ def test_a_store_locked_past_the_busy_timeout_is_busy_exit_75(tmp_path: Path) ->
     # once the other process lets go, the run resumes
     res = cli("resume", "r", "--store", str(db), "--quiet")
     assert res.returncode == 0, res.stderr
+
+
+# commands that take a user's class by reference, and the argv that names one
+REFERENCE = {("run",): [], ("plan",): ["--calibrate"]}
+
+
+def test_every_command_with_set_refuses_bad_references_in_one_line(tmp_path: Path) -> None:
+    """`--set` (a user's class's arguments): a bad reference, a bad --set and a name the
+    constructor does not take each exit 2 in one line, writing nothing."""
+    takes_set = {path for path, parser in COMMANDS if _takes(parser, "--set")}
+    assert takes_set == set(REFERENCE), "add the new command that takes --set to REFERENCE"
+    module = tmp_path / "mine.py"
+    module.write_text(
+        "from unerring.tasks.hanoi import Hanoi\n\n"
+        "class Mine(Hanoi):\n"
+        "    def __init__(self, disks: int = 3) -> None:\n"
+        "        super().__init__(disks)\n"
+    )
+    db = tmp_path / "s.db"
+    for path in sorted(takes_set):
+        where = [*path, *REFERENCE[path]]
+        for ref, more, names in (
+            (f"{tmp_path}/absent.py:Mine", [], "no such file"),
+            (f"{module}:Absent", [], "defines no 'Absent'"),
+            (f"{module}:Mine", ["--set", "nope=1"], "takes no argument 'nope'"),
+            (f"{module}:Mine", ["--set", "=1"], "NAME=VALUE"),
+            (f"{module}:Mine", ["--set", "disks=0"], "Mine(disks=0) raised"),
+        ):
+            store = ["--store", str(db)] if path == ("run",) else []
+            _refused([*where, ref, *more, "--model", MODEL, *store], names=names)
+    assert not db.exists()

@@ -8,6 +8,7 @@ and options, each item's options) is all a resolver needs to make the factory ag
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -64,3 +65,11 @@ class OwnProcesses:
                 "of your own processes needs the same batch"
             )
         return got
+
+
+def short_name(task: str) -> str:
+    """A task's name as a run id or notebook name may hold it: a reference's class
+    (`path/to/file.py:Count` is `Count`), letters, digits, '_', '.' and '-' only."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", task.rpartition(":")[2])[:64]
+    cleaned = cleaned.lstrip("_.-")
+    return cleaned or "process"

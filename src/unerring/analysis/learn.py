@@ -37,7 +37,7 @@ from unerring.errors import StoreError
 from unerring.journal.replay import replay
 from unerring.journal.store import ItemRecord, RunRecord, Store
 from unerring.process import Process
-from unerring.process_factory import FactoryResolver
+from unerring.process_factory import FactoryResolver, short_name
 
 T = TypeVar("T")
 
@@ -205,7 +205,7 @@ def learn(
 
         return asyncio.run(go())
 
-    name = name or first.task
+    name = name or short_name(first.task)
     try:
         base = load_notebook(store, name)
         base_notes: tuple[Note, ...] = base.notes

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from unerring.app import fingerprint
 from unerring.app.options import BatchItem, RunConfig
 from unerring.backends.factory import api_key, check_reachable
 from unerring.errors import GraphError, UsageError
@@ -31,6 +32,7 @@ class NewRun:
     process: Process[Any, Any] | None = None  # a chain's process
     graph: Graph | None = None
     first_nodes: list[Node] | None = None  # a graph's first nodes, checked
+    construction: Any = None  # how its processes were made (app.fingerprint), recorded
 
     @property
     def kind(self) -> str:
@@ -48,6 +50,7 @@ def check_new_run(
     if batch is not None:
         check_batch(batch)
         steps: list[int | None] = []
+        made_as: list[tuple[str, dict[str, Any]]] = []
         for b in batch:
             p = _made(factory, b)
             if isinstance(p, Graph):
@@ -58,10 +61,13 @@ def check_new_run(
             if variants != (0,):
                 check_variants(p, variants)
             steps.append(p.total_steps())
+            known = {**factory.options, **b.options}
+            made_as.append((b.item_id, fingerprint.construction(p, known)))
         rows = [(b.item_id, dict(b.options), s) for b, s in zip(batch, steps, strict=True)]
         total = None if None in steps else sum(s for s in steps if s is not None)
-        return NewRun(total, rows)
+        return NewRun(total, rows, construction=fingerprint.batch(made_as))
     made = factory.make({})
+    construction = fingerprint.recorded(fingerprint.construction(made, factory.options))
     if isinstance(made, Graph):
         if variants != (0,):
             raise UsageError(
@@ -78,11 +84,13 @@ def check_new_run(
                 check_stream(first)
         except GraphError as e:
             raise UsageError(str(e)) from None
-        return NewRun(made.total_steps(), graph=made, first_nodes=checked)
+        return NewRun(
+            made.total_steps(), graph=made, first_nodes=checked, construction=construction
+        )
     if variants != (0,):
         check_variants(made, variants)
     steps_total = made.total_steps()
-    return NewRun(steps_total, [("1", {}, steps_total)], process=made)
+    return NewRun(steps_total, [("1", {}, steps_total)], process=made, construction=construction)
 
 
 def _made(factory: ProcessFactory, b: BatchItem) -> Process[Any, Any] | Graph:

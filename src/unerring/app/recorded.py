@@ -21,6 +21,10 @@ CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url"})
 # resolved when a run starts and kept by every resume (never recomputed)
 KEPT = frozenset({"stopping_resolved"})
 
+# compared only where both sides have one: a journal older than it, or a resume that
+# makes its processes from the journal's own record, has nothing to compare
+WHEN_BOTH = frozenset({"construction"})
+
 _VOTING = tuple(f.name for f in fields(VotingOptions))
 
 # each recorded option's default, as the journal holds it (an option newer than a run is
@@ -36,10 +40,18 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def recorded(config: RunConfig, factory: ProcessFactory) -> dict[str, Any]:
-    """What the journal records of a run's configuration (and of its task)."""
+def recorded(
+    config: RunConfig, factory: ProcessFactory, construction: Any = None
+) -> dict[str, Any]:
+    """What the journal records of a run's configuration (and of its task: where a user's
+    class is found again, how its processes were made; app.fingerprint)."""
     v = config.voting
     out: dict[str, Any] = {"task": factory.name, "task_options": dict(factory.options)}
+    source = getattr(factory, "source", None)  # a user's class by reference (unerring.tasks)
+    if source:
+        out["task_source"] = dict(source)
+    if construction is not None:
+        out["construction"] = construction
     out["model"] = config.model.label  # the text as given: a resume compares it as text
     out.update({name: getattr(v, name) for name in _VOTING if name not in ("stopping", "variants")})
     out["api"] = config.model.api
@@ -75,6 +87,8 @@ def config_difference(journal: Mapping[str, Any], given: Mapping[str, Any]) -> l
     out = []
     for name in sorted(set(journal) | set(given)):
         if name in CHANGEABLE or name in KEPT:
+            continue
+        if name in WHEN_BOTH and (name not in journal or name not in given):
             continue
         if name not in journal and given.get(name) == _DEFAULTS.get(name):
             continue  # an option newer than the run, at its default: what the run used

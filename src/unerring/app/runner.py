@@ -33,7 +33,7 @@ from unerring.journal.writer import JournalWriter
 from unerring.planning.plan import plan_voting, run_prices
 from unerring.planning.pricing import Prices
 from unerring.process import Process
-from unerring.process_factory import ProcessFactory
+from unerring.process_factory import ProcessFactory, short_name
 from unerring.reporting.summary import summary
 from unerring.scheduler.build import Work
 from unerring.scheduler.sources import Item, Items, RunEnd, Source
@@ -154,13 +154,14 @@ def open_run(
         # pinned to a version, so that a resume puts the same notes in the same prompts
         notes = _load_notes(store, config.notes)
         config = replace(config, notes=f"{notes.name}@{notes.version}")
-    journaled = recorded(config, factory)
+    journaled = recorded(config, factory, None if new is None else new.construction)
     journaled["k_resolved"] = voting.k
     if voting.adaptive is not None:
         journaled["stopping_resolved"] = voting.adaptive.as_dict()
     if run is None:
         assert new is not None
-        name = run_id or f"{factory.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        name = run_id or f"{short_name(factory.name)}-{stamp}"
         run = store.create_run(name, factory.name, journaled, new.steps, new.rows, new.kind)
         return Opened(run, config, voting, notes)
     diff = config_difference(run.config, journaled)

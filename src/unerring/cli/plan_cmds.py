@@ -25,6 +25,7 @@ from unerring.cli.args import (
     variant_list,
 )
 from unerring.cli.run_options import config_from_args, task_options
+from unerring.cli.user_args import add_set, refuse_set, refuse_task_flags, set_arguments
 from unerring.errors import UsageError
 from unerring.limits import MAX_K
 from unerring.planning import reliability
@@ -32,7 +33,9 @@ from unerring.planning.calibrate import run_calibration
 from unerring.planning.plan import check_variants
 from unerring.planning.predict import side_by_side
 from unerring.process import Process
+from unerring.process_factory import ProcessFactory
 from unerring.tasks.registry import TaskProcesses, get_task
+from unerring.tasks.user import is_reference, user_processes
 
 # what calibration takes of a run's options: the model and how it is asked
 _CALIBRATION_OPTIONS = frozenset(
@@ -100,10 +103,16 @@ def _print_rules(rules: dict[str, Any]) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    spec = get_task(args.calibrate)
-    process = TaskProcesses(spec, task_options(args, spec)).make({})
+    if is_reference(args.calibrate):
+        refuse_task_flags(args, args.calibrate)
+        factory: ProcessFactory = user_processes(args.calibrate, set_arguments(args.set_args))
+    else:
+        refuse_set(args, args.calibrate)
+        spec = get_task(args.calibrate)
+        factory = TaskProcesses(spec, task_options(args, spec))
+    process = factory.make({})
     if not isinstance(process, Process):
-        raise UsageError(f"task {spec.name!r} is a graph; --calibrate measures a chain's steps")
+        raise UsageError(f"task {factory.name!r} is a graph; --calibrate measures a chain's steps")
     config = config_from_args(args, RunConfig(), _CALIBRATION_OPTIONS)
     model, transport = config.model, config.session.transport
     if not transport.stop:
@@ -126,7 +135,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     )
     steps = args.steps or process.total_steps()
     out = cal.as_dict()
-    out["task"] = spec.name
+    out["task"] = factory.name
     out["model"] = model.text
     plan = None
     if steps and 0.5 < cal.p < 1.0:
@@ -142,7 +151,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"calibrated {spec.name} on {model.text}: {cal.steps} steps, {cal.samples} samples")
+        print(
+            f"calibrated {factory.name} on {model.text}: {cal.steps} steps, {cal.samples} samples"
+        )
         print(f"p            {cal.p:.4f}  (95% CI {cal.p_low:.4f}-{cal.p_high:.4f})")
         print(f"valid rate   {cal.valid_rate:.4f}")
         print(
@@ -218,8 +229,12 @@ def register(sub: Any) -> None:
         "--k", type=up_to(MAX_K), help=f"evaluate this k instead of k_min (at most {MAX_K:,})"
     )
     plan.add_argument(
-        "--calibrate", metavar="TASK", help="measure p on sampled steps of TASK with --model"
+        "--calibrate",
+        metavar="TASK",
+        help="measure p on sampled steps of TASK with --model: a built-in task, or your "
+        "own Process as FILE.py:Class or module:Class (arguments with --set)",
     )
+    add_set(plan)
     add_model(
         plan,
         "model to calibrate (with --calibrate); several for an ensemble: each member "

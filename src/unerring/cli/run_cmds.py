@@ -25,15 +25,23 @@ from unerring.cli.run_options import (
     config_from_args,
     task_options,
 )
+from unerring.cli.user_args import (
+    add_set,
+    refuse_set,
+    refuse_task_flags,
+    set_arguments,
+    user_items,
+)
 from unerring.errors import StoreRefused, UsageError
 from unerring.executors import Execution
 from unerring.journal.store import MEMORY, RunRecord
+from unerring.process_factory import ProcessFactory
 from unerring.tasks.registry import TASKS, TaskProcesses, get_task, resolve
+from unerring.tasks.user import UserProcesses, is_reference, user_processes
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    spec = get_task(args.task_name)
-    factory = TaskProcesses(spec, task_options(args, spec))
+    factory = _factory(args)
     config = config_from_args(args, RunConfig())
     result = execute(
         config,
@@ -51,18 +59,41 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store.close()
     if run is None:
         raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
-    factory = resolve(run.task, run.config)
-    typed = task_options(args, factory.spec, typed_only=True)
-    if typed:
-        factory = TaskProcesses(factory.spec, {**factory.options, **typed})
+    factory: ProcessFactory = resolve(run.task, run.config)
+    if isinstance(factory, TaskProcesses):
+        typed = task_options(args, factory.spec, typed_only=True)
+        if typed:
+            factory = TaskProcesses(factory.spec, {**factory.options, **typed})
+    else:
+        refuse_task_flags(args, run.task)
     config = config_from_args(args, from_journal(run.config))
     result = execute(config, factory, run_id=run.run_id, resume=True, hooks=_hooks(args, config))
     return _print_result(result, args.json)
 
 
-def _batch(args: argparse.Namespace, factory: TaskProcesses) -> list[BatchItem] | None:
+def _factory(args: argparse.Namespace) -> TaskProcesses | UserProcesses:
+    """The processes TASK names: a built-in task with its flags, or a user's class by
+    reference (`FILE.py:Class`, `module:Class`) with its `--set` arguments."""
+    if is_reference(args.task_name):
+        refuse_task_flags(args, args.task_name)
+        return user_processes(args.task_name, set_arguments(args.set_args))
+    refuse_set(args, args.task_name)
+    spec = get_task(args.task_name)
+    return TaskProcesses(spec, task_options(args, spec))
+
+
+def _batch(
+    args: argparse.Namespace, factory: TaskProcesses | UserProcesses
+) -> list[BatchItem] | None:
     if args.items is not None and args.batch is not None:
         raise UsageError("give --items FILE or --batch N, not both")
+    if isinstance(factory, UserProcesses):
+        if args.batch is not None:
+            raise UsageError(
+                f"--batch N makes items of a built-in task; give {factory.name}'s items "
+                "with --items FILE.jsonl"
+            )
+        return None if args.items is None else user_items(args.items, factory)
     if args.items is not None:
         return items_from_file(args.items, factory.spec, factory.options)
     if args.batch is not None:
@@ -156,7 +187,14 @@ def register(sub: Any) -> None:
         help="run a process, voting on every step",
         description="Run a process, voting on every step.",
     )
-    run.add_argument("task_name", metavar="TASK", help=f"one of: {', '.join(TASKS)}")
+    run.add_argument(
+        "task_name",
+        metavar="TASK",
+        help=f"a built-in task, one of: {', '.join(TASKS)}; or your own Process or Graph "
+        "subclass as FILE.py:Class or package.module:Class (arguments with --set, items "
+        "with --items)",
+    )
+    add_set(run)
     add_task_options(run)
     add_model(run, MODEL_HELP)
     add_voting_options(run)

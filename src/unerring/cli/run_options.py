@@ -131,7 +131,8 @@ def add_voting_options(run: argparse.ArgumentParser) -> None:
         "--items",
         metavar="FILE",
         help="run a batch: one item per line of FILE, a JSON object of task options "
-        '(optionally with an "id"), e.g. {"digits": 30, "seed": 4}',
+        '(optionally with an "id"), e.g. {"digits": 30, "seed": 4}; for FILE.py:Class, '
+        'of its constructor\'s keyword arguments, e.g. {"id": "q1", "question": "..."}',
     )
     run.add_argument(
         "--max-depth",

@@ -16,6 +16,7 @@ from unerring.tasks.hanoi import Hanoi
 from unerring.tasks.multiply import Multiply
 from unerring.tasks.sort import Sort
 from unerring.tasks.sums import PairwiseSum
+from unerring.tasks.user import UserProcesses, user_processes_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,10 @@ def task_processes(name: str, options: Mapping[str, Any] | None = None) -> TaskP
     return TaskProcesses(spec, {o.name: given.get(o.name, o.default) for o in spec.options})
 
 
-def resolve(task: str, config: Mapping[str, Any]) -> TaskProcesses:
+def resolve(task: str, config: Mapping[str, Any]) -> TaskProcesses | UserProcesses:
     """A journaled run's processes, from its task and recorded configuration (a
-    FactoryResolver: the CLI hands it to resume and to analysis)."""
+    FactoryResolver: the CLI hands it to resume and to analysis): a built-in task's, or a
+    user's class found again where the run recorded it (`FILE.py:Class`)."""
+    if "task_source" in config:
+        return user_processes_of(task, config)
     return TaskProcesses(get_task(task), dict(config.get("task_options", {})))
