@@ -38,8 +38,6 @@ class RunResult:
         status, summary and outputs, nothing drawn."""
         outcome = RunEnd(run.status, run.reason, store.item_counts(run))  # type: ignore[arg-type]
         s = summary(run, run.stats, outcome, store, len(store.attempts(run)))
-        if run.kind == "graph":
-            s.update({k: run.stats.get(k) for k in ("nodes", "node_statuses", "result_correct")})
         return cls(outcome, run, s, store, factory)
 
     @property
