@@ -241,3 +241,10 @@ def test_a_backend_of_ones_own_is_journaled_by_its_model_name(tmp_path: Path) ->
     with pytest.raises(UsageError, match="model"):  # a resume needs the backend again
         unerring.run(Count(3), k=2, store=db, run_id="o")
     assert unerring.run(Count(3), model=Echo(), k=2, store=db, run_id="o").output() == Tally(3, 3)
+
+
+def test_a_backend_of_ones_own_runs_on_the_local_executor_only() -> None:
+    ray = unerring.ExecutorSpec("ray", workers=2)
+    with pytest.raises(UsageError, match="local executor") as e:
+        unerring.run(Count(3), model=Echo(), k=2, store=":memory:", executor=ray)
+    assert "\n" not in str(e.value)

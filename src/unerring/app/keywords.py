@@ -99,4 +99,12 @@ def library_config(caller: str, options: Mapping[str, Any]) -> RunConfig:
     given = {**LIBRARY_DEFAULTS, **options, "handle_signals": False}
     if given.get("model") is not None:
         given["model"] = model_spec(given["model"])
-    return configure(RunConfig(), {k: v for k, v in given.items() if v is not None})
+    config = configure(RunConfig(), {k: v for k, v in given.items() if v is not None})
+    if config.model.backend is not None and config.session.executor.kind != "local":
+        # the object lives in this process: Ray's workers would each need a copy
+        raise UsageError(
+            "a Backend object of your own runs on the local executor; leave out {executor} "
+            "or give {model} as a spec text",
+            params=("executor", "model"),
+        )
+    return config
