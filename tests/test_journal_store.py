@@ -314,8 +314,14 @@ def test_run_id_reused_with_other_options_is_refused(tmp_path: Path) -> None:
     assert res.returncode == 2
     line = one_line_error(res.stderr)
     assert "'named'" in line and "k: journal has 3, given 4" in line, line
-    # the same options name the same run: it is already completed, so nothing to do
-    res = cli(*hanoi_args(db, "named", 4, 3), "--quiet")
+    # the same options name the same run: it is completed, so its recorded result
+    before = decisions(db, "named")
+    res = cli(*hanoi_args(db, "named", 4, 3), "--json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)
+    assert s["status"] == "completed" and s["steps_decided"] == 15 and s["attempts"] == 1
+    assert decisions(db, "named") == before
+    res = cli("resume", "named", "--store", str(db), "--quiet")  # a resume: nothing to do
     assert res.returncode == 2
     assert "already completed" in one_line_error(res.stderr)
     res = cli("resume", "nobody", "--store", str(db))

@@ -215,6 +215,7 @@ def test_a_graph_report_summarises_its_task_tree(tmp_path: Path) -> None:
     html = section.html
     # 12 numbers: 11 cuts, each expanding into two halves and a merge: 34 nodes
     assert "<th>nodes</th><td>34</td>" in html
+    assert "<th>result correct</th><td>yes</td>" in html  # as its end kept it
     assert "merge 11, sort 23" in html
     # the width is the most nodes at one depth; every node is decided
     rows = re.findall(r"<tr><td>(\d+)</td><td class=\"n\">(\d+)</td>", html)

@@ -101,7 +101,7 @@ def test_spans_per_run_step_and_request_match_the_journal() -> None:
         assert a["unerring.samples"] == d["samples"]
         assert a["gen_ai.usage.input_tokens"] == d["prompt_tokens"] == tokens[d["step"]]
         assert a["gen_ai.usage.output_tokens"] == d["completion_tokens"]
-        assert a["unerring.votes"] == tuple(json.loads(d["votes"]))
+        assert a["unerring.votes"] == tuple(d["votes"])  # decoded, as exported
         assert a["unerring.undecided"] is False and a["unerring.k"] == 2
         assert "unerring.item" not in a and "unerring.node" not in a  # chains have neither
     # each journaled transport failure is an event on the request it hit; retries counted

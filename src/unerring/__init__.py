@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from unerring.api import run, run_batch
+    from unerring.app.keywords import RunOptions
     from unerring.app.result import RunResult
+    from unerring.app.tools import calibrate, learn_notes
     from unerring.core.flags import Flag
     from unerring.errors import (
         FatalBackendError,
@@ -51,6 +53,7 @@ _WHERE = {
     "OutputError": "unerring.errors",
     "Process": "unerring.process",
     "RetriesExhausted": "unerring.errors",
+    "RunOptions": "unerring.app.keywords",
     "RunResult": "unerring.app.result",
     "StoreBusy": "unerring.errors",
     "StoreError": "unerring.errors",
@@ -59,6 +62,8 @@ _WHERE = {
     "TransportError": "unerring.errors",
     "UnerringError": "unerring.errors",
     "UsageError": "unerring.errors",
+    "calibrate": "unerring.app.tools",
+    "learn_notes": "unerring.app.tools",
     "run": "unerring.api",
     "run_batch": "unerring.api",
 }
@@ -78,6 +83,7 @@ __all__ = [
     "OutputError",
     "Process",
     "RetriesExhausted",
+    "RunOptions",
     "RunResult",
     "StoreBusy",
     "StoreError",
@@ -87,6 +93,8 @@ __all__ = [
     "UnerringError",
     "UsageError",
     "__version__",
+    "calibrate",
+    "learn_notes",
     "run",
     "run_batch",
 ]

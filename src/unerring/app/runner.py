@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from unerring.app.checks import NewRun, check_given_run_id, check_model, check_new_run
 from unerring.app.options import BatchItem, Hooks, RunConfig
+from unerring.app.outputs import graph_stats
 from unerring.app.recorded import config_difference, recorded
 from unerring.app.result import RunResult
 from unerring.app.resume import journaled_nodes, learnt_rule, task_tree
@@ -84,6 +85,8 @@ def execute(
             voting=voting,
             batch=batch,
         )
+        if opened.completed:  # the same run asked for again: what it recorded
+            return RunResult.recorded(store, opened.run, factory)
         with _locked(store, opened.run):
             if hooks.on_start is not None:
                 hooks.on_start(opened.run, opened.voting.k)
@@ -121,6 +124,7 @@ class Opened:
     config: RunConfig  # notes pinned to a version
     voting: VotingConfig
     notes: Notebook | None
+    completed: bool = False  # a completed run asked for again: nothing to decide
 
 
 def open_run(
@@ -134,7 +138,8 @@ def open_run(
     batch: Sequence[BatchItem] | None,
 ) -> Opened:
     """The run in the journal: made for a new run, checked against the configuration for
-    one the journal holds (another configuration is refused, by name)."""
+    one the journal holds (another configuration is refused, by name). A completed run
+    started again with its configuration is `completed` (a resume of one is refused)."""
     run = store.get_run(run_id) if run_id else None
     if run is None and new is None:
         raise StoreRefused(f"no run {run_id!r} in {config.session.store} (see `unerring runs`)")
@@ -170,6 +175,8 @@ def open_run(
             f"run {run.run_id!r} in the journal was made with other options; "
             f"refusing to mix them: {'; '.join(diff)}"
         )
+    if run.status == "completed" and new is not None:
+        return Opened(run, config, voting, notes, completed=True)
     if run.status == "completed":
         raise StoreRefused(f"run {run.run_id!r} is already completed; nothing to resume")
     kept = run.config.get("stopping_resolved")
@@ -283,10 +290,13 @@ def drive(
     if rule is not None:
         s["stopping_state"] = rule.describe()
     if tree is not None and graph is not None:
-        s["nodes"] = len(tree.seen)
-        s["result_correct"] = graph.check(tree.outputs()) if outcome.status == "completed" else None
+        kept = graph_stats(graph, tree, outcome.status, store, fresh)
+        with contextlib.suppress(Exception):  # (as the end above: the records stand)
+            store.keep_stats(fresh, kept)
+        s.update({k: kept[k] for k in ("nodes", "node_statuses", "result_correct")})
+        fresh = replace(fresh, stats={**fresh.stats, **kept})
     s.update(execution.report())
-    return RunResult(outcome, fresh, s, store)
+    return RunResult(outcome, fresh, s, store, factory)
 
 
 def _process_of(factory: ProcessFactory, rec: ItemRecord) -> Process[Any, Any]:

@@ -118,7 +118,9 @@ def make_backend(
         )
     inner: Backend
     redactor = None
-    if spec.sim is not None:
+    if spec.backend is not None:  # the user's own: wrapped in limits and retries as any
+        inner = spec.backend
+    elif spec.sim is not None:
         inner = SimBackend(spec.sim)
     elif spec.provider == "openai":
         key = api_key(spec, t, env)

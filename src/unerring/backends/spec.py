@@ -4,7 +4,8 @@ what a simulated model's spec says about its error rate."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from unerring import defaults
 from unerring.backends.openai_config import Api
@@ -24,6 +25,8 @@ class ModelSpec:
     members: tuple[tuple[float, ModelSpec], ...] = ()  # (weight, model) of an ensemble
     given: str = ""  # the text as given (the journal's record; an ensemble member's name)
     api: Api = defaults.API  # chat messages or a completion prompt
+    # a Backend object of the user's own (provider "own"): it draws every sample
+    backend: Any = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -52,7 +55,7 @@ class ModelSpec:
         """Does any sample come from a server (which may need a key)?"""
         if self.members:
             return any(m.remote for _, m in self.members)
-        return self.sim is None
+        return self.sim is None and self.backend is None
 
 
 PROVIDERS = ("sim", "openai")
@@ -63,6 +66,13 @@ _MEMBER_SEPARATOR = re.compile(r"\s+\+\s+")
 
 
 _WEIGHT = re.compile(r"^\s*([^*:\s]+)\s*\*\s*(.+)$")
+
+
+def own_model(backend: Any) -> ModelSpec:
+    """A Backend object of one's own as a model: journaled as "own:NAME" (its `model`
+    name); a run made with one resumes only given a backend again."""
+    name = str(backend.model)
+    return ModelSpec("own", name, given=f"own:{name}", backend=backend)
 
 
 def ensemble_text(models: list[str]) -> str:
@@ -119,6 +129,12 @@ def _parse_one(text: str) -> ModelSpec:
         )
     if provider == "openai":
         return ModelSpec("openai", rest.strip())
+    if provider == "own":
+        raise UsageError(
+            f"{{model}} {text!r} was a backend object of one's own: pass the object itself "
+            "(model=backend) from Python to run or resume with it",
+            params=("model",),
+        )
     raise UsageError(
         f"unknown model provider {provider!r} in {{model}} {text!r} "
         f"(known: {', '.join(PROVIDERS)})",

@@ -9,18 +9,20 @@ import sys
 from typing import Any
 
 from unerring.analysis.records import safe
+from unerring.app.outputs import MakeProcess, output_json, output_rows
 from unerring.cli import report_cmds
 from unerring.cli.args import add_store, children_shown, non_negative_int, open_store
 from unerring.cli.items import named_item
 from unerring.cli.show_text import summary_lines
 from unerring.cli.table import table
 from unerring.cli.tree import CHILDREN, render_tree
-from unerring.errors import StoreRefused, UsageError
+from unerring.errors import StoreRefused, UnerringError, UsageError
 from unerring.journal.store import RunRecord, Store
 from unerring.reporting.rows import export_rows
 from unerring.reporting.status import status_line
 from unerring.reporting.streams import write_csv, write_jsonl
 from unerring.reporting.summary import item_summary, summary
+from unerring.tasks.registry import resolve
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -110,6 +112,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     s["last_activity"] = line["last_activity"]
     s["config"] = run.config
+    if item is not None:  # its state where it ended (a node's output): a JSON value
+        s["output"] = output_json(store, run, item, _maker(run))
     if args.json:
         print(json.dumps(s))
         return 0
@@ -121,6 +125,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.what == "outputs" and args.format == "parquet":
+        raise UsageError("--what outputs is for --format jsonl or csv")
     if args.format == "parquet":
         return report_cmds.cmd_export_parquet(args)
     if args.output:
@@ -130,10 +136,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     run = store.get_run(args.run_id)
     if run is None:
         raise StoreRefused(f"no run {args.run_id!r} in {args.store} (see `unerring runs`)")
-    rows = export_rows(store, run, args.what, named_item(store, run, args.item))
+    if args.what == "outputs":
+        if args.item is not None:
+            raise UsageError("--what outputs writes every item; leave out --item")
+        rows = output_rows(store, run, _maker(run))
+    else:
+        rows = export_rows(store, run, args.what, named_item(store, run, args.item))
     (write_jsonl if args.format == "jsonl" else write_csv)(rows, sys.stdout)
     sys.stdout.flush()
     return 0
+
+
+def _maker(run: RunRecord) -> MakeProcess | None:
+    """Makes a run's item's process again (a chain that journals no state is replayed to
+    show its output); None where its task is not one this CLI knows."""
+    try:
+        factory = resolve(run.task, run.config)
+    except UnerringError:
+        return None
+    return lambda it: factory.make(it.options, it.item_id)
 
 
 def register(sub: Any) -> None:
@@ -182,10 +203,12 @@ def register(sub: Any) -> None:
     export.add_argument("-o", "--output", metavar="FILE", help="the Parquet file to write")
     export.add_argument(
         "--what",
-        choices=("decisions", "samples", "nodes"),
+        choices=("decisions", "samples", "nodes", "outputs"),
         default="decisions",
-        help="decisions, samples, or a graph's nodes (id, parent, dependencies, status, "
-        "input, output, steps, samples, tokens)",
+        help="decisions, samples, a graph's nodes (id, parent, dependencies, status, "
+        "input, output, steps, samples, tokens), or outputs: one row per item (id, status, "
+        "output: its state where it ended, a node's output; correct: completed with no "
+        "checked step wrong, where the task has a checker)",
     )
     export.add_argument("--item", metavar="ID", help="one item of a batch, in the single-run form")
     export.set_defaults(func=cmd_export)

@@ -36,6 +36,7 @@ FIELDS = (
     "last_activity",
 )
 BATCH_FIELDS = ("items", "items_completed", "items_stopped", "items_failed", "items_pending")
+GRAPH_FIELDS = ("nodes", "node_statuses", "result_correct")
 # counts of what did not happen say nothing: left out at zero (errors and undecided stay:
 # zero of those is the news)
 _QUIET_AT_ZERO = frozenset({"cost", "transport_failures"})
@@ -74,6 +75,8 @@ def value_text(key: str, value: Any) -> str | None:
     """A field's value as shown, or None to leave its line out (nothing to say)."""
     if key == "errors" and value is None:
         return "no checker"
+    if key == "result_correct" and value is None:
+        return "unknown (no checker, or not completed)"
     if value is None or value == "" or value == {} or value == []:
         return None
     if key in _QUIET_AT_ZERO and not value:
@@ -99,7 +102,7 @@ def value_text(key: str, value: Any) -> str | None:
 
 def summary_lines(s: Mapping[str, Any]) -> Iterator[str]:
     """The summary's fields that have something to say, `key  value` a line."""
-    keys = FIELDS + (BATCH_FIELDS if "items" in s else ())
+    keys = FIELDS + (BATCH_FIELDS if "items" in s else ()) + (GRAPH_FIELDS if "nodes" in s else ())
     for key in keys:
         text = value_text(key, s.get(key))
         if text is not None:

@@ -82,6 +82,14 @@ class Runs(StoreBase):
             (status, reason, time.time(), run.rowid),
         )
 
+    def keep_stats(self, run: RunRecord, kept: dict[str, Any]) -> None:
+        """Add `kept` to the run's stats (what its end computed, read back with no
+        recomputation); the totals there stay as the journal writer wrote them."""
+        row = self.conn.execute("SELECT stats FROM runs WHERE id = ?", (run.rowid,)).fetchone()
+        stats = json.loads(row[0]) if row is not None and row[0] else {}
+        stats.update(kept)
+        self.conn.execute("UPDATE runs SET stats = ? WHERE id = ?", (json.dumps(stats), run.rowid))
+
     # -- attempts -------------------------------------------------------------------------
     def begin_attempt(self, run: RunRecord) -> int:
         with self._starting():

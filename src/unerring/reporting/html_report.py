@@ -261,6 +261,13 @@ def items_section(v: RunView) -> Section | None:
     return Section(v.anchor("items"), "Items", "".join(parts))
 
 
+def _verdict(correct: Any) -> str:
+    """A graph's checker's verdict on its result, as kept at its end."""
+    if correct is None:
+        return "unknown (no checker, or not completed)"
+    return "yes" if correct else "no"
+
+
 def tree_section(v: RunView) -> Section | None:
     """Graphs: the task tree's depth, width (nodes at each depth), node status and kinds,
     and the nodes not decided (bounded), aggregated from the journal's node records."""
@@ -288,6 +295,7 @@ def tree_section(v: RunView) -> Section | None:
         pairs(
             [
                 ("nodes", num(total)),
+                ("result correct", _verdict(v.run.stats.get("result_correct"))),
                 ("depth", num(max(levels, default=0))),
                 ("width (most nodes at one depth)", num(width)),
                 ("kinds", esc(", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items())))),

@@ -28,7 +28,7 @@ def export_rows(
         if what == "decisions":
             for index, item_id in ids.items():
                 for d in store.decisions(run, item=index):
-                    yield {"item": item_id, **_typed_decision(d)}
+                    yield {"item": item_id, **typed_decision(d)}
             return
         for d in _typed_samples(store.samples(run)):
             d["item"] = ids.get(d["item"], d["item"])
@@ -37,14 +37,14 @@ def export_rows(
     index = 0 if item is None else item.item
     if what == "decisions":
         for d in store.decisions(run, item=index):
-            yield _typed_decision(d)
+            yield typed_decision(d)
         return
     for d in _typed_samples(store.samples(run, item=index)):
         d.pop("item", None)
         yield d
 
 
-def _typed_decision(d: dict[str, Any]) -> dict[str, Any]:
+def typed_decision(d: dict[str, Any]) -> dict[str, Any]:
     """The journal keeps flags as integers (SQLite has no booleans): every export gives
     them as booleans, `correct` None where the task has no checker."""
     d["undecided"] = bool(d["undecided"])

@@ -65,7 +65,24 @@ def summary(
             {"id": it.item_id, "status": it.status, "reason": it.reason}
             for it in _first_unfinished(store, run, 20)
         ]
+    if run.kind == "graph":
+        out.update(graph_summary(run, store))
     return out
+
+
+# what a graph run's end keeps in its stats for its summary (see app.outputs.graph_stats)
+GRAPH_FIELDS = ("nodes", "node_statuses", "result_correct")
+
+
+def graph_summary(run: RunRecord, store: Store) -> dict[str, Any]:
+    """A graph run's nodes (count, and count by status) and whether its result is right
+    (None: no checker, or not completed), as its end kept them in the run's stats; a run
+    that kept none (stopped before its end, or older) has its nodes counted here."""
+    st = run.stats
+    if "nodes" in st:
+        return {k: st.get(k) for k in GRAPH_FIELDS}
+    counts = store.item_counts(run)
+    return {"nodes": sum(counts.values()), "node_statuses": counts, "result_correct": None}
 
 
 def item_summary(run: RunRecord, item: ItemRecord, store: Store) -> dict[str, Any]:

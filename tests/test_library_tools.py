@@ -1,0 +1,39 @@
+"""The CLI's calibration and note learning as library functions taking one's own process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import unerring
+from tests.analysis_helpers import sim
+from tests.test_results import Count
+from unerring.tasks.hanoi import Hanoi
+
+
+def test_calibrate_measures_a_process_of_ones_own() -> None:
+    cal = unerring.calibrate(Count(500), model="sim:error=0.1,seed=4", samples=200)
+    assert cal.steps == 200
+    assert 0.85 < cal.p < 0.95 and cal.p_low < cal.p < cal.p_high
+    with pytest.raises(unerring.UsageError, match="samples"):
+        unerring.calibrate(Count(), samples=0)
+
+
+def test_learn_notes_on_a_library_run_keeps_the_note_that_cures(tmp_path: Path) -> None:
+    db = str(tmp_path / "j.db")
+    model = sim(3)  # disk=2: curable; disk=4: not curable by any note
+    r = unerring.run(Hanoi(9), model=model, k=4, store=db, run_id="before", record="samples")
+    r.store.close()
+    result = unerring.learn_notes("before", process=Hanoi(9), model=model, store=db, name="nb")
+    outcomes = {c.pattern: c.outcome for c in result.candidates}
+    assert outcomes["outvoted_wrong/disk=2"] == "kept"
+    assert result.notebook.accepted and result.notebook.name == "nb"
+    after = unerring.run(Hanoi(9), model=model, k=4, store=db, run_id="after", notes="nb")
+    assert after.run.config["notes"] == "nb@1"
+
+
+def test_learn_notes_refuses_a_store_that_is_not_there(tmp_path: Path) -> None:
+    with pytest.raises(unerring.StoreRefused, match="no such journal"):
+        unerring.learn_notes("r", process=Count(), store=str(tmp_path / "none.db"))
+    assert not (tmp_path / "none.db").exists()
