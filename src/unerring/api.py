@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
 from unerring import defaults
+from unerring.app.checks import check_made
 from unerring.app.options import BatchItem, RunConfig, configure
 from unerring.app.result import RunResult
 from unerring.app.runner import execute
@@ -84,6 +85,7 @@ def run(
         "speculate": speculate,
     }
     config = _config("run", named, voting)
+    check_made(process)  # before its name is read
     return execute(config, OwnProcesses.of(process), run_id=run_id)
 
 
@@ -122,6 +124,11 @@ def run_batch(
     )
     if not named:
         raise UsageError("run_batch needs at least one process")
+    for item_id, p in named:  # every one (a resume makes only those not completed)
+        try:
+            check_made(p)
+        except UsageError as e:
+            raise UsageError(f"item {item_id!r}: {e}") from None
     given = {
         "model": model,
         "k": k,
