@@ -39,6 +39,7 @@ class VotingKeywords(TypedDict, total=False):
     base_url: str | None
     notes: str | None
     max_depth: int
+    max_steps: int | None
 
 
 def _config(caller: str, named: dict[str, Any], more: Mapping[str, Any]) -> RunConfig:
@@ -71,8 +72,10 @@ def run(
 
     Further keywords set how steps are voted (temperature, max_tokens,
     max_samples_per_step, on_undecided, parallel, record, stopping="adaptive", variants: a
-    tuple of prompt variants). With a file `store` and a `run_id` that is already there,
-    the run resumes where it stopped.
+    tuple of prompt variants). `max_steps` caps a process whose `total_steps()` is None:
+    an item whose `done()` is still false after that many steps (or after its
+    `total_steps()`) fails, naming `done()`. With a file `store` and a `run_id` that is
+    already there, the run resumes where it stopped.
     """
     named = {
         "model": model,

@@ -225,6 +225,7 @@ def drive(
         speculate=session.speculate,
         window=session.window,
         rule=rule,
+        max_steps=config.max_steps,
     )
     execution = executor.start(work, events, totals, None if watcher is None else watcher.wrap)
     writer = JournalWriter(
