@@ -203,3 +203,102 @@ def test_the_cli_takes_max_steps_and_refuses_a_bad_value(tmp_path: Path) -> None
     assert res.returncode == 0, res.stderr  # hanoi has a total: 7 steps, all decided
     run, item = _item(tmp_path / "j.db", "h")
     assert run.config["max_steps"] == 3 and item.next_step == 7
+
+
+# -- parse raising: its own flag kind, kept in the journal, ending an item early -------------
+
+
+class Boom(Count):
+    """`parse` raises on every response."""
+
+    name = "boom"
+
+    def parse(self, text: str) -> int | Flag:
+        raise ValueError("boom")
+
+
+class Strict(Count):
+    """Answers `answer=N;`; `parse` raises on a response cut short (the sim's malformed)."""
+
+    name = "strict"
+
+    def parse(self, text: str) -> int | Flag:
+        if not text.endswith(";"):
+            raise KeyError(f"no ';' in {text!r}")
+        return int(text.removeprefix("answer=").removesuffix(";"))
+
+    def render(self, answer: int) -> str:
+        return f"answer={answer:04d};"
+
+
+@pytest.mark.parametrize("model", [SIM, f"{SIM},latency=1"])
+def test_parse_raising_on_every_sample_ends_its_item_within_2k_samples(
+    tmp_path: Path, model: str
+) -> None:
+    store = tmp_path / "j.db"
+    k = 3
+    r = unerring.run(Boom(), model=model, k=k, store=str(store), run_id="b")
+    assert r.outcome.status == "failed"
+    assert "boom" in r.outcome.reason and "parse_error" in r.outcome.reason
+    assert "ValueError" in r.outcome.reason and "undecided" not in r.outcome.reason
+    assert r.summary["samples"] <= 2 * k
+    assert r.summary["flags"] == {"parse_error": r.summary["samples"]}
+    assert r.summary["parse_error"] == {"step": 0, "type": "ValueError", "message": "boom"}
+    run, item = _item(store, "b")
+    assert (run.status, item.status, item.next_step) == ("failed", "failed", 0)
+    assert item.stats["parse_error"] == {"step": 0, "type": "ValueError", "message": "boom"}
+    assert item.stats["flags"] == {"parse_error": r.summary["samples"]}
+
+
+def test_speculation_ends_an_all_flagged_chain_the_same_way(tmp_path: Path) -> None:
+    r = unerring.run(Boom(), model=f"{SIM},latency=1", k=2, speculate=3)
+    assert r.outcome.status == "failed" and "boom" in r.outcome.reason
+    assert r.summary["samples"] <= 4
+
+
+def test_an_item_that_failed_on_parse_errors_resumes_once_parse_is_fixed(tmp_path: Path) -> None:
+    store = tmp_path / "j.db"
+    r = unerring.run_batch({"a": Count(), "b": Boom()}, model=SIM, k=2, store=str(store),
+                           run_id="rb")  # fmt: skip
+    assert r.outcome.status == "failed" and "boom" in r.outcome.reason
+    assert r.summary["items_completed"] == 1 and r.summary["items_failed"] == 1
+    (bad,) = r.summary["items_not_completed"]
+    assert bad["id"] == "b" and "parse_error" in bad["reason"] and "boom" in bad["reason"]
+    r = unerring.run_batch({"a": Count(), "b": Count()}, model=SIM, k=2, store=str(store),
+                           run_id="rb")  # fmt: skip
+    assert r.outcome.status == "completed" and r.summary["items_completed"] == 2
+
+
+def test_a_step_capped_below_2k_with_every_sample_flagged_names_the_flag() -> None:
+    r = unerring.run(Boom(), model=SIM, k=3, max_samples_per_step=4)
+    assert r.outcome.status == "failed" and "boom" in r.outcome.reason
+    assert r.summary["samples"] == 4
+
+
+def test_the_first_parse_error_is_kept_shown_and_the_run_goes_on(tmp_path: Path) -> None:
+    store = tmp_path / "j.db"
+    r = unerring.run(Strict(n=30, total=30), model=f"{SIM},flag=0.3", k=2, store=str(store),
+                     run_id="s")  # fmt: skip
+    assert r.outcome.status == "completed"
+    flags = r.summary["flags"]
+    assert flags.get("parse_error", 0) > 0 and "parse" not in flags
+    first = r.summary["parse_error"]
+    assert first["type"] == "KeyError" and "no ';' in" in first["message"]
+    _, item = _item(store, "s")
+    assert item.stats["parse_error"] == first
+    # `unerring show` names it in a line, as the summary does
+    res = cli("show", "s", "--store", str(store))
+    assert res.returncode == 0, res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("parse_error"))
+    assert f"step {first['step']}: KeyError: " in line
+
+
+def test_a_long_message_is_kept_to_a_few_hundred_characters() -> None:
+    class Long(Boom):
+        def parse(self, text: str) -> int | Flag:
+            raise RuntimeError("x" * 10_000 + "\n" + "y")
+
+    r = unerring.run(Long(), model=SIM, k=1)
+    got = r.summary["parse_error"]
+    assert got["type"] == "RuntimeError" and len(got["message"]) <= 300
+    assert len(r.outcome.reason) < 1000

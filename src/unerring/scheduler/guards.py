@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from unerring.core.events import Decision
+from unerring.core.flags import Flag, raised_text
 from unerring.process import Process
 
 # no limit: a chain without a total and without max_steps runs until done() says so
@@ -35,3 +37,33 @@ def overrun_reason(process: Process[Any, Any], limit: int) -> str:
         f"done() still false after max_steps = {limit:,} steps (total_steps() is None); "
         "fix done(), or raise max_steps"
     )
+
+
+# what to look at, by the flag most of an all-flagged step's samples got
+_HINTS = {
+    Flag.PARSE_ERROR: "fix parse(): return Flag.PARSE for a response it cannot read",
+    Flag.PARSE: "the responses are not in the format parse() reads: restate it in the prompt",
+    Flag.INVALID: "validate() rejects every answer: check it, and the prompt",
+    Flag.OVERLONG: "every response is over max_tokens: raise it, or ask for the answer only",
+    Flag.EMPTY: "the model returns no text: check the model and its server",
+}
+
+
+def all_flagged(d: Decision) -> bool:
+    """An undecided step none of whose samples was valid: its first 2k were all red-flagged
+    (the step gave up) or every sample to its cap was."""
+    return not d.votes and bool(d.flags)
+
+
+def flagged_reason(d: Decision) -> str:
+    """Why an item ends at a step whose samples were all red-flagged: the kind most of them
+    got (and what `parse` raised, if it did), not the sample cap."""
+    flags = d.flags or {}
+    ranked = sorted(flags.items(), key=lambda fc: -fc[1])
+    kind = ranked[0][0]
+    counts = ", ".join(f"{f.value} {n:,}" for f, n in ranked)
+    text = f"step {d.step}: all {d.samples:,} samples red-flagged, most as {kind.value} ({counts})"
+    if d.parse_error is not None:
+        text += f"; parse() raised {raised_text(d.parse_error)}"
+    hint = _HINTS.get(kind)
+    return f"{text}; {hint}" if hint else text

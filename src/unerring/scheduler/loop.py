@@ -23,7 +23,7 @@ from unerring.backends.base import Backend, FatalBackendError, StepOracle, Trans
 from unerring.core.events import Decision, Discarded, Events, ItemEnd, ItemStart
 from unerring.core.totals import Totals
 from unerring.planning.pricing import Prices
-from unerring.scheduler.guards import overrun_reason, step_limit
+from unerring.scheduler.guards import all_flagged, flagged_reason, overrun_reason, step_limit
 from unerring.scheduler.sources import Item, Items, RunEnd, Source, Status, run_end
 from unerring.scheduler.speculation import Pipeline
 from unerring.scheduler.step import BudgetCut, SampleCap, Steps, first_error
@@ -348,7 +348,7 @@ class Scheduler:
                 return
             self.emit(d)
             if d.state_after is None:  # undecided, and not taken by plurality
-                self.end_item(it, "stopped", self.undecided_reason(d))
+                self.end_item(it, *self.undecided_end(d))
                 return
             state = it.state = d.state_after
             step = it.step = step + 1
@@ -416,6 +416,14 @@ class Scheduler:
             self._not_completed.append(end)
         for fn in self.events.item_end:
             fn(end)
+
+    def undecided_end(self, d: Decision) -> tuple[Status, str]:
+        """How an item ends at a step that moved no state: failed, naming the flag, where
+        every sample was red-flagged (its first 2k gave up; a resume draws it again), else
+        stopped at the cap."""
+        if all_flagged(d):
+            return "failed", flagged_reason(d)
+        return "stopped", self.undecided_reason(d)
 
     def undecided_reason(self, d: Decision) -> str:
         why = (

@@ -39,7 +39,7 @@ class Loop(Protocol):
 
     def discard(self, it: Item, step: int, vote: StepVote) -> None: ...
 
-    def undecided_reason(self, d: Decision) -> str: ...
+    def undecided_end(self, d: Decision) -> tuple[Status, str]: ...
 
 
 class _Open:
@@ -146,7 +146,7 @@ class Pipeline:
                 loop.emit(d)
                 if d.state_after is None:
                     await self._discard_all()
-                    loop.end_item(it, "stopped", loop.undecided_reason(d))
+                    loop.end_item(it, *loop.undecided_end(d))
                     return
                 it.state, it.step = d.state_after, d.step + 1
                 if pipe:
