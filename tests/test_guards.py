@@ -4,13 +4,17 @@ flag kind, steps whose first 2k samples are all flagged, Ctrl-C in a library cal
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import unerring
-from tests.helpers import cli
+from tests.helpers import child_env, cli
 from unerring import Flag, Process
 from unerring.errors import UsageError
 from unerring.graph import Graph, Memory, Node
@@ -302,3 +306,69 @@ def test_a_long_message_is_kept_to_a_few_hundred_characters() -> None:
     got = r.summary["parse_error"]
     assert got["type"] == "RuntimeError" and len(got["message"]) <= 300
     assert len(r.outcome.reason) < 1000
+
+
+# -- Ctrl-C in a library call ------------------------------------------------------------------
+
+SCRIPT = """
+import sys
+import unerring
+from unerring import Flag, Process
+
+
+class Slow(Process[int, int]):
+    name = "slow"
+
+    def initial_state(self):
+        return 0
+
+    def done(self, state, step):
+        return False
+
+    def prompt(self, state, step):
+        if step == 3:
+            print("started", flush=True)
+        return f"{state} + 1 ="
+
+    def parse(self, text):
+        return int(text)
+
+    def advance(self, state, answer):
+        return answer
+
+    def solve(self, state, step):
+        return state + 1
+
+    def render(self, answer):
+        return str(answer)
+
+
+unerring.run(Slow(), model="sim:error=0,latency=20", k=2, store=sys.argv[1], run_id="int",
+             max_steps=1_000_000)
+print("returned", flush=True)
+"""
+
+
+def test_ctrl_c_in_a_library_call_raises_one_keyboard_interrupt(tmp_path: Path) -> None:
+    script = tmp_path / "long_run.py"
+    script.write_text(SCRIPT)
+    store = tmp_path / "j.db"
+    child = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=child_env())  # fmt: skip
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"  # the run is under way
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode != 0 and "returned" not in out
+    assert err.count("KeyboardInterrupt") == 1, err
+    assert err.rstrip().endswith("KeyboardInterrupt")
+    assert "During handling of the above exception" not in err
+    assert "CancelledError" not in err
+    run = Store(str(store)).get_run("int")
+    assert run is not None and run.status == "stopped"
+    assert "SIGINT" in run.reason

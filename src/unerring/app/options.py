@@ -40,7 +40,9 @@ class Session:
     speculate: int = defaults.SPECULATE  # steps a chain may open ahead of its vote
     window: int | None = None  # items deciding at once (default: from the concurrency)
     max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
-    handle_signals: bool = True  # SIGINT and SIGTERM stop the run cleanly
+    # SIGINT and SIGTERM stop the run cleanly; False (a library call): Ctrl-C stops it
+    # cleanly, then raises one KeyboardInterrupt (see app.signals.interrupt_on_sigint)
+    handle_signals: bool = True
 
     def __post_init__(self) -> None:
         if self.speculate < 0:
