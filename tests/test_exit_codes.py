@@ -178,3 +178,14 @@ def test_a_store_locked_past_the_busy_timeout_is_busy_exit_75(tmp_path: Path) ->
     # once the other process lets go, the run resumes
     res = cli("resume", "r", "--store", str(db), "--quiet")
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "x", "1.5"])
+def test_a_bad_max_steps_is_exit_2_in_one_line_and_writes_nothing(bad: str, tmp_path: Path) -> None:
+    store = tmp_path / "runs.db"
+    res = cli("run", "hanoi", "--disks", "3", "--model", MODEL, "--store", str(store),
+              "--max-steps", bad, "--quiet")  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--max-steps" in lines[0], res.stderr
+    assert not store.exists()

@@ -195,13 +195,8 @@ def test_max_steps_must_be_a_positive_whole_number(tmp_path: Path) -> None:
             unerring.run(Count(), model=SIM, k=1, max_steps=bad)  # type: ignore[arg-type]
 
 
-def test_the_cli_takes_max_steps_and_refuses_a_bad_value(tmp_path: Path) -> None:
-    store = str(tmp_path / "j.db")
-    for bad in ("0", "x", "-1"):
-        res = cli("run", "hanoi", "--disks", "3", "--model", SIM, "--store", store,
-                  "--max-steps", bad, "--quiet")  # fmt: skip
-        assert res.returncode == 2, res.stderr
-        assert "--max-steps" in res.stderr and "Traceback" not in res.stderr
+def test_the_cli_takes_max_steps(tmp_path: Path) -> None:
+    store = str(tmp_path / "j.db")  # (a bad value: tests/test_exit_codes.py)
     res = cli("run", "hanoi", "--disks", "3", "--model", SIM, "--store", store, "--run-id",
               "h", "--max-steps", "3", "--quiet")  # fmt: skip
     assert res.returncode == 0, res.stderr  # hanoi has a total: 7 steps, all decided
