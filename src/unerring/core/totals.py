@@ -128,16 +128,15 @@ class Totals:
         if not (math.isfinite(cost) and math.isfinite(wall)):
             return json.dumps(self.as_dict())  # (never, for a run's totals)
         flags = json.dumps(self.flags) if self.flags else "{}"
-        pe = self.parse_error
-        more = "" if pe is None else f', "parse_error": {json.dumps(pe)}'
+        pe = "null" if self.parse_error is None else json.dumps(self.parse_error)
         return (
             f'{{"checked": {self.checked}, "completion_tokens": {self.completion_tokens}, '
-            f'"cost": {cost!r}, "errors": {self.errors}, "flags": {flags}, '
+            f'"cost": {cost!r}, "errors": {self.errors}, "flags": {flags}, "parse_error": {pe}, '
             f'"prompt_tokens": {self.prompt_tokens}, "red_flags": {self.red_flags}, '
             f'"samples": {self.samples}, "speculative_samples": {self.speculative_samples}, '
             f'"steps_decided": {self.steps_decided}, '
             f'"transport_failures": {self.transport_failures}, '
-            f'"undecided": {self.undecided}, "wall_s": {wall!r}{more}}}'
+            f'"undecided": {self.undecided}, "wall_s": {wall!r}}}'
         )
 
     def item_json(self) -> str:
