@@ -167,6 +167,17 @@ def test_done_still_false_after_total_steps_fails_at_that_step(
     assert "done()" in item.reason and "done()" in run.reason
 
 
+def test_a_wrong_decision_that_lengthens_a_chain_past_its_total_fails_it() -> None:
+    """addition counts its total for the correct run: a wrongly decided carry adds a step
+    (k = 1 on a model wrong 30% of the time), and the item fails at its total, saying so."""
+    from unerring.tasks.addition import Addition
+
+    r = unerring.run(Addition(digits=40), model="sim:error=0.3,seed=3", k=1)
+    assert r.outcome.status == "failed" and r.summary["steps_decided"] == 65
+    assert "a wrong decision took the chain off its course" in r.outcome.reason
+    assert r.summary["errors"] > 0
+
+
 def test_max_steps_caps_a_process_without_a_total(tmp_path: Path) -> None:
     store = tmp_path / "j.db"
     r = unerring.run(Endless(total=None), model=SIM, k=1, store=str(store), run_id="m",

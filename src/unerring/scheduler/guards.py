@@ -28,10 +28,14 @@ def step_limit(process: Process[Any, Any], max_steps: int | None) -> int:
 
 
 def overrun_reason(process: Process[Any, Any], limit: int) -> str:
-    """Why an item fails at its step limit, naming `done()` and where the limit came from."""
+    """Why an item fails at its step limit, naming `done()` and where the limit came from.
+
+    A total counted for the correct run (addition's carries) is also passed when a wrong
+    decision lengthens the chain: the reason says so."""
     if process.total_steps() is not None:
         return (
-            f"done() still false after total_steps() = {limit:,} steps; fix done() or total_steps()"
+            f"done() still false after total_steps() = {limit:,} steps: done() or "
+            "total_steps() is wrong, or a wrong decision took the chain off its course"
         )
     return (
         f"done() still false after max_steps = {limit:,} steps (total_steps() is None); "
