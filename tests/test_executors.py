@@ -268,6 +268,8 @@ def test_merging_totals_adds_every_field_but_the_clock() -> None:
     for n, name in enumerate(Totals.__slots__, start=1):
         if name == "flags":
             a.flags, b.flags = {"parse": 1}, {"parse": 2, "length": 5}
+        elif name == "parse_error":
+            b.parse_error = {"step": 3, "type": "ValueError", "message": "b"}
         else:
             setattr(a, name, n)
             setattr(b, name, 10 * n)
@@ -275,8 +277,14 @@ def test_merging_totals_adds_every_field_but_the_clock() -> None:
     for n, name in enumerate(Totals.__slots__, start=1):
         if name == "flags":
             assert a.flags == {"parse": 3, "length": 5}
+        elif name == "parse_error":  # the first one kept: a had none, so b's
+            assert a.parse_error == {"step": 3, "type": "ValueError", "message": "b"}
         else:
             assert getattr(a, name) == (n if name == "wall_s" else 11 * n), name
+    c = Totals()
+    c.parse_error = {"step": 0, "type": "KeyError", "message": "c"}
+    c.merge(b)
+    assert c.parse_error == {"step": 0, "type": "KeyError", "message": "c"}
 
 
 def test_minus_undoes_merge_but_the_clock_and_drops_spent_flags() -> None:
@@ -285,6 +293,8 @@ def test_minus_undoes_merge_but_the_clock_and_drops_spent_flags() -> None:
     for n, name in enumerate(Totals.__slots__, start=1):
         if name == "flags":
             earlier.flags, added.flags = {"parse": 2, "length": 1}, {"parse": 4}
+        elif name == "parse_error":
+            added.parse_error = {"step": 5, "type": "ValueError", "message": "x"}
         else:
             setattr(earlier, name, 10 * n)
             setattr(added, name, n)
@@ -294,6 +304,9 @@ def test_minus_undoes_merge_but_the_clock_and_drops_spent_flags() -> None:
     for n, name in enumerate(Totals.__slots__, start=1):
         if name == "flags":
             assert out.flags == {"parse": 4}  # length did not move: left out, not 0
+        elif name == "parse_error":  # new since the earlier copy: handed over once
+            assert out.parse_error == added.parse_error
+            assert later.minus(later).parse_error is None
         else:
             assert getattr(out, name) == (0 if name == "wall_s" else n), name
     assert earlier.flags == {"parse": 2, "length": 1}  # neither side is changed
@@ -334,6 +347,12 @@ def test_totals_json_and_copies_are_what_the_generic_forms_make() -> None:
         for name in Totals.__slots__:
             if name == "flags":
                 t.flags = {"parse": rng.randint(1, 9)} if trial % 2 else {}
+            elif name == "parse_error":
+                t.parse_error = (
+                    {"step": trial, "type": "ValueError", "message": f"bad {trial}"}
+                    if trial % 3
+                    else None
+                )
             elif name in ("cost", "wall_s"):
                 setattr(t, name, rng.random() * 10 ** rng.randint(-8, 6))
             elif rng.random() < 0.3:  # an item's totals are mostly zeros

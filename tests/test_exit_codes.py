@@ -209,3 +209,14 @@ def test_every_command_with_set_refuses_bad_references_in_one_line(tmp_path: Pat
             store = ["--store", str(db)] if path == ("run",) else []
             _refused([*where, ref, *more, "--model", MODEL, *store], names=names)
     assert not db.exists()
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "x", "1.5"])
+def test_a_bad_max_steps_is_exit_2_in_one_line_and_writes_nothing(bad: str, tmp_path: Path) -> None:
+    store = tmp_path / "runs.db"
+    res = cli("run", "hanoi", "--disks", "3", "--model", MODEL, "--store", str(store),
+              "--max-steps", bad, "--quiet")  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--max-steps" in lines[0], res.stderr
+    assert not store.exists()

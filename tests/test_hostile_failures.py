@@ -61,12 +61,18 @@ class HostileModel:
             else s
             for s in out
         ]
-        if request.step % 4 != 1:
+        # fewer than 2k in a row at a step's start (k = 2): a step whose first 2k samples
+        # are all red-flagged ends its item; these are voted past
+        if request.step % 4 == 1:
+            hostile = HOSTILE[:3]
+        elif request.step % 4 == 3:
+            hostile = HOSTILE[3:]
+        else:
             return out
         # samples never change (the simulator shares one object between equal responses)
         return [
-            Sample(HOSTILE[index], s.prompt_tokens, None, s.latency_s, "hostile")
-            if index < len(HOSTILE)
+            Sample(hostile[index], s.prompt_tokens, None, s.latency_s, "hostile")
+            if index < len(hostile)
             else s
             for index, s in enumerate(out, request.first_index)
         ]

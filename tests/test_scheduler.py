@@ -321,8 +321,10 @@ class Garbage:
 def test_nothing_the_model_returns_crashes_the_engine() -> None:
     h = Hanoi(3)
     outcome, engine = run_one(h, Garbage(), VotingConfig(k=2, max_samples_per_step=40))
-    assert outcome.status == "stopped" and "undecided" in outcome.reason
-    assert engine.totals.red_flags == 40
+    # its first 2k samples all red-flagged: the item fails there, naming the flag, not the cap
+    assert outcome.status == "failed" and "red-flagged" in outcome.reason
+    assert "undecided" not in outcome.reason
+    assert engine.totals.red_flags == 4
     assert set(engine.totals.flags) <= {f.value for f in Flag}
 
 
@@ -339,8 +341,14 @@ def test_a_parser_that_raises_becomes_a_red_flag() -> None:
         VotingConfig(k=1, max_samples_per_step=5),
         oracle=ProcessOracle,
     )
-    assert outcome.status == "stopped"
-    assert engine.totals.flags == {"parse": 5}
+    # its own kind, parse_error; the first 2k samples all raised: the item fails, saying what
+    assert outcome.status == "failed" and "RuntimeError: a bug in user code" in outcome.reason
+    assert engine.totals.flags == {"parse_error": 2}
+    assert engine.totals.parse_error == {
+        "step": 0,
+        "type": "RuntimeError",
+        "message": "a bug in user code",
+    }
 
 
 class Failing:
@@ -543,6 +551,10 @@ def test_flagged_samples_never_change_the_tally(
         noisy.insert(min(pos, len(noisy)), text)
     cap = len(noisy) + k
     a, b = _one_step(clean, k, cap), _one_step(noisy, k, cap)
+    if all(t in _FLAGGED for t in noisy[: 2 * k]):
+        # its first 2k samples all flagged: the step gives up there, taking no vote
+        assert (b.samples, b.votes, b.undecided, b.winner_text) == (2 * k, {}, True, None)
+        return
     assert (a.winner_text, a.votes, a.undecided) == (b.winner_text, b.votes, b.undecided)
     assert sum((b.flags or {}).values()) == b.samples - sum(b.votes.values()) - b.surplus
 

@@ -71,10 +71,13 @@ def test_transport_kinds_map_to_categories(kind: str, category: Category) -> Non
     assert is_transport(category)
 
 
-def test_red_flags_map_to_format_or_overlength() -> None:
+def test_red_flags_map_to_format_overlength_or_parse_exception() -> None:
     assert flag_category(Flag.OVERLONG.value) is Category.OVERLENGTH
     for f in (Flag.PARSE, Flag.INVALID, Flag.EMPTY):
         assert flag_category(f.value) is Category.FORMAT
+    # an exception out of the process's parse is its own kind and its own category
+    assert flag_category(Flag.PARSE_ERROR.value) is Category.PARSE_EXCEPTION
+    assert {flag_category(f.value) for f in Flag} <= set(Category)
     assert not is_transport(Category.FORMAT)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
+from unerring.app.checks import check_made
 from unerring.app.keywords import RunOptions, library_config
 from unerring.app.options import BatchItem
 from unerring.app.result import RunResult
@@ -37,9 +38,12 @@ def run(
 
     A `run_id` the store already holds resumes that run where it stopped (the
     configuration must match, option by option); a completed one is given back as
-    recorded. `result.output()` is the final state (a graph's result).
+    recorded. `result.output()` is the final state (a graph's result). `max_steps` caps a
+    process whose `total_steps()` is None: an item whose `done()` is still false after
+    that many steps (or after its `total_steps()`) fails, naming `done()`.
     """
     config = library_config("run", options)
+    check_made(process)  # before its name is read
     return execute(config, OwnProcesses.of(process), run_id=run_id)
 
 
@@ -71,6 +75,11 @@ def run_batch(
     )
     if not named:
         raise UsageError("run_batch needs at least one process")
+    for item_id, p in named:  # every one (a resume makes only those not completed)
+        try:
+            check_made(p)
+        except UsageError as e:
+            raise UsageError(f"item {item_id!r}: {e}") from None
     config = library_config("run_batch", options)
     factory = OwnProcesses(named[0][1].name, {}, dict(named))
     batch = [BatchItem(item_id, dict(p.options())) for item_id, p in named]

@@ -154,6 +154,21 @@ class Process(ABC, Generic[S, A]):
 
 
 SIMULATION_HOOKS = ("solve", "render", "wrong_answers")
+REQUIRED = ("initial_state", "done", "prompt", "parse", "advance")
+
+
+def missing_required(obj: object) -> list[str]:
+    """The required methods (`initial_state`, `done`, `prompt`, `parse`, `advance`) that
+    `obj`'s class does not define: still abstract (a class whose abstract methods were
+    cleared, or an object made without its constructor), or absent (an object that is no
+    Process). A run is refused at its start naming them."""
+    cls = type(obj)
+    out = []
+    for m in REQUIRED:
+        got = getattr(cls, m, None)
+        if not callable(got) or getattr(got, "__isabstractmethod__", False):
+            out.append(m)
+    return out
 
 
 def missing_for_simulation(process: Process[Any, Any]) -> list[str]:

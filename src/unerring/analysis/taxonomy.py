@@ -13,6 +13,7 @@ from enum import StrEnum
 class Category(StrEnum):
     FORMAT = "format_violation"  # red flag: parse, invalid, empty
     OVERLENGTH = "overlength"  # red flag: over the token limit
+    PARSE_EXCEPTION = "parse_exception"  # red flag: the process's parse raised (parse_error)
     OUTVOTED = "outvoted_wrong"  # a valid sample that voted against the winner
     REJECTED = (
         "checker_rejected"  # a decision (and the samples that voted for it) the checker rejected
@@ -58,6 +59,16 @@ TAXONOMY: tuple[Entry, ...] = (
         "specification: disobey task specification",
         "memory: context overflow",
         "keep the red flag; shorten the prompt or ask for the answer only",
+    ),
+    Entry(
+        Category.PARSE_EXCEPTION,
+        "the process's parse() raised on a response (red flag parse_error)",
+        "system: tool_execution_error",
+        "system execution: configuration issues",
+        "-",
+        "-",
+        "fix parse(): return Flag.PARSE for a response it cannot read; `unerring show` "
+        "names the first exception",
     ),
     Entry(
         Category.OUTVOTED,
@@ -224,8 +235,12 @@ def transport_category(kind: str) -> Category:
 
 
 def flag_category(flag: str) -> Category:
-    """Map a red flag's value (redflags.Flag) to a category."""
-    return Category.OVERLENGTH if flag == "overlong" else Category.FORMAT
+    """Map a red flag's value (core.flags.Flag) to a category."""
+    if flag == "overlong":
+        return Category.OVERLENGTH
+    if flag == "parse_error":
+        return Category.PARSE_EXCEPTION
+    return Category.FORMAT
 
 
 def is_transport(category: Category) -> bool:

@@ -12,11 +12,11 @@ from unerring.app import fingerprint
 from unerring.app.options import BatchItem, RunConfig
 from unerring.backends.factory import api_key, check_reachable
 from unerring.errors import GraphError, UsageError
-from unerring.graph import Graph, Node
+from unerring.graph import Graph, Memory, Node
 from unerring.journal.lock import check_run_id
 from unerring.limits import MAX_ITEM_ID, MAX_ITEMS
 from unerring.planning.plan import check_variants
-from unerring.process import Process
+from unerring.process import REQUIRED, Process, missing_required
 from unerring.process_factory import ProcessFactory
 from unerring.scheduler.graph_check import check_nodes, check_stream
 
@@ -80,6 +80,7 @@ def check_new_run(
             checked = None
             if isinstance(first, Sequence):
                 checked = check_nodes(first, (), config.max_depth)
+                check_graph_processes(made, checked)
             else:  # a stream: read through once, holding an index per node
                 check_stream(first)
         except GraphError as e:
@@ -87,6 +88,7 @@ def check_new_run(
         return NewRun(
             made.total_steps(), graph=made, first_nodes=checked, construction=construction
         )
+    check_made(made)
     if variants != (0,):
         check_variants(made, variants)
     steps_total = made.total_steps()
@@ -95,9 +97,53 @@ def check_new_run(
 
 def _made(factory: ProcessFactory, b: BatchItem) -> Process[Any, Any] | Graph:
     try:
-        return factory.make(b.options, b.item_id)
+        made = factory.make(b.options, b.item_id)
+        check_made(made)
     except UsageError as e:
         raise UsageError(f"{b.where()}: {e.template}", params=e.params) from None
+    return made
+
+
+def check_made(obj: object) -> None:
+    """`obj` is a Graph, or a Process whose class defines every required method; else a
+    UsageError naming what it lacks (before anything is written)."""
+    if isinstance(obj, Graph):
+        return
+    missing = missing_required(obj)
+    cls = type(obj).__name__
+    if not isinstance(obj, Process):
+        lacks = f"; it lacks {', '.join(missing)}" if missing else ""
+        raise UsageError(
+            f"a run takes a Process or a Graph, got a {cls!r} object{lacks} (subclass "
+            f"unerring.Process and define {', '.join(REQUIRED)})"
+        )
+    if missing:
+        one = len(missing) == 1
+        raise UsageError(
+            f"process {obj.name!r} ({cls}) does not define the required "
+            f"method{'' if one else 's'} {', '.join(missing)} (a Process defines "
+            f"{', '.join(REQUIRED)})"
+        )
+
+
+def check_graph_processes(graph: Graph, first: Sequence[Node]) -> None:
+    """The processes of a graph's first nodes that need no other node's result, one per
+    kind (what can be made before the run): each defines every required method."""
+    kinds: set[str] = set()
+    for n in first:
+        if n.deps or n.kind in kinds:
+            continue
+        kinds.add(n.kind)
+        try:
+            made = graph.process(Memory(n))
+        except TypeError as e:  # (an abstract class cannot be made: Python names the method)
+            raise UsageError(
+                f"graph {graph.name!r}: node {n.id!r}'s process cannot be made: {e}"
+            ) from None
+        try:
+            check_made(made)
+        except UsageError as e:
+            raise UsageError(f"graph {graph.name!r}: node {n.id!r}: {e}") from None
 
 
 def check_model(config: RunConfig) -> None:

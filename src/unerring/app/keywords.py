@@ -34,7 +34,8 @@ class RunOptions(TypedDict, total=False):
     `max_tokens`, `max_samples_per_step`, `on_undecided` ("stop" or "plurality"),
     `stopping` ("ahead-by-k" or "adaptive"), `variants` (a tuple of prompt variants),
     `api` ("chat" or "completions"), `notes` (a mistake notebook NAME[@VERSION], see
-    `unerring.learn_notes`), `max_depth` (a graph's).
+    `unerring.learn_notes`), `max_depth` (a graph's), `max_steps` (a cap on the steps of a
+    process whose `total_steps()` is None: an item past it fails, naming `done()`).
 
     How this attempt runs (may change between attempts): `store` (the journal's SQLite
     file; default ".unerring/runs.db" in the current directory, its folder made;
@@ -61,6 +62,7 @@ class RunOptions(TypedDict, total=False):
     base_url: str | None
     notes: str | None
     max_depth: int
+    max_steps: int | None
     store: str
     durability: Durability
     budget: Budget | None

@@ -40,7 +40,9 @@ class Session:
     speculate: int = defaults.SPECULATE  # steps a chain may open ahead of its vote
     window: int | None = None  # items deciding at once (default: from the concurrency)
     max_pages: int | None = None  # cap the store's size in pages (tests simulate a full disk)
-    handle_signals: bool = True  # SIGINT and SIGTERM stop the run cleanly
+    # SIGINT and SIGTERM stop the run cleanly; False (a library call): Ctrl-C stops it
+    # cleanly, then raises one KeyboardInterrupt (see app.signals.interrupt_on_sigint)
+    handle_signals: bool = True
 
     def __post_init__(self) -> None:
         if self.speculate < 0:
@@ -63,12 +65,24 @@ class RunConfig:
     voting: VotingOptions = field(default_factory=VotingOptions)
     notes: str | None = None  # a mistake notebook in the store: NAME or NAME@VERSION
     max_depth: int = defaults.MAX_DEPTH  # a graph deeper than this is refused
+    # an item whose process has no total_steps() fails if done() is still false after
+    # this many steps (None: no cap); a process with a total fails after its total
+    max_steps: int | None = None
     session: Session = field(default_factory=Session)
 
     def __post_init__(self) -> None:
         if self.max_depth < 1:
             raise UsageError(
                 f"{{max_depth}} must be at least 1, got {self.max_depth}", params=("max_depth",)
+            )
+        if self.max_steps is not None and (
+            isinstance(self.max_steps, bool)
+            or not isinstance(self.max_steps, int)
+            or self.max_steps < 1
+        ):
+            raise UsageError(
+                f"{{max_steps}} must be a whole number of at least 1, got {self.max_steps!r}",
+                params=("max_steps",),
             )
         if self.voting.stopping == "adaptive" and self.session.executor.kind != "local":
             # items learn from earlier items' steps, in one rule: it lives in one process
@@ -86,6 +100,7 @@ PLACES: Mapping[str, tuple[str, ...]] = {
     "api": ("model", "api"),
     "notes": ("notes",),
     "max_depth": ("max_depth",),
+    "max_steps": ("max_steps",),
     **{
         n: ("session", n)
         for n in ("store", "durability", "prices", "speculate", "window", "max_pages")

@@ -16,7 +16,7 @@ from unerring.planning.plan import VotingOptions
 from unerring.process_factory import ProcessFactory
 
 # options a resume may change: they do not change which answers win
-CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url"})
+CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url", "max_steps"})
 
 # resolved when a run starts and kept by every resume (never recomputed)
 KEPT = frozenset({"stopping_resolved"})
@@ -37,6 +37,7 @@ _DEFAULTS: dict[str, Any] = {
     "base_url": None,
     "notes": None,
     "max_depth": defaults.MAX_DEPTH,
+    "max_steps": None,
 }
 
 
@@ -60,6 +61,8 @@ def recorded(
     out["max_depth"] = config.max_depth
     out["stopping"] = v.stopping
     out["variants"] = list(v.variants)  # as the journal's JSON gives it back
+    if config.max_steps is not None:  # (left out when not given: as earlier builds wrote)
+        out["max_steps"] = config.max_steps
     out["unerring_version"] = __version__
     return out
 
@@ -77,6 +80,7 @@ def from_journal(config: Mapping[str, Any]) -> RunConfig:
         voting=VotingOptions(**voting),
         notes=config.get("notes"),
         max_depth=int(config.get("max_depth", defaults.MAX_DEPTH)),
+        max_steps=config.get("max_steps"),
         session=Session(transport=Transport(base_url=config.get("base_url"))),
     )
 

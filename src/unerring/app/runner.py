@@ -21,7 +21,7 @@ from unerring.app.outputs import graph_stats
 from unerring.app.recorded import config_difference, recorded
 from unerring.app.result import RunResult
 from unerring.app.resume import journaled_nodes, learnt_rule, task_tree
-from unerring.app.signals import stop_on_signals
+from unerring.app.signals import interrupt_on_sigint, stop_on_signals
 from unerring.core.events import Events
 from unerring.core.totals import Totals
 from unerring.errors import StoreRefused, UsageError
@@ -233,6 +233,7 @@ def drive(
         speculate=session.speculate,
         window=session.window,
         rule=rule,
+        max_steps=config.max_steps,
     )
     execution = executor.start(work, events, totals, None if watcher is None else watcher.wrap)
     writer = JournalWriter(
@@ -263,7 +264,12 @@ def drive(
 
     outcome: RunEnd | None = None
     try:
-        with stop_on_signals(execution, session.handle_signals, hooks.notify is not None):
+        signals = (
+            stop_on_signals(execution, True, hooks.notify is not None)
+            if session.handle_signals
+            else interrupt_on_sigint(execution)  # a library call: one KeyboardInterrupt
+        )
+        with signals:
             counts = (len(pending) + done, done) if run.kind == "batch" else None
             progress = hooks.progress(execution, run, counts) if hooks.progress else None
             with progress if progress is not None else contextlib.nullcontext():

@@ -1,5 +1,6 @@
 """SIGINT and SIGTERM during a run: the first asks a clean stop (pending work cancelled
-after a grace period), a second forces it."""
+after a grace period), a second forces it. A library call (`unerring.run` in a script)
+leaves SIGTERM alone, stops cleanly on Ctrl-C, and then raises one KeyboardInterrupt."""
 
 from __future__ import annotations
 
@@ -72,3 +73,38 @@ def _force(over: threading.Event, signum: int, tell: Callable[[str], None]) -> N
         "resume the run to go on"
     )
     os._exit(128 + signum)
+
+
+@contextmanager
+def interrupt_on_sigint(execution: Execution) -> Iterator[None]:
+    """A library call's Ctrl-C: the first SIGINT stops the run cleanly (steps in flight get
+    STOP_GRACE_S), a second cancels what is pending at once (a third is the caller's
+    again). Once the run is over, and its journal says stopped, one KeyboardInterrupt is
+    raised: not asyncio's, which would come chained to the cancellation of its loop.
+
+    Only where Ctrl-C still raises KeyboardInterrupt (the caller set no handler of its
+    own) and on the main thread, as asyncio itself does."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    got: list[BaseException] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        got.append(KeyboardInterrupt())
+        reason = f"interrupted by {signal.Signals(signum).name}"
+        if len(got) == 1:
+            execution.request_stop(reason, STOP_GRACE_S)
+        else:
+            execution.request_stop(reason, 0.0)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if got:  # (not raised where the run itself raised: that error is the news)
+        raise got[0]

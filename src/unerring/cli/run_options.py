@@ -143,6 +143,15 @@ def add_voting_options(run: argparse.ArgumentParser) -> None:
         "expansion past it fails its node",
     )
     run.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=SUPPRESS,
+        metavar="N",
+        help="fail an item whose done() is still false after N steps, for a process whose "
+        "total_steps() is None (one that gives a total fails after it regardless); a "
+        "resume keeps it (default: no cap)",
+    )
+    run.add_argument(
         "--batch",
         type=up_to(MAX_ITEMS),
         metavar="N",

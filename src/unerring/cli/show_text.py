@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from unerring.analysis.records import safe
+from unerring.core.flags import parse_error_text
 
 # the fields shown, in order (`--json` has them all, as numbers)
 FIELDS = (
@@ -26,6 +27,7 @@ FIELDS = (
     "samples_per_step",
     "red_flags",
     "flags",
+    "parse_error",
     "prompt_tokens",
     "completion_tokens",
     "cost",
@@ -95,6 +97,8 @@ def value_text(key: str, value: Any) -> str | None:
         if key == "us_per_step":
             return f"{value:,.1f}"
         return number(value)
+    if key == "parse_error" and isinstance(value, Mapping):
+        return safe(parse_error_text(value), 400)
     if isinstance(value, Mapping):
         return _mapping(value)
     return safe(str(value), 400)

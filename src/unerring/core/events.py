@@ -70,6 +70,7 @@ class Decision:
         "item",
         "key",
         "outcomes",
+        "parse_error",
         "prompt_tokens",
         "samples",
         "state_after",
@@ -102,6 +103,7 @@ class Decision:
         state_after: Any,
         outcomes: Sequence[SampleOutcome],
         winner_text: str | None,
+        parse_error: dict[str, Any] | None = None,
     ) -> None:
         self.item = item  # the item's index within its run (0 for a single chain)
         self.step = step
@@ -121,6 +123,8 @@ class Decision:
         self.state_after = state_after
         self.outcomes = outcomes
         self.winner_text = winner_text  # the raw response of one sample that voted for it
+        # the step's first exception out of `parse` (flags.parse_error_record), if any
+        self.parse_error = parse_error
 
     @property
     def unanimous(self) -> bool:

@@ -20,6 +20,7 @@ class Totals:
         "cost",
         "errors",
         "flags",
+        "parse_error",
         "prompt_tokens",
         "red_flags",
         "samples",
@@ -37,6 +38,8 @@ class Totals:
             self.transport_failures = self.speculative_samples = 0
             self.flags: dict[str, int] = {}
             self.cost = self.wall_s = 0.0
+            # the first exception out of `parse` (flags.parse_error_record), if any
+            self.parse_error: dict[str, Any] | None = None
             return
         self.steps_decided = int(d.get("steps_decided", 0))
         self.samples = int(d.get("samples", 0))
@@ -51,6 +54,8 @@ class Totals:
         self.transport_failures = int(d.get("transport_failures", 0))
         self.speculative_samples = int(d.get("speculative_samples", 0))
         self.wall_s = float(d.get("wall_s", 0.0))
+        pe = d.get("parse_error")
+        self.parse_error = dict(pe) if isinstance(pe, dict) else None
 
     def add(self, d: Decision) -> None:
         """Count one decision (or one undecided step)."""
@@ -62,6 +67,8 @@ class Totals:
             for f, c in d.flags.items():
                 self.red_flags += c
                 self.flags[f.value] = self.flags.get(f.value, 0) + c
+            if d.parse_error is not None and self.parse_error is None:
+                self.parse_error = d.parse_error
         if d.undecided:
             self.undecided += 1
         if d.state_after is not None:
@@ -88,6 +95,8 @@ class Totals:
             flags = self.flags
             for f, c in other.flags.items():
                 flags[f] = flags.get(f, 0) + c
+            if self.parse_error is None:
+                self.parse_error = other.parse_error
         self.errors += other.errors
         self.checked += other.checked
         self.undecided += other.undecided
@@ -105,6 +114,8 @@ class Totals:
             setattr(out, name, getattr(self, name) - getattr(earlier, name))
         before = earlier.flags
         out.flags = {f: n for f, c in self.flags.items() if (n := c - before.get(f, 0))}
+        if earlier.parse_error is None:
+            out.parse_error = self.parse_error
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,9 +128,10 @@ class Totals:
         if not (math.isfinite(cost) and math.isfinite(wall)):
             return json.dumps(self.as_dict())  # (never, for a run's totals)
         flags = json.dumps(self.flags) if self.flags else "{}"
+        pe = "null" if self.parse_error is None else json.dumps(self.parse_error)
         return (
             f'{{"checked": {self.checked}, "completion_tokens": {self.completion_tokens}, '
-            f'"cost": {cost!r}, "errors": {self.errors}, "flags": {flags}, '
+            f'"cost": {cost!r}, "errors": {self.errors}, "flags": {flags}, "parse_error": {pe}, '
             f'"prompt_tokens": {self.prompt_tokens}, "red_flags": {self.red_flags}, '
             f'"samples": {self.samples}, "speculative_samples": {self.speculative_samples}, '
             f'"steps_decided": {self.steps_decided}, '
@@ -152,6 +164,8 @@ class Totals:
                 parts.append(f'"{name}": {value!r}')
         if self.flags:
             parts.append(f'"flags": {json.dumps(self.flags)}')
+        if self.parse_error is not None:
+            parts.append(f'"parse_error": {json.dumps(self.parse_error)}')
         return "{" + ", ".join(parts) + "}"
 
     def copy(self) -> Totals:
@@ -169,8 +183,9 @@ class Totals:
         c.transport_failures = self.transport_failures
         c.speculative_samples = self.speculative_samples
         c.wall_s = self.wall_s
+        c.parse_error = self.parse_error  # (never changed once set: shared)
         return c
 
 
 # the counts `minus` subtracts one by one (flags are a dict; the wall clock is not a count)
-_COUNTS = tuple(name for name in Totals.__slots__ if name not in ("flags", "wall_s"))
+_COUNTS = tuple(name for name in Totals.__slots__ if name not in ("flags", "parse_error", "wall_s"))

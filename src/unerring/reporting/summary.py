@@ -43,6 +43,8 @@ def summary(
         "samples": samples,
         "red_flags": int(totals.get("red_flags", 0)),
         "flags": totals.get("flags", {}),
+        # the first exception out of parse (step, type, message): its flag is parse_error
+        "parse_error": totals.get("parse_error"),
         "samples_per_step": samples / decided if decided else 0.0,
         "prompt_tokens": int(totals.get("prompt_tokens", 0)),
         "completion_tokens": int(totals.get("completion_tokens", 0)),

@@ -45,6 +45,7 @@ def local_scheduler(
         window=work.items_window,
         burst=burst,
         rule=work.rule,
+        max_steps=work.max_steps,
     )
 
 
@@ -61,6 +62,8 @@ class Work:
     window: int | None = None  # items deciding at once (default: from the concurrency)
     # the adaptive stopping rule as the journal left it (local only: it learns in-process)
     rule: AdaptiveRule | None = None
+    # where an item of no total_steps() fails if done() is still false (None: nowhere)
+    max_steps: int | None = None
 
     @property
     def items_window(self) -> int:

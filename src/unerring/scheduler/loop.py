@@ -23,6 +23,7 @@ from unerring.backends.base import Backend, FatalBackendError, StepOracle, Trans
 from unerring.core.events import Decision, Discarded, Events, ItemEnd, ItemStart
 from unerring.core.totals import Totals
 from unerring.planning.pricing import Prices
+from unerring.scheduler.guards import all_flagged, flagged_reason, overrun_reason, step_limit
 from unerring.scheduler.sources import Item, Items, RunEnd, Source, Status, run_end
 from unerring.scheduler.speculation import Pipeline
 from unerring.scheduler.step import BudgetCut, SampleCap, Steps, first_error
@@ -58,6 +59,7 @@ class Scheduler:
         window: int = 64,
         burst: int = LOCAL_BURST,
         rule: AdaptiveRule | None = None,
+        max_steps: int | None = None,
     ) -> None:
         if speculate < 0:
             raise ValueError(f"speculate must not be negative, got {speculate}")
@@ -76,6 +78,8 @@ class Scheduler:
         self.speculate = speculate
         self.window = window
         self.burst = burst  # steps an item decides at once on a backend that never waits
+        # where an item of no total_steps() fails if done() is still false (None: nowhere)
+        self.max_steps = max_steps
         # the adaptive stopping rule (None: ahead-by-k); it learns from every decided step
         if rule is None and voting.adaptive is not None:
             rule = AdaptiveRule(voting.adaptive)
@@ -326,8 +330,12 @@ class Scheduler:
         state, step = it.state, it.step
         budgeted = self._budgeted
         decide = self.steps.decide
+        limit = step_limit(process, self.max_steps)
         burst = 0
         while not process.done(state, step):
+            if step >= limit:  # (one comparison a step: the guard costs nothing else)
+                self.end_item(it, "failed", overrun_reason(process, limit))
+                return
             if budgeted or self.stop_reason is not None:
                 reason = self.halt()
                 if reason is not None:
@@ -340,7 +348,7 @@ class Scheduler:
                 return
             self.emit(d)
             if d.state_after is None:  # undecided, and not taken by plurality
-                self.end_item(it, "stopped", self.undecided_reason(d))
+                self.end_item(it, *self.undecided_end(d))
                 return
             state = it.state = d.state_after
             step = it.step = step + 1
@@ -408,6 +416,14 @@ class Scheduler:
             self._not_completed.append(end)
         for fn in self.events.item_end:
             fn(end)
+
+    def undecided_end(self, d: Decision) -> tuple[Status, str]:
+        """How an item ends at a step that moved no state: failed, naming the flag, where
+        every sample was red-flagged (its first 2k gave up; a resume draws it again), else
+        stopped at the cap."""
+        if all_flagged(d):
+            return "failed", flagged_reason(d)
+        return "stopped", self.undecided_reason(d)
 
     def undecided_reason(self, d: Decision) -> str:
         why = (

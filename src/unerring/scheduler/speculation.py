@@ -16,6 +16,7 @@ from collections.abc import Hashable
 from typing import Any, Protocol
 
 from unerring.core.events import Decision
+from unerring.scheduler.guards import overrun_reason, step_limit
 from unerring.scheduler.sources import Item, Status
 from unerring.scheduler.step import BudgetCut, Steps
 from unerring.voting.step import StepVote
@@ -26,6 +27,7 @@ class Loop(Protocol):
 
     speculate: int  # steps opened ahead of the vote, at most
     steps: Steps
+    max_steps: int | None  # see guards.step_limit
 
     def halt(self) -> str | None: ...
 
@@ -37,7 +39,7 @@ class Loop(Protocol):
 
     def discard(self, it: Item, step: int, vote: StepVote) -> None: ...
 
-    def undecided_reason(self, d: Decision) -> str: ...
+    def undecided_end(self, d: Decision) -> tuple[Status, str]: ...
 
 
 class _Open:
@@ -70,10 +72,11 @@ class Pipeline:
         self.loop = loop
         self.it = it
         self.pipe: deque[_Open] = deque()
+        self.limit = step_limit(it.process, loop.max_steps)
 
     def _open(self, state: Any, step: int, basis: tuple[Hashable, Any] | None) -> None:
         it = self.it
-        if it.process.done(state, step) or self.loop.halt() is not None:
+        if it.process.done(state, step) or step >= self.limit or self.loop.halt() is not None:
             return
         o = _Open(self, step, state, basis)
         o.task = asyncio.create_task(self.loop.steps.decide(it, state, step, o))
@@ -114,9 +117,19 @@ class Pipeline:
             if o.vote is not None:
                 self.loop.discard(self.it, o.step, o.vote)
 
+    def _overrun(self) -> bool:
+        """The item is at its step limit and not done: it fails (True)."""
+        it = self.it
+        if it.step < self.limit or it.process.done(it.state, it.step):
+            return False
+        self.loop.end_item(it, "failed", overrun_reason(it.process, self.limit))
+        return True
+
     async def run(self) -> None:
         """Decide the chain's steps to its end (or its stop), in order."""
         it, loop, pipe = self.it, self.loop, self.pipe
+        if self._overrun():
+            return
         self._open(it.state, it.step, None)
         try:
             while pipe:
@@ -133,7 +146,7 @@ class Pipeline:
                 loop.emit(d)
                 if d.state_after is None:
                     await self._discard_all()
-                    loop.end_item(it, "stopped", loop.undecided_reason(d))
+                    loop.end_item(it, *loop.undecided_end(d))
                     return
                 it.state, it.step = d.state_after, d.step + 1
                 if pipe:
@@ -147,6 +160,8 @@ class Pipeline:
                 else:
                     if it.process.done(it.state, it.step):
                         break
+                    if self._overrun():
+                        return
                     self._open(it.state, it.step, None)
                     if not pipe:  # halted before the step could open
                         reason = loop.halt() or "stopped"

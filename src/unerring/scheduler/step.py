@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from unerring.backends.base import Backend, FatalBackendError, StepOracle, TransportError
 from unerring.core.events import Decision, SampleOutcome
-from unerring.core.flags import Flag
+from unerring.core.flags import Flag, parse_error_record
 from unerring.core.samples import Sample, SampleRequest
 from unerring.core.totals import Totals
 from unerring.planning.pricing import Prices
@@ -26,7 +26,7 @@ from unerring.process import with_notes
 from unerring.scheduler.sources import Item
 from unerring.voting.ahead_by_k import Tally
 from unerring.voting.config import VotingConfig, variant_of
-from unerring.voting.step import Judged, StepTally, StepVote, judge
+from unerring.voting.step import Judged, StepTally, StepVote, judge_raised
 
 # a step's tally under the adaptive rule, once the steps it learns from are in
 TallyOf = Callable[[Item, int], Awaitable[StepTally]]
@@ -101,6 +101,8 @@ class Steps:
         # the prompt variants a step's samples are spread over (None: the one prompt)
         self.variants = voting.variants if voting.varied else None
         self.step_cap = voting.cap  # samples a step may draw (a property: read once)
+        # a step whose first 2k samples are all red-flagged draws no more: its item ends
+        self.give_up = 2 * voting.k
         self.in_flight = 0  # sample requests out (one-per-sample backends)
         # samples (and their tokens) the backend has returned, voted on or not: a remote
         # worker reports what it drew and has not yet handed over
@@ -132,7 +134,13 @@ class Steps:
             tally = Tally(voting.k)
         else:
             tally = await self.tally_of(it, step)
-        vote = StepVote(tally, self.step_cap, voting.max_tokens, partial(judge, process, state))
+        vote = StepVote(
+            tally,
+            self.step_cap,
+            voting.max_tokens,
+            partial(judge_raised, process, state),
+            self.give_up,
+        )
         whole = self.whole
         make_oracle = self.oracle
         # The step's first request, by keyword (its first round where rounds go out whole,
@@ -271,7 +279,7 @@ class Steps:
         ):
             outcomes = _outcomes(vote, drawn, undecided, step, self.variants)
         ptoks, ctoks = vote.prompt_tokens, vote.completion_tokens
-        return Decision(
+        d = Decision(
             item=it.index,
             step=step,
             answer=answer,
@@ -291,6 +299,9 @@ class Steps:
             outcomes=outcomes,
             winner_text=winner_text,
         )
+        if vote.raised is not None:  # parse raised on one of the step's samples
+            d.parse_error = parse_error_record(step, vote.raised)
+        return d
 
 
 def _outcomes(

@@ -8,6 +8,7 @@ simulator hands out one object for equal responses) is judged and counted at onc
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
@@ -17,16 +18,36 @@ from unerring.process import Process
 
 # a judged response: (vote key, parsed answer), or the red flag that discards it
 Judged = tuple[Hashable, Any] | Flag
+# a step that never gives up on red flags alone (it ends at its cap)
+NEVER = sys.maxsize
+
+
+class Raised:
+    """A response whose `parse` raised: red-flagged as `parse_error`; the step's vote keeps
+    its first exception (made only when parse raises)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 def judge(process: Process[Any, Any], state: Any, text: str) -> Judged:
-    """Parse and validate one response; nothing the model returns may raise out of here."""
+    """Parse and validate one response; nothing the model returns may raise out of here
+    (an exception out of `parse` is the red flag `parse_error`)."""
+    j = judge_raised(process, state, text)
+    return Flag.PARSE_ERROR if isinstance(j, Raised) else j
+
+
+def judge_raised(process: Process[Any, Any], state: Any, text: str) -> Judged | Raised:
+    """`judge`, with the exception `parse` raised handed back (what a step's vote judges
+    with: it keeps the first)."""
     if not text or text.isspace():
         return Flag.EMPTY
     try:
         answer = process.parse(text)
-    except Exception:
-        return Flag.PARSE
+    except Exception as e:
+        return Raised(e)
     if isinstance(answer, Flag):
         return answer
     try:
@@ -80,18 +101,29 @@ class StepVote:
         "drawn",
         "firsts",
         "flags",
+        "give_up",
         "memo",
         "outstanding",
         "prompt_tokens",
+        "raised",
         "tally",
         "won",
     )
 
     def __init__(
-        self, tally: StepTally, cap: int, max_tokens: int, judge_text: Callable[[str], Judged]
+        self,
+        tally: StepTally,
+        cap: int,
+        max_tokens: int,
+        judge_text: Callable[[str], Judged | Raised],
+        give_up: int = NEVER,
     ) -> None:
         self.tally = tally
         self.cap = cap
+        # a step whose first `give_up` samples are all red-flagged draws no more (2k in a
+        # run: the scheduler then ends its item, naming the flag)
+        self.give_up = give_up
+        self.raised: Exception | None = None  # the first exception `parse` raised here
         self._limit = max_tokens
         self._judge = judge_text
         self.memo: dict[str, Judged] = {}  # equal texts are judged once
@@ -124,7 +156,12 @@ class StepVote:
             return 0
         if not self.drawn:
             return min(self.tally.needed(), self.cap)
-        return min(max(parallel, self.tally.needed()), self.cap - len(self.drawn))
+        n = min(max(parallel, self.tally.needed()), self.cap - len(self.drawn))
+        if not self.tally.counts:  # nothing valid yet: no further than where it gives up
+            left = self.give_up - len(self.drawn)
+            if 0 < left < n:
+                n = left
+        return n
 
     def offer(self, first: int, samples: list[Sample]) -> None:
         """Samples first .. first+len-1 arrived; count whatever prefix is now complete."""
@@ -170,7 +207,14 @@ class StepVote:
         text = s.text
         j = self.memo.get(text)
         if j is None:
-            j = self.memo[text] = self._judge(text)
+            got = self._judge(text)
+            if isinstance(got, Raised):  # (one test a new text: equal texts are memoised)
+                if self.raised is None:
+                    self.raised = got.error
+                j = Flag.PARSE_ERROR
+            else:
+                j = got
+            self.memo[text] = j
         return j
 
     def _count(self) -> None:
@@ -200,6 +244,8 @@ class StepVote:
             if flags is None:
                 flags = self.flags = {}
             flags[f] = flags.get(f, 0) + m
+            if i + m >= self.give_up and not self.tally.counts:
+                self.cap = i + m  # its first samples are all flagged: the step is over
         elif self.decided_at < 0:
             key = judged[0]
             if key not in self.firsts:
