@@ -1,7 +1,9 @@
 """The README's examples must keep working."""
 
+import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,33 @@ def test_the_parquet_export_example_reads_into_pandas(
     rows, mean, contested = capsys.readouterr().out.split()
     assert int(rows) == 255  # 8 disks: 2^8 - 1 steps
     assert float(mean) >= 2 and int(contested) > 0
+
+
+def test_the_dataset_walk_through_runs_from_the_repository_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The "Your own process" walk-through, command by command, then its Python half, in a
+    copy of the repository's examples (its commands name examples/ relative paths)."""
+    text = README.read_text()
+    shell = next(b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if "examples/qa.py" in b)
+    code = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "examples.qa" in b)
+    shutil.copytree(README.parent / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    outputs: list[dict[str, object]] = []
+    for line in shell.strip().splitlines():
+        command = shlex.split(line)
+        assert command[0] == "unerring"
+        assert main(command[1:]) == 0, line
+        out = capsys.readouterr().out
+        if "--what" in command:
+            outputs = [json.loads(row) for row in out.splitlines()]
+    lines = (tmp_path / "examples" / "capitals.jsonl").read_text().splitlines()
+    gold = [json.loads(row)["answer"] for row in lines]
+    assert [o["output"] for o in outputs] == gold
+    assert all(o["status"] == "completed" and o["correct"] is True for o in outputs)
+    assert (tmp_path / "capitals.html").stat().st_size > 10_000
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_dataset"})
+    first, *pairs = capsys.readouterr().out.splitlines()
+    assert first.split() == ["completed", "0", str(len(gold))]
+    assert [p.split(maxsplit=1)[1] for p in pairs] == gold
