@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,11 @@ def _value(spec: TaskSpec, name: str, value: Any, where: str) -> Any:
         ) from None
 
 
-def items_from_file(path: str, spec: TaskSpec, base: Mapping[str, Any]) -> list[BatchItem]:
-    """One item per line: a JSON object of the task's options, optionally with an "id"
-    (a string; else the line number from 1). Blank lines are skipped."""
+def item_lines(path: str, of_what: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The items of `--items FILE.jsonl`: (item id, where, fields) for each line, a JSON
+    object of `of_what` with an optional "id" (a string, taken out of the fields; else the
+    line number from 1). Blank lines are skipped; ids are checked and unique; at most
+    MAX_ITEMS; a file with none is refused."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -41,8 +43,6 @@ def items_from_file(path: str, spec: TaskSpec, base: Mapping[str, Any]) -> list[
         raise UsageError(f"--items {path} is a directory; give a JSON-lines file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"--items {path} cannot be read ({e})") from None
-    known = {o.name for o in spec.options}
-    items: list[BatchItem] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -53,7 +53,7 @@ def items_from_file(path: str, spec: TaskSpec, base: Mapping[str, Any]) -> list[
         except json.JSONDecodeError as e:
             raise UsageError(f"{where} is not JSON ({e.msg})") from None
         if not isinstance(obj, dict):
-            raise UsageError(f"{where} is not a JSON object of {spec.name} options")
+            raise UsageError(f"{where} is not a JSON object of {of_what}")
         item_id = obj.pop("id", str(number))
         problem = item_id_problem(item_id)
         if problem is not None:
@@ -61,6 +61,21 @@ def items_from_file(path: str, spec: TaskSpec, base: Mapping[str, Any]) -> list[
         if item_id in seen:
             raise UsageError(f"{where}: item id {item_id!r} is also on line {seen[item_id]}")
         seen[item_id] = number
+        if len(seen) > MAX_ITEMS:
+            raise UsageError(
+                f"--items {path} holds more than {MAX_ITEMS:,} items; split it into several runs"
+            )
+        yield item_id, where, obj
+    if not seen:
+        raise UsageError(f"--items {path} holds no items")
+
+
+def items_from_file(path: str, spec: TaskSpec, base: Mapping[str, Any]) -> list[BatchItem]:
+    """One item per line: a JSON object of the task's options, optionally with an "id"
+    (a string; else the line number from 1). Blank lines are skipped."""
+    known = {o.name for o in spec.options}
+    items: list[BatchItem] = []
+    for item_id, where, obj in item_lines(path, f"{spec.name} options"):
         options = dict(base)
         for name, value in obj.items():
             if name not in known:
@@ -70,12 +85,6 @@ def items_from_file(path: str, spec: TaskSpec, base: Mapping[str, Any]) -> list[
                 )
             options[name] = _value(spec, name, value, where)
         items.append(BatchItem(item_id, options, origin=where))
-        if len(items) > MAX_ITEMS:
-            raise UsageError(
-                f"--items {path} holds more than {MAX_ITEMS:,} items; split it into several runs"
-            )
-    if not items:
-        raise UsageError(f"--items {path} holds no items")
     return items
 
 

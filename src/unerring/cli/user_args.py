@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from unerring.app.checks import item_id_problem
 from unerring.app.options import BatchItem
+from unerring.cli.items import item_lines
 from unerring.errors import UsageError
-from unerring.limits import MAX_ITEMS
 from unerring.tasks.user import UserProcesses, check_arguments
 
 SET_HELP = (
@@ -54,43 +52,11 @@ def user_items(path: str, factory: UserProcesses) -> list[BatchItem]:
     `--set`'s), with an optional "id" (a string; else the line number from 1) that is not
     passed to it. Blank lines are skipped. Each item is made (and checked) before the run
     starts, so that a line the constructor refuses is named before anything is written."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"--items {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--items {path} is a directory; give a JSON-lines file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"--items {path} cannot be read ({e})") from None
     items: list[BatchItem] = []
-    seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"--items {path} line {number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UsageError(f"{where} is not JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise UsageError(
-                f"{where} is not a JSON object of {factory.ref.attr}'s keyword arguments"
-            )
-        item_id = obj.pop("id", str(number))
-        problem = item_id_problem(item_id)
-        if problem is not None:
-            raise UsageError(f'{where}: "id" {problem}')
-        if item_id in seen:
-            raise UsageError(f"{where}: item id {item_id!r} is also on line {seen[item_id]}")
-        seen[item_id] = number
+    of_what = f"{factory.ref.attr}'s keyword arguments"
+    for item_id, where, obj in item_lines(path, of_what):
         check_arguments(factory.cls, {**factory.options, **obj}, factory.ref.text, where)
         items.append(BatchItem(item_id, obj, origin=where))
-        if len(items) > MAX_ITEMS:
-            raise UsageError(
-                f"--items {path} holds more than {MAX_ITEMS:,} items; split it into several runs"
-            )
-    if not items:
-        raise UsageError(f"--items {path} holds no items")
     return items
 
 
