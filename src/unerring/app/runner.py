@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from unerring.analysis.notebook import Notebook, load_notebook
+from unerring.analysis.notebook import selector as note_selector
 from unerring.app.checks import NewRun, check_given_run_id, check_model, check_new_run
-from unerring.app.options import BatchItem, Hooks, RunConfig, Watcher
+from unerring.app.options import BatchItem, Hooks, RunConfig
 from unerring.app.recorded import config_difference, recorded
 from unerring.app.result import RunResult
 from unerring.app.resume import journaled_nodes, learnt_rule, task_tree
@@ -39,9 +41,6 @@ from unerring.scheduler.build import Work
 from unerring.scheduler.sources import Item, Items, RunEnd, Source
 from unerring.voting.adaptive import AdaptiveConfig
 from unerring.voting.config import VotingConfig
-
-if TYPE_CHECKING:
-    from unerring.analysis.notebook import Notebook
 
 __all__ = ["BatchItem", "Hooks", "RunConfig", "RunResult", "execute"]
 
@@ -296,9 +295,6 @@ def _process_of(factory: ProcessFactory, rec: ItemRecord) -> Process[Any, Any]:
 
 
 def _load_notes(store: Store, ref: str) -> Notebook:
-    # imported here: the analysis package is an outer layer, needed only with notes
-    from unerring.analysis.notebook import load_notebook
-
     try:
         return load_notebook(store, ref)
     except ValueError as e:
@@ -306,7 +302,4 @@ def _load_notes(store: Store, ref: str) -> Notebook:
 
 
 def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
-    from unerring.analysis.notebook import selector
-
-    return selector(notes.notes, process)
-
+    return note_selector(notes.notes, process)
