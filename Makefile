@@ -66,9 +66,10 @@ test: $(DEV) $(REAL)
 	$(BIN)/python -m pytest -q
 
 lint: $(DEV)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 bench: $(DEV)
 	$(BIN)/python bench/hanoi.py

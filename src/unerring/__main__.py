@@ -1,3 +1,5 @@
+"""`python -m unerring`: the command line."""
+
 from unerring.cli.main import main
 
 raise SystemExit(main())

@@ -13,8 +13,10 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from unerring.analysis.notebook import Notebook, load_notebook
+from unerring.analysis.notebook import selector as note_selector
 from unerring.app.checks import NewRun, check_given_run_id, check_model, check_new_run
 from unerring.app.options import BatchItem, Hooks, RunConfig
 from unerring.app.outputs import graph_stats
@@ -40,9 +42,6 @@ from unerring.scheduler.build import Work
 from unerring.scheduler.sources import Item, Items, RunEnd, Source
 from unerring.voting.adaptive import AdaptiveConfig
 from unerring.voting.config import VotingConfig
-
-if TYPE_CHECKING:
-    from unerring.analysis.notebook import Notebook
 
 __all__ = ["BatchItem", "Hooks", "RunConfig", "RunResult", "execute"]
 
@@ -313,9 +312,6 @@ def _process_of(factory: ProcessFactory, rec: ItemRecord) -> Process[Any, Any]:
 
 
 def _load_notes(store: Store, ref: str) -> Notebook:
-    # imported here: the analysis package is an outer layer, needed only with notes
-    from unerring.analysis.notebook import load_notebook
-
     try:
         return load_notebook(store, ref)
     except ValueError as e:
@@ -323,6 +319,4 @@ def _load_notes(store: Store, ref: str) -> Notebook:
 
 
 def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
-    from unerring.analysis.notebook import selector
-
-    return selector(notes.notes, process)
+    return note_selector(notes.notes, process)

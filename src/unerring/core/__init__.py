@@ -1,2 +1,2 @@
-"""The innermost layer: samples, flags, events, totals, the seeded hash. Imports nothing
-of unerring's."""
+"""The innermost package: samples, flags, events, totals, the seeded hash. Imports only
+`unerring.errors` and `unerring.defaults`, which import nothing of unerring's."""

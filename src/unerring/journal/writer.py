@@ -31,8 +31,8 @@ from unerring.core.events import (
     TransportFailure,
 )
 from unerring.core.totals import Totals
-from unerring.journal.codec import pack_node_ends
-from unerring.journal.group import Columns, Group, Noted
+from unerring.journal.group import Group, Noted
+from unerring.journal.inserts import GroupRows, NodeEnds
 from unerring.journal.rows import decision_row, sample_rows
 from unerring.journal.store import RunRecord, Store
 from unerring.process import Process
@@ -44,26 +44,6 @@ PROGRESS_EVERY_S = 0.2
 # a graph's nodes decided whole within one commit end many to a node_ends row (see
 # `_packable`); off, every node's end and decisions get rows of their own (tests compare)
 PACK_NODES = True
-
-
-def insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:
-    """Insert rows with a few multi-row statements.
-
-    executemany releases and takes back the GIL around every row; with the step loop
-    holding it, each handover can wait on the scheduler. Multi-row statements hand it
-    over a few times per commit instead. Chunks are powers of two up to 256 rows, so
-    that sqlite3's statement cache holds a handful of distinct statements, not one per
-    commit size (a cached statement of thousands of parameters is large).
-    """
-    if not rows:
-        return
-    one = "(" + ",".join("?" * len(rows[0])) + ")"
-    i, n = 0, len(rows)
-    while i < n:
-        size = min(256, 1 << ((n - i).bit_length() - 1))
-        chunk = rows[i : i + size]
-        conn.execute(f"{insert} VALUES {','.join([one] * size)}", [v for row in chunk for v in row])
-        i += size
 
 
 class JournalWriter:
@@ -293,12 +273,10 @@ class JournalWriter:
     def _commit(self, group: Group) -> None:
         run_id = self.run.id
         t = self.totals
-        full_rows: list[tuple[Any, ...]] = []
-        sampled_rows: list[tuple[Any, ...]] = []
-        failure_rows: list[tuple[Any, ...]] = []
-        discard_rows: list[tuple[Any, ...]] = []
-        block_rows: list[tuple[Any, ...]] = []
-        node_rows: list[tuple[Any, ...]] = []
+        rows = GroupRows()
+        full_rows, sampled_rows = rows.decisions, rows.samples
+        failure_rows, discard_rows = rows.failures, rows.discards
+        block_rows, node_rows = rows.blocks, rows.nodes
         ends: dict[int, ItemEnd] = {}
         # restored if the group fails: the totals must say what the journal holds
         saved = t.copy()
@@ -349,7 +327,7 @@ class JournalWriter:
                     if d.state_after is not None:
                         full_rows.append(decision_row(run_id, d, process))
             packable = self._packable(group, ends) if ends else set()
-            packed = _NodeEnds() if packable else None
+            packed = NodeEnds() if packable else None
             for d in group.sampled:
                 sampled_rows += sample_rows(run_id, d)
             sampled_rows += [(run_id, *r[1:]) for r in group.sample_rows]
@@ -392,7 +370,7 @@ class JournalWriter:
             for item in ends:
                 if item not in packable:
                     touched.setdefault(item, (None, None, False))
-            node_ends = None if packed is None else packed.row(t)
+            rows.node_ends = None if packed is None else packed.row(t)
         except Exception:
             self._restore(saved, saved_items)
             raise
@@ -400,51 +378,9 @@ class JournalWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            # a graph's new nodes first: the rows the updates below move
-            insert_rows(
-                conn,
-                "INSERT OR IGNORE INTO items (run, item, item_id, parent, kind, input, deps,"
-                " depth, seq)",
-                node_rows,
-            )
-            if node_ends is not None:
+            if rows.node_ends is not None:
                 self._ends_seq += 1
-                conn.execute(
-                    "INSERT INTO node_ends (run, seq, items, steps, outputs, winners, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, self._ends_seq, *node_ends),
-                )
-            insert_rows(
-                conn,
-                "INSERT INTO decision_blocks (run, first_step, last_step, winners, data, holes,"
-                " item)",
-                block_rows,
-            )
-            insert_rows(
-                conn,
-                "INSERT INTO decisions (run, item, step, winner, votes, samples, surplus, flags,"
-                " prompt_tokens, completion_tokens, cost, elapsed, undecided, correct, features)",
-                full_rows,
-            )
-            # a retried undecided step redraws the same indices: keep the first record
-            insert_rows(
-                conn,
-                "INSERT OR IGNORE INTO samples (run, item, step, idx, text, vote, flag, counted,"
-                " prompt_tokens, completion_tokens, latency, label, variant, model)",
-                sampled_rows,
-            )
-            insert_rows(
-                conn,
-                "INSERT INTO transport_failures (run, step, attempt, kind, time, retried, message,"
-                " item)",
-                failure_rows,
-            )
-            insert_rows(
-                conn,
-                "INSERT INTO discarded (run, item, step, samples, prompt_tokens,"
-                " completion_tokens, cost, time)",
-                discard_rows,
-            )
+            rows.insert(conn, run_id, self._ends_seq)
             updates = []
             for item, (next_step, state_text, clear) in touched.items():
                 end = ends.get(item)
@@ -498,7 +434,7 @@ class JournalWriter:
         except Exception as e:
             # a full disk, or a value SQLite cannot store (a state that is not text): the
             # totals go back to what the journal holds
-            if node_ends is not None:
+            if rows.node_ends is not None:
                 self._ends_seq -= 1
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -551,30 +487,3 @@ class _ItemLog:
     def __init__(self, process: Process[Any, Any]) -> None:
         self.process = process
         self.totals: Totals | None = None  # the item's committed totals, read when needed
-
-
-class _NodeEnds:
-    """The nodes a commit packs into its node_ends row (see journal/codec.py)."""
-
-    __slots__ = ("decisions", "items", "outputs", "steps")
-
-    def __init__(self) -> None:
-        self.items: list[int] = []
-        self.steps: list[int] = []
-        self.outputs: list[str] = []
-        self.decisions: list[Decision] = []
-
-    def add(self, item: int, decisions: list[Decision], output: str) -> None:
-        self.items.append(item)
-        self.steps.append(len(decisions))
-        self.outputs.append(output)
-        self.decisions += decisions
-
-    def row(self, run_totals: Totals) -> tuple[bytes, bytes, str, bytes, bytes]:
-        """(items, steps, outputs, winners, data) of the node_ends row, its decisions
-        counted into the run's totals."""
-        packed = Columns.of(self.decisions).pack([])
-        assert packed is not None  # (a node has a decision at least)
-        packed.add_to(run_totals)
-        items, steps, outputs = pack_node_ends(self.items, self.steps, self.outputs)
-        return items, steps, outputs, packed.winners, packed.data

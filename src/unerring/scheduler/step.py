@@ -116,6 +116,7 @@ class Steps:
         BudgetCut when the sample cap leaves no room for a round that could decide it."""
         t_start = perf_counter()
         process = it.process
+        whole = self.whole
         prompt = process.prompt(state, step)
         notes: tuple[str, ...] = ()
         if it.notes is not None:
@@ -129,19 +130,20 @@ class Steps:
                 p = process.variant_prompt(state, step, v)
                 prompts[v] = with_notes(notes, p) if notes else p
         voting = self.voting
+        cap = self.step_cap
         tally: StepTally
         if self.tally_of is None:
-            tally = Tally(voting.k)
+            k = voting.k
+            tally = Tally(k)
+            n = k if k <= cap else cap  # the first round (`StepVote.next_round`'s, spelt out)
         else:
             tally = await self.tally_of(it, step)
+            n = min(tally.needed(), cap)
         vote = StepVote(
-            tally,
-            self.step_cap,
-            voting.max_tokens,
-            partial(judge_raised, process, state),
-            self.give_up,
+            tally, cap, voting.max_tokens, partial(judge_raised, process, state), self.give_up
         )
-        whole = self.whole
+        if whole and self.sample_cap is not None:
+            n = self._granted(vote, n)
         make_oracle = self.oracle
         # The step's first request, by keyword (its first round where rounds go out whole,
         # else its first sample): every other request of the step is this one with its
@@ -150,7 +152,7 @@ class Steps:
             prompt=prompt,
             step=step,
             first_index=0,
-            n=self._granted(vote, vote.next_round(voting.parallel)) if whole else 1,
+            n=n if whole else 1,
             max_tokens=voting.max_tokens,
             first_temperature=voting.first_temperature,
             temperature=voting.temperature,
@@ -158,8 +160,18 @@ class Steps:
             oracle=None if make_oracle is None else make_oracle(process, state, step, notes),
             item=it.index,
         )
-        if whole:
-            await self._rounds(ask, prompts, vote)
+        if whole and prompts is None:
+            # the first round inline (a whole round: one request): the usual step ends here
+            got = await self.backend.sample(ask)
+            vote.offer(0, got)
+            self.drawn += len(got)
+            self.drawn_tokens += vote.prompt_tokens + vote.completion_tokens
+            if vote.decided_at < 0:
+                n = vote.next_round(voting.parallel)
+                if n:
+                    await self._rounds(ask, None, vote, len(vote.drawn), self._granted(vote, n))
+        elif whole:
+            await self._rounds(ask, prompts, vote, 0, ask.n)
         else:
             if opened is not None:
                 opened.vote = vote
@@ -191,11 +203,16 @@ class Steps:
         return n
 
     async def _rounds(
-        self, ask: SampleRequest, prompts: dict[int, str] | None, vote: StepVote
+        self,
+        ask: SampleRequest,
+        prompts: dict[int, str] | None,
+        vote: StepVote,
+        first: int,
+        n: int,
     ) -> None:
-        """A whole round per request (`ask` is the first), counted as it comes back."""
+        """Whole rounds from samples first .. first + n - 1 on (`ask` is the step's first
+        request), each counted as it comes back."""
         backend = self.backend
-        first, n = 0, ask.n
         while True:
             if prompts is None:
                 got = await backend.sample(self._request(ask, None, first, n))
@@ -207,7 +224,7 @@ class Steps:
             vote.offer(first, got)
             self.drawn += len(got)
             self.drawn_tokens += vote.prompt_tokens + vote.completion_tokens - tokens
-            if vote.decided_at >= 0:  # the usual step: decided by its first round
+            if vote.decided_at >= 0:
                 return
             n = vote.next_round(self.voting.parallel)
             if not n:

@@ -1,0 +1,1 @@
+"""Maintainers' scripts that read the source tree (run from the repository root)."""
