@@ -167,15 +167,30 @@ def test_done_still_false_after_total_steps_fails_at_that_step(
     assert "done()" in item.reason and "done()" in run.reason
 
 
-def test_a_wrong_decision_that_lengthens_a_chain_past_its_total_fails_it() -> None:
+def test_a_wrong_decision_that_lengthens_a_chain_past_its_total_ends_it_as_a_run() -> None:
     """addition counts its total for the correct run: a wrongly decided carry adds a step
-    (k = 1 on a model wrong 30% of the time), and the item fails at its total, saying so."""
+    (k = 1 on a model wrong 30% of the time). Its `step_limit()` (two steps a column) is
+    past any run's length, so the run completes with its errors counted, not failed."""
     from unerring.tasks.addition import Addition
 
-    r = unerring.run(Addition(digits=40), model="sim:error=0.3,seed=3", k=1)
-    assert r.outcome.status == "failed" and r.summary["steps_decided"] == 65
-    assert "a wrong decision took the chain off its course" in r.outcome.reason
+    process = Addition(digits=40)
+    r = unerring.run(process, model="sim:error=0.3,seed=3", k=1)
+    assert r.outcome.status == "completed", r.outcome.reason
+    assert r.summary["steps_decided"] > process.total_steps() == 65
     assert r.summary["errors"] > 0
+
+
+class Runaway(Endless):
+    """A chain whose own limit is past its total (as addition's is)."""
+
+    def step_limit(self) -> int:
+        return 60
+
+
+def test_a_process_s_own_step_limit_fails_it_there_naming_it() -> None:
+    r = unerring.run(Runaway(total=50), model=SIM, k=1)
+    assert r.outcome.status == "failed" and r.summary["steps_decided"] == 60
+    assert "done() still false after step_limit() = 60 steps" in r.outcome.reason
 
 
 def test_max_steps_caps_a_process_without_a_total(tmp_path: Path) -> None:

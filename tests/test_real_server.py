@@ -125,9 +125,11 @@ def test_overlong_real_response_is_red_flagged(server: str) -> None:
         transport=Transport(base_url=server, retry=FAST_RETRY),
     )
     result = run_task(**options, **s)
-    # the chat model rambles on past 3 tokens: discarded as overlong, never voted
+    # the chat model rambles on past 3 tokens: discarded as overlong, never voted; a step
+    # whose first 2 x k samples are all red-flagged ends its item, naming the flag
     assert result.summary["flags"].get("overlong", 0) >= 1
-    assert result.outcome.status == "stopped" and "undecided" in result.outcome.reason
+    assert result.outcome.status == "failed", result.outcome.reason
+    assert "red-flagged" in result.outcome.reason and "overlong" in result.outcome.reason
 
 
 def _winners(result: RunResult) -> list[str]:

@@ -100,6 +100,14 @@ class Process(ABC, Generic[S, A]):
         """Number of steps, when known in advance (planning and progress)."""
         return None
 
+    def step_limit(self) -> int | None:
+        """The most steps a run may take before `done()` must be true: an item still not
+        done there fails, naming `done()` (a runaway loop on a real model is unbounded
+        spend). Default: `total_steps()`. Override where a wrong decision can lengthen
+        the chain (addition: a carry wrongly written adds a step), so that a run with
+        errors still ends as one; None: no limit but the run's `max_steps`."""
+        return self.total_steps()
+
     def options(self) -> Mapping[str, Any]:
         """The process's options, recorded with the run (a resume must match them)."""
         return {}

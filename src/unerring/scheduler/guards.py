@@ -19,23 +19,26 @@ NO_LIMIT = sys.maxsize
 
 
 def step_limit(process: Process[Any, Any], max_steps: int | None) -> int:
-    """The step at which an item whose `done()` is still false fails: `total_steps()`
-    when the process knows it, else `max_steps`, else none (NO_LIMIT)."""
-    total = process.total_steps()
-    if total is not None:
-        return total
+    """The step at which an item whose `done()` is still false fails: the process's
+    `step_limit()` (its `total_steps()` unless it says otherwise) when it has one, else
+    `max_steps`, else none (NO_LIMIT)."""
+    limit = process.step_limit()
+    if limit is not None:
+        return limit
     return NO_LIMIT if max_steps is None else max_steps
 
 
 def overrun_reason(process: Process[Any, Any], limit: int) -> str:
     """Why an item fails at its step limit, naming `done()` and where the limit came from.
 
-    A total counted for the correct run (addition's carries) is also passed when a wrong
-    decision lengthens the chain: the reason says so."""
-    if process.total_steps() is not None:
+    A process whose chain a wrong decision can lengthen says so with a `step_limit()` past
+    its total; the reason still says a wrong decision may be the cause."""
+    total = process.total_steps()
+    if total is not None:
+        named = "total_steps()" if limit == total else "step_limit()"
         return (
-            f"done() still false after total_steps() = {limit:,} steps: done() or "
-            "total_steps() is wrong, or a wrong decision took the chain off its course"
+            f"done() still false after {named} = {limit:,} steps: done() or {named} is "
+            "wrong, or a wrong decision took the chain off its course"
         )
     return (
         f"done() still false after max_steps = {limit:,} steps (total_steps() is None); "

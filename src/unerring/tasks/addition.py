@@ -109,6 +109,11 @@ class Addition(Process[State, int]):
             carry = (x + y + carry) // 10
         return steps
 
+    def step_limit(self) -> int:
+        """Two steps a column at most (the carry, then the digits): a wrong carry lengthens
+        the chain past `total_steps()`, a run of any answers never past this."""
+        return 2 * self.digits
+
     def _question(self, state: State) -> tuple[int, int]:
         column, carry, pending, _ = state
         if pending >= 0:
