@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from unerring.app.checks import NewRun, check_given_run_id, check_model, check_new_run
-from unerring.app.options import BatchItem, Hooks, RunConfig, Watcher
+from unerring.app.options import BatchItem, Hooks, RunConfig
 from unerring.app.recorded import config_difference, recorded
 from unerring.app.result import RunResult
 from unerring.app.resume import journaled_nodes, learnt_rule, task_tree
@@ -309,4 +309,3 @@ def _selector(notes: Notebook, process: Process[Any, Any]) -> Any:
     from unerring.analysis.notebook import selector
 
     return selector(notes.notes, process)
-

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 
 from unerring import defaults
+from unerring.backends.members import Endpoint, split_endpoint
 from unerring.backends.openai_config import Api
 from unerring.backends.sim import SimConfig
 from unerring.errors import UsageError
@@ -14,9 +15,10 @@ from unerring.errors import UsageError
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """A parsed `--model`: `sim:NAME=VALUE,...`, `PROVIDER:MODEL_NAME`, or an ensemble of
-    several, `A + 2*B` (samples spread over the members by weight, votes pooled), and the
-    form a served model is asked in (`api`: it can change answers, so a run records it)."""
+    """A parsed `--model`: `sim:NAME=VALUE,...`, `PROVIDER:MODEL_NAME` (optionally on its
+    own server, `openai:NAME@URL[#KEY_VAR]`), or an ensemble of several, `A + 2*B`
+    (samples spread over the members by weight, votes pooled), and the form a served model
+    is asked in (`api`: it can change answers, so a run records it)."""
 
     provider: str
     name: str
@@ -24,6 +26,7 @@ class ModelSpec:
     members: tuple[tuple[float, ModelSpec], ...] = ()  # (weight, model) of an ensemble
     given: str = ""  # the text as given (the journal's record; an ensemble member's name)
     api: Api = defaults.API  # chat messages or a completion prompt
+    endpoint: Endpoint | None = None  # its own server and key variable (else the run's)
 
     @property
     def label(self) -> str:
@@ -118,7 +121,8 @@ def _parse_one(text: str) -> ModelSpec:
             params=("model",),
         )
     if provider == "openai":
-        return ModelSpec("openai", rest.strip())
+        name, endpoint = split_endpoint(rest)
+        return ModelSpec("openai", name, endpoint=endpoint)
     raise UsageError(
         f"unknown model provider {provider!r} in {{model}} {text!r} "
         f"(known: {', '.join(PROVIDERS)})",
