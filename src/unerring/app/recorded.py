@@ -22,6 +22,7 @@ CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url"})
 KEPT = frozenset({"stopping_resolved"})
 
 _VOTING = tuple(f.name for f in fields(VotingOptions))
+_APART = ("stopping", "variants", "reliability")  # written in their own places
 
 # each recorded option's default, as the journal holds it (an option newer than a run is
 # at its default there)
@@ -41,7 +42,7 @@ def recorded(config: RunConfig, factory: ProcessFactory) -> dict[str, Any]:
     v = config.voting
     out: dict[str, Any] = {"task": factory.name, "task_options": dict(factory.options)}
     out["model"] = config.model.label  # the text as given: a resume compares it as text
-    out.update({name: getattr(v, name) for name in _VOTING if name not in ("stopping", "variants")})
+    out.update({name: getattr(v, name) for name in _VOTING if name not in _APART})
     out["api"] = config.model.api
     out["base_url"] = config.session.transport.base_url
     out["notes"] = config.notes
@@ -49,6 +50,8 @@ def recorded(config: RunConfig, factory: ProcessFactory) -> dict[str, Any]:
     out["stopping"] = v.stopping
     out["variants"] = list(v.variants)  # as the journal's JSON gives it back
     out["unerring_version"] = __version__
+    if v.reliability is not None:  # a weighted vote's table (a run without one has no key)
+        out["reliability"] = v.reliability
     return out
 
 
