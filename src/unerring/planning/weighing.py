@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unerring import defaults
 from unerring.backends.spec import ModelSpec
 from unerring.errors import UsageError
 from unerring.planning.reliability_table import ReliabilityTable, Source, cell_of
@@ -106,7 +107,7 @@ def default_cap(sources: int) -> int:
     """Samples per step at most: each source twice, and at least 50 (a source sampled at
     a temperature above 0 is worth asking again; at 0 it repeats itself, so give
     --max-samples-per-step the number of sources there)."""
-    return max(50, 2 * sources)
+    return max(defaults.WEIGHTED_CAP_MIN, defaults.WEIGHTED_CAP_PER_SOURCE * sources)
 
 
 def read_table(path: str) -> dict[str, Any]:
