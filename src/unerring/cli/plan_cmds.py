@@ -136,6 +136,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         seed=_calibration_seed(args, model),
         variants=variants,
         per_step=args.per_step,
+        max_tokens=args.max_tokens,
+        first_temperature=args.first_temperature,
+        temperature=args.temperature,
         table=table,
         names=spec_sources(model)[0],
         progress=weighted_cmds.progress_printer(),
@@ -296,8 +299,29 @@ def register(sub: Any) -> None:
         default=defaults.CALIBRATION_PER_STEP,
         metavar="N",
         help="with --calibrate: samples of each model and variant per step (default "
-        f"{defaults.CALIBRATION_PER_STEP}: the first at temperature 0, the others at "
-        f"{defaults.TEMPERATURE:g}; 1 where a run votes at temperature 0)",
+        f"{defaults.CALIBRATION_PER_STEP}: the first at --first-temperature, the others at "
+        "--temperature; 1 where a run votes at temperature 0)",
+    )
+    plan.add_argument(
+        "--first-temperature",
+        type=number,
+        default=defaults.FIRST_TEMPERATURE,
+        help="with --calibrate: temperature of each model's and variant's first sample of a "
+        f"step (default {defaults.FIRST_TEMPERATURE:g})",
+    )
+    plan.add_argument(
+        "--temperature",
+        type=number,
+        default=defaults.TEMPERATURE,
+        help=f"with --calibrate: temperature of its other samples (default "
+        f"{defaults.TEMPERATURE:g})",
+    )
+    plan.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=defaults.MAX_TOKENS,
+        help="with --calibrate: red-flag responses longer than this many tokens, and ask "
+        f"for no more (default {defaults.MAX_TOKENS}; give the run's own --max-tokens)",
     )
     plan.add_argument(
         "--save-reliability",

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from unerring import defaults
@@ -261,7 +261,8 @@ async def calibrate(
             # index: the same index under two prompts would be one draw)
             asked = asyncio.gather(
                 *(
-                    b.sample(
+                    _ask_source(
+                        b,
                         SampleRequest(
                             process.variant_prompt(state, step, v),
                             step,
@@ -273,7 +274,7 @@ async def calibrate(
                             process.system(),
                             oracle,
                             variant=v,
-                        )
+                        ),
                     )
                     for j, (_, v, b) in enumerate(sources)
                 )
@@ -394,6 +395,23 @@ async def calibrate(
         len(chosen),
         interrupted,
     )
+
+
+async def _ask_source(backend: Backend, request: SampleRequest) -> list[Sample]:
+    """A source's samples of a step: its first at the first temperature, as a run's first
+    sample is, the others at the temperature. (A backend sets the first temperature on
+    sample index 0 only, and each source has indices of its own.)"""
+    first = replace(request, n=1, temperature=request.first_temperature)
+    got = await backend.sample(first)
+    if request.n > 1:
+        rest = replace(
+            request,
+            first_index=request.first_index + 1,
+            n=request.n - 1,
+            first_temperature=request.temperature,
+        )
+        got = got + await backend.sample(rest)
+    return got
 
 
 async def _unless_stopped(
