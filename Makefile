@@ -30,7 +30,7 @@ REAL        := $(VENV)/.real-$(LLAMA_KEY)-$(MODELS_KEY)
 # a long build says every PROGRESS_S seconds how long it has run and how far it is
 PROGRESS_S  ?= 30
 
-.PHONY: demo test lint bench bench-real clean
+.PHONY: demo test lint bench bench-real bench-real-ensemble clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,9 @@ bench: $(DEV)
 
 bench-real: $(REAL)
 	$(BIN)/python bench/real_model.py
+
+bench-real-ensemble: $(REAL)
+	$(BIN)/python bench/real_ensemble.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
