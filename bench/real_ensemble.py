@@ -118,6 +118,12 @@ def main() -> None:
     ap.add_argument("--variants", default="16")
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--recheck", type=int, default=200, help="cached answers asked again")
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="also run the weighted vote straight against the servers, past the cache "
+        "(every sample asked anew; its result goes to the details on stderr)",
+    )
     ap.add_argument("--store", help="keep the journal here (default: a temporary file)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
@@ -136,8 +142,9 @@ def main() -> None:
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         caches = {}
+        direct = {}
         for alias in (ALIAS, GEMMA):
-            url = stack.enter_context(llama_server(alias=alias))
+            url = direct[alias] = stack.enter_context(llama_server(alias=alias))
             caches[alias] = stack.enter_context(greedy_cache(url.rsplit("/v1", 1)[0]))
         models = {a: f"openai:{a}@{c.url}" for a, c in caches.items()}
         env = {**os.environ, "OPENAI_API_KEY": "sk-test-PLANTED-0000"}
@@ -187,6 +194,13 @@ def main() -> None:
                                                "--max-samples-per-step", str(sources)], db, env),
         }  # fmt: skip
         details["runs"] = results
+        if args.fresh:  # the same table and steps, every answer asked of the model again
+            fresh = ["--model", f"openai:{ALIAS}@{direct[ALIAS]}",
+                     "--model", f"openai:{GEMMA}@{direct[GEMMA]}"]  # fmt: skip
+            details["fresh"] = run("fresh", task, [*fresh, *variants, "--reliability",
+                                                   str(table), "--target", str(args.target),
+                                                   "--max-samples-per-step", str(sources)],
+                                   db, env)  # fmt: skip
         details["cache"] = {NAMES[a]: c.stats() for a, c in caches.items()}
         details["recheck"] = {NAMES[a]: recheck(c, args.recheck // 2) for a, c in caches.items()}
     line = {

@@ -156,3 +156,10 @@ def test_a_member_whose_server_goes_down_is_dropped_and_the_other_carries_on(
         ).fetchall()
     assert len(downs) == 1 and "its samples go to the members still answering" in downs[0][1]
     assert late == [(f"openai:ma@{a.url}#KEY_A",)]  # after the drop, member a answers all
+    # without --json, the run says so on stderr
+    with fake_openai(perfect_addition) as a, fake_openai(_down_after(6)) as b:
+        args = _ensemble_args(a.url, b.url, tmp_path / "again.db", "--max-outage", "1")
+        code = main([x for x in args if x != "--json"] + ["--quiet", "--concurrency", "1"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert f"ensemble members that stopped answering: openai:mb@{b.url}#KEY_B" in err

@@ -118,6 +118,12 @@ def test_a_weighted_run_is_reproducible_and_does_not_depend_on_latency(
     assert winners("one") == winners("two")
     # a member's samples with latency carry the member's own label: the same choices
     assert winners("slow") == winners("one")
+    # steps opened ahead on their predecessor's first answer decide alike
+    res = cli("run", *TASK, "--seed", "1", *slow, "--store", str(db), "--run-id", "ahead",
+              "--on-undecided", "plurality", "--reliability", str(_with_latency(table, 1)),
+              "--json", "--speculate", "3")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert winners("ahead") == winners("one")
 
 
 def test_kill_and_resume_redraws_no_decided_step_and_decides_as_one_run(
