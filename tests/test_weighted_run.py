@@ -214,6 +214,27 @@ def test_a_table_the_run_cannot_use_is_refused_in_one_line(
     assert not db.exists()
 
 
+def test_the_plan_shows_samples_p_full_and_cost_per_model_and_for_the_ensemble(
+    tmp_path: Path,
+) -> None:
+    res = cli("plan", "--calibrate", *TASK, "--seed", "9", *BOTH, "--samples", "30",
+              "--per-step", "1", "--save-reliability", str(tmp_path / "t.json"),
+              "--steps", "300", "--cost-per-sample", "0.001")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("weighted vote (margin"))
+    head, rows = lines[at + 1], lines[at + 2 : at + 5]
+    assert head.split() == ["samples/step", "p_full", "undecided", "cost"]
+    assert [r.split()[0] for r in rows] == ["model", "model", "ensemble"]
+    for r in rows:
+        samples, cost = float(r.split()[-4]), float(r.split()[-1].lstrip("$"))
+        assert cost == pytest.approx(samples * 300 * 0.001, abs=0.006)
+    # ahead-by-k per model, per variant and pooled, in the groups table
+    variant = next(ln for ln in lines if ln.startswith("variant 1 "))
+    k, per_step, p_full = variant.split()[-3:]
+    assert int(k) >= 1 and float(per_step) >= int(k) and 0 < float(p_full) <= 1
+
+
 def test_a_calibration_too_small_for_a_table_says_how_many_more_steps(tmp_path: Path) -> None:
     res = cli("plan", "--calibrate", *TASK, *BOTH, "--samples", str(MIN_STEPS - 8),
               "--save-reliability", str(tmp_path / "t.json"))  # fmt: skip

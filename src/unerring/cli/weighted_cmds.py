@@ -122,12 +122,17 @@ def weighted_plans(
 def print_weighted(plans: dict[str, dict[str, Any]]) -> None:
     print(f"weighted vote (margin {next(iter(plans.values()))['margin']:.2f} log-odds):")
     width = max(len(n) for n in plans) + 2
-    print(f"{'':<{width}}{'samples/step':>14}{'p_full':>12}{'undecided':>12}")
+    costs = any(f["cost_total"] is not None for f in plans.values())
+    head = f"{'':<{width}}{'samples/step':>14}{'p_full':>12}{'undecided':>12}"
+    print(head + (f"{'cost':>12}" if costs else ""))
     for name, f in plans.items():
-        print(
+        line = (
             f"{name:<{width}}{f['samples_per_step']:>14.2f}{f['p_full']:>12.4f}"
             f"{f['p_undecided_step']:>12.4f}"
         )
+        if costs:
+            line += f"{'$' + format(f['cost_total'], ',.2f'):>12}"
+        print(line)
 
 
 def interrupted_note(cal: Calibration) -> str:
