@@ -175,20 +175,21 @@ def main() -> None:
             "wall_s": round(time.perf_counter() - t0, 1),
         }
 
-        def k_of(group: str) -> list[str]:
+        def k_of(group: str, cap: int) -> list[str]:
+            """The group's planned k, and a cap on samples per step of at least k (a run
+            with few variants may plan a k above the cap its sources suggest)."""
             plan = groups[group].get("plan")
-            return ["--k", str(plan["k"] if plan else 4)]
+            k = plan["k"] if plan else 4
+            return ["--k", str(k), "--max-samples-per-step", str(max(k, cap))]
 
-        cap = ["--max-samples-per-step", str(3 * sources // 2)]
-        single_cap = ["--max-samples-per-step", str(3 * sources // 4)]
+        single, pair = 3 * sources // 4, 3 * sources // 2  # caps on samples per step
         results = {
             "smollm2": run("smollm2", task, ["--model", models[ALIAS], *variants,
-                                             *k_of(f"model {models[ALIAS]}"), *single_cap],
-                           db, env),
+                                             *k_of(f"model {models[ALIAS]}", single)], db, env),
             "gemma": run("gemma", task, ["--model", models[GEMMA], *variants,
-                                         *k_of(f"model {models[GEMMA]}"), *single_cap], db, env),
-            "ensemble_plain": run("ensemble_plain", task, [*both, *variants, *k_of("pooled"),
-                                                           *cap], db, env),
+                                         *k_of(f"model {models[GEMMA]}", single)], db, env),
+            "ensemble_plain": run("ensemble_plain", task,
+                                  [*both, *variants, *k_of("pooled", pair)], db, env),
             "ensemble": run("ensemble", task, [*both, *variants, "--reliability", str(table),
                                                "--target", str(args.target),
                                                "--max-samples-per-step", str(sources)], db, env),
