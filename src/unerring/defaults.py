@@ -40,3 +40,8 @@ VALID_RATE: Final = 1.0  # share of samples that pass the red flags
 HARD_SHARE: Final = 0.0  # share of steps whose errors are not independent
 HARD_ERROR: Final = 0.45  # per-sample error on those steps
 CALIBRATION_SAMPLES: Final = 200  # steps sampled to measure a model's error rate
+CALIBRATION_PER_STEP: Final = 2  # samples of each model and variant per sampled step
+CALIBRATION_SEED: Final = 0  # which steps a real model is calibrated on (a sim: its seed)
+# a weighted vote's cap on samples per step: each source this many times, at least...
+WEIGHTED_CAP_PER_SOURCE: Final = 2
+WEIGHTED_CAP_MIN: Final = 50  # ...this many

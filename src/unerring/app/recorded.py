@@ -26,6 +26,7 @@ KEPT = frozenset({"stopping_resolved"})
 WHEN_BOTH = frozenset({"construction"})
 
 _VOTING = tuple(f.name for f in fields(VotingOptions))
+_APART = ("stopping", "variants", "reliability")  # written in their own places
 
 # each recorded option's default, as the journal holds it (an option newer than a run is
 # at its default there)
@@ -54,7 +55,7 @@ def recorded(
     if construction is not None:
         out["construction"] = construction
     out["model"] = config.model.label  # the text as given: a resume compares it as text
-    out.update({name: getattr(v, name) for name in _VOTING if name not in ("stopping", "variants")})
+    out.update({name: getattr(v, name) for name in _VOTING if name not in _APART})
     out["api"] = config.model.api
     out["base_url"] = config.session.transport.base_url
     out["notes"] = config.notes
@@ -64,6 +65,8 @@ def recorded(
     if config.max_steps is not None:  # (left out when not given: as earlier builds wrote)
         out["max_steps"] = config.max_steps
     out["unerring_version"] = __version__
+    if v.reliability is not None:  # a weighted vote's table (a run without one has no key)
+        out["reliability"] = v.reliability
     return out
 
 

@@ -65,7 +65,9 @@ def execute(
     check_given_run_id(run_id)
     # everything a new run needs is checked (and its k planned) before the store is touched
     new = None if resume else check_new_run(config, factory, batch)
-    voting = None if new is None else plan_voting(config.voting, config.model, new.steps)
+    voting = (
+        None if new is None else plan_voting(config.voting, config.model, new.steps, factory.name)
+    )
     check_model(config)
     session = config.session
     prices = run_prices(config.model, session.prices, session.transport, session.budget)
@@ -151,7 +153,7 @@ def open_run(
             )
         if voting is None or run.steps_total != (new.steps if new else None):
             # k as planned when the run started: for the steps the journal holds
-            voting = plan_voting(config.voting, config.model, run.steps_total)
+            voting = plan_voting(config.voting, config.model, run.steps_total, factory.name)
     assert voting is not None
     notes = None
     if config.notes is not None:
@@ -160,6 +162,8 @@ def open_run(
         config = replace(config, notes=f"{notes.name}@{notes.version}")
     journaled = recorded(config, factory, None if new is None else new.construction)
     journaled["k_resolved"] = voting.k
+    if voting.weighing is not None:
+        journaled["margin_resolved"] = voting.weighing.margin
     if voting.adaptive is not None:
         journaled["stopping_resolved"] = voting.adaptive.as_dict()
     if run is None:

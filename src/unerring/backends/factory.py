@@ -11,9 +11,10 @@ from unerring import defaults
 from unerring.backends.base import Backend, StepOracle
 from unerring.backends.ensemble import Ensemble
 from unerring.backends.faults import FaultInjecting, FaultSpec
+from unerring.backends.members import member_key
 from unerring.backends.openai_config import NMode, OpenAIConfig
 from unerring.backends.resilience import Limited, OnFailure, Retrying, RetryPolicy
-from unerring.backends.secrets import Redacting, Redactor, key_problem, redacting
+from unerring.backends.secrets import Redacting, Redactor, redacting
 from unerring.backends.sim import ProcessOracle, SimBackend
 from unerring.backends.spec import ModelSpec
 from unerring.errors import UsageError
@@ -93,14 +94,11 @@ def api_key(
     if not spec.remote:
         return None
     env = os.environ if env is None else env
-    key = env.get(transport.api_key_env)
-    if key:
-        problem = key_problem(key)
-        if problem is not None:
-            raise ValueError(
-                f"the API key in ${transport.api_key_env} {problem}; fix it (the key is not shown)"
-            )
-    return key or None
+    if spec.members:  # each member's own key, checked before anything is written
+        for _, m in spec.members:
+            api_key(m, transport, env)
+        return None
+    return member_key(spec.endpoint, transport.api_key_env, env, f"model {spec.label!r}")
 
 
 def make_backend(
@@ -114,7 +112,8 @@ def make_backend(
     env = os.environ if env is None else env
     if spec.members:  # each member with its own wrappers (limits, retries): its own server
         return Ensemble(
-            [(w, m.label, make_backend(m, t, on_failure, env)) for w, m in spec.members]
+            [(w, m.label, make_backend(m, t, on_failure, env)) for w, m in spec.members],
+            on_failure,
         )
     inner: Backend
     redactor = None
@@ -127,7 +126,7 @@ def make_backend(
         redactor = Redactor(key) if key else None
         config = OpenAIConfig(
             model=spec.name,
-            base_url=base_url(t, env),
+            base_url=spec.endpoint.base_url if spec.endpoint else base_url(t, env),
             api=spec.api,
             timeout_s=t.timeout_s,
             n_mode=t.n_mode,
@@ -181,7 +180,8 @@ def check_reachable(spec: ModelSpec, transport: Transport, env: Mapping[str, str
             continue
         import httpx  # the HTTP client, only for a model served over HTTP
 
-        url = base_url(transport, env).rstrip("/") + "/models"
+        where = m.endpoint.base_url if m.endpoint else base_url(transport, env)
+        url = where.rstrip("/") + "/models"
         try:
             httpx.get(url, timeout=min(transport.timeout_s, 10.0))
         except httpx.HTTPError as e:

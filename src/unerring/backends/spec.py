@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from unerring import defaults
+from unerring.backends.members import Endpoint, split_endpoint
 from unerring.backends.openai_config import Api
 from unerring.backends.sim import SimConfig
 from unerring.errors import UsageError
@@ -15,9 +16,10 @@ from unerring.errors import UsageError
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """A parsed `--model`: `sim:NAME=VALUE,...`, `PROVIDER:MODEL_NAME`, or an ensemble of
-    several, `A + 2*B` (samples spread over the members by weight, votes pooled), and the
-    form a served model is asked in (`api`: it can change answers, so a run records it)."""
+    """A parsed `--model`: `sim:NAME=VALUE,...`, `PROVIDER:MODEL_NAME` (optionally on its
+    own server, `openai:NAME@URL[#KEY_VAR]`), or an ensemble of several, `A + 2*B`
+    (samples spread over the members by weight, votes pooled), and the form a served model
+    is asked in (`api`: it can change answers, so a run records it)."""
 
     provider: str
     name: str
@@ -27,6 +29,7 @@ class ModelSpec:
     api: Api = defaults.API  # chat messages or a completion prompt
     # a Backend object of the user's own (provider "own"): it draws every sample
     backend: Any = field(default=None, compare=False, repr=False)
+    endpoint: Endpoint | None = None  # its own server and key variable (else the run's)
 
     @property
     def label(self) -> str:
@@ -128,7 +131,8 @@ def _parse_one(text: str) -> ModelSpec:
             params=("model",),
         )
     if provider == "openai":
-        return ModelSpec("openai", rest.strip())
+        name, endpoint = split_endpoint(rest)
+        return ModelSpec("openai", name, endpoint=endpoint)
     if provider == "own":
         raise UsageError(
             f"{{model}} {text!r} was a backend object of one's own: pass the object itself "

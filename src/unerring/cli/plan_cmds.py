@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields, replace
 from typing import Any
@@ -12,7 +13,9 @@ from typing import Any
 from unerring import defaults
 from unerring.analysis.records import safe
 from unerring.app.options import RunConfig
-from unerring.backends.factory import Transport, make_backend
+from unerring.backends.factory import Transport, api_key, check_reachable, make_backend
+from unerring.backends.spec import ModelSpec
+from unerring.cli import weighted_cmds
 from unerring.cli.args import (
     add_model,
     add_task_options,
@@ -32,6 +35,8 @@ from unerring.planning import reliability
 from unerring.planning.calibrate import run_calibration
 from unerring.planning.plan import check_variants
 from unerring.planning.predict import side_by_side
+from unerring.planning.reliability_table import ReliabilityTable
+from unerring.planning.weighing import spec_sources
 from unerring.process import Process
 from unerring.process_factory import ProcessFactory
 from unerring.tasks.registry import TaskProcesses, get_task
@@ -119,7 +124,14 @@ def _calibrate(args: argparse.Namespace) -> int:
         transport = replace(transport, stop=tuple(process.stop))
     variants = tuple(args.variants)
     check_variants(process, variants)
+    table = None
+    if args.save_reliability is not None:
+        weighted_cmds.check_table_steps(args.samples)
+        table = ReliabilityTable(spec.name, 0)
     try:
+        api_key(model, transport)  # every member's key and server, before anything is spent
+        if model.members:
+            check_reachable(model, transport, os.environ)
         backend = make_backend(model, transport)
     except UsageError:
         raise
@@ -130,13 +142,31 @@ def _calibrate(args: argparse.Namespace) -> int:
         backend,
         args.samples,
         simulate=model.simulated,
-        seed=model.sim.seed if model.sim else 0,
+        seed=_calibration_seed(args, model),
         variants=variants,
+        per_step=args.per_step,
+        max_tokens=args.max_tokens,
+        first_temperature=args.first_temperature,
+        temperature=args.temperature,
+        table=table,
+        names=spec_sources(model)[0],
+        progress=weighted_cmds.progress_printer(),
     )
     steps = args.steps or process.total_steps()
     out = cal.as_dict()
     out["task"] = factory.name
     out["model"] = model.text
+    if steps:
+        weighted_cmds.group_plans(cal, steps, args.target, args.cost_per_sample)
+    weighted = None
+    if table is not None and table.too_few() is None and steps:
+        weighted_cmds.save_table(table, args.save_reliability)
+        out["reliability_file"] = args.save_reliability
+        weighted = weighted_cmds.weighted_plans(
+            table, model, variants, steps, args.target, args.cost_per_sample,
+            args.max_samples_per_step,
+        )  # fmt: skip
+        out["weighted"] = weighted
     plan = None
     if steps and 0.5 < cal.p < 1.0:
         valid = max(cal.valid_rate, 1e-9)
@@ -175,19 +205,44 @@ def _calibrate(args: argparse.Namespace) -> int:
                 f"plan         k={plan.k} for {steps:,} steps at target {args.target}: "
                 f"{plan.samples_per_step:.2f} samples/step, p_full {plan.p_full:.4f}"
             )
+        if weighted is not None:
+            weighted_cmds.print_weighted(weighted)
+            print(f"reliability table written to {args.save_reliability}")
     for w in cal.warnings:
         print(f"unerring: warning: {w}", file=sys.stderr)
+    if table is not None and weighted is None:
+        why = table.too_few() or "the task's length is not known: give --steps"
+        print(f"unerring: warning: no reliability table written: {why}", file=sys.stderr)
+    if cal.interrupted:
+        print(f"unerring: {weighted_cmds.interrupted_note(cal)}", file=sys.stderr)
+        return 130
     return 0
 
 
+def _calibration_seed(args: argparse.Namespace, model: ModelSpec) -> int:
+    if args.calibration_seed is not None:
+        return int(args.calibration_seed)
+    return model.sim.seed if model.sim else defaults.CALIBRATION_SEED
+
+
 def _print_groups(groups: dict[str, dict[str, Any]]) -> None:
-    """Per model and per prompt variant, and pooled: does decorrelation work?"""
+    """Per model and per prompt variant, and pooled: does decorrelation work? And each
+    one's ahead-by-k plan from its own p."""
     width = max(len(safe(name, 80)) for name in groups) + 2
-    print(f"{'':<{width}}{'p':>7}{'collisions':>16}{'hard steps':>16}")
+    print(
+        f"{'':<{width}}{'p':>7}{'collisions':>16}{'hard steps':>16}{'k':>5}"
+        f"{'samples/step':>14}{'p_full':>10}"
+    )
     for name, g in groups.items():
         coll = f"{g['collisions']} ({g['collision_rate']:.1%})"
         hard = f"{g['hard']} ({g['hard_share']:.1%})"
-        print(f"{safe(name, 80):<{width}}{g['p']:>7.3f}{coll:>16}{hard:>16}")
+        plan = g.get("plan")
+        planned = (
+            f"{plan['k']:>5}{plan['samples_per_step']:>14.2f}{plan['p_full']:>10.4f}"
+            if plan
+            else f"{'-':>5}{'-':>14}{'-':>10}"
+        )
+        print(f"{safe(name, 80):<{width}}{g['p']:>7.3f}{coll:>16}{hard:>16}{planned}")
 
 
 def register(sub: Any) -> None:
@@ -252,6 +307,58 @@ def register(sub: Any) -> None:
         default=defaults.VARIANTS,
         metavar="N|LIST",
         help="with --calibrate: measure each of these prompt variants on its own, and pooled",
+    )
+    plan.add_argument(
+        "--per-step",
+        type=positive_int,
+        default=defaults.CALIBRATION_PER_STEP,
+        metavar="N",
+        help="with --calibrate: samples of each model and variant per step (default "
+        f"{defaults.CALIBRATION_PER_STEP}: the first at --first-temperature, the others at "
+        "--temperature; 1 where a run votes at temperature 0)",
+    )
+    plan.add_argument(
+        "--first-temperature",
+        type=number,
+        default=defaults.FIRST_TEMPERATURE,
+        help="with --calibrate: temperature of each model's and variant's first sample of a "
+        f"step (default {defaults.FIRST_TEMPERATURE:g})",
+    )
+    plan.add_argument(
+        "--temperature",
+        type=number,
+        default=defaults.TEMPERATURE,
+        help=f"with --calibrate: temperature of its other samples (default "
+        f"{defaults.TEMPERATURE:g})",
+    )
+    plan.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=defaults.MAX_TOKENS,
+        help="with --calibrate: red-flag responses longer than this many tokens, and ask "
+        f"for no more (default {defaults.MAX_TOKENS}; give the run's own --max-tokens)",
+    )
+    plan.add_argument(
+        "--save-reliability",
+        metavar="FILE",
+        help="with --calibrate: spread the steps evenly over the task's step features and "
+        "write each model's and variant's reliability on them to FILE, for "
+        "`run --reliability FILE` (a vote that weighs and routes samples by it)",
+    )
+    plan.add_argument(
+        "--max-samples-per-step",
+        type=positive_int,
+        metavar="N",
+        help="with --save-reliability: the weighted vote's cap, for its plan (default: "
+        f"each source {defaults.WEIGHTED_CAP_PER_SOURCE} times, at least "
+        f"{defaults.WEIGHTED_CAP_MIN})",
+    )
+    plan.add_argument(
+        "--calibration-seed",
+        type=int,
+        metavar="S",
+        help="with --calibrate: which steps are sampled (default: the simulated model's seed, "
+        f"else {defaults.CALIBRATION_SEED})",
     )
     add_task_options(plan)
     add_transport_options(plan)

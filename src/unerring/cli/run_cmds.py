@@ -170,6 +170,12 @@ def _print_result(result: RunResult, as_json: bool) -> int:
             print(f"tokens {s['prompt_tokens']:,} in / {s['completion_tokens']:,} out{cost}")
         if s["transport_failures"]:
             print(f"transport failures {s['transport_failures']:,} (each journaled)")
+    if s.get("members_down"):
+        print(
+            f"unerring: warning: ensemble members that stopped answering: "
+            f"{', '.join(s['members_down'])}; the run carried on with the others",
+            file=sys.stderr,
+        )
     if s["status"] != "completed":
         resume = f"unerring resume {s['run_id']}"
         if s["store"] != defaults.STORE:

@@ -32,6 +32,7 @@ from unerring.cli.args import (
 from unerring.errors import UsageError
 from unerring.executors import EXECUTORS, ExecutorSpec
 from unerring.limits import MAX_ITEMS, MAX_K, MAX_PARALLEL, MAX_SAMPLES_PER_STEP
+from unerring.planning.weighing import read_table
 from unerring.tasks.registry import TaskSpec
 
 MODEL_HELP = (
@@ -49,6 +50,8 @@ def config_from_args(
     given = {k: v for k, v in vars(args).items() if k in PLACES and k in names}
     if "model" in given:
         given["model"] = ensemble_text(given["model"])
+    if isinstance(given.get("reliability"), str):  # the file's table, checked
+        given["reliability"] = read_table(given["reliability"])
     if "executor" in given:
         given["executor"] = ExecutorSpec(
             given["executor"], getattr(args, "workers", None), getattr(args, "ray_address", None)
@@ -125,6 +128,15 @@ def add_voting_options(run: argparse.ArgumentParser) -> None:
         "(other few-shot examples, orderings, phrasings): N for the first N, or a list "
         "such as 0,3,7; sample i of step s uses form number (s + i) mod N of them "
         "(default: the one prompt)",
+    )
+    run.add_argument(
+        "--reliability",
+        metavar="FILE",
+        default=SUPPRESS,
+        help="a vote that knows its voters: weigh each sample by its model's and prompt "
+        "variant's reliability on steps like this one, as measured by `plan --calibrate "
+        "... --save-reliability FILE` (on other labelled steps), and ask the trusted ones "
+        "first; the margin comes from --target (the table is kept in the journal)",
     )
     run.add_argument("--run-id", help="name the run (default: generated and printed)")
     run.add_argument(

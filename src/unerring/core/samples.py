@@ -37,7 +37,9 @@ class SampleRequest:
     Sample index 0 of a step is drawn at `first_temperature`, every other at `temperature`
     (decorrelation: the paper's first vote at 0, later votes at 0.1). `variant`: which
     form of the step's prompt `prompt` is (0 unless the run uses prompt variants; the
-    simulated model gives each variant hard steps of its own). Treat as immutable.
+    simulated model gives each variant hard steps of its own). `member`: which member of
+    an ensemble answers (-1: the ensemble's own spreading by index; a weighted vote routes
+    each sample to the source it trusts). Treat as immutable.
     """
 
     prompt: str
@@ -51,6 +53,7 @@ class SampleRequest:
     oracle: Oracle | None = None
     item: int = 0  # the item of a batch the step belongs to (0 for a single chain)
     variant: int = 0
+    member: int = -1
 
 
 class Sample:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unerring.backends.base import Backend
+from unerring.backends.ensemble import members_down
 from unerring.backends.factory import Transport
 from unerring.core.events import Events, ItemEnd
 from unerring.core.totals import Totals
@@ -37,7 +38,11 @@ class LocalExecution:
         return asyncio.run(_run(self.scheduler, items))
 
     def report(self) -> dict[str, Any]:
-        return {"executor": "local"}
+        out: dict[str, Any] = {"executor": "local"}
+        down = members_down(self.scheduler.backend)
+        if down:  # the run carried on without them: say so
+            out["members_down"] = down
+        return out
 
 
 async def _run(scheduler: Scheduler, items: Source) -> RunEnd:

@@ -1,10 +1,21 @@
-"""Measure a model's per-step success rate on a process before a run spends anything."""
+"""Measure a model's per-step success rate on a process before a run spends anything.
+
+Every source (model, prompt variant) is asked on each sampled step at once; a progress
+callback hears each step, and a stop event (Ctrl-C) ends the calibration with what was
+measured so far. Given a reliability table, the steps are spread evenly over the cells of
+the process's features and every sample is counted into the table.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import threading
+import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from unerring import defaults
@@ -13,9 +24,10 @@ from unerring.backends.ensemble import Ensemble
 from unerring.backends.sim import ProcessOracle
 from unerring.core.flags import Flag, estimate_tokens
 from unerring.core.hashing import mix64, unit
-from unerring.core.samples import SampleRequest
+from unerring.core.samples import Sample, SampleRequest
 from unerring.planning import reliability
 from unerring.planning.independence import BothWrong, StepCounts, hard_steps, pairs_test
+from unerring.planning.reliability_table import ReliabilityTable, cell_of
 from unerring.process import Process
 from unerring.voting.step import judge
 
@@ -100,6 +112,8 @@ class Calibration:
     hard_share: float = 0.0
     both_wrong_p: float = 1.0  # P(as many both wrong | independent errors)
     hard_steps: dict[str, Any] = field(default_factory=dict)  # independence.HardSteps
+    planned: int = 0  # steps it set out to sample
+    interrupted: bool = False  # stopped (Ctrl-C) before the last planned step
 
     @property
     def collision_rate(self) -> float:
@@ -124,7 +138,26 @@ class Calibration:
             "hard_steps": self.hard_steps,
             "groups": self.groups,
             "warnings": list(self.warnings),
+            "steps_planned": self.planned,
+            "interrupted": self.interrupted,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a calibration stands after a step."""
+
+    steps_done: int
+    steps_total: int
+    samples: int
+    elapsed_s: float
+
+    @property
+    def left_s(self) -> float | None:
+        """Time still to go at the pace so far (None before the first step)."""
+        if not self.steps_done:
+            return None
+        return self.elapsed_s / self.steps_done * (self.steps_total - self.steps_done)
 
 
 def _steps_to_sample(process: Process[Any, Any], n: int, seed: int) -> list[int]:
@@ -140,6 +173,39 @@ def _steps_to_sample(process: Process[Any, Any], n: int, seed: int) -> list[int]
     return sorted(chosen)
 
 
+def _balanced_steps(
+    process: Process[Any, Any], n: int, seed: int, by: tuple[str, ...] | None
+) -> tuple[list[int], dict[str, float]]:
+    """n steps spread evenly over the cells of the steps' features (each cell's steps in a
+    seeded order, the cells taken in turn), and how often each cell occurs on the walked
+    trajectory: a rare cell is measured as well as a common one."""
+    total = process.total_steps()
+    horizon = min(total, max(50 * n, 1000)) if total else 50 * n
+    by_cell: dict[str, list[int]] = {}
+    state = process.initial_state()
+    step = 0
+    while step < horizon and not process.done(state, step):
+        by_cell.setdefault(cell_of(process.features(state, step), by), []).append(step)
+        state = process.advance(state, process.solve(state, step))
+        step += 1
+    walked = max(1, step)
+    shares = {c: len(v) / walked for c, v in by_cell.items()}
+
+    def shuffled(cell: str, steps: list[int]) -> list[int]:
+        salt = mix64(seed * 7919 + len(cell) + sum(map(ord, cell)))
+        return sorted(steps, key=lambda s: mix64(salt ^ s))
+
+    queues = [shuffled(c, v) for c, v in sorted(by_cell.items())]
+    chosen: list[int] = []
+    turn = 0
+    while len(chosen) < n and any(queues):
+        q = queues[turn % len(queues)]
+        if q:
+            chosen.append(q.pop(0))
+        turn += 1
+    return sorted(chosen), shares
+
+
 Source = tuple[str, int, Backend]  # (model name, prompt variant, backend)
 
 
@@ -150,19 +216,32 @@ async def calibrate(
     *,
     simulate: bool,
     seed: int = 0,
-    per_step: int = 2,
-    first_temperature: float = 0.0,
+    per_step: int = defaults.CALIBRATION_PER_STEP,
+    first_temperature: float = defaults.FIRST_TEMPERATURE,
     temperature: float = defaults.TEMPERATURE,
     max_tokens: int = defaults.MAX_TOKENS,
     variants: tuple[int, ...] = (0,),
+    table: ReliabilityTable | None = None,
+    names: Sequence[str] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Calibration:
     """Sample `per_step` answers on `samples` steps of the correct trajectory, from every
-    model of an ensemble and every prompt variant on its own."""
+    model of an ensemble and every prompt variant on its own. With `table`, count each
+    sample into it under `names` (the models' names in the table, by member)."""
     members = backend.members if isinstance(backend, Ensemble) else None
     models = [(name, b) for _, name, b in members] if members else [(backend.model, backend)]
     sources: list[Source] = [(name, v, b) for name, b in models for v in variants]
-    chosen = _steps_to_sample(process, samples, seed)
+    table_names = list(names) if names is not None else [name for name, _ in models]
+    source_names = [(table_names[j // len(variants)], v) for j, (_, v, _) in enumerate(sources)]
+    if table is not None:
+        chosen, table.shares = _balanced_steps(process, samples, seed, table.by)
+    else:
+        chosen = _steps_to_sample(process, samples, seed)
     wanted = set(chosen)
+    started = time.monotonic()
+    done = 0
+    interrupted = False
     state = process.initial_state()
     step = 0
     stats: dict[tuple[str, int], GroupStats] = {(n, v): GroupStats() for n, v, _ in sources}
@@ -177,24 +256,35 @@ async def calibrate(
             oracle = ProcessOracle(process, state, step) if simulate else None
             firsts: list[tuple[bool | None, object]] = []
             every: list[bool | None] = []
-            for j, (name, v, b) in enumerate(sources):
-                prompt = process.variant_prompt(state, step, v)
-                # each source its own sample indices, as in a run (a model's draws are
-                # per index: the same index under two prompts would be one draw)
-                got = await b.sample(
-                    SampleRequest(
-                        prompt,
-                        step,
-                        j * per_step,
-                        per_step,
-                        max_tokens,
-                        first_temperature,
-                        temperature,
-                        process.system(),
-                        oracle,
-                        variant=v,
+            # every source at once: members on servers of their own answer side by side;
+            # each source its own sample indices, as in a run (a model's draws are per
+            # index: the same index under two prompts would be one draw)
+            asked = asyncio.gather(
+                *(
+                    _ask_source(
+                        b,
+                        SampleRequest(
+                            process.variant_prompt(state, step, v),
+                            step,
+                            j * per_step,
+                            per_step,
+                            max_tokens,
+                            first_temperature,
+                            temperature,
+                            process.system(),
+                            oracle,
+                            variant=v,
+                        ),
                     )
+                    for j, (_, v, b) in enumerate(sources)
                 )
+            )
+            answered = await _unless_stopped(asked, stop)
+            if answered is None:
+                interrupted = True
+                break
+            cell = cell_of(process.features(state, step), table.by) if table else ""
+            for j, ((name, v, _), got) in enumerate(zip(sources, answered, strict=True)):
                 judged: list[bool | None] = []
                 answers: list[object] = []
                 for smp in got:
@@ -207,6 +297,9 @@ async def calibrate(
                         judged.append(r[0] == right_key)
                         answers.append(r[0])
                 stats[(name, v)].add(judged, answers)
+                if table is not None:
+                    for ok in judged:
+                        table.add(source_names[j], cell, ok)
                 every += judged
                 first = next(
                     ((ok, a) for ok, a in zip(judged, answers, strict=True) if ok is not None),
@@ -223,9 +316,14 @@ async def calibrate(
             valid += len(ok_all)
             correct += sum(ok_all)
             counts.add(len(ok_all), len(ok_all) - sum(ok_all))
+            done += 1
+            if progress is not None:
+                progress(Progress(done, len(chosen), n_samples, time.monotonic() - started))
         state = process.advance(state, right)
         step += 1
-    n_steps = len(chosen)
+    n_steps = done
+    if table is not None:
+        table.steps = done
     # the first two samples a vote would draw: one source's, or two sources' (pooled)
     first_two = next(iter(stats.values())) if len(sources) == 1 else pooled
     bw = first_two.test()
@@ -246,6 +344,16 @@ async def calibrate(
             f"per-sample success rate {p:.2f} is not above 0.5: voting will "
             "converge on wrong answers; do not run this process on this model"
         )
+    if len(models) > 1 and valid:
+        for name, _ in models:
+            mine = [g for (n, _), g in stats.items() if n == name]
+            if not sum(g.valid for g in mine):
+                warnings.append(
+                    f"model {name}: no sample passed the red flags "
+                    f"({sum(g.samples for g in mine)} samples): it answers nothing this "
+                    "process can read, and gets no say in a weighted vote; check its prompt "
+                    "form (--api) and its server"
+                )
     # errors that repeat on the same steps, beyond what independent errors give (each test
     # false-alarms on independent errors with chance 1/1000 at most)
     why = []
@@ -284,7 +392,51 @@ async def calibrate(
         first_two.hard / n_steps if n_steps else 0.0,
         bw.p_value,
         hs.as_dict(),
+        len(chosen),
+        interrupted,
     )
+
+
+async def _ask_source(backend: Backend, request: SampleRequest) -> list[Sample]:
+    """A source's samples of a step: its first at the first temperature, as a run's first
+    sample is, the others at the temperature. (A backend sets the first temperature on
+    sample index 0 only, and each source has indices of its own.)"""
+    first = replace(request, n=1, temperature=request.first_temperature)
+    got = await backend.sample(first)
+    if request.n > 1:
+        rest = replace(
+            request,
+            first_index=request.first_index + 1,
+            n=request.n - 1,
+            first_temperature=request.temperature,
+        )
+        got = got + await backend.sample(rest)
+    return got
+
+
+async def _unless_stopped(
+    asked: asyncio.Future[list[list[Sample]]], stop: asyncio.Event | None
+) -> list[list[Sample]] | None:
+    """The step's answers, or None (the requests cancelled) once `stop` is set first."""
+    if stop is None:
+        return await asked
+    if stop.is_set():
+        asked.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asked
+        return None
+    stopper: asyncio.Future[bool] = asyncio.ensure_future(stop.wait())
+    try:
+        racing: list[asyncio.Future[Any]] = [asked, stopper]
+        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if asked.done():
+        return asked.result()
+    asked.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asked
+    return None
 
 
 def _groups(
@@ -319,10 +471,22 @@ def _groups(
 def run_calibration(
     process: Process[Any, Any], backend: Backend, samples: int, **kwargs: Any
 ) -> Calibration:
+    """`calibrate` to its end, or until Ctrl-C (SIGINT) or SIGTERM: then what was measured
+    so far, marked interrupted."""
+
     async def go() -> Calibration:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
         try:
-            return await calibrate(process, backend, samples, **kwargs)
+            return await calibrate(process, backend, samples, stop=stop, **kwargs)
         finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
             await backend.aclose()
 
     return asyncio.run(go())

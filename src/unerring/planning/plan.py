@@ -39,6 +39,9 @@ class VotingOptions:
     record: RecordLevel = defaults.RECORD
     stopping: str = defaults.STOPPING
     variants: tuple[int, ...] = defaults.VARIANTS
+    # a reliability table (its JSON): weigh and route each sample by its source's calibrated
+    # reliability on steps like this one (`voting.weighted`; None: every sample alike)
+    reliability: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.k is not None and self.k < 1:
@@ -155,9 +158,13 @@ def check_variants(process: Process[Any, Any], variants: tuple[int, ...]) -> Non
         )
 
 
-def plan_voting(voting: VotingOptions, model: ModelSpec, steps: int | None) -> VotingConfig:
+def plan_voting(
+    voting: VotingOptions, model: ModelSpec, steps: int | None, task: str = ""
+) -> VotingConfig:
     """The voting a scheduler runs, with k planned for `steps` steps when not given: the
-    one place a run's k is decided."""
+    one place a run's k is decided (and a weighted vote's margin, for task `task`)."""
+    if voting.reliability is not None:
+        return _weighted(voting, model, steps, task)
     k = _voting_k(voting, model, steps)
     adaptive = None
     if voting.stopping == "adaptive":
@@ -185,6 +192,43 @@ def plan_voting(voting: VotingOptions, model: ModelSpec, steps: int | None) -> V
         )
     except UsageError:
         raise
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _weighted(
+    voting: VotingOptions, model: ModelSpec, steps: int | None, task: str
+) -> VotingConfig:
+    """The voting settings of a weighted vote: its margin comes from the target."""
+    from unerring.planning.weighing import default_cap, weighing_for  # a weighted run's
+
+    assert voting.reliability is not None
+    if voting.k is not None:
+        raise UsageError(
+            "{k} does not apply to a weighted vote ({reliability}): its margin comes from "
+            "{target}; leave out {k}",
+            params=("k", "reliability", "target"),
+        )
+    if voting.stopping != "ahead-by-k":
+        raise UsageError(
+            "{stopping} adaptive and {reliability} are two stopping rules: pick one",
+            params=("stopping", "reliability"),
+        )
+    weighing = weighing_for(voting.reliability, model, task, voting.variants, voting.target, steps)
+    try:
+        return VotingConfig(
+            k=1,
+            first_temperature=voting.first_temperature,
+            temperature=voting.temperature,
+            max_tokens=voting.max_tokens,
+            max_samples_per_step=voting.max_samples_per_step
+            or default_cap(len(weighing.sources())),
+            on_undecided=voting.on_undecided,
+            parallel=voting.parallel,
+            record=voting.record,
+            variants=voting.variants,
+            weighing=weighing,
+        )
     except ValueError as e:
         raise UsageError(str(e)) from None
 

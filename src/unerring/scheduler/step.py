@@ -27,6 +27,7 @@ from unerring.scheduler.sources import Item
 from unerring.voting.ahead_by_k import Tally
 from unerring.voting.config import VotingConfig, variant_of
 from unerring.voting.step import Judged, StepTally, StepVote, judge_raised
+from unerring.voting.weighted import StepRoute, WeightedTally, WeightedVote
 
 # a step's tally under the adaptive rule, once the steps it learns from are in
 TallyOf = Callable[[Item, int], Awaitable[StepTally]]
@@ -100,6 +101,10 @@ class Steps:
         self.whole = backend.batch_rounds
         # the prompt variants a step's samples are spread over (None: the one prompt)
         self.variants = voting.variants if voting.varied else None
+        # a vote that weighs and routes each sample by its source, or None
+        self.weighing = voting.weighing
+        if self.weighing is not None:
+            self.variants = self.weighing.variants
         self.step_cap = voting.cap  # samples a step may draw (a property: read once)
         # a step whose first 2k samples are all red-flagged draws no more: its item ends
         self.give_up = 2 * voting.k
@@ -131,17 +136,27 @@ class Steps:
                 prompts[v] = with_notes(notes, p) if notes else p
         voting = self.voting
         cap = self.step_cap
-        tally: StepTally
-        if self.tally_of is None:
-            k = voting.k
-            tally = Tally(k)
-            n = k if k <= cap else cap  # the first round (`StepVote.next_round`'s, spelt out)
+        judge_text = partial(judge_raised, process, state)
+        route: StepRoute | None = None
+        vote: StepVote
+        if self.weighing is not None:
+            # the step's cell ranks its sources by trust: each sample from the next in rank,
+            # counted with its weight
+            route = self.weighing.route(process.features(state, step))
+            vote = WeightedVote(
+                route, WeightedTally(self.weighing.margin), cap, voting.max_tokens, judge_text
+            )
+            n = vote.next_round(voting.parallel)
         else:
-            tally = await self.tally_of(it, step)
-            n = min(tally.needed(), cap)
-        vote = StepVote(
-            tally, cap, voting.max_tokens, partial(judge_raised, process, state), self.give_up
-        )
+            tally: StepTally
+            if self.tally_of is None:
+                k = voting.k
+                tally = Tally(k)
+                n = k if k <= cap else cap  # the first round (`StepVote.next_round`'s)
+            else:
+                tally = await self.tally_of(it, step)
+                n = min(tally.needed(), cap)
+            vote = StepVote(tally, cap, voting.max_tokens, judge_text, self.give_up)
         if whole and self.sample_cap is not None:
             n = self._granted(vote, n)
         make_oracle = self.oracle
@@ -171,23 +186,39 @@ class Steps:
                 if n:
                     await self._rounds(ask, None, vote, len(vote.drawn), self._granted(vote, n))
         elif whole:
-            await self._rounds(ask, prompts, vote, 0, ask.n)
+            await self._rounds(ask, prompts, vote, 0, ask.n, route)
         else:
             if opened is not None:
                 opened.vote = vote
-            await self._one_by_one(ask, prompts, vote, opened)
+            await self._one_by_one(ask, prompts, vote, opened, route)
         return self._decision(it, state, step, vote, t_start)
 
     def _request(
-        self, ask: SampleRequest, prompts: dict[int, str] | None, first: int, n: int
+        self,
+        ask: SampleRequest,
+        prompts: dict[int, str] | None,
+        first: int,
+        n: int,
+        route: StepRoute | None = None,
     ) -> SampleRequest:
         """The step's request of samples first .. first + n - 1 (in a varied run, of one
-        sample, with its variant's prompt), made from its first request `ask`."""
+        sample, with its variant's prompt; in a weighted one, from its route's source),
+        made from its first request `ask`."""
         variants = self.variants
         if variants is None or prompts is None:
             if first == ask.first_index and n == ask.n:
                 return ask
             return replace(ask, first_index=first, n=n)
+        if route is not None:
+            v = route.variant(first)
+            return replace(
+                ask,
+                first_index=first,
+                n=n,
+                prompt=prompts[v],
+                variant=v,
+                member=route.member(first),
+            )
         v = variant_of(ask.step, first, variants)
         return replace(ask, first_index=first, n=n, prompt=prompts[v], variant=v)
 
@@ -209,6 +240,7 @@ class Steps:
         vote: StepVote,
         first: int,
         n: int,
+        route: StepRoute | None = None,
     ) -> None:
         """Whole rounds from samples first .. first + n - 1 on (`ask` is the step's first
         request), each counted as it comes back."""
@@ -219,7 +251,7 @@ class Steps:
             else:  # a round of several variants: one request per sample
                 got = []
                 for i in range(first, first + n):
-                    got += await backend.sample(self._request(ask, prompts, i, 1))
+                    got += await backend.sample(self._request(ask, prompts, i, 1, route))
             tokens = vote.prompt_tokens + vote.completion_tokens
             vote.offer(first, got)
             self.drawn += len(got)
@@ -238,6 +270,7 @@ class Steps:
         prompts: dict[int, str] | None,
         vote: StepVote,
         opened: Opened | None,
+        route: StepRoute | None,
     ) -> None:
         """One request per sample, a round's requests at once, each counted as it comes."""
         parallel = self.voting.parallel
@@ -250,7 +283,7 @@ class Steps:
             try:
                 async with asyncio.TaskGroup() as tg:
                     for i in range(first, first + n):
-                        request = self._request(ask, prompts, i, 1)
+                        request = self._request(ask, prompts, i, 1, route)
                         tg.create_task(self._one(vote, request, opened))
             except BaseExceptionGroup as eg:
                 raise first_error(eg) from None
@@ -294,7 +327,8 @@ class Steps:
         if level == "samples" or (
             level == "contested" and (flags or len(counts) > 1 or undecided or correct is False)
         ):
-            outcomes = _outcomes(vote, drawn, undecided, step, self.variants)
+            route = vote.route if isinstance(vote, WeightedVote) else None
+            outcomes = _outcomes(vote, drawn, undecided, step, self.variants, route)
         ptoks, ctoks = vote.prompt_tokens, vote.completion_tokens
         d = Decision(
             item=it.index,
@@ -327,15 +361,20 @@ def _outcomes(
     undecided: bool,
     step: int,
     variants: tuple[int, ...] | None,
+    route: StepRoute | None = None,
 ) -> list[SampleOutcome]:
     """Every sample of a step with the key it voted for or the flag that discarded it (and
-    the prompt variant it was asked with, when the run spreads samples over several)."""
+    the prompt variant it was asked with, when the run spreads samples over several or a
+    weighted vote routes them)."""
     out = []
     decided_at = vote.decided_at
     for position, s in enumerate(drawn):
         judged: Judged = vote.judged(s)
         counted = undecided or position <= decided_at
-        v = None if variants is None else variant_of(step, position, variants)
+        if route is not None:
+            v: int | None = route.variant(position)
+        else:
+            v = None if variants is None else variant_of(step, position, variants)
         if judged.__class__ is Flag:
             out.append(SampleOutcome(position, s, None, judged, counted, v))
         else:

@@ -6,4 +6,6 @@ adaptive.py    the adaptive rule, learnt from the run's votes: `AdaptiveRule`, `
 posterior.py   the adaptive rule's error model and posterior (pure statistics)
 step.py        one step's vote over its samples, red flags and all: `StepVote`, `judge`
 config.py      how steps are voted on and what a run may spend: `VotingConfig`, `Budget`
+weighted.py    a vote that knows its voters: each sample weighed by its source's reliability
+               on the step's cell, drawn in the route planning gives: `WeightedVote`
 """

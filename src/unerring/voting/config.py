@@ -15,6 +15,7 @@ from unerring.limits import (
     check_cap,
 )
 from unerring.voting.adaptive import AdaptiveConfig
+from unerring.voting.weighted import Router
 
 RecordLevel = Literal["decisions", "contested", "samples"]
 UndecidedPolicy = Literal["stop", "plurality"]
@@ -38,6 +39,8 @@ class VotingConfig:
     adaptive: AdaptiveConfig | None = None
     # the prompt variants spread over each step's samples (see variant_of); (0,): one prompt
     variants: tuple[int, ...] = defaults.VARIANTS
+    # a vote that knows its voters (`voting.weighted`): samples weighed and routed by source
+    weighing: Router | None = None
 
     def __post_init__(self) -> None:
         if self.k < 1:
