@@ -242,6 +242,17 @@ def test_plan_calibrate_a_user_class(module: Path) -> None:
     assert 0.8 < out["p"] < 0.98
 
 
+def test_plan_calibrate_a_user_class_writes_its_reliability_table(
+    module: Path, tmp_path: Path
+) -> None:
+    table = tmp_path / "table.json"
+    out = _ok("plan", "--calibrate", f"{module}:Count", "--set", "a=2", "--model",
+              "sim:error=0.1,seed=1", "--model", "sim:error=0.3,seed=2", "--samples", "60",
+              "--save-reliability", str(table), "--json")  # fmt: skip
+    assert out["reliability_file"] == str(table)
+    assert json.loads(table.read_text())["task"] == f"{module}:Count"
+
+
 def test_a_reference_that_no_longer_imports_is_one_line(module: Path, tmp_path: Path) -> None:
     db = tmp_path / "g.db"
     res = cli("run", f"{module}:Count", "--set", "steps=30", "--store", str(db),

@@ -5,6 +5,7 @@ mistake notebook (what a later run reads with `notes=`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +15,10 @@ from unerring import defaults
 from unerring.analysis.learn import LearnResult, learn
 from unerring.app.keywords import ModelArg, model_spec
 from unerring.app.options import RunConfig, configure
-from unerring.backends.factory import make_backend
+from unerring.backends.base import Backend
+from unerring.backends.factory import Transport, api_key, check_reachable, make_backend
 from unerring.backends.openai_config import Api
+from unerring.backends.spec import ModelSpec
 from unerring.errors import StoreRefused, UsageError
 from unerring.graph import Graph
 from unerring.journal.store import MEMORY, Store
@@ -24,7 +27,27 @@ from unerring.planning.plan import check_variants
 from unerring.process import Process
 from unerring.process_factory import OwnProcesses, ProcessFactory
 
-__all__ = ["calibrate", "learn_notes"]
+__all__ = ["calibrate", "calibration_backend", "learn_notes"]
+
+
+def calibration_backend(
+    process: Process[Any, Any], spec: ModelSpec, transport: Transport, variants: tuple[int, ...]
+) -> Backend:
+    """The backend a calibration of `process` samples: its variants checked, every
+    member's key and server checked before anything is spent (a bad one is a UsageError),
+    and the process's stop sequences where the transport names none."""
+    if not transport.stop:
+        transport = replace(transport, stop=tuple(process.stop))
+    check_variants(process, variants)
+    try:
+        api_key(spec, transport)
+        if spec.members:
+            check_reachable(spec, transport, os.environ)
+        return make_backend(spec, transport)
+    except UsageError:
+        raise
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def calibrate(
@@ -48,16 +71,8 @@ def calibrate(
         raise UsageError(f"{{samples}} must be at least 1, got {samples}", params=("samples",))
     given: dict[str, Any] = {"model": model_spec(model), "api": api, "base_url": base_url}
     config = configure(RunConfig(), {k: v for k, v in given.items() if v is not None})
-    spec, transport = config.model, config.session.transport
-    if not transport.stop:
-        transport = replace(transport, stop=tuple(process.stop))
-    check_variants(process, variants)
-    try:
-        backend = make_backend(spec, transport)
-    except UsageError:
-        raise
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    spec = config.model
+    backend = calibration_backend(process, spec, config.session.transport, variants)
     return run_calibration(
         process,
         backend,

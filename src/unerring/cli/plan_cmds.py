@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 from unerring import defaults
 from unerring.analysis.records import safe
 from unerring.app.options import RunConfig
-from unerring.backends.factory import Transport, api_key, check_reachable, make_backend
+from unerring.app.tools import calibration_backend
+from unerring.backends.factory import Transport
 from unerring.backends.spec import ModelSpec
 from unerring.cli import weighted_cmds
 from unerring.cli.args import (
@@ -33,7 +33,6 @@ from unerring.errors import UsageError
 from unerring.limits import MAX_K
 from unerring.planning import reliability
 from unerring.planning.calibrate import run_calibration
-from unerring.planning.plan import check_variants
 from unerring.planning.predict import side_by_side
 from unerring.planning.reliability_table import ReliabilityTable
 from unerring.planning.weighing import spec_sources
@@ -119,24 +118,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     if not isinstance(process, Process):
         raise UsageError(f"task {factory.name!r} is a graph; --calibrate measures a chain's steps")
     config = config_from_args(args, RunConfig(), _CALIBRATION_OPTIONS)
-    model, transport = config.model, config.session.transport
-    if not transport.stop:
-        transport = replace(transport, stop=tuple(process.stop))
+    model = config.model
     variants = tuple(args.variants)
-    check_variants(process, variants)
     table = None
     if args.save_reliability is not None:
         weighted_cmds.check_table_steps(args.samples)
-        table = ReliabilityTable(spec.name, 0)
-    try:
-        api_key(model, transport)  # every member's key and server, before anything is spent
-        if model.members:
-            check_reachable(model, transport, os.environ)
-        backend = make_backend(model, transport)
-    except UsageError:
-        raise
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+        table = ReliabilityTable(factory.name, 0)
+    backend = calibration_backend(process, model, config.session.transport, variants)
     cal = run_calibration(
         process,
         backend,
