@@ -102,6 +102,39 @@ def test_run_batch_journals_by_default_and_a_second_identical_call_draws_nothing
     assert journal_counts(db) == before  # no sample, no attempt, no decision
 
 
+def test_the_same_call_without_a_run_id_is_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library call names its run by what it runs: made again (say, after a crash), it
+    finds the run; another argument or model is another run."""
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / ".unerring" / "runs.db"
+    r = unerring.run_batch(batch(), model=MODEL, k=2)
+    before = journal_counts(db)
+    again = unerring.run_batch(batch(), model=MODEL, k=2)
+    assert again.run.run_id == r.run.run_id and again.run.run_id.startswith(r.run.task)
+    assert dict(again.outputs()) == dict(r.outputs())
+    assert journal_counts(db) == before  # nothing drawn, no attempt
+    other = unerring.run_batch(batch(), model=MODEL, k=3)
+    assert other.run.run_id != r.run.run_id
+    one_more = unerring.run(Count(), model=MODEL, k=2)
+    assert unerring.run(Count(6, 3), model=MODEL, k=2).run.run_id != one_more.run.run_id
+
+
+def test_a_stopped_library_run_goes_on_when_called_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unerring.voting.config import Budget
+
+    monkeypatch.chdir(tmp_path)
+    first = unerring.run(Count(40, 1), model=MODEL, k=2, budget=Budget(max_samples=20))
+    assert first.status == "stopped"
+    done = unerring.run(Count(40, 1), model=MODEL, k=2, budget=Budget(max_samples=10_000))
+    assert done.run.run_id == first.run.run_id
+    assert done.status == "completed" and done.output() == Tally(40, 41)
+    assert done.summary["attempts"] == 2
+
+
 def test_a_completed_run_asked_for_with_another_configuration_is_refused_by_name(
     tmp_path: Path,
 ) -> None:

@@ -3,8 +3,10 @@ planning and a journal. Thin shims over the application layer (`unerring.app`).
 
 Both take the same keywords (`RunOptions`, see unerring.app.keywords) and journal to
 `.unerring/runs.db` in the current directory unless given another `store` (":memory:"
-keeps nothing). Asked again for a completed run (its `run_id`, the same configuration),
-they give back what it recorded and draw nothing.
+keeps nothing). Without a `run_id`, a run is named by what it runs (the process's class
+and how it was made, the items, the model and the voting options), so the same call made
+again, after a crash or a Ctrl-C or once done, goes on where the journal stopped or gives
+back what it recorded, drawing nothing; another argument, model or option is another run.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ def run(
 
     A `run_id` the store already holds resumes that run where it stopped (the
     configuration must match, option by option); a completed one is given back as
-    recorded. `result.output()` is the final state (a graph's result). `max_steps` caps a
-    process whose `total_steps()` is None: an item whose `done()` is still false after
-    that many steps (or after its `total_steps()`) fails, naming `done()`.
+    recorded. Without one the run is named by what it runs: the same call again is the
+    same run (see the module's docs). `result.output()` is the final state (a graph's
+    result). `max_steps` caps a process whose `total_steps()` is None: an item whose
+    `done()` is still false after that many steps (or after its `total_steps()`) fails,
+    naming `done()`.
     """
     config = library_config("run", options)
     check_made(process)  # before its name is read
-    return execute(config, OwnProcesses.of(process), run_id=run_id)
+    return execute(config, OwnProcesses.of(process), run_id=run_id, named_by_content=True)
 
 
 def run_batch(
@@ -83,4 +87,4 @@ def run_batch(
     config = library_config("run_batch", options)
     factory = OwnProcesses(named[0][1].name, {}, dict(named))
     batch = [BatchItem(item_id, dict(p.options())) for item_id, p in named]
-    return execute(config, factory, run_id=run_id, batch=batch)
+    return execute(config, factory, run_id=run_id, batch=batch, named_by_content=True)

@@ -3,7 +3,9 @@ the keys every version so far wrote) and back: what a resume starts from and mus
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -13,7 +15,7 @@ from unerring.app.options import RunConfig, Session
 from unerring.backends.factory import Transport
 from unerring.backends.spec import parse_model
 from unerring.planning.plan import VotingOptions
-from unerring.process_factory import ProcessFactory
+from unerring.process_factory import ProcessFactory, short_name
 
 # options a resume may change: they do not change which answers win
 CHANGEABLE = frozenset({"parallel", "record", "unerring_version", "base_url", "max_steps"})
@@ -68,6 +70,19 @@ def recorded(
     if v.reliability is not None:  # a weighted vote's table (a run without one has no key)
         out["reliability"] = v.reliability
     return out
+
+
+def content_run_id(
+    task: str, journaled: Mapping[str, Any], rows: Sequence[tuple[str, Any, Any]]
+) -> str:
+    """A new run's id from what it runs: its task's short name and a digest of its
+    recorded configuration (its processes' construction among it) and its items' ids and
+    options. The same library call made again names the same run; another process,
+    argument, model or voting option names another. What a process reads from outside
+    itself (a global list, a file) is not in it: change `run_id` for that."""
+    kept = {k: v for k, v in journaled.items() if k not in CHANGEABLE}
+    text = json.dumps([kept, [[i, o] for i, o, _ in rows]], sort_keys=True, default=repr)
+    return f"{short_name(task)}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def from_journal(config: Mapping[str, Any]) -> RunConfig:

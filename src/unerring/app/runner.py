@@ -20,7 +20,7 @@ from unerring.analysis.notebook import selector as note_selector
 from unerring.app.checks import NewRun, check_given_run_id, check_model, check_new_run
 from unerring.app.options import BatchItem, Hooks, RunConfig
 from unerring.app.outputs import graph_stats
-from unerring.app.recorded import config_difference, recorded
+from unerring.app.recorded import config_difference, content_run_id, recorded
 from unerring.app.result import RunResult
 from unerring.app.resume import journaled_nodes, learnt_rule, task_tree
 from unerring.app.signals import interrupt_on_sigint, stop_on_signals
@@ -54,12 +54,15 @@ def execute(
     resume: bool = False,
     batch: Sequence[BatchItem] | None = None,
     hooks: Hooks | None = None,
+    named_by_content: bool = False,
 ) -> RunResult:
     """Start (or resume) a run and drive it to its end; the journal holds everything.
 
     `factory` makes the run's processes: its one chain or graph, or with `batch` each
     item's. `resume` continues the journal's run `run_id`, which must be there; a new run
     whose `run_id` the journal holds goes on from where that one stopped.
+    `named_by_content`: a new run without a `run_id` is named by what it runs, so that the
+    same call again gives back its result or goes on where it stopped (the library's).
     """
     hooks = hooks or Hooks()
     check_given_run_id(run_id)
@@ -85,6 +88,7 @@ def execute(
             new=new,
             voting=voting,
             batch=batch,
+            named_by_content=named_by_content,
         )
         if opened.completed:  # the same run asked for again: what it recorded
             return RunResult.recorded(store, opened.run, factory)
@@ -137,10 +141,21 @@ def open_run(
     new: NewRun | None,
     voting: VotingConfig | None,
     batch: Sequence[BatchItem] | None,
+    named_by_content: bool = False,
 ) -> Opened:
     """The run in the journal: made for a new run, checked against the configuration for
     one the journal holds (another configuration is refused, by name). A completed run
-    started again with its configuration is `completed` (a resume of one is refused)."""
+    started again with its configuration is `completed` (a resume of one is refused).
+    `named_by_content`: a new run given no id is named by what it runs (a library call:
+    the same call again finds it)."""
+    notes = None
+    if config.notes is not None:
+        # pinned to a version, so that a resume puts the same notes in the same prompts
+        notes = _load_notes(store, config.notes)
+        config = replace(config, notes=f"{notes.name}@{notes.version}")
+    journaled = recorded(config, factory, None if new is None else new.construction)
+    if run_id is None and named_by_content and new is not None:
+        run_id = content_run_id(factory.name, journaled, new.rows)
     run = store.get_run(run_id) if run_id else None
     if run is None and new is None:
         raise StoreRefused(f"no run {run_id!r} in {config.session.store} (see `unerring runs`)")
@@ -155,12 +170,6 @@ def open_run(
             # k as planned when the run started: for the steps the journal holds
             voting = plan_voting(config.voting, config.model, run.steps_total, factory.name)
     assert voting is not None
-    notes = None
-    if config.notes is not None:
-        # pinned to a version, so that a resume puts the same notes in the same prompts
-        notes = _load_notes(store, config.notes)
-        config = replace(config, notes=f"{notes.name}@{notes.version}")
-    journaled = recorded(config, factory, None if new is None else new.construction)
     journaled["k_resolved"] = voting.k
     if voting.weighing is not None:
         journaled["margin_resolved"] = voting.weighing.margin
