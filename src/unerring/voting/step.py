@@ -232,6 +232,16 @@ class StepVote:
             self._run(i, s, j - i)
             i = j
 
+    def flagged(self, f: Flag, i: int, m: int) -> None:
+        """Count m red-flagged samples from index i; a step whose first `give_up` samples
+        are all flagged is over (its cap falls to what it drew)."""
+        flags = self.flags
+        if flags is None:
+            flags = self.flags = {}
+        flags[f] = flags.get(f, 0) + m
+        if i + m >= self.give_up and not self.tally.counts:
+            self.cap = i + m
+
     def _run(self, i: int, s: Sample, m: int) -> None:
         """Count m samples from index i that are all the one object s: judged once.
 
@@ -239,13 +249,7 @@ class StepVote:
         vote only until it."""
         judged = self.judged(s)
         if judged.__class__ is Flag:
-            f: Flag = judged
-            flags = self.flags
-            if flags is None:
-                flags = self.flags = {}
-            flags[f] = flags.get(f, 0) + m
-            if i + m >= self.give_up and not self.tally.counts:
-                self.cap = i + m  # its first samples are all flagged: the step is over
+            self.flagged(judged, i, m)
         elif self.decided_at < 0:
             key = judged[0]
             if key not in self.firsts:

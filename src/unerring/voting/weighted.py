@@ -177,11 +177,7 @@ class WeightedVote(StepVote):
     def _run(self, i: int, s: Sample, m: int) -> None:
         judged = self.judged(s)
         if judged.__class__ is Flag:
-            f: Flag = judged
-            flags = self.flags
-            if flags is None:
-                flags = self.flags = {}
-            flags[f] = flags.get(f, 0) + m
+            self.flagged(judged, i, m)
         else:
             tally: WeightedTally = self.tally  # type: ignore[assignment]
             key = judged[0]
