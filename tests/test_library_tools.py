@@ -20,6 +20,19 @@ def test_calibrate_measures_a_process_of_ones_own() -> None:
         unerring.calibrate(Count(), samples=0)
 
 
+def test_calibrate_shares_its_steps_among_a_dataset_s_processes() -> None:
+    """A one-step process per item (a dataset's questions): each item draws apart, so the
+    estimate is the model's error rate, not one draw repeated over the items."""
+    from examples.qa import Answer
+
+    items = {str(i): Answer(f"q{i}?", f"answer {i}") for i in range(100)}
+    cal = unerring.calibrate(items, model="sim:error=0.2,seed=4", samples=300)
+    assert cal.steps == 100 and cal.samples == 200  # every item's one step, twice
+    assert 0.7 < cal.p < 0.9
+    with pytest.raises(unerring.UsageError, match="process must be a Process"):
+        unerring.calibrate([Count(), "not a process"])  # type: ignore[list-item]
+
+
 def test_learn_notes_on_a_library_run_keeps_the_note_that_cures(tmp_path: Path) -> None:
     db = str(tmp_path / "j.db")
     model = sim(3)  # disk=2: curable; disk=4: not curable by any note

@@ -242,6 +242,16 @@ def test_plan_calibrate_a_user_class(module: Path) -> None:
     assert 0.8 < out["p"] < 0.98
 
 
+def test_plan_calibrate_a_user_class_on_a_dataset_file(module: Path, tmp_path: Path) -> None:
+    items = _qa_items(tmp_path)
+    out = _ok("plan", "--calibrate", f"{module}:Spell", "--items", str(items), "--model",
+              "sim:error=0.1,seed=1", "--samples", "60", "--json")  # fmt: skip
+    assert out["task"] == f"{module}:Spell"
+    assert out["steps_sampled"] > 3  # steps of all three items, not one's
+    res = cli("plan", "--items", str(items), "--error-rate", "0.1", "--steps", "5")
+    assert res.returncode == 2 and "--calibrate" in one_line_error(res.stderr)
+
+
 def test_plan_calibrate_a_user_class_writes_its_reliability_table(
     module: Path, tmp_path: Path
 ) -> None:

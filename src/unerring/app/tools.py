@@ -51,7 +51,7 @@ def calibration_backend(
 
 
 def calibrate(
-    process: Process[Any, Any],
+    process: Process[Any, Any] | Sequence[Process[Any, Any]] | Mapping[str, Process[Any, Any]],
     *,
     model: ModelArg = defaults.MODEL,
     samples: int = defaults.CALIBRATION_SAMPLES,
@@ -62,19 +62,26 @@ def calibrate(
     """Measure `model` on `samples` steps of `process`'s correct trajectory (two samples a
     step, as `unerring plan --calibrate` does): `.p` is the chance a sample is right
     (`error_rate=1 - p` plans k), with its 95% interval, the valid rate, and whether
-    errors collide beyond chance (hard steps). The process must define `solve` (its
+    errors collide beyond chance (hard steps). A dataset's processes (a list, or a batch's
+    mapping) share the `samples` steps, each its turn. A process must define `solve` (its
     correct answers); a simulated model needs `render` and `wrong_answers` as well.
     Draws real samples from a real model: it costs what they cost."""
-    if not isinstance(process, Process):
-        raise UsageError("{process} must be a Process (a chain): calibration samples its steps")
+    many = list(process.values()) if isinstance(process, Mapping) else process
+    processes = [many] if isinstance(many, Process) else list(many)
+    if not processes or not all(isinstance(p, Process) for p in processes):
+        raise UsageError(
+            "{process} must be a Process (a chain) or a list of them: calibration samples "
+            "their steps",
+            params=("process",),
+        )
     if samples < 1:
         raise UsageError(f"{{samples}} must be at least 1, got {samples}", params=("samples",))
     given: dict[str, Any] = {"model": model_spec(model), "api": api, "base_url": base_url}
     config = configure(RunConfig(), {k: v for k, v in given.items() if v is not None})
     spec = config.model
-    backend = calibration_backend(process, spec, config.session.transport, variants)
+    backend = calibration_backend(processes[0], spec, config.session.transport, variants)
     return run_calibration(
-        process,
+        processes,
         backend,
         samples,
         simulate=spec.simulated,

@@ -11,7 +11,7 @@ from typing import Any
 
 from unerring import defaults
 from unerring.analysis.records import safe
-from unerring.app.options import RunConfig
+from unerring.app.options import BatchItem, RunConfig
 from unerring.app.tools import calibration_backend
 from unerring.backends.factory import Transport
 from unerring.backends.spec import ModelSpec
@@ -27,8 +27,15 @@ from unerring.cli.args import (
     up_to,
     variant_list,
 )
+from unerring.cli.items import items_from_file
 from unerring.cli.run_options import config_from_args, task_options
-from unerring.cli.user_args import add_set, refuse_set, refuse_task_flags, set_arguments
+from unerring.cli.user_args import (
+    add_set,
+    refuse_set,
+    refuse_task_flags,
+    set_arguments,
+    user_items,
+)
 from unerring.errors import UsageError
 from unerring.limits import MAX_K
 from unerring.planning import reliability
@@ -50,6 +57,8 @@ _CALIBRATION_OPTIONS = frozenset(
 def cmd_plan(args: argparse.Namespace) -> int:
     if args.calibrate:
         return _calibrate(args)
+    if args.items is not None:
+        raise UsageError("--items is a dataset to calibrate on: give it with --calibrate TASK")
     if args.error_rate is None or args.steps is None:
         raise UsageError("plan needs --error-rate E and --steps S (or --calibrate TASK)")
     if not 0.0 < args.error_rate < 1.0:
@@ -107,16 +116,28 @@ def _print_rules(rules: dict[str, Any]) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    items: list[BatchItem] | None = None
+    factory: ProcessFactory
     if is_reference(args.calibrate):
         refuse_task_flags(args, args.calibrate)
-        factory: ProcessFactory = user_processes(args.calibrate, set_arguments(args.set_args))
+        user = user_processes(args.calibrate, set_arguments(args.set_args))
+        if args.items is not None:
+            items = user_items(args.items, user)
+        factory = user
     else:
         refuse_set(args, args.calibrate)
         spec = get_task(args.calibrate)
         factory = TaskProcesses(spec, task_options(args, spec))
-    process = factory.make({})
-    if not isinstance(process, Process):
+        if args.items is not None:
+            items = items_from_file(args.items, spec, factory.options)
+    # a dataset's items share the sampled steps; else the one process the options make
+    made = (
+        [factory.make({})] if items is None else [factory.make(b.options, b.item_id) for b in items]
+    )
+    processes = [p for p in made if isinstance(p, Process)]
+    if len(processes) < len(made):
         raise UsageError(f"task {factory.name!r} is a graph; --calibrate measures a chain's steps")
+    process = processes[0]
     config = config_from_args(args, RunConfig(), _CALIBRATION_OPTIONS)
     model = config.model
     variants = tuple(args.variants)
@@ -126,7 +147,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         table = ReliabilityTable(factory.name, 0)
     backend = calibration_backend(process, model, config.session.transport, variants)
     cal = run_calibration(
-        process,
+        processes,
         backend,
         args.samples,
         simulate=model.simulated,
@@ -140,7 +161,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         names=spec_sources(model)[0],
         progress=weighted_cmds.progress_printer(),
     )
-    steps = args.steps or process.total_steps()
+    totals = [p.total_steps() for p in processes]
+    # a plan for the run of all of them: k is planned over every item's steps
+    steps = args.steps or (sum(t for t in totals if t) if all(totals) else None)
     out = cal.as_dict()
     out["task"] = factory.name
     out["model"] = model.text
@@ -282,6 +305,12 @@ def register(sub: Any) -> None:
         plan,
         "model to calibrate (with --calibrate); several for an ensemble: each member "
         "is measured on its own and pooled",
+    )
+    plan.add_argument(
+        "--items",
+        metavar="FILE",
+        help="with --calibrate: a dataset, one item per line as `unerring run --items` takes "
+        "it; the sampled steps are shared among its items, and the plan is for all of them",
     )
     plan.add_argument(
         "--samples",

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -209,8 +209,26 @@ def _balanced_steps(
 Source = tuple[str, int, Backend]  # (model name, prompt variant, backend)
 
 
+def _wanted_steps(
+    processes: Sequence[Process[Any, Any]], chosen: Sequence[list[int]]
+) -> Iterator[tuple[int, Process[Any, Any], Any, int, Any]]:
+    """(item, process, state, step, right answer) of each chosen step, walking each
+    process's correct trajectory as far as its last chosen step."""
+    for item, (process, steps) in enumerate(zip(processes, chosen, strict=True)):
+        wanted = set(steps)
+        last = steps[-1] if steps else -1
+        state = process.initial_state()
+        step = 0
+        while step <= last and not process.done(state, step):
+            right = process.solve(state, step)
+            if step in wanted:
+                yield item, process, state, step, right
+            state = process.advance(state, right)
+            step += 1
+
+
 async def calibrate(
-    process: Process[Any, Any],
+    process: Process[Any, Any] | Sequence[Process[Any, Any]],
     backend: Backend,
     samples: int,
     *,
@@ -228,99 +246,104 @@ async def calibrate(
 ) -> Calibration:
     """Sample `per_step` answers on `samples` steps of the correct trajectory, from every
     model of an ensemble and every prompt variant on its own. With `table`, count each
-    sample into it under `names` (the models' names in the table, by member)."""
+    sample into it under `names` (the models' names in the table, by member). Several
+    processes (a dataset's items) share the `samples` steps, each its turn."""
     members = backend.members if isinstance(backend, Ensemble) else None
     models = [(name, b) for _, name, b in members] if members else [(backend.model, backend)]
     sources: list[Source] = [(name, v, b) for name, b in models for v in variants]
     table_names = list(names) if names is not None else [name for name, _ in models]
     source_names = [(table_names[j // len(variants)], v) for j, (_, v, _) in enumerate(sources)]
+    processes = [process] if isinstance(process, Process) else list(process)
+    chosen: list[list[int]] = []  # by process
+    shares: dict[str, float] = {}
+    for i, one in enumerate(processes):
+        n = samples // len(processes) + (1 if i < samples % len(processes) else 0)
+        if table is not None:
+            picked, its = _balanced_steps(one, n, seed + i, table.by)
+            for c, share in its.items():  # each process's trajectory weighs alike
+                shares[c] = shares.get(c, 0.0) + share / len(processes)
+        else:
+            picked = _steps_to_sample(one, n, seed + i) if n else []
+        chosen.append(picked)
     if table is not None:
-        chosen, table.shares = _balanced_steps(process, samples, seed, table.by)
-    else:
-        chosen = _steps_to_sample(process, samples, seed)
-    wanted = set(chosen)
+        table.shares = shares
+    planned = sum(len(c) for c in chosen)
     started = time.monotonic()
     done = 0
     interrupted = False
-    state = process.initial_state()
-    step = 0
     stats: dict[tuple[str, int], GroupStats] = {(n, v): GroupStats() for n, v, _ in sources}
     pooled = GroupStats()
     n_samples = valid = correct = 0
     counts = StepCounts()  # every valid sample of a step, for the hard-step test
-    last = chosen[-1] if chosen else -1
-    while step <= last and not process.done(state, step):
-        right = process.solve(state, step)
-        if step in wanted:
-            right_key = process.key(right)
-            oracle = ProcessOracle(process, state, step) if simulate else None
-            firsts: list[tuple[bool | None, object]] = []
-            every: list[bool | None] = []
-            # every source at once: members on servers of their own answer side by side;
-            # each source its own sample indices, as in a run (a model's draws are per
-            # index: the same index under two prompts would be one draw)
-            asked = asyncio.gather(
-                *(
-                    _ask_source(
-                        b,
-                        SampleRequest(
-                            process.variant_prompt(state, step, v),
-                            step,
-                            j * per_step,
-                            per_step,
-                            max_tokens,
-                            first_temperature,
-                            temperature,
-                            process.system(),
-                            oracle,
-                            variant=v,
-                        ),
-                    )
-                    for j, (_, v, b) in enumerate(sources)
+    for item, process, state, step, right in _wanted_steps(processes, chosen):
+        right_key = process.key(right)
+        oracle = ProcessOracle(process, state, step) if simulate else None
+        firsts: list[tuple[bool | None, object]] = []
+        every: list[bool | None] = []
+        # every source at once: members on servers of their own answer side by side;
+        # each source its own sample indices, as in a run (a model's draws are per
+        # index: the same index under two prompts would be one draw)
+        asked = asyncio.gather(
+            *(
+                _ask_source(
+                    b,
+                    SampleRequest(
+                        process.variant_prompt(state, step, v),
+                        step,
+                        j * per_step,
+                        per_step,
+                        max_tokens,
+                        first_temperature,
+                        temperature,
+                        process.system(),
+                        oracle,
+                        item=item,  # a dataset's items draw apart, as a run's do
+                        variant=v,
+                    ),
                 )
+                for j, (_, v, b) in enumerate(sources)
             )
-            answered = await _unless_stopped(asked, stop)
-            if answered is None:
-                interrupted = True
-                break
-            cell = cell_of(process.features(state, step), table.by) if table else ""
-            for j, ((name, v, _), got) in enumerate(zip(sources, answered, strict=True)):
-                judged: list[bool | None] = []
-                answers: list[object] = []
-                for smp in got:
-                    ct = smp.completion_tokens or estimate_tokens(smp.text)
-                    r = Flag.OVERLONG if ct > max_tokens else judge(process, state, smp.text)
-                    if isinstance(r, Flag):
-                        judged.append(None)
-                        answers.append(None)
-                    else:
-                        judged.append(r[0] == right_key)
-                        answers.append(r[0])
-                stats[(name, v)].add(judged, answers)
-                if table is not None:
-                    for ok in judged:
-                        table.add(source_names[j], cell, ok)
-                every += judged
-                first = next(
-                    ((ok, a) for ok, a in zip(judged, answers, strict=True) if ok is not None),
-                    (None, None),
-                )
-                firsts.append(first)
-            # the first two samples a vote draws come from two sources, rotating per step
-            if len(sources) > 1:
-                n = len(sources)
-                order = [firsts[(step + i) % n] for i in range(n)]
-                pooled.add([ok for ok, _ in order], [a for _, a in order])
-            n_samples += len(every)
-            ok_all = [ok for ok in every if ok is not None]
-            valid += len(ok_all)
-            correct += sum(ok_all)
-            counts.add(len(ok_all), len(ok_all) - sum(ok_all))
-            done += 1
-            if progress is not None:
-                progress(Progress(done, len(chosen), n_samples, time.monotonic() - started))
-        state = process.advance(state, right)
-        step += 1
+        )
+        answered = await _unless_stopped(asked, stop)
+        if answered is None:
+            interrupted = True
+            break
+        cell = cell_of(process.features(state, step), table.by) if table else ""
+        for j, ((name, v, _), got) in enumerate(zip(sources, answered, strict=True)):
+            judged: list[bool | None] = []
+            answers: list[object] = []
+            for smp in got:
+                ct = smp.completion_tokens or estimate_tokens(smp.text)
+                r = Flag.OVERLONG if ct > max_tokens else judge(process, state, smp.text)
+                if isinstance(r, Flag):
+                    judged.append(None)
+                    answers.append(None)
+                else:
+                    judged.append(r[0] == right_key)
+                    answers.append(r[0])
+            stats[(name, v)].add(judged, answers)
+            if table is not None:
+                for ok in judged:
+                    table.add(source_names[j], cell, ok)
+            every += judged
+            first = next(
+                ((ok, a) for ok, a in zip(judged, answers, strict=True) if ok is not None),
+                (None, None),
+            )
+            firsts.append(first)
+        # the first two samples a vote draws come from two sources, rotating per step
+        if len(sources) > 1:
+            n = len(sources)
+            order = [firsts[(step + i) % n] for i in range(n)]
+            pooled.add([ok for ok, _ in order], [a for _, a in order])
+        n_samples += len(every)
+        ok_all = [ok for ok in every if ok is not None]
+        valid += len(ok_all)
+        correct += sum(ok_all)
+        counts.add(len(ok_all), len(ok_all) - sum(ok_all))
+        done += 1
+        if progress is not None:
+            progress(Progress(done, planned, n_samples, time.monotonic() - started))
     n_steps = done
     if table is not None:
         table.steps = done
@@ -392,7 +415,7 @@ async def calibrate(
         first_two.hard / n_steps if n_steps else 0.0,
         bw.p_value,
         hs.as_dict(),
-        len(chosen),
+        planned,
         interrupted,
     )
 
@@ -469,7 +492,10 @@ def _groups(
 
 
 def run_calibration(
-    process: Process[Any, Any], backend: Backend, samples: int, **kwargs: Any
+    process: Process[Any, Any] | Sequence[Process[Any, Any]],
+    backend: Backend,
+    samples: int,
+    **kwargs: Any,
 ) -> Calibration:
     """`calibrate` to its end, or until Ctrl-C (SIGINT) or SIGTERM: then what was measured
     so far, marked interrupted."""
