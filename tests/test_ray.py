@@ -596,3 +596,17 @@ def test_a_streamed_graph_on_ray_records_what_local_records(cluster: str, tmp_pa
     assert runs["l"]["nodes"] == 299
     assert _nodes(tmp_path / "r.db", "g") == _nodes(tmp_path / "l.db", "g")
     assert _record(tmp_path / "r.db", "g") == _record(tmp_path / "l.db", "g")
+
+
+def test_a_users_class_from_a_file_runs_on_ray_workers(cluster: str, tmp_path: Path) -> None:
+    """`FILE.py:Class` is loaded under a module name no worker can import: its code goes
+    with the pickled processes, and the run records what a local one records."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    ref = f"{examples / 'qa.py'}:Answer"
+    common = ["--items", str(examples / "capitals.jsonl"), "--model", MODEL, "--k", "2"]
+    local = cli("run", ref, *common, "--store", str(tmp_path / "l.db"), "--run-id", "q", "--quiet")
+    assert local.returncode == 0, local.stderr
+    far = cli("run", ref, *common, "--store", str(tmp_path / "r.db"), "--run-id", "q", "--quiet",
+              "--executor", "ray", "--workers", "2", "--ray-address", cluster)  # fmt: skip
+    assert far.returncode == 0, far.stderr
+    assert _record(tmp_path / "r.db", "q") == _record(tmp_path / "l.db", "q")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.machinery
 import logging
 import os
 import socket
@@ -353,6 +354,7 @@ class RayExecution:
                 self._exhausted = True
             return None
         s.owned[it.index] = it
+        ship_by_value(it.process)
         # the driver's journal writer keeps the item's process (for its resume points)
         # until the item's end is committed; an actor's own scheduler tells its worker
         starts = self.events.item_start
@@ -474,3 +476,23 @@ class RayExecution:
             self.failure = reason
         self.request_stop(reason)
         s.done = True
+
+
+_SEEN_MODULES: set[str] = set()
+
+
+def ship_by_value(process: object) -> None:
+    """Pickle a process whose class was loaded from a file that no import path finds (a
+    user's `FILE.py:Class`) together with its module's code: a worker cannot import it by
+    name. Decided once per module; a class of an importable module goes by reference."""
+    name = type(process).__module__
+    if name in _SEEN_MODULES:
+        return
+    _SEEN_MODULES.add(name)
+    module = sys.modules.get(name)
+    if module is None or name == "__main__" or not getattr(module, "__file__", None):
+        return
+    if importlib.machinery.PathFinder.find_spec(name.partition(".")[0]) is None:
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)  # type: ignore[no-untyped-call]
